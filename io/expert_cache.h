@@ -1,0 +1,95 @@
+// ExpertCache: a fixed-byte-budget cache of routed experts read from storage.
+//
+// All slots are allocated once in Create() (4 KiB aligned, NUMA-local where libnuma sees more than
+// one node, optionally mlocked); nothing is allocated per token. Reads go through an IoBackend
+// (io_uring with O_DIRECT, or a pread worker pool). Each expert is verified against its xxh3-64
+// right after it is read when the file carries checksums (the archive does, GGUF does not).
+//
+// Use (one layer of one token):
+//   cache.Prefetch(layer, ids);                       // start reads for the misses, never blocks
+//   for (int id : ids) {
+//     ASSIGN_OR_RETURN(ExpertRef e, cache.Acquire(layer, id));  // waits for this expert only
+//     ... compute with e.matrix(ExpertMatrix::kGate) ...
+//     cache.Release(e);                               // unpin: evictable again
+//   }
+// Pinned experts are never evicted. If every slot is pinned or loading when a miss needs one,
+// Prefetch skips it and Acquire returns ResourceExhausted (the budget was below the minimum).
+//
+// Thread-safety: every method may be called from several threads at once.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "core/base/status.h"
+#include "io/io_backend.h"
+#include "io/model_file.h"
+
+namespace sluice {
+
+enum class EvictionPolicyKind {
+  kLru,       // least recently used
+  kLfuDecay,  // frequency-aware: score = hits with exponential decay + recency tie-break
+};
+Result<EvictionPolicyKind> ParseEvictionPolicy(std::string_view name);  // "lru" | "lfu"
+
+struct ExpertCacheOptions {
+  uint64_t budget_bytes = 0;        // total bytes of all slots (slot count = budget / slot size)
+  int min_resident_experts = 1;     // experts one layer needs at once (experts used per token);
+                                    // a budget below min_resident_experts slots is refused
+  EvictionPolicyKind policy = EvictionPolicyKind::kLru;
+  bool lock_memory = false;         // mlock the slots
+  bool verify_checksums = true;     // xxh3 every read when the file has checksums
+};
+
+struct ExpertCacheCounters {
+  uint64_t hits = 0;            // Acquire/Prefetch found the expert resident or loading
+  uint64_t misses = 0;          // a read had to be started
+  uint64_t bytes_read = 0;      // bytes transferred from storage (aligned reads, padding included)
+  uint64_t reads_completed = 0;
+  uint64_t reads_in_flight = 0;     // now
+  uint64_t io_wait_ns = 0;          // time Acquire spent blocked waiting for reads
+  uint64_t checksum_failures = 0;
+};
+
+// A pinned expert. Valid until Release(); the pointers point into the cache slot.
+class ExpertRef {
+ public:
+  ExpertRef() = default;
+  const uint8_t* matrix(ExpertMatrix m) const { return matrix_[static_cast<int>(m)]; }
+  int layer() const { return layer_; }
+  int expert() const { return expert_; }
+  bool valid() const { return slot_ >= 0; }
+
+ private:
+  friend class ExpertCache;
+  const uint8_t* matrix_[3] = {nullptr, nullptr, nullptr};
+  int layer_ = -1, expert_ = -1, slot_ = -1;
+};
+
+class ExpertCache {
+ public:
+  // Sizes one slot as the largest expert of `model` (each matrix's read aligned outward to 4 KiB)
+  // and allocates budget / slot bytes slots. Errors: budget below the minimum (the message names
+  // the minimum in bytes), allocation failure.
+  static Result<std::unique_ptr<ExpertCache>> Create(const ModelFile& model, IoBackend* io,
+                                                     const ExpertCacheOptions& options);
+  virtual ~ExpertCache() = default;
+
+  virtual void Prefetch(int layer, std::span<const int> experts) = 0;
+  virtual Result<ExpertRef> Acquire(int layer, int expert) = 0;
+  virtual void Release(ExpertRef& ref) = 0;
+
+  virtual uint64_t slot_bytes() const = 0;
+  virtual int slot_count() const = 0;
+  // Bytes actually allocated for slots (never above options.budget_bytes).
+  virtual uint64_t allocated_bytes() const = 0;
+  virtual ExpertCacheCounters counters() const = 0;
+  virtual void ResetCounters() = 0;
+  // Drops every unpinned expert (benchmarks use it to force misses).
+  virtual void Clear() = 0;
+};
+
+}  // namespace sluice

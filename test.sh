@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, builds (release and ASan+UBSan), runs every test.
+# Exits non-zero when any test fails.
+set -euo pipefail
+cd "$(dirname "$0")"
+scripts/deps.sh
+scripts/build.sh release
+(cd build && ctest --output-on-failure -j2)
+if [ "${SLUICE_SKIP_ASAN:-0}" != 1 ]; then
+  scripts/build.sh asan
+  (cd build-asan && ctest --output-on-failure -j2)
+fi
