@@ -79,6 +79,13 @@ class ModelFile {
   virtual uint64_t expert_bytes_total() const = 0;
   // Total bytes of dense tensors (what must be resident).
   uint64_t dense_bytes_total() const;
+  // The whole read-only mapping of file `file_index`, or nullptr when the implementation does not
+  // map whole files. Used only by the naive mmap baseline (`sluice bench --compare mmap`), which
+  // computes on experts straight from the page cache as llama.cpp does by default.
+  virtual const uint8_t* mapped_file(int file_index) const {
+    (void)file_index;
+    return nullptr;
+  }
 };
 
 }  // namespace sluice

@@ -1,0 +1,35 @@
+// RoutingHook: lets something other than the model's router decide (or observe) which experts a
+// token uses. The engine calls it once per (token, MoE layer), after the router has chosen.
+// Uses: recording a routing trace (--record-trace), replaying one (--routing trace:FILE), and
+// synthetic routing with realistic skew and reuse for random-weight models (--routing synthetic).
+// The compute always runs on whatever experts the route names.
+//
+// Thread-safety: called from the engine's thread only, in token order within a layer.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+namespace sluice {
+
+// Upper bound on experts per token across supported models (Qwen3.5: 10 routed).
+inline constexpr int kMaxExpertsPerToken = 16;
+
+struct Route {
+  int k = 0;                              // experts used by this token
+  int ids[kMaxExpertsPerToken] = {};      // expert ids, distinct, in [0, n_expert)
+  float weights[kMaxExpertsPerToken] = {};  // mixing weights of the expert outputs
+};
+
+class RoutingHook {
+ public:
+  virtual ~RoutingHook() = default;
+  // layer: the layer index; token_index: the token's index in the whole run (0, 1, 2, ... across
+  // prompt and generated tokens, counted by the engine); router_probs: the router's gating
+  // probabilities over all experts of the layer (n_expert). May rewrite *route (ids, weights, k
+  // with k <= the engine's k).
+  virtual void OnRoute(int layer, int64_t token_index, std::span<const float> router_probs,
+                       Route* route) = 0;
+};
+
+}  // namespace sluice
