@@ -1,0 +1,111 @@
+#include "core/ops/attention.h"
+
+#include <cstring>
+
+#include "core/base/check.h"
+#include "core/ops/activation.h"
+#include "core/ops/f16.h"
+
+namespace sluice {
+namespace {
+
+// Dot product with 8 independent partial sums: the compiler vectorises it without fast-math and
+// the summation order is fixed, so the result is reproducible.
+float DotF32(const float* a, const float* b, int n) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int j = 0; j < 8; ++j) acc[j] += a[i + j] * b[i + j];
+  }
+  for (; i < n; ++i) acc[0] += a[i] * b[i];
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+float DotF16(const float* a, const uint16_t* b, int n) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int j = 0; j < 8; ++j) acc[j] += a[i + j] * F16BitsToFloat(b[i + j]);
+  }
+  for (; i < n; ++i) acc[0] += a[i] * F16BitsToFloat(b[i]);
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+// One query head over its kv head. k, v point at position 0 of that kv head; rows are
+// `k_row` / `v_row` elements apart (n_head_kv * head_dim).
+void AttendHead(const float* q, const void* k, const void* v, KvType type, int64_t k_row,
+                int64_t v_row, int head_dim_k, int head_dim_v, int64_t n_kv, float scale,
+                float* scores, float* out) {
+  for (int64_t p = 0; p < n_kv; ++p) {
+    float dot;
+    if (type == KvType::kF32) {
+      dot = DotF32(q, static_cast<const float*>(k) + p * k_row, head_dim_k);
+    } else {
+      dot = DotF16(q, static_cast<const uint16_t*>(k) + p * k_row, head_dim_k);
+    }
+    scores[p] = dot * scale;
+  }
+  Softmax(scores, n_kv);
+  std::memset(out, 0, sizeof(float) * head_dim_v);
+  for (int64_t p = 0; p < n_kv; ++p) {
+    const float w = scores[p];
+    if (type == KvType::kF32) {
+      const float* vp = static_cast<const float*>(v) + p * v_row;
+      for (int d = 0; d < head_dim_v; ++d) out[d] += w * vp[d];
+    } else {
+      const uint16_t* vp = static_cast<const uint16_t*>(v) + p * v_row;
+      for (int d = 0; d < head_dim_v; ++d) out[d] += w * F16BitsToFloat(vp[d]);
+    }
+  }
+}
+
+}  // namespace
+
+size_t KvTypeBytes(KvType type) { return type == KvType::kF16 ? 2 : 4; }
+
+const char* KvTypeName(KvType type) { return type == KvType::kF16 ? "f16" : "f32"; }
+
+void StoreKv(const float* src, KvType type, void* dst, int64_t n) {
+  if (type == KvType::kF32) {
+    std::memcpy(dst, src, sizeof(float) * n);
+    return;
+  }
+  uint16_t* d = static_cast<uint16_t*>(dst);
+  for (int64_t i = 0; i < n; ++i) d[i] = FloatToF16Bits(src[i]);
+}
+
+void LoadKv(const void* src, KvType type, float* dst, int64_t n) {
+  if (type == KvType::kF32) {
+    std::memcpy(dst, src, sizeof(float) * n);
+    return;
+  }
+  const uint16_t* s = static_cast<const uint16_t*>(src);
+  for (int64_t i = 0; i < n; ++i) dst[i] = F16BitsToFloat(s[i]);
+}
+
+void Attention(const AttentionShape& shape, const float* q, const KvView& kv, int64_t n_kv,
+               float scale, float* scores, float* out, ThreadPool* pool) {
+  CHECK(shape.n_head_kv > 0 && shape.n_head % shape.n_head_kv == 0)
+      << shape.n_head << " heads, " << shape.n_head_kv << " kv heads";
+  DCHECK(n_kv > 0);
+  const int group = shape.n_head / shape.n_head_kv;
+  const int64_t k_row = static_cast<int64_t>(shape.n_head_kv) * shape.head_dim_k;
+  const int64_t v_row = static_cast<int64_t>(shape.n_head_kv) * shape.head_dim_v;
+  const size_t elem = KvTypeBytes(kv.type);
+  auto run = [&](int64_t begin, int64_t end) {
+    for (int64_t h = begin; h < end; ++h) {
+      const int64_t g = h / group;
+      const uint8_t* k = static_cast<const uint8_t*>(kv.k) + g * shape.head_dim_k * elem;
+      const uint8_t* v = static_cast<const uint8_t*>(kv.v) + g * shape.head_dim_v * elem;
+      AttendHead(q + h * shape.head_dim_k, k, v, kv.type, k_row, v_row, shape.head_dim_k,
+                 shape.head_dim_v, n_kv, scale, scores + h * n_kv, out + h * shape.head_dim_v);
+    }
+  };
+  if (pool != nullptr && pool->size() > 1 && shape.n_head > 1) {
+    pool->ParallelFor(shape.n_head, run);
+  } else {
+    run(0, shape.n_head);
+  }
+}
+
+}  // namespace sluice
