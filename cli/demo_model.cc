@@ -1,0 +1,88 @@
+#include "cli/demo_model.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <system_error>
+#include <vector>
+
+#include "core/base/log.h"
+
+namespace sluice::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kDemoFileName = "demo.sluice";
+
+// The repository root when the running binary sits below it (build/cli/sluice), else empty.
+fs::path RepoRootOfBinary() {
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) return {};
+  for (fs::path dir = exe.parent_path(); !dir.empty() && dir != dir.root_path();
+       dir = dir.parent_path()) {
+    if (fs::exists(dir / "demo.sh", ec) && fs::exists(dir / "CMakeLists.txt", ec)) return dir;
+  }
+  return {};
+}
+
+// Runs `/proc/self/exe synth --preset demo --out path`; its progress goes to our stderr.
+Status RunSynth(const std::string& path) {
+  std::vector<std::string> args = {"/proc/self/exe", "synth", "--preset",
+                                   kDemoPreset,      "--out", path};
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = fork();
+  if (pid < 0) return IoError("fork for `sluice synth`: ", ErrnoString(errno));
+  if (pid == 0) {
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return IoError("waiting for `sluice synth`: ", ErrnoString(errno));
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return Status::Ok();
+  int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return Internal("writing the demo model failed: `sluice synth --preset ", kDemoPreset, " --out ",
+                  path, "` exited with ", code);
+}
+
+}  // namespace
+
+std::string DemoModelPath() {
+  const char* env = std::getenv("SLUICE_DEMO_DIR");
+  if (env != nullptr && env[0] != '\0') return (fs::path(env) / kDemoFileName).string();
+  fs::path root = RepoRootOfBinary();
+  if (!root.empty()) return (root / "demo" / kDemoFileName).string();
+  return (fs::path("demo") / kDemoFileName).string();
+}
+
+Result<DemoModel> EnsureDemoModel() {
+  DemoModel demo;
+  demo.path = DemoModelPath();
+  std::error_code ec;
+  if (fs::exists(demo.path, ec)) return demo;
+  fs::path dir = fs::path(demo.path).parent_path();
+  if (!dir.empty()) {
+    fs::create_directories(dir, ec);
+    if (ec) return IoError("creating ", dir.string(), " for the demo model: ", ec.message());
+  }
+  LOG(INFO) << "no demo model at " << demo.path << ": writing one (`sluice synth --preset "
+            << kDemoPreset << "`)";
+  // Written under a temporary name and renamed, so an interrupted write never leaves a file
+  // that looks like a finished demo model. The name keeps the .sluice suffix for synth.
+  std::string partial = (dir / "demo.partial.sluice").string();
+  fs::remove(partial, ec);
+  RETURN_IF_ERROR(RunSynth(partial));
+  fs::rename(partial, demo.path, ec);
+  if (ec) return IoError("renaming ", partial, " to ", demo.path, ": ", ec.message());
+  demo.created = true;
+  return demo;
+}
+
+}  // namespace sluice::cli

@@ -1,0 +1,34 @@
+// Ctrl-C for the interactive commands (chat, run): one SIGINT handler for the process that never
+// kills it. While a reply is being generated, Ctrl-C sets that reply's cancel flag (the session
+// checks it between tokens, so the reply stops within one token); at the chat prompt it interrupts
+// the blocked read so the line reader can clear the line.
+//
+// Non-goals: other signals (SIGTERM keeps its default: exit now), nested cancel targets.
+// Thread-safety: the handler only touches lock-free atomics (async-signal-safe). SetCancelTarget
+// and the counters may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace sluice::cli {
+
+// Installs the handler without SA_RESTART, so a read() blocked at the prompt returns EINTR.
+void InstallInterruptHandler();
+
+// While non-null, SIGINT stores true into *flag. Pass nullptr when the reply ends.
+void SetCancelTarget(std::atomic<bool>* flag);
+
+// SIGINTs received since the process started; readers compare it before and after a read.
+uint64_t InterruptCount();
+
+// RAII: the cancel target for the duration of one reply.
+class ScopedCancelTarget {
+ public:
+  explicit ScopedCancelTarget(std::atomic<bool>* flag) { SetCancelTarget(flag); }
+  ~ScopedCancelTarget() { SetCancelTarget(nullptr); }
+  ScopedCancelTarget(const ScopedCancelTarget&) = delete;
+  ScopedCancelTarget& operator=(const ScopedCancelTarget&) = delete;
+};
+
+}  // namespace sluice::cli
