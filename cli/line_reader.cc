@@ -43,8 +43,8 @@ class PlainLineReader : public LineReader {
       } else if (n == 0) {
         eof_ = true;
       } else if (errno == EINTR) {
-        buffer_.clear();
         input.status = LineStatus::kInterrupted;
+        input.text.swap(buffer_);
         return input;
       } else {
         eof_ = true;  // an unreadable stdin ends the conversation like EOF does
@@ -96,6 +96,11 @@ class EditLineReader : public LineReader {
       bool interrupted = InterruptCount() != interrupts_before || (count < 0 && errno == EINTR);
       if (interrupted) {
         input.status = LineStatus::kInterrupted;
+        // el_gets leaves the edit buffer as it was until the next call resets it.
+        const LineInfo* info = el_line(editline_);
+        if (info != nullptr && info->lastchar > info->buffer) {
+          input.text.assign(info->buffer, static_cast<size_t>(info->lastchar - info->buffer));
+        }
         std::fputs("\n", stdout);  // leave the ^C the terminal echoed on its own line
         std::fflush(stdout);
         return input;

@@ -4,7 +4,8 @@
 // `printf 'hello\n/quit\n' | sluice chat` and the tests work.
 //
 // Ctrl-C at the prompt: the process's SIGINT handler (cli/interrupt.h, installed by the caller)
-// interrupts the blocked read; Read() then returns kInterrupted and drops the partly typed line.
+// interrupts the blocked read; Read() then returns kInterrupted with the partly typed line,
+// which is discarded.
 // Whether that exits (a second Ctrl-C on an empty prompt) is the caller's policy.
 //
 // Non-goals: completion, multi-line editing, history saved across runs.
@@ -19,7 +20,7 @@ namespace sluice::cli {
 enum class LineStatus {
   kLine,         // `text` holds one line without its newline
   kEof,          // Ctrl-D on an empty line, or end of the piped input
-  kInterrupted,  // Ctrl-C while reading; `text` is empty
+  kInterrupted,  // Ctrl-C while reading; `text` holds what was typed so far (now discarded)
 };
 
 struct LineInput {
