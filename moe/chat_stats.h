@@ -1,6 +1,8 @@
 // Per-reply and per-session statistics of `sluice chat` / `sluice run`, and their one-line text.
 // Every figure is computed from counters (token counts, clock readings, the expert cache's hits,
 // misses and bytes read), so the line a user sees can be checked against `sluice bench`.
+// It lives in moe/ (not cli/) with the chat session because it needs nothing from the CLI and the
+// tests link it from sluice_moe.
 //
 // Non-goals: the bench's JSON schema (docs/bench.md); device bandwidth probes.
 // Thread-safety: plain values.
@@ -9,7 +11,7 @@
 #include <cstdint>
 #include <string>
 
-namespace sluice::cli {
+namespace sluice {
 
 // What the engine and the expert cache have counted since they were created (monotonic).
 struct EngineCounterSnapshot {
@@ -67,4 +69,4 @@ struct SessionTotals {
 // Several lines, for `/stats`.
 std::string FormatSessionTotals(const SessionTotals& totals);
 
-}  // namespace sluice::cli
+}  // namespace sluice

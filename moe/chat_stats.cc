@@ -1,10 +1,10 @@
-#include "cli/chat_stats.h"
+#include "moe/chat_stats.h"
 
 #include <cstdio>
 
 #include "core/base/str_cat.h"
 
-namespace sluice::cli {
+namespace sluice {
 namespace {
 
 std::string Fixed(double value, int decimals) {
@@ -92,4 +92,4 @@ std::string FormatSessionTotals(const SessionTotals& t) {
                 "waiting on reads: ", Fixed(io_wait_s, 2), " s of ", Fixed(t.total_s, 2), " s\n");
 }
 
-}  // namespace sluice::cli
+}  // namespace sluice
