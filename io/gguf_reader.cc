@@ -103,16 +103,20 @@ Status CheckVersion(uint32_t version, const std::string& source) {
   return Unsupported(source, ": version at offset 4: expected 2 or 3, found ", version);
 }
 
-Result<uint64_t> ReadAlignment(const Metadata& metadata, const std::string& source) {
+// `section_end`: where the metadata section ends; the codec does not report each key's offset,
+// so errors name the section's range.
+Result<uint64_t> ReadAlignment(const Metadata& metadata, const std::string& source,
+                               uint64_t section_end) {
   if (!metadata.Has(kGgufAlignmentKey)) return kGgufDefaultAlignment;
   const MetaValue* v = metadata.Find(kGgufAlignmentKey);
   if (v->type != MetaType::kU32) {
-    return Corrupt(source, ": metadata key '", kGgufAlignmentKey, "': expected uint32, found ",
+    return Corrupt(source, ": metadata key '", kGgufAlignmentKey, "' in the metadata at offsets ",
+                   kHeaderBytes, "..", section_end, ": expected uint32, found ",
                    MetaTypeName(v->type));
   }
   if (v->u == 0 || (v->u & (v->u - 1)) != 0) {
-    return Corrupt(source, ": metadata key '", kGgufAlignmentKey,
-                   "': expected a power of two, found ", v->u);
+    return Corrupt(source, ": metadata key '", kGgufAlignmentKey, "' in the metadata at offsets ",
+                   kHeaderBytes, "..", section_end, ": expected a power of two, found ", v->u);
   }
   return v->u;
 }
@@ -219,7 +223,7 @@ Result<GgufLayout> ParseGguf(const uint8_t* data, uint64_t size, const std::stri
                                                      kv_count, source, kHeaderBytes, &consumed));
   layout.metadata.set_source(source);
   Cursor infos(data, size, source, kHeaderBytes + consumed);
-  ASSIGN_OR_RETURN(layout.alignment, ReadAlignment(layout.metadata, source));
+  ASSIGN_OR_RETURN(layout.alignment, ReadAlignment(layout.metadata, source, infos.pos()));
 
   if (tensor_count > infos.remaining() / kMinTensorInfoBytes) {
     return Corrupt(source, ": tensor_count at offset 8: ", tensor_count,

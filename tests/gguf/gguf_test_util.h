@@ -1,0 +1,98 @@
+// Helpers shared by the GGUF tests: a temporary directory, whole-file reads, deterministic random
+// bytes, and writing a GGUF in one call through GgufWriter.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "io/gguf_writer.h"
+
+namespace sluice::testing {
+
+// A fresh directory under $TMPDIR (or /tmp), removed with everything in it on destruction.
+class TempDir {
+ public:
+  TempDir() {
+    const char* base = std::getenv("TMPDIR");
+    std::string templ =
+        std::string(base != nullptr && *base ? base : "/tmp") + "/sluice-gguf-XXXXXX";
+    char* made = ::mkdtemp(templ.data());
+    EXPECT_NE(made, nullptr) << "mkdtemp " << templ;
+    path_ = templ;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+  // Names of the entries in the directory, sorted.
+  std::vector<std::string> List() const {
+    std::vector<std::string> names;
+    for (const auto& e : std::filesystem::directory_iterator(path_)) {
+      names.push_back(e.path().filename().string());
+    }
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+
+ private:
+  std::string path_;
+};
+
+inline std::vector<uint8_t> ReadBytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), {});
+}
+
+inline void WriteBytes(const std::string& path, const std::vector<uint8_t>& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
+}
+
+inline std::vector<uint8_t> RandomBytes(uint64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<uint8_t> out(n);
+  for (auto& b : out) b = static_cast<uint8_t>(rng());
+  return out;
+}
+
+// A tensor to write: its spec and its bytes.
+struct TestTensor {
+  GgufTensorSpec spec;
+  std::vector<uint8_t> bytes;
+};
+
+// A tensor of random bytes of the size its shape needs.
+inline TestTensor RandomTensor(std::string name, GgmlType type, std::vector<int64_t> ne,
+                               uint32_t seed) {
+  TestTensor t{{std::move(name), type, std::move(ne)}, {}};
+  Result<uint64_t> bytes = GgufTensorBytes(t.spec);
+  EXPECT_TRUE(bytes.ok()) << bytes.status().ToString();
+  t.bytes = RandomBytes(bytes.ok() ? *bytes : 0, seed);
+  return t;
+}
+
+inline Status WriteGguf(const std::string& path, const Metadata& metadata,
+                        const std::vector<TestTensor>& tensors,
+                        const GgufWriterOptions& options = {}) {
+  std::vector<GgufTensorSpec> specs;
+  for (const TestTensor& t : tensors) specs.push_back(t.spec);
+  ASSIGN_OR_RETURN(std::unique_ptr<GgufWriter> writer,
+                   GgufWriter::Create(path, metadata, specs, options));
+  for (const TestTensor& t : tensors) {
+    RETURN_IF_ERROR(writer->WriteTensor(t.spec.name, t.bytes.data(), t.bytes.size()));
+  }
+  return writer->Finish();
+}
+
+}  // namespace sluice::testing
