@@ -1,0 +1,60 @@
+// The per-ISA kernel table behind MatVec/MatMul (internal to core/kernels/).
+//
+// Each ISA fills a KernelTable: one row-range function per weight type plus the activation
+// quantizers. matmul.cc quantizes the activations once, then splits rows across the pool and
+// calls rows[type] on each range. A row-range function computes, for rows r in [row_begin,
+// row_end) and every token t, y[t * y_stride + r] = dot(W[r], act[t]); it must give each (r, t)
+// the same operation sequence whatever the range, the token count or the tiling, which is what
+// makes results independent of thread count and MatMul equal to MatVec bit for bit.
+//
+// Rule for the per-ISA files (*_avx2.cc, *_avx512.cc, a future *_neon.cc): include only this
+// header, core/quant/blocks.h, core/quant/fp16.h, core/kernels/simd_*.h and C headers (<cstdint>,
+// <cstring>, <immintrin.h>); keep every helper in an anonymous namespace. Anything with external
+// linkage and inline definitions (std:: templates, CHECK) compiled there could be picked by the
+// linker for the whole program and run AVX-512 code on a CPU without it.
+// Thread-safety: tables are immutable after construction.
+#pragma once
+
+#include <cstdint>
+
+namespace sluice {
+
+struct RowsArgs {
+  const uint8_t* w;        // row 0 of the weights (any byte alignment)
+  uint64_t w_row_bytes;    // bytes per weight row
+  int64_t cols;            // elements per row (a whole number of blocks)
+  const uint8_t* act;      // token 0's activations: quantized blocks, or f32 for float weights
+  uint64_t act_row_bytes;  // bytes per token of act
+  int64_t n_tokens;        // tokens in act and y
+  float* y;                // y[t * y_stride + r]
+  int64_t y_stride;        // floats between tokens in y (= rows)
+};
+
+using RowsFn = void (*)(const RowsArgs& args, int64_t row_begin, int64_t row_end);
+using QuantizeActFn = void (*)(const float* x, void* dst, int64_t n);
+
+// ggml type ids run 0..39; index rows[] by the id.
+inline constexpr int kMaxTypeId = 40;
+
+struct KernelTable {
+  RowsFn rows[kMaxTypeId] = {};
+  QuantizeActFn quantize_q8_0 = nullptr;  // -> BlockQ8_0[n / 32]
+  QuantizeActFn quantize_q8_1 = nullptr;  // -> BlockQ8_1[n / 32]
+  QuantizeActFn quantize_q8_k = nullptr;  // -> BlockQ8_K[n / 256]
+};
+
+// Fill functions, one per ISA file group. Each overwrites the entries it implements, so a table
+// is built by filling scalar first, then the ISA's files on top.
+void FillScalarKernels(KernelTable* table);
+void FillScalarKQuantKernels(KernelTable* table);
+void FillAvx2Kernels(KernelTable* table);
+void FillAvx2KQuantKernels(KernelTable* table);
+void FillAvx2FloatKernels(KernelTable* table);
+void FillAvx512Kernels(KernelTable* table);
+void FillAvx512KQuantKernels(KernelTable* table);
+void FillAvx512FloatKernels(KernelTable* table);
+
+// The table of the active ISA (core/kernels/dispatch.h).
+const KernelTable& ActiveKernels();
+
+}  // namespace sluice
