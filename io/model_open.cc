@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "io/archive_format.h"
+#include "io/archive_reader.h"
 #include "io/gguf_model_file.h"
 #include "io/gguf_reader.h"
 

@@ -1,6 +1,6 @@
 // OpenModelFile: opens a model whatever its container, by the magic in its first bytes:
 //   "GGUF"      -> GgufModelFile (io/gguf_model_file.h; any shard of a split GGUF opens them all)
-//   "SLUICEAR"  -> ArchiveModelFile (io/archive_reader.h)
+//   "SLUICEAR"  -> ArchiveReader (io/archive_reader.h)
 // Anything else is an error naming the file and the bytes found. This is the one entry point the
 // CLI and the engine use, so a command accepts either format without asking which.
 //
