@@ -12,8 +12,13 @@
 //     ... compute with e.matrix(ExpertMatrix::kGate) ...
 //     cache.Release(e);                               // unpin: evictable again
 //   }
-// Pinned experts are never evicted. If every slot is pinned or loading when a miss needs one,
-// Prefetch skips it and Acquire returns ResourceExhausted (the budget was below the minimum).
+// Pinned experts are never evicted. If no slot is evictable when a miss needs one, Prefetch skips
+// it; Acquire waits while an unpinned load is in flight (it becomes evictable when done) and
+// returns ResourceExhausted only when every slot is pinned (the budget was below the minimum).
+//
+// Slot layout: one read per run of matrices that are contiguous in the file, aligned outward to
+// 4 KiB (an archive expert: one read of the whole block; a GGUF expert: three reads, one per
+// *_exps tensor slice), placed back to back in the slot (io/expert_read_plan.h).
 //
 // Thread-safety: every method may be called from several threads at once.
 #pragma once
@@ -36,22 +41,32 @@ enum class EvictionPolicyKind {
 Result<EvictionPolicyKind> ParseEvictionPolicy(std::string_view name);  // "lru" | "lfu"
 
 struct ExpertCacheOptions {
-  uint64_t budget_bytes = 0;        // total bytes of all slots (slot count = budget / slot size)
-  int min_resident_experts = 1;     // experts one layer needs at once (experts used per token);
-                                    // a budget below min_resident_experts slots is refused
+  uint64_t budget_bytes = 0;     // total bytes of all slots (slot count = budget / slot size)
+  int min_resident_experts = 1;  // experts one layer needs at once (experts used per token);
+                                 // a budget below min_resident_experts slots is refused
   EvictionPolicyKind policy = EvictionPolicyKind::kLru;
-  bool lock_memory = false;         // mlock the slots
-  bool verify_checksums = true;     // xxh3 every read when the file has checksums
+  bool lock_memory = false;      // mlock the slots
+  bool verify_checksums = true;  // xxh3 every read when the file has checksums
+  double lfu_half_life = 0;      // kLfuDecay: uses after which a use weighs half;
+                                 // 0 = 4 x slot_count
 };
 
+// Each Acquire counts as exactly one hit or one miss, so hits / (hits + misses) is the hit rate
+// per expert use: a miss when its bytes had to be read for it (by the Acquire itself or by the
+// Prefetch that announced it), a hit when they were resident or already being read for an earlier
+// use. A prefetched expert that is never acquired counts in prefetch_reads only.
 struct ExpertCacheCounters {
-  uint64_t hits = 0;            // Acquire/Prefetch found the expert resident or loading
-  uint64_t misses = 0;          // a read had to be started
-  uint64_t bytes_read = 0;      // bytes transferred from storage (aligned reads, padding included)
+  uint64_t hits = 0;
+  uint64_t misses = 0;
+  uint64_t bytes_read = 0;  // bytes transferred from storage (aligned reads, padding included)
   uint64_t reads_completed = 0;
-  uint64_t reads_in_flight = 0;     // now
-  uint64_t io_wait_ns = 0;          // time Acquire spent blocked waiting for reads
+  uint64_t reads_in_flight = 0;  // now
+  uint64_t io_wait_ns = 0;       // time Acquire spent blocked waiting for reads
   uint64_t checksum_failures = 0;
+  uint64_t read_errors = 0;       // loads failed by an I/O error or a short read
+  uint64_t prefetch_reads = 0;    // loads started by Prefetch
+  uint64_t prefetch_skipped = 0;  // Prefetch found no evictable slot for a miss
+  uint64_t evictions = 0;
 };
 
 // A pinned expert. Valid until Release(); the pointers point into the cache slot.
@@ -90,6 +105,19 @@ class ExpertCache {
   virtual void ResetCounters() = 0;
   // Drops every unpinned expert (benchmarks use it to force misses).
   virtual void Clear() = 0;
+
+ protected:
+  // For implementations: ExpertRef's fields are private to this class.
+  static ExpertRef MakeRef(int layer, int expert, int slot, const uint8_t* const matrices[3]) {
+    ExpertRef r;
+    r.layer_ = layer;
+    r.expert_ = expert;
+    r.slot_ = slot;
+    for (int i = 0; i < 3; ++i) r.matrix_[i] = matrices[i];
+    return r;
+  }
+  static int RefSlot(const ExpertRef& ref) { return ref.slot_; }
+  static void InvalidateRef(ExpertRef& ref) { ref = ExpertRef(); }
 };
 
 }  // namespace sluice

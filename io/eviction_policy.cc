@@ -1,0 +1,122 @@
+#include "io/eviction_policy.h"
+
+#include <cmath>
+
+#include "core/base/check.h"
+
+namespace sluice {
+namespace {
+
+// Evictable slots in release order (head = released longest ago): an intrusive doubly linked
+// list over slot indices, so Add/Remove are O(1) and allocation-free.
+class SlotList {
+ public:
+  explicit SlotList(int slot_count)
+      : prev_(slot_count, -1), next_(slot_count, -1), in_(slot_count, 0) {}
+  void PushBack(int s) {
+    CHECK(!in_[s]) << "slot " << s << " added twice";
+    in_[s] = 1;
+    prev_[s] = tail_;
+    next_[s] = -1;
+    if (tail_ >= 0) next_[tail_] = s;
+    tail_ = s;
+    if (head_ < 0) head_ = s;
+    ++size_;
+  }
+  void Erase(int s) {
+    CHECK(in_[s]) << "slot " << s << " is not evictable";
+    in_[s] = 0;
+    if (prev_[s] >= 0) next_[prev_[s]] = next_[s];
+    if (next_[s] >= 0) prev_[next_[s]] = prev_[s];
+    if (head_ == s) head_ = next_[s];
+    if (tail_ == s) tail_ = prev_[s];
+    --size_;
+  }
+  int head() const { return head_; }
+  int next(int s) const { return next_[s]; }
+  int size() const { return size_; }
+
+ private:
+  std::vector<int> prev_, next_;
+  std::vector<uint8_t> in_;
+  int head_ = -1, tail_ = -1, size_ = 0;
+};
+
+class LruPolicy final : public EvictionPolicy {
+ public:
+  explicit LruPolicy(int slot_count) : list_(slot_count) {}
+  void Add(int slot, int) override { list_.PushBack(slot); }
+  void Remove(int slot) override { list_.Erase(slot); }
+  void Touch(int) override {}
+  int Victim() const override { return list_.head(); }
+  int size() const override { return list_.size(); }
+
+ private:
+  SlotList list_;
+};
+
+class LfuDecayPolicy final : public EvictionPolicy {
+ public:
+  LfuDecayPolicy(int slot_count, int key_count, double half_life)
+      : list_(slot_count),
+        slot_key_(slot_count, -1),
+        count_(key_count, 0.0),
+        last_use_(key_count, 0),
+        half_life_(half_life) {
+    CHECK_GT(half_life, 0.0);
+  }
+  void Add(int slot, int key) override {
+    slot_key_[slot] = key;
+    list_.PushBack(slot);
+  }
+  void Remove(int slot) override { list_.Erase(slot); }
+  void Touch(int key) override {
+    ++clock_;
+    count_[key] = Decayed(key) + 1.0;
+    last_use_[key] = clock_;
+  }
+  // A scan of the evictable slots: O(slots) per eviction, microseconds against the
+  // milliseconds of the read the eviction makes room for.
+  int Victim() const override {
+    int best = -1;
+    double best_score = 0;
+    for (int s = list_.head(); s >= 0; s = list_.next(s)) {
+      double score = Decayed(slot_key_[s]);
+      if (best < 0 || score < best_score) {  // strict: ties go to the earliest released
+        best = s;
+        best_score = score;
+      }
+    }
+    return best;
+  }
+  int size() const override { return list_.size(); }
+
+ private:
+  double Decayed(int key) const {
+    return count_[key] * std::exp2(-static_cast<double>(clock_ - last_use_[key]) / half_life_);
+  }
+  SlotList list_;
+  std::vector<int> slot_key_;
+  std::vector<double> count_;       // per expert: decayed use count as of last_use_
+  std::vector<uint64_t> last_use_;  // per expert: clock_ at its last use
+  uint64_t clock_ = 0;              // uses so far
+  double half_life_;
+};
+
+}  // namespace
+
+std::unique_ptr<EvictionPolicy> MakeEvictionPolicy(EvictionPolicyKind kind, int slot_count,
+                                                   int key_count, double half_life) {
+  if (kind == EvictionPolicyKind::kLfuDecay) {
+    return std::make_unique<LfuDecayPolicy>(slot_count, key_count, half_life);
+  }
+  return std::make_unique<LruPolicy>(slot_count);
+}
+
+Result<EvictionPolicyKind> ParseEvictionPolicy(std::string_view name) {
+  if (name == "lru") return EvictionPolicyKind::kLru;
+  if (name == "lfu") return EvictionPolicyKind::kLfuDecay;
+  return InvalidArgument("--cache-policy: expected lru or lfu, found '", name, "'");
+}
+
+}  // namespace sluice
