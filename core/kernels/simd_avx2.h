@@ -1,0 +1,109 @@
+// AVX2 building blocks shared by the *_avx2.cc and *_avx512.cc kernel files, and the token-tiling
+// driver every SIMD row kernel uses. Include only from files compiled with AVX2 flags.
+//
+// Everything is in an anonymous namespace (internal linkage): see the rule in kernel_table.h.
+// Thread-safety: pure functions.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#include "core/kernels/kernel_table.h"
+
+namespace sluice {
+namespace {
+
+// f16 field of a block at any alignment; F16C converts exactly like Fp16ToFp32.
+inline float LoadF16(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, sizeof(h));
+  return _cvtsh_ss(h);
+}
+
+inline __m256i LoadU256(const void* p) {
+  return _mm256_loadu_si256(static_cast<const __m256i*>(p));
+}
+inline __m128i LoadU128(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
+
+// Sum of the 8 lanes, always in the same order: (lo128 + hi128), then pairs, then the last two.
+inline float HsumPs(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline int HsumEpi32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm_cvtsi128_si32(s);
+}
+
+// 16 bytes of nibbles -> 32 bytes: low nibbles in bytes 0..15, high nibbles in bytes 16..31
+// (element order of the 32-element formats).
+inline __m256i UnpackNibbles16(const uint8_t* p) {
+  const __m128i packed = LoadU128(p);
+  const __m256i both = _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed);
+  return _mm256_and_si256(both, _mm256_set1_epi8(0x0f));
+}
+
+// 32 bits -> 32 bytes, byte j = 0xff if bit j is set.
+inline __m256i BitsToBytes(uint32_t bits) {
+  const __m256i shuffle = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
+                                            0x0101010101010101, 0x0000000000000000);
+  __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(bits)), shuffle);
+  bytes = _mm256_or_si256(bytes, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
+  return _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1));
+}
+
+// Pairwise int16 -> int32 sums of u8 x s8 products: lanes hold sums of 4 adjacent products.
+inline __m256i DotU8S8(__m256i u, __m256i s) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+
+// Same for s8 x s8 (|a| <= 127 on both sides, so maddubs cannot saturate).
+inline __m256i DotS8S8(__m256i abs_w, __m256i w, __m256i a) {
+  return DotU8S8(abs_w, _mm256_sign_epi8(a, w));
+}
+
+// Drives a row kernel over token tiles. Kernel::Dot<nt>(w_row, act_rows[nt], units, out[nt])
+// computes nt tokens against one weight row; the per-token operation sequence must not depend on
+// nt (so MatMul == MatVec bit for bit). Each weight row is read once from memory per call and
+// re-read from L1/L2 once per tile.
+template <typename Kernel, int kTile>
+void TiledRows(const RowsArgs& a, int64_t row_begin, int64_t row_end, int64_t units) {
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    const uint8_t* w = a.w + static_cast<uint64_t>(r) * a.w_row_bytes;
+    int64_t t = 0;
+    const uint8_t* act[kTile];
+    float out[kTile];
+    auto run = [&](auto nt_constant) {
+      constexpr int nt = decltype(nt_constant)::value;
+      for (int k = 0; k < nt; ++k) act[k] = a.act + static_cast<uint64_t>(t + k) * a.act_row_bytes;
+      Kernel::template Dot<nt>(w, act, units, out);
+      for (int k = 0; k < nt; ++k) a.y[(t + k) * a.y_stride + r] = out[k];
+      t += nt;
+    };
+    while (a.n_tokens - t >= kTile) run(std::integral_constant<int, kTile>());
+    switch (a.n_tokens - t) {
+      case 3:
+        if constexpr (kTile > 3) run(std::integral_constant<int, 3>());
+        break;
+      case 2:
+        if constexpr (kTile > 2) run(std::integral_constant<int, 2>());
+        break;
+      case 1:
+        if constexpr (kTile > 1) run(std::integral_constant<int, 1>());
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace sluice
