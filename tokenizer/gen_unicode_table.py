@@ -35,7 +35,7 @@ def main():
               % unicodedata.unidata_version)
     out.write("// Do not edit: regenerate. Format: see tokenizer/unicode.h (kUnicodeRuns).\n")
     out.write('#include "tokenizer/unicode.h"\n\nnamespace sluice::unicode_internal {\n\n')
-    out.write("const uint32_t kUnicodeRuns[] = {\n")
+    out.write("// clang-format off\nconst uint32_t kUnicodeRuns[] = {\n")
     line = "   "
     for cp, cls in runs:
         item = " 0x%x," % ((cp << 8) | cls)
@@ -43,7 +43,7 @@ def main():
             out.write(line + "\n")
             line = "   "
         line += item
-    out.write(line + "\n};\n")
+    out.write(line + "\n};\n// clang-format on\n")
     out.write("const size_t kUnicodeRunCount = sizeof(kUnicodeRuns) / sizeof(kUnicodeRuns[0]);\n")
     out.write('const char kUnicodeVersion[] = "%s";\n\n' % unicodedata.unidata_version)
     out.write("}  // namespace sluice::unicode_internal\n")

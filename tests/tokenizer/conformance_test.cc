@@ -8,7 +8,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "io/gguf_reader.h"
+#include "io/model_open.h"
 #include "tokenizer/tokenizer.h"
 
 namespace sluice {
@@ -64,7 +64,7 @@ std::string IdsToString(const std::vector<int32_t>& ids) {
 void RunConformance(const std::string& name, size_t expected_cases) {
   const std::string path = std::string(SLUICE_REFDATA_DIR) + "/vocab/" + name + ".gguf";
   if (!std::filesystem::exists(path)) GTEST_SKIP() << "refdata absent: " << path;
-  Result<std::unique_ptr<GgufFile>> file = GgufFile::Open(path);
+  Result<std::unique_ptr<ModelFile>> file = OpenModelFile(path);
   ASSERT_TRUE(file.ok()) << file.status().ToString();
   Result<std::unique_ptr<Tokenizer>> tokenizer = Tokenizer::FromMetadata((*file)->metadata());
   ASSERT_TRUE(tokenizer.ok()) << tokenizer.status().ToString();

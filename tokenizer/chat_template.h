@@ -1,0 +1,112 @@
+// Chat templates: render a conversation into the exact text the model was trained on.
+//
+// Models ship their template as Jinja source in tokenizer.chat_template. Rather than embedding a
+// Jinja engine, we recognise the family from marker strings in that source and render the family
+// natively (tokenizer/chat_render.cc); each renderer quotes the format it reproduces. Families:
+//   chatml       <|im_start|>role\n...<|im_end|>\n                       (Qwen2, Qwen2.5, generic)
+//   qwen3        ChatML plus Qwen3's <think> handling: reasoning is dropped from assistant turns
+//                before the last user message; enable_thinking=false pre-fills an empty
+//                "<think>\n\n</think>\n\n" after the generation prompt
+//   mistral-v1   <s>[INST] user [/INST]answer</s>                         (Mixtral 8x7B)
+//   mistral-v3   <s>[INST] user[/INST] answer</s>                         (Mixtral 8x22B, v0.3)
+//   llama3       <|begin_of_text|><|start_header_id|>role<|end_header_id|>\n\n...<|eot_id|>
+//   deepseek3    <｜begin▁of▁sentence｜>system<｜User｜>...<｜Assistant｜>...<｜end▁of▁sentence｜>
+//   deepseek-r1  deepseek3 with reasoning stripped from past answers and "<think>\n" pre-filled
+//                when the template does
+// Detection order: <|im_start|> (qwen3 when the source mentions <think> or enable_thinking),
+// <|start_header_id|>, <｜User｜>, [INST]. A template that matches none, or no template at all,
+// falls back to ChatML with a one-line warning (logged, and kept in warning()).
+//
+// The rendered text contains the BOS token's text where the family's template emits it (taken
+// from the vocabulary in the metadata), so it must be encoded with parse_special = true and
+// add_bos = false.
+//
+// Non-goals: tool calls, images, arbitrary Jinja. Thread-safety: immutable; Render is const.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/base/status.h"
+#include "io/metadata.h"
+
+namespace sluice {
+
+class Tokenizer;
+
+enum class ChatRole { kSystem, kUser, kAssistant };
+
+struct ChatMessage {
+  ChatRole role = ChatRole::kUser;
+  std::string content;
+};
+
+struct RenderOptions {
+  // End with the opening of the assistant's turn, so the model continues as the assistant.
+  bool add_generation_prompt = true;
+  // Qwen3: false pre-fills an empty think block so the model answers without reasoning.
+  bool enable_thinking = true;
+};
+
+enum class ChatFamily {
+  kChatML,
+  kQwen3,
+  kMistralV1,
+  kMistralV3,
+  kLlama3,
+  kDeepSeek3,
+  kDeepSeekR1,
+};
+
+class ChatTemplate {
+ public:
+  // Detects the family from tokenizer.chat_template, or takes `override_name` when non-empty
+  // (InvalidArgument naming it and listing Names() when unknown).
+  static Result<ChatTemplate> FromMetadata(const Metadata& metadata,
+                                           std::string_view override_name = "");
+  // Detection alone, for a template text (`source` names it in the warning).
+  static ChatTemplate Detect(std::string_view template_text, std::string_view source = "");
+  // The names --chat-template accepts (canonical names, then aliases).
+  static std::vector<std::string> Names();
+
+  ChatFamily family() const { return family_; }
+  const std::string& name() const { return name_; }
+  // Empty unless detection fell back to ChatML; then the one-line reason.
+  const std::string& warning() const { return warning_; }
+
+  std::string Render(std::span<const ChatMessage> messages, const RenderOptions& options) const;
+
+  // Texts of the tokens that end an assistant turn in this family ("<|im_end|>").
+  std::vector<std::string> EndOfTurnTexts() const;
+  // The ids to stop generating at: the tokenizer's end-of-generation set plus this family's
+  // end-of-turn tokens present in the vocabulary. Sorted, unique.
+  std::vector<int32_t> StopTokens(const Tokenizer& tokenizer) const;
+
+ private:
+  ChatFamily family_ = ChatFamily::kChatML;
+  std::string name_ = "chatml";
+  std::string warning_;
+  std::string bos_text_;        // what the template's {{ bos_token }} prints
+  std::string eos_text_;        // what the template's {{ eos_token }} prints
+  std::string default_system_;  // ChatML: system prompt used when the conversation has none
+  bool think_prefill_ = false;  // deepseek-r1: the generation prompt opens "<think>\n"
+};
+
+// Renderers (tokenizer/chat_render.cc), one per family.
+struct ChatRenderInput {
+  std::span<const ChatMessage> messages;
+  RenderOptions options;
+  std::string_view bos_text, eos_text, default_system;
+  bool think_prefill = false;
+};
+std::string RenderChatML(const ChatRenderInput& in);
+std::string RenderQwen3(const ChatRenderInput& in);
+std::string RenderMistralV1(const ChatRenderInput& in);
+std::string RenderMistralV3(const ChatRenderInput& in);
+std::string RenderLlama3(const ChatRenderInput& in);
+std::string RenderDeepSeek(const ChatRenderInput& in, bool strip_reasoning);
+
+}  // namespace sluice
