@@ -1,0 +1,100 @@
+#include "moe/expert_source.h"
+
+#include <limits>
+
+namespace sluice {
+namespace {
+
+ExpertWeights MakeExpertWeights(const ModelConfig& c, const LayerWeights& layer,
+                                const uint8_t* gate, const uint8_t* up, const uint8_t* down) {
+  return ExpertWeights{
+      .gate = Matrix{layer.expert_types[0], gate, c.n_ff_exp, c.n_embd},
+      .up = Matrix{layer.expert_types[1], up, c.n_ff_exp, c.n_embd},
+      .down = Matrix{layer.expert_types[2], down, c.n_embd, c.n_ff_exp},
+  };
+}
+
+class CacheSource final : public ExpertSource {
+ public:
+  CacheSource(ExpertCache* cache, const ModelConfig& config, const ModelWeights& weights)
+      : cache_(cache), config_(config), weights_(weights) {}
+
+  int max_ahead() const override { return cache_->slot_count(); }
+  void Prefetch(int layer, std::span<const int> experts) override {
+    cache_->Prefetch(layer, experts);
+  }
+  Result<HeldExpert> Acquire(int layer, int expert) override {
+    HeldExpert held;
+    ASSIGN_OR_RETURN(held.ref, cache_->Acquire(layer, expert));
+    held.weights =
+        MakeExpertWeights(config_, weights_.layers[layer], held.ref.matrix(ExpertMatrix::kGate),
+                          held.ref.matrix(ExpertMatrix::kUp), held.ref.matrix(ExpertMatrix::kDown));
+    return held;
+  }
+  void Release(HeldExpert& held) override { cache_->Release(held.ref); }
+
+ private:
+  ExpertCache* cache_;
+  const ModelConfig& config_;
+  const ModelWeights& weights_;
+};
+
+class MappedSource final : public ExpertSource {
+ public:
+  MappedSource(const ModelFile& model, const ModelConfig& config, const ModelWeights& weights)
+      : model_(model), config_(config), weights_(weights) {}
+
+  int max_ahead() const override { return std::numeric_limits<int>::max(); }
+  // The baseline leaves prefetching to the kernel's page-fault read-ahead, as llama.cpp does.
+  void Prefetch(int, std::span<const int>) override {}
+  Result<HeldExpert> Acquire(int layer, int expert) override {
+    const ExpertLocation loc = model_.LocateExpert(layer, expert);
+    const uint8_t* m[3];
+    for (int i = 0; i < 3; ++i) {
+      const uint8_t* base = model_.mapped_file(loc.matrices[i].file_index);
+      if (base == nullptr) {
+        return Unsupported(model_.path(), ": file ", loc.matrices[i].file_index,
+                           " is not mapped; the mmap expert source needs a mapped model");
+      }
+      m[i] = base + loc.matrices[i].offset;
+    }
+    HeldExpert held;
+    held.weights = MakeExpertWeights(config_, weights_.layers[layer], m[0], m[1], m[2]);
+    return held;
+  }
+  void Release(HeldExpert&) override {}
+
+ private:
+  const ModelFile& model_;
+  const ModelConfig& config_;
+  const ModelWeights& weights_;
+};
+
+}  // namespace
+
+Result<ExpertSourceKind> ParseExpertSource(std::string_view name) {
+  if (name == "cache") return ExpertSourceKind::kCache;
+  if (name == "mmap") return ExpertSourceKind::kMmap;
+  return InvalidArgument("expert source '", name, "': expected cache or mmap");
+}
+
+const char* ExpertSourceName(ExpertSourceKind kind) {
+  return kind == ExpertSourceKind::kCache ? "cache" : "mmap";
+}
+
+std::unique_ptr<ExpertSource> MakeCacheExpertSource(ExpertCache* cache, const ModelConfig& config,
+                                                    const ModelWeights& weights) {
+  return std::make_unique<CacheSource>(cache, config, weights);
+}
+
+Result<std::unique_ptr<ExpertSource>> MakeMappedExpertSource(const ModelFile& model,
+                                                             const ModelConfig& config,
+                                                             const ModelWeights& weights) {
+  if (model.file_paths().empty() || model.mapped_file(0) == nullptr) {
+    return Unsupported(model.path(),
+                       ": this model file does not map whole files; use --expert-source cache");
+  }
+  return std::unique_ptr<ExpertSource>(std::make_unique<MappedSource>(model, config, weights));
+}
+
+}  // namespace sluice

@@ -1,0 +1,53 @@
+// ExpertSource: where the MoE block gets a routed expert's weights while it computes.
+//   cache  (default): through the ExpertCache (io/expert_cache.h): bounded RAM, reads with
+//                     io_uring/pread, each expert read once per miss.
+//   mmap   (baseline): straight from ModelFile::mapped_file() + the expert's offset, letting the
+//                     page cache decide what stays, as llama.cpp does by default. Exists so the
+//                     bench can compare against the naive approach on the same bytes.
+// Both hand out the same bytes, so results are bit-identical.
+//
+// Thread-safety: the cache source is as thread-safe as the cache; the engine uses one thread.
+#pragma once
+
+#include <memory>
+#include <span>
+
+#include "core/base/status.h"
+#include "io/expert_cache.h"
+#include "io/model_file.h"
+#include "moe/expert_ffn.h"
+#include "moe/model_config.h"
+#include "moe/weights.h"
+
+namespace sluice {
+
+enum class ExpertSourceKind { kCache, kMmap };
+Result<ExpertSourceKind> ParseExpertSource(std::string_view name);  // "cache" | "mmap"
+const char* ExpertSourceName(ExpertSourceKind kind);
+
+// A held expert: its matrices, valid until Release().
+struct HeldExpert {
+  ExpertWeights weights;
+  ExpertRef ref;  // cache source only
+};
+
+class ExpertSource {
+ public:
+  virtual ~ExpertSource() = default;
+  // Experts a prefetch may run ahead by: more would evict experts fetched for this layer before
+  // they are used. Unbounded sources return a large number.
+  virtual int max_ahead() const = 0;
+  virtual void Prefetch(int layer, std::span<const int> experts) = 0;
+  virtual Result<HeldExpert> Acquire(int layer, int expert) = 0;
+  virtual void Release(HeldExpert& held) = 0;
+};
+
+// `cache`, `model` and `weights` must outlive the source.
+std::unique_ptr<ExpertSource> MakeCacheExpertSource(ExpertCache* cache, const ModelConfig& config,
+                                                    const ModelWeights& weights);
+// Unsupported when the model file does not map whole files.
+Result<std::unique_ptr<ExpertSource>> MakeMappedExpertSource(const ModelFile& model,
+                                                             const ModelConfig& config,
+                                                             const ModelWeights& weights);
+
+}  // namespace sluice

@@ -1,0 +1,67 @@
+#include "moe/router.h"
+
+#include <cmath>
+
+#include "core/ops/activation.h"
+
+namespace sluice {
+
+void ComputeRoute(const RouterParams& params, std::span<float> logits, Route* route) {
+  const int n = static_cast<int>(logits.size());
+  CHECK(params.k >= 1 && params.k <= n && params.k <= kMaxExpertsPerToken)
+      << "k " << params.k << " of " << n;
+  float* probs = logits.data();
+  if (params.gating == GatingFunc::kSoftmax) {
+    Softmax(probs, n);
+  } else {
+    for (int e = 0; e < n; ++e) probs[e] = Sigmoid(probs[e]);
+  }
+  // Selection by repeated max: k is at most 16 and n at most a few hundred, and it keeps the
+  // tie rule (lower id first) explicit.
+  route->k = params.k;
+  for (int i = 0; i < params.k; ++i) {
+    int best = -1;
+    for (int e = 0; e < n; ++e) {
+      bool taken = false;
+      for (int j = 0; j < i; ++j) taken |= route->ids[j] == e;
+      if (taken) continue;
+      if (best < 0 || probs[e] > probs[best]) best = e;
+    }
+    route->ids[i] = best;
+    route->weights[i] = probs[best];
+  }
+  if (params.norm_topk) {
+    float sum = 0.0f;
+    for (int i = 0; i < params.k; ++i) sum += route->weights[i];
+    for (int i = 0; i < params.k; ++i) route->weights[i] /= sum;
+  }
+  if (params.scale != 1.0f) {
+    for (int i = 0; i < params.k; ++i) route->weights[i] *= params.scale;
+  }
+}
+
+Status ValidateRoute(const Route& route, int max_k, int n_expert, int layer, int64_t token) {
+  if (route.k < 1 || route.k > max_k) {
+    return InvalidArgument("routing hook gave layer ", layer, " token ", token, " k = ", route.k,
+                           ", expected 1..", max_k);
+  }
+  for (int i = 0; i < route.k; ++i) {
+    if (route.ids[i] < 0 || route.ids[i] >= n_expert) {
+      return InvalidArgument("routing hook gave layer ", layer, " token ", token, " expert ",
+                             route.ids[i], ", expected 0..", n_expert - 1);
+    }
+    if (!std::isfinite(route.weights[i])) {
+      return InvalidArgument("routing hook gave layer ", layer, " token ", token,
+                             " a non-finite weight for expert ", route.ids[i]);
+    }
+    for (int j = 0; j < i; ++j) {
+      if (route.ids[j] == route.ids[i]) {
+        return InvalidArgument("routing hook gave layer ", layer, " token ", token, " expert ",
+                               route.ids[i], " twice");
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace sluice

@@ -1,0 +1,33 @@
+// The router: from a token's router logits to its Route (expert ids and mixing weights).
+//   probs = softmax(logits) over all experts   (or sigmoid per expert)
+//   ids   = the k most probable, in decreasing probability (ties: lower id first)
+//   w     = probs[ids], divided by their sum when norm_topk, times `scale`
+// Mixtral's "softmax over the top-2 logits" is the same as softmax-then-top-2-renormalised.
+//
+// Non-goals: DeepSeek-V3's grouped top-k and selection bias (add as fields when it lands).
+// Thread-safety: pure functions.
+#pragma once
+
+#include <span>
+
+#include "core/base/status.h"
+#include "moe/arch_spec.h"
+#include "moe/routing_hook.h"
+
+namespace sluice {
+
+struct RouterParams {
+  GatingFunc gating = GatingFunc::kSoftmax;
+  bool norm_topk = true;
+  float scale = 1.0f;  // expert_weights_scale
+  int k = 0;           // experts per token, 1..min(n_expert, kMaxExpertsPerToken)
+};
+
+// logits: (n_expert), overwritten with the probabilities the route was chosen from.
+void ComputeRoute(const RouterParams& params, std::span<float> logits, Route* route);
+
+// After a RoutingHook rewrote a route: InvalidArgument unless 1 <= k <= max_k, every id in
+// [0, n_expert) and distinct, and every weight finite.
+Status ValidateRoute(const Route& route, int max_k, int n_expert, int layer, int64_t token);
+
+}  // namespace sluice
