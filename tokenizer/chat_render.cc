@@ -116,10 +116,13 @@ std::string RenderQwen3(const ChatRenderInput& in) {
   return out;
 }
 
-// Mixtral 8x7B Instruct (v1): {bos}[INST] {user} [/INST]{answer}{eos}[INST] {user} [/INST]
-// The template has no system role; the system prompt is put in front of the first user message,
-// separated by a blank line. The generation prompt is the closing [/INST] itself.
-std::string RenderMistralV1(const ChatRenderInput& in) {
+// Mistral v1, the first Mixtral 8x7B Instruct template:
+//   {bos}[INST] {user} [/INST]{answer}{eos}[INST] {user} [/INST]
+// and v2 (`spaced`), the template Mistral later published for v0.1/v0.2:
+//   {bos} [INST] {user} [/INST] {answer}{eos} [INST] {user} [/INST]
+// v1 has no system role; both put the system prompt in front of the first user message,
+// separated by a blank line, as v2 does. The generation prompt is the closing [/INST] itself.
+std::string RenderMistralV1(const ChatRenderInput& in, bool spaced) {
   std::string out(in.bos_text);
   std::string system;
   bool first_user = true;
@@ -127,12 +130,12 @@ std::string RenderMistralV1(const ChatRenderInput& in) {
     if (m.role == ChatRole::kSystem) {
       system += (system.empty() ? "" : "\n\n") + m.content;
     } else if (m.role == ChatRole::kUser) {
-      out.append("[INST] ");
+      out.append(spaced ? " [INST] " : "[INST] ");
       if (first_user && !system.empty()) out.append(system).append("\n\n");
       out.append(m.content).append(" [/INST]");
       first_user = false;
     } else {
-      out.append(m.content).append(in.eos_text);
+      out.append(spaced ? " " : "").append(m.content).append(in.eos_text);
     }
   }
   return out;

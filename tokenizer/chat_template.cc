@@ -87,8 +87,14 @@ ChatTemplate ChatTemplate::Detect(std::string_view text, std::string_view source
     t.family_ = Contains(text, "</think>") ? ChatFamily::kDeepSeekR1 : ChatFamily::kDeepSeek3;
     t.think_prefill_ = Contains(text, "<｜Assistant｜><think>");
   } else if (Contains(text, "[INST]")) {
-    // v1 closes the user turn with " [/INST]", v3 with "[/INST]".
-    t.family_ = Contains(text, " [/INST]") ? ChatFamily::kMistralV1 : ChatFamily::kMistralV3;
+    // v2 opens the user turn with " [INST] ", v1 closes it with " [/INST]", v3 with "[/INST]".
+    if (Contains(text, "' [INST] '") || Contains(text, "\" [INST] \"")) {
+      t.family_ = ChatFamily::kMistralV2;
+    } else if (Contains(text, " [/INST]")) {
+      t.family_ = ChatFamily::kMistralV1;
+    } else {
+      t.family_ = ChatFamily::kMistralV3;
+    }
   } else {
     t.family_ = ChatFamily::kChatML;
     const std::string where = source.empty() ? std::string() : std::string(source) + ": ";
@@ -139,7 +145,9 @@ std::string ChatTemplate::Render(std::span<const ChatMessage> messages,
     case ChatFamily::kQwen3:
       return RenderQwen3(in);
     case ChatFamily::kMistralV1:
-      return RenderMistralV1(in);
+      return RenderMistralV1(in, /*spaced=*/false);
+    case ChatFamily::kMistralV2:
+      return RenderMistralV1(in, /*spaced=*/true);
     case ChatFamily::kMistralV3:
       return RenderMistralV3(in);
     case ChatFamily::kLlama3:
@@ -163,6 +171,7 @@ std::vector<std::string> ChatTemplate::EndOfTurnTexts() const {
     case ChatFamily::kDeepSeekR1:
       return {"<｜end▁of▁sentence｜>"};
     case ChatFamily::kMistralV1:
+    case ChatFamily::kMistralV2:
     case ChatFamily::kMistralV3:
       return {eos_text_.empty() ? "</s>" : eos_text_};
   }

@@ -7,14 +7,16 @@
 //   qwen3        ChatML plus Qwen3's <think> handling: reasoning is dropped from assistant turns
 //                before the last user message; enable_thinking=false pre-fills an empty
 //                "<think>\n\n</think>\n\n" after the generation prompt
-//   mistral-v1   <s>[INST] user [/INST]answer</s>                         (Mixtral 8x7B)
+//   mistral-v1   <s>[INST] user [/INST]answer</s>                 (Mixtral 8x7B, first template)
+//   mistral-v2   <s> [INST] user [/INST] answer</s>           (Mistral v0.1/v0.2 updated template)
 //   mistral-v3   <s>[INST] user[/INST] answer</s>                         (Mixtral 8x22B, v0.3)
 //   llama3       <|begin_of_text|><|start_header_id|>role<|end_header_id|>\n\n...<|eot_id|>
 //   deepseek3    <｜begin▁of▁sentence｜>system<｜User｜>...<｜Assistant｜>...<｜end▁of▁sentence｜>
 //   deepseek-r1  deepseek3 with reasoning stripped from past answers and "<think>\n" pre-filled
 //                when the template does
 // Detection order: <|im_start|> (qwen3 when the source mentions <think> or enable_thinking),
-// <|start_header_id|>, <｜User｜>, [INST]. A template that matches none, or no template at all,
+// <|start_header_id|>, <｜User｜>, [INST] (v2 when the user turn opens with "' [INST] '", v1 when
+// it closes with " [/INST]", v3 otherwise). A template that matches none, or no template at all,
 // falls back to ChatML with a one-line warning (logged, and kept in warning()).
 //
 // The rendered text contains the BOS token's text where the family's template emits it (taken
@@ -55,6 +57,7 @@ enum class ChatFamily {
   kChatML,
   kQwen3,
   kMistralV1,
+  kMistralV2,
   kMistralV3,
   kLlama3,
   kDeepSeek3,
@@ -104,7 +107,7 @@ struct ChatRenderInput {
 };
 std::string RenderChatML(const ChatRenderInput& in);
 std::string RenderQwen3(const ChatRenderInput& in);
-std::string RenderMistralV1(const ChatRenderInput& in);
+std::string RenderMistralV1(const ChatRenderInput& in, bool spaced);
 std::string RenderMistralV3(const ChatRenderInput& in);
 std::string RenderLlama3(const ChatRenderInput& in);
 std::string RenderDeepSeek(const ChatRenderInput& in, bool strip_reasoning);
