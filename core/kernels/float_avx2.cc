@@ -45,7 +45,7 @@ struct Bf16Weights {
 template <typename W>
 struct FloatKernel {
   template <int nt>
-  static void Dot(const uint8_t* w, const uint8_t* const* act, int64_t cols, float* out) {
+  static void Dot(const uint8_t* w, const uint8_t* const* act, int, int64_t cols, float* out) {
     const float* x[nt];
     __m256 acc0[nt], acc1[nt];
     for (int t = 0; t < nt; ++t) {

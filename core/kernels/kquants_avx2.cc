@@ -16,8 +16,6 @@
 namespace sluice {
 namespace {
 
-constexpr int kTile = 4;
-
 const BlockQ8_K& ActBlock(const uint8_t* act, int64_t i) {
   return reinterpret_cast<const BlockQ8_K*>(act)[i];
 }
@@ -32,21 +30,17 @@ inline __m256i ChunkSums(const __m256i* q, const __m256i* scale16, const int8_t*
   return sum;
 }
 
-// A scale16 vector for a 32-level chunk covering two groups of 16 (low lanes: group g).
-inline __m256i TwoGroupScales(int g_low, int g_high) {
-  return _mm256_set_m128i(_mm_set1_epi16(static_cast<int16_t>(g_high)),
-                          _mm_set1_epi16(static_cast<int16_t>(g_low)));
-}
-
 // Common driver: Decode(block, q[8], scale16[8], &mins16, &offset16, &d, &dmin) per super-block.
 // mins16 (16 int16 lanes, paired with Q8_K's 16 bsums) carries min_g for asymmetric formats;
 // offset16 carries offset * scale_g for formats with a level offset. Either may be zero.
 template <typename Decoder>
 struct KKernel {
-  template <int nt>
-  static void Dot(const uint8_t* w, const uint8_t* const* act, int64_t nb, float* out) {
+  template <int kMax>
+  static void Dot(const uint8_t* w, const uint8_t* const* act, int n_tokens, int64_t nb,
+                  float* out) {
+    const int nt = TileTokens<kMax>(n_tokens);
     const auto* x = reinterpret_cast<const typename Decoder::Block*>(w);
-    __m256 acc[nt], acc_min[nt];
+    __m256 acc[kMax], acc_min[kMax];
     for (int t = 0; t < nt; ++t) acc[t] = acc_min[t] = _mm256_setzero_ps();
     __m256i q[8], scale16[8];
     for (int64_t i = 0; i < nb; ++i) {
@@ -72,25 +66,40 @@ struct KKernel {
   }
 };
 
-// Each element of a 16-lane int16 vector duplicated from 8 values: lanes 2g, 2g+1 = v[g].
-inline __m256i PairUp(const int* v) {
-  return _mm256_setr_epi16(
-      static_cast<int16_t>(v[0]), static_cast<int16_t>(v[0]), static_cast<int16_t>(v[1]),
-      static_cast<int16_t>(v[1]), static_cast<int16_t>(v[2]), static_cast<int16_t>(v[2]),
-      static_cast<int16_t>(v[3]), static_cast<int16_t>(v[3]), static_cast<int16_t>(v[4]),
-      static_cast<int16_t>(v[4]), static_cast<int16_t>(v[5]), static_cast<int16_t>(v[5]),
-      static_cast<int16_t>(v[6]), static_cast<int16_t>(v[6]), static_cast<int16_t>(v[7]),
-      static_cast<int16_t>(v[7]));
+// The 8 6-bit scales (bytes 0..7) and mins (bytes 8..15) of a Q4_K/Q5_K block, unpacked with
+// word-wide masks (the layout is described at UnpackScaleMinK4 in core/quant/blocks.h).
+inline __m128i ScalesAndMinsK4(const uint8_t* packed) {
+  uint32_t u[4];
+  std::memcpy(u, packed, 12);
+  constexpr uint32_t kLow6 = 0x3f3f3f3f, kLow4 = 0x0f0f0f0f, kLow2 = 0x03030303;
+  u[3] = ((u[2] >> 4) & kLow4) | (((u[1] >> 6) & kLow2) << 4);  // mins 4..7
+  const uint32_t mins_low = u[1] & kLow6;                       // mins 0..3
+  u[1] = (u[2] & kLow4) | (((u[0] >> 6) & kLow2) << 4);         // scales 4..7
+  u[2] = mins_low;
+  u[0] &= kLow6;  // scales 0..3
+  return _mm_setr_epi32(static_cast<int>(u[0]), static_cast<int>(u[1]), static_cast<int>(u[2]),
+                        static_cast<int>(u[3]));
 }
 
-inline __m256i Sixteen(const int* v) {
-  return _mm256_setr_epi16(
-      static_cast<int16_t>(v[0]), static_cast<int16_t>(v[1]), static_cast<int16_t>(v[2]),
-      static_cast<int16_t>(v[3]), static_cast<int16_t>(v[4]), static_cast<int16_t>(v[5]),
-      static_cast<int16_t>(v[6]), static_cast<int16_t>(v[7]), static_cast<int16_t>(v[8]),
-      static_cast<int16_t>(v[9]), static_cast<int16_t>(v[10]), static_cast<int16_t>(v[11]),
-      static_cast<int16_t>(v[12]), static_cast<int16_t>(v[13]), static_cast<int16_t>(v[14]),
-      static_cast<int16_t>(v[15]));
+// 16 int16 lanes, all equal to byte g of v (unsigned).
+inline __m256i BroadcastByteU16(__m128i v, int g) {
+  return _mm256_cvtepu8_epi16(_mm_shuffle_epi8(v, _mm_set1_epi8(static_cast<char>(g))));
+}
+
+// 16 int16 lanes: 8 x signed byte lo of v, then 8 x signed byte hi (a chunk of two 16-groups).
+inline __m256i TwoGroupScalesS8(__m128i v, int lo, int hi) {
+  const __m128i pick = _mm_setr_epi8(
+      static_cast<char>(lo), static_cast<char>(lo), static_cast<char>(lo), static_cast<char>(lo),
+      static_cast<char>(lo), static_cast<char>(lo), static_cast<char>(lo), static_cast<char>(lo),
+      static_cast<char>(hi), static_cast<char>(hi), static_cast<char>(hi), static_cast<char>(hi),
+      static_cast<char>(hi), static_cast<char>(hi), static_cast<char>(hi), static_cast<char>(hi));
+  return _mm256_cvtepi8_epi16(_mm_shuffle_epi8(v, pick));
+}
+
+// Mins of a Q4_K/Q5_K block as 16 int16 lanes paired with Q8_K's bsums: lanes 2g, 2g+1 = min g.
+inline __m256i PairedMinsK4(__m128i scales_mins) {
+  const __m128i pick = _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
+  return _mm256_cvtepu8_epi16(_mm_shuffle_epi8(scales_mins, pick));
 }
 
 struct Q4KDecoder {
@@ -99,16 +108,15 @@ struct Q4KDecoder {
   static constexpr bool kHasOffset = false;
   static void Decode(const Block& b, __m256i* q, __m256i* scale16, __m256i* mins16, __m256i*,
                      float* d, float* dmin) {
-    int sc[8], mn[8];
-    for (int g = 0; g < 8; ++g) UnpackScaleMinK4(b.scales, g, &sc[g], &mn[g]);
+    const __m128i scales_mins = ScalesAndMinsK4(b.scales);
     const __m256i low4 = _mm256_set1_epi8(0x0f);
     for (int p = 0; p < 4; ++p) {
       const __m256i bytes = LoadU256(b.qs + 32 * p);
       q[2 * p] = _mm256_and_si256(bytes, low4);
       q[2 * p + 1] = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low4);
     }
-    for (int g = 0; g < 8; ++g) scale16[g] = _mm256_set1_epi16(static_cast<int16_t>(sc[g]));
-    *mins16 = PairUp(mn);
+    for (int g = 0; g < 8; ++g) scale16[g] = BroadcastByteU16(scales_mins, g);
+    *mins16 = PairedMinsK4(scales_mins);
     *d = LoadF16(b.d);
     *dmin = LoadF16(b.dmin);
   }
@@ -120,8 +128,7 @@ struct Q5KDecoder {
   static constexpr bool kHasOffset = false;
   static void Decode(const Block& b, __m256i* q, __m256i* scale16, __m256i* mins16, __m256i*,
                      float* d, float* dmin) {
-    int sc[8], mn[8];
-    for (int g = 0; g < 8; ++g) UnpackScaleMinK4(b.scales, g, &sc[g], &mn[g]);
+    const __m128i scales_mins = ScalesAndMinsK4(b.scales);
     const __m256i low4 = _mm256_set1_epi8(0x0f);
     const __m256i one = _mm256_set1_epi8(1);
     const __m256i high_bits = LoadU256(b.qh);
@@ -133,8 +140,8 @@ struct Q5KDecoder {
       q[2 * p + 1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bytes, 4), low4),
                                      _mm256_slli_epi16(h1, 4));
     }
-    for (int g = 0; g < 8; ++g) scale16[g] = _mm256_set1_epi16(static_cast<int16_t>(sc[g]));
-    *mins16 = PairUp(mn);
+    for (int g = 0; g < 8; ++g) scale16[g] = BroadcastByteU16(scales_mins, g);
+    *mins16 = PairedMinsK4(scales_mins);
     *d = LoadF16(b.d);
     *dmin = LoadF16(b.dmin);
   }
@@ -147,26 +154,22 @@ struct Q6KDecoder {
   static void Decode(const Block& b, __m256i* q, __m256i* scale16, __m256i*, __m256i* offset16,
                      float* d, float*) {
     const __m256i low4 = _mm256_set1_epi8(0x0f);
-    const __m256i two = _mm256_set1_epi8(3);
+    const __m256i two_bits = _mm256_set1_epi8(3);
     for (int h = 0; h < 2; ++h) {
       const __m256i ql0 = LoadU256(b.ql + 64 * h);
       const __m256i ql1 = LoadU256(b.ql + 64 * h + 32);
       const __m256i qh = LoadU256(b.qh + 32 * h);
       auto high = [&](int shift) {
-        return _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, shift), two), 4);
+        return _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, shift), two_bits), 4);
       };
       q[4 * h + 0] = _mm256_or_si256(_mm256_and_si256(ql0, low4), high(0));
       q[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(ql1, low4), high(2));
       q[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4), high(4));
       q[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4), high(6));
     }
-    int sc[16], off[16];
-    for (int g = 0; g < 16; ++g) {
-      sc[g] = b.scales[g];
-      off[g] = 32 * sc[g];
-    }
-    for (int c = 0; c < 8; ++c) scale16[c] = TwoGroupScales(sc[2 * c], sc[2 * c + 1]);
-    *offset16 = Sixteen(off);
+    const __m128i scales = LoadU128(b.scales);
+    for (int c = 0; c < 8; ++c) scale16[c] = TwoGroupScalesS8(scales, 2 * c, 2 * c + 1);
+    *offset16 = _mm256_slli_epi16(_mm256_cvtepi8_epi16(scales), 5);  // 32 * scale_g
     *d = LoadF16(b.d);
   }
 };
@@ -184,13 +187,10 @@ struct Q2KDecoder {
         q[4 * h + s] = _mm256_and_si256(_mm256_srli_epi16(bytes, 2 * s), three);
       }
     }
-    int sc[16], mn[16];
-    for (int g = 0; g < 16; ++g) {
-      sc[g] = b.scales[g] & 0xf;
-      mn[g] = b.scales[g] >> 4;
-    }
-    for (int c = 0; c < 8; ++c) scale16[c] = TwoGroupScales(sc[2 * c], sc[2 * c + 1]);
-    *mins16 = Sixteen(mn);
+    const __m128i packed = LoadU128(b.scales);
+    const __m128i scales = _mm_and_si128(packed, _mm_set1_epi8(0x0f));
+    for (int c = 0; c < 8; ++c) scale16[c] = TwoGroupScalesS8(scales, 2 * c, 2 * c + 1);
+    *mins16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0f)));
     *d = LoadF16(b.d);
     *dmin = LoadF16(b.dmin);
   }
@@ -214,24 +214,33 @@ struct Q3KDecoder {
         q[c] = _mm256_or_si256(low2, _mm256_slli_epi16(hbit, 2));
       }
     }
-    int sc[16], off[16];
-    for (int g = 0; g < 16; ++g) {
-      sc[g] = Q3KScale(b.scales, g);
-      off[g] = 4 * sc[g];
-    }
-    for (int c = 0; c < 8; ++c) scale16[c] = TwoGroupScales(sc[2 * c], sc[2 * c + 1]);
-    *offset16 = Sixteen(off);
+    // 16 6-bit scales: low nibbles from bytes 0..7, top 2 bits from bytes 8..11 (blocks.h).
+    uint32_t u[4];
+    std::memcpy(u, b.scales, 12);
+    constexpr uint32_t kLow4 = 0x0f0f0f0f, kLow2 = 0x03030303;
+    const uint32_t top = u[2];
+    const uint32_t s0 = (u[0] & kLow4) | (((top >> 0) & kLow2) << 4);
+    const uint32_t s1 = (u[1] & kLow4) | (((top >> 2) & kLow2) << 4);
+    const uint32_t s2 = ((u[0] >> 4) & kLow4) | (((top >> 4) & kLow2) << 4);
+    const uint32_t s3 = ((u[1] >> 4) & kLow4) | (((top >> 6) & kLow2) << 4);
+    const __m128i scales = _mm_sub_epi8(_mm_setr_epi32(static_cast<int>(s0), static_cast<int>(s1),
+                                                       static_cast<int>(s2), static_cast<int>(s3)),
+                                        _mm_set1_epi8(32));
+    for (int c = 0; c < 8; ++c) scale16[c] = TwoGroupScalesS8(scales, 2 * c, 2 * c + 1);
+    *offset16 = _mm256_slli_epi16(_mm256_cvtepi8_epi16(scales), 2);  // 4 * scale_g
     *d = LoadF16(b.d);
   }
 };
 
 // IQ4_XS levels are signed (-127..113): the sign trick per chunk, so it has its own kernel.
 struct Iq4XsKernel {
-  template <int nt>
-  static void Dot(const uint8_t* w, const uint8_t* const* act, int64_t nb, float* out) {
+  template <int kMax>
+  static void Dot(const uint8_t* w, const uint8_t* const* act, int n_tokens, int64_t nb,
+                  float* out) {
+    const int nt = TileTokens<kMax>(n_tokens);
     const auto* x = reinterpret_cast<const BlockIq4Xs*>(w);
     const __m256i table = _mm256_broadcastsi128_si256(LoadU128(kIq4nlValues));
-    __m256 acc[nt];
+    __m256 acc[kMax];
     for (int t = 0; t < nt; ++t) acc[t] = _mm256_setzero_ps();
     __m256i q[8], abs_q[8], scale16[8];
     for (int64_t i = 0; i < nb; ++i) {
@@ -258,7 +267,7 @@ struct Iq4XsKernel {
 
 template <typename Kernel>
 void Rows(const RowsArgs& a, int64_t row_begin, int64_t row_end) {
-  TiledRows<Kernel, kTile>(a, row_begin, row_end, a.cols / kQkK);
+  BatchedRows<Kernel>(a, row_begin, row_end, a.cols / kQkK);
 }
 
 constexpr int Id(GgmlType t) { return static_cast<int>(t); }

@@ -16,8 +16,6 @@
 namespace sluice {
 namespace {
 
-constexpr int kTile = 4;  // tokens per pass over a weight row
-
 // --- weight formats: Levels() gives the 32 levels in element order -----------------------------
 
 struct Q8_0Format {
@@ -94,10 +92,12 @@ struct Q5_1Format {
 // Signed levels against Q8_0 activations.
 template <typename F>
 struct SignedKernel {
-  template <int nt>
-  static void Dot(const uint8_t* w, const uint8_t* const* act, int64_t nb, float* out) {
+  template <int kMax>
+  static void Dot(const uint8_t* w, const uint8_t* const* act, int n_tokens, int64_t nb,
+                  float* out) {
+    const int nt = TileTokens<kMax>(n_tokens);
     const auto* x = reinterpret_cast<const typename F::Block*>(w);
-    __m256 acc[nt];
+    __m256 acc[kMax];
     for (int t = 0; t < nt; ++t) acc[t] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; ++i) {
       const __m256i q = F::Levels(x[i]);
@@ -116,11 +116,13 @@ struct SignedKernel {
 // Unsigned levels with a min against Q8_1 activations.
 template <typename F>
 struct MinKernel {
-  template <int nt>
-  static void Dot(const uint8_t* w, const uint8_t* const* act, int64_t nb, float* out) {
+  template <int kMax>
+  static void Dot(const uint8_t* w, const uint8_t* const* act, int n_tokens, int64_t nb,
+                  float* out) {
+    const int nt = TileTokens<kMax>(n_tokens);
     const auto* x = reinterpret_cast<const typename F::Block*>(w);
-    __m256 acc[nt];
-    float acc_min[nt];
+    __m256 acc[kMax];
+    float acc_min[kMax];
     for (int t = 0; t < nt; ++t) {
       acc[t] = _mm256_setzero_ps();
       acc_min[t] = 0;
@@ -142,7 +144,7 @@ struct MinKernel {
 
 template <typename Kernel>
 void Rows(const RowsArgs& a, int64_t row_begin, int64_t row_end) {
-  TiledRows<Kernel, kTile>(a, row_begin, row_end, a.cols / kQk);
+  TiledRows<Kernel, kMaxRegisterTile>(a, row_begin, row_end, a.cols / kQk);
 }
 
 // --- activation quantizers (byte-identical to core/quant/activation_quant.cc) --------------------

@@ -70,12 +70,20 @@ inline __m256i DotS8S8(__m256i abs_w, __m256i w, __m256i a) {
   return DotU8S8(abs_w, _mm256_sign_epi8(a, w));
 }
 
-// Drives a row kernel over token tiles. Kernel::Dot<nt>(w_row, act_rows[nt], units, out[nt])
-// computes nt tokens against one weight row; the per-token operation sequence must not depend on
-// nt (so MatMul == MatVec bit for bit). Each weight row is read once from memory per call and
-// re-read from L1/L2 once per tile.
+// Token count inside Kernel::Dot<kMax>(..., nt, ...): drivers call Dot<k> with nt == k for k <=
+// kMaxRegisterTile, so the loop bound is a constant and the accumulators stay in registers.
+inline constexpr int kMaxRegisterTile = 4;
+template <int kMax>
+inline int TileTokens(int nt) {
+  return kMax <= kMaxRegisterTile ? kMax : nt;
+}
+
+// Drives a row kernel over register tiles of kTile tokens: each weight row is read once from
+// memory per call and re-read from L1/L2 (and re-decoded) once per tile. Best for formats whose
+// decode is a load or two.
 template <typename Kernel, int kTile>
 void TiledRows(const RowsArgs& a, int64_t row_begin, int64_t row_end, int64_t units) {
+  static_assert(kTile <= kMaxRegisterTile, "register tiles only");
   for (int64_t r = row_begin; r < row_end; ++r) {
     const uint8_t* w = a.w + static_cast<uint64_t>(r) * a.w_row_bytes;
     int64_t t = 0;
@@ -84,7 +92,7 @@ void TiledRows(const RowsArgs& a, int64_t row_begin, int64_t row_end, int64_t un
     auto run = [&](auto nt_constant) {
       constexpr int nt = decltype(nt_constant)::value;
       for (int k = 0; k < nt; ++k) act[k] = a.act + static_cast<uint64_t>(t + k) * a.act_row_bytes;
-      Kernel::template Dot<nt>(w, act, units, out);
+      Kernel::template Dot<nt>(w, act, nt, units, out);
       for (int k = 0; k < nt; ++k) a.y[(t + k) * a.y_stride + r] = out[k];
       t += nt;
     };
@@ -101,6 +109,35 @@ void TiledRows(const RowsArgs& a, int64_t row_begin, int64_t row_end, int64_t un
         break;
       default:
         break;
+    }
+  }
+}
+
+// Drives a quantized row kernel: Kernel::Dot<kMax>(w_row, act_rows, nt, units, out) handles nt
+// <= kMax tokens, decoding each weight block once and applying it to all nt tokens (their
+// accumulators live in an L1-resident array for kMax > 1). MatVec uses Dot<1>; MatMul uses
+// Dot<kTokenBatch> on batches of up to kTokenBatch tokens. The per-token operations are the same
+// source in both, so MatMul == MatVec bit for bit.
+inline constexpr int kTokenBatch = 32;
+
+template <typename Kernel>
+void BatchedRows(const RowsArgs& a, int64_t row_begin, int64_t row_end, int64_t units) {
+  const uint8_t* act[kTokenBatch];
+  float out[kTokenBatch];
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    const uint8_t* w = a.w + static_cast<uint64_t>(r) * a.w_row_bytes;
+    if (a.n_tokens == 1) {
+      act[0] = a.act;
+      Kernel::template Dot<1>(w, act, 1, units, out);
+      a.y[r] = out[0];
+      continue;
+    }
+    for (int64_t t0 = 0; t0 < a.n_tokens; t0 += kTokenBatch) {
+      const int nt =
+          static_cast<int>(a.n_tokens - t0 < kTokenBatch ? a.n_tokens - t0 : kTokenBatch);
+      for (int k = 0; k < nt; ++k) act[k] = a.act + static_cast<uint64_t>(t0 + k) * a.act_row_bytes;
+      Kernel::template Dot<kTokenBatch>(w, act, nt, units, out);
+      for (int k = 0; k < nt; ++k) a.y[(t0 + k) * a.y_stride + r] = out[k];
     }
   }
 }
