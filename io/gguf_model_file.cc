@@ -136,10 +136,13 @@ Status GgufModelFile::Classify() {
     int64_t n_expert = 0;
     std::array<int64_t, 4> gate_ne{};
     for (int mat = 0; mat < 3; ++mat) {
-      const std::string name = stacked ? StrCat(prefix, kMatrixNames[mat], "_exps.weight")
-                                       : StrCat(prefix, kMatrixNames[mat], ".*.weight");
+      // Per-expert tensors are presented under the stacked name, so the engine's shape checks
+      // and the archive see one naming whatever the converter wrote.
+      const std::string name = StrCat(prefix, kMatrixNames[mat], "_exps.weight");
+      const std::string per_expert_name = StrCat(prefix, kMatrixNames[mat], ".E.weight");
       if (stacked ? p.stacked[mat] == nullptr : p.per_expert[mat].empty()) {
-        return Corrupt(m.path(), ": layer ", index, " has routed experts but no ", name);
+        return Corrupt(m.path(), ": layer ", index, " has routed experts but no ",
+                       stacked ? name : per_expert_name);
       }
       // The first tensor of this matrix gives the type and the 2-D shape of one expert.
       const GgufModel::Tensor& first =

@@ -7,6 +7,8 @@
 //     data + e * RowBytes(type, ne[0]) * ne[1] (experts are the outermost dimension).
 //   blk.N.ffn_gate.E.weight, blk.N.ffn_up.E.weight, blk.N.ffn_down.E.weight (E = expert)
 //     2-D, one tensor per expert, as older Mixtral converters wrote them; each is one slice.
+//     expert_tensors() presents them as if stacked (names blk.N.ffn_gate_exps.weight, ...,
+//     ne = [in, out, n_expert]), so the engine and the archive see a single naming.
 // Every other tensor is dense and exposed with its mapped bytes (including shared experts and
 // expert biases). A fused blk.N.ffn_gate_up_exps.weight is refused as Unsupported.
 //

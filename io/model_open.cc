@@ -63,10 +63,10 @@ Result<std::unique_ptr<ModelFile>> OpenModelFile(const std::string& path) {
       ASSIGN_OR_RETURN(std::unique_ptr<GgufModelFile> file, GgufModelFile::Open(path));
       return std::unique_ptr<ModelFile>(std::move(file));
     }
-    case ModelFormat::kArchive:
-      return Unsupported(path,
-                         ": sluice archives cannot be opened yet (the archive reader is not "
-                         "built in)");
+    case ModelFormat::kArchive: {
+      ASSIGN_OR_RETURN(std::unique_ptr<ArchiveReader> file, ArchiveReader::Open(path));
+      return std::unique_ptr<ModelFile>(std::move(file));
+    }
   }
   return Internal(path, ": unhandled model format");
 }

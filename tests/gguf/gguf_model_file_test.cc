@@ -184,6 +184,7 @@ TEST(GgufModelFile, PerExpertMixtralTensors) {
   ASSERT_EQ((*file)->dense_tensors().size(), 1u);
   std::optional<ExpertTensors> l0 = (*file)->expert_tensors(0);
   ASSERT_TRUE(l0.has_value());
+  EXPECT_EQ(l0->gate.name, "blk.0.ffn_gate_exps.weight") << "presented as if stacked";
   EXPECT_EQ(l0->gate.ne, (std::array<int64_t, 4>{64, 5, 3, 1}));
   EXPECT_EQ(l0->down.ne, (std::array<int64_t, 4>{5, 64, 3, 1}));
   EXPECT_EQ(l0->gate.n_dims, 3);

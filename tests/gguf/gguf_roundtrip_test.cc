@@ -15,6 +15,7 @@
 namespace sluice {
 namespace {
 
+using testing::ExpectSameValue;
 using testing::RandomTensor;
 using testing::ReadBytes;
 using testing::TempDir;
@@ -81,23 +82,6 @@ Metadata EveryType() {
   m.SetStringArray("a.strings", {"", "\xE4\xB8\xAD", std::string(300, 'x')});
   m.SetStringArray("a.empty_strings", {});
   return m;
-}
-
-void ExpectSameValue(const std::string& key, const MetaValue& want, const MetaValue& got) {
-  SCOPED_TRACE(key);
-  ASSERT_EQ(want.type, got.type);
-  if (want.type == MetaType::kArray) {
-    ASSERT_EQ(want.array_type, got.array_type);
-    EXPECT_EQ(want.ints, got.ints);
-    EXPECT_EQ(want.floats, got.floats);
-    EXPECT_EQ(want.strings, got.strings);
-    EXPECT_EQ(want.ArraySize(), got.ArraySize());
-    return;
-  }
-  EXPECT_EQ(want.u, got.u);
-  EXPECT_EQ(want.i, got.i);
-  EXPECT_EQ(want.f, got.f);
-  EXPECT_EQ(want.s, got.s);
 }
 
 // Odd shapes of each block geometry, with byte sizes worked out by hand from the block tables:

@@ -95,4 +95,22 @@ inline Status WriteGguf(const std::string& path, const Metadata& metadata,
   return writer->Finish();
 }
 
+// Equal type and payload; `key` labels failures.
+inline void ExpectSameValue(const std::string& key, const MetaValue& want, const MetaValue& got) {
+  SCOPED_TRACE(key);
+  ASSERT_EQ(want.type, got.type);
+  if (want.type == MetaType::kArray) {
+    ASSERT_EQ(want.array_type, got.array_type);
+    EXPECT_EQ(want.ints, got.ints);
+    EXPECT_EQ(want.floats, got.floats);
+    EXPECT_EQ(want.strings, got.strings);
+    EXPECT_EQ(want.ArraySize(), got.ArraySize());
+    return;
+  }
+  EXPECT_EQ(want.u, got.u);
+  EXPECT_EQ(want.i, got.i);
+  EXPECT_EQ(want.f, got.f);
+  EXPECT_EQ(want.s, got.s);
+}
+
 }  // namespace sluice::testing
