@@ -1,0 +1,253 @@
+#include "io/io_bench.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <thread>
+
+#include "core/base/aligned_buffer.h"
+#include "core/base/byte_size.h"
+#include "core/base/log.h"
+#include "core/base/progress.h"
+#include "io/archive_reader.h"
+#include "io/archive_writer.h"
+#include "io/expert_cache.h"
+
+namespace sluice {
+namespace {
+
+constexpr int64_t kRowBytes = 4096;  // i8 rows of 4096: matrices of (4096, rows)
+const char* const kArch = "sluice-io-bench";
+
+using Clock = std::chrono::steady_clock;
+double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+// Removes the scratch archive however the bench ends.
+struct ScratchFile {
+  std::string path;
+  ~ScratchFile() {
+    if (!path.empty()) unlink(path.c_str());
+  }
+};
+
+int64_t RowsFor(uint64_t expert_bytes) {
+  return std::max<int64_t>(1, std::llround(static_cast<double>(expert_bytes) / 3.0 / kRowBytes));
+}
+
+ArchivePlan BenchPlan(const IoBenchOptions& o, int* n_expert_out) {
+  ArchivePlan plan;
+  plan.metadata.SetString("general.architecture", kArch);
+  plan.metadata.SetU32(std::string(kArch) + ".block_count",
+                       static_cast<uint32_t>(o.expert_bytes.size()));
+  for (size_t i = 0; i < o.expert_bytes.size(); ++i) {
+    const int64_t rows = RowsFor(o.expert_bytes[i]);
+    const uint64_t stride = AlignUp(3 * static_cast<uint64_t>(rows * kRowBytes), kIoAlignment);
+    const uint64_t per_layer = o.archive_bytes / o.expert_bytes.size();
+    const int64_t n = static_cast<int64_t>(per_layer / stride);
+    n_expert_out[i] = static_cast<int>(n);
+    ArchiveExpertLayerPlan lp;
+    lp.layer = static_cast<int>(i);
+    TensorInfo* m[3] = {&lp.tensors.gate, &lp.tensors.up, &lp.tensors.down};
+    const char* names[3] = {"gate", "up", "down"};
+    for (int k = 0; k < 3; ++k) {
+      m[k]->name = StrCat("blk.", i, ".ffn_", names[k], "_exps.weight");
+      m[k]->type = GgmlType::kI8;
+      m[k]->n_dims = 3;
+      m[k]->ne = {kRowBytes, rows, std::max<int64_t>(n, 1), 1};
+    }
+    plan.expert_layers.push_back(lp);
+  }
+  return plan;
+}
+
+Status WriteScratchArchive(const IoBenchOptions& o, const std::string& path,
+                           std::vector<int>* n_expert) {
+  n_expert->assign(o.expert_bytes.size(), 0);
+  ArchivePlan plan = BenchPlan(o, n_expert->data());
+  const int max_qd = *std::max_element(o.queue_depths.begin(), o.queue_depths.end());
+  for (size_t i = 0; i < o.expert_bytes.size(); ++i) {
+    // 100% misses need more experts than cache slots (queue depth + 2), cycled in a fixed order.
+    if ((*n_expert)[i] <= max_qd + 2) {
+      const uint64_t stride = AlignUp(3 * RowsFor(o.expert_bytes[i]) * kRowBytes, kIoAlignment);
+      return InvalidArgument("--size ", FormatBytes(o.archive_bytes),
+                             " is too small: ", FormatBytes(o.expert_bytes[i]),
+                             " experts at queue depth ", max_qd, " need more than ", max_qd + 2,
+                             " of them, i.e. --size of at least ",
+                             FormatBytes((max_qd + 3) * stride * o.expert_bytes.size()));
+    }
+  }
+  ASSIGN_OR_RETURN(auto writer, ArchiveWriter::Create(path, std::move(plan)));
+  Progress progress("writing scratch archive", writer->payload_bytes());
+  const uint64_t max_matrix =
+      RowsFor(*std::max_element(o.expert_bytes.begin(), o.expert_bytes.end())) * kRowBytes;
+  std::vector<uint64_t> buffer(3 * max_matrix / 8 + 1);
+  std::mt19937_64 rng(o.seed);
+  for (size_t layer = 0; layer < o.expert_bytes.size(); ++layer) {
+    const uint64_t matrix = RowsFor(o.expert_bytes[layer]) * kRowBytes;
+    for (int e = 0; e < (*n_expert)[layer]; ++e) {
+      for (uint64_t& w : buffer) w = rng();  // random bytes: nothing for a disk to compress
+      const uint8_t* b = reinterpret_cast<const uint8_t*>(buffer.data());
+      RETURN_IF_ERROR(writer->AddExpert(static_cast<int>(layer), e, {b, matrix},
+                                        {b + matrix, matrix}, {b + 2 * matrix, matrix}));
+      progress.Update(writer->bytes_written());
+    }
+  }
+  RETURN_IF_ERROR(writer->Finish());
+  progress.Finish();
+  return Status::Ok();
+}
+
+struct RunResult {
+  uint64_t bytes = 0;
+  double seconds = 0;
+};
+
+// Cache path: a window of `qd` experts prefetched ahead of the one being acquired.
+Result<RunResult> CacheRun(ExpertCache* cache, int layer, const std::vector<int>& order,
+                           uint64_t n_reads, int qd, uint64_t read_bytes) {
+  cache->Clear();
+  const Clock::time_point start = Clock::now();
+  for (uint64_t i = 0; i < std::min<uint64_t>(qd, n_reads); ++i) {
+    cache->Prefetch(layer, {&order[i % order.size()], 1});
+  }
+  for (uint64_t i = 0; i < n_reads; ++i) {
+    ASSIGN_OR_RETURN(ExpertRef ref, cache->Acquire(layer, order[i % order.size()]));
+    cache->Release(ref);
+    if (i + qd < n_reads) cache->Prefetch(layer, {&order[(i + qd) % order.size()], 1});
+  }
+  return RunResult{n_reads * read_bytes, Seconds(Clock::now() - start)};
+}
+
+// Raw path: `qd` threads each reading whole blocks with pread at random block offsets.
+Result<RunResult> RawRun(int fd, const std::vector<uint64_t>& offsets, uint64_t n_reads, int qd,
+                         uint64_t read_bytes, std::vector<AlignedBuffer>* buffers) {
+  std::atomic<uint64_t> next{0};
+  std::atomic<int> error{0};
+  const Clock::time_point start = Clock::now();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < qd; ++t) {
+    threads.emplace_back([&, t] {
+      uint8_t* buf = (*buffers)[t].data();
+      for (uint64_t i = next++; i < n_reads; i = next++) {
+        uint64_t done = 0;
+        const uint64_t offset = offsets[i % offsets.size()];
+        while (done < read_bytes) {
+          ssize_t n = pread(fd, buf + done, read_bytes - done, static_cast<off_t>(offset + done));
+          if (n < 0 && errno == EINTR) continue;
+          if (n <= 0) {
+            error = n < 0 ? errno : EIO;
+            return;
+          }
+          done += static_cast<uint64_t>(n);
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  if (error != 0) return IoError("raw read failed: ", ErrnoString(error));
+  return RunResult{n_reads * read_bytes, Seconds(Clock::now() - start)};
+}
+
+}  // namespace
+
+Result<IoBenchResult> RunIoBench(const IoBenchOptions& o,
+                                 const std::function<void(const IoBenchPoint&)>& on_point) {
+  if (o.expert_bytes.empty() || o.queue_depths.empty() || o.rounds < 1) {
+    return InvalidArgument("io bench: need expert sizes, queue depths and >= 1 round");
+  }
+  for (int qd : o.queue_depths) {
+    if (qd < 1 || qd > 1024)
+      return InvalidArgument("io bench: queue depth ", qd, " not in 1..1024");
+  }
+  ScratchFile scratch{o.dir + "/sluice-io-bench.sluice"};
+  std::vector<int> n_expert;
+  RETURN_IF_ERROR(WriteScratchArchive(o, scratch.path, &n_expert));
+  ASSIGN_OR_RETURN(std::unique_ptr<ArchiveReader> model, ArchiveReader::Open(scratch.path));
+  IoBenchResult result;
+  result.archive_bytes = model->header().file_bytes;
+
+  int raw_fd = open(scratch.path.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT);
+  result.raw_direct = raw_fd >= 0;
+  if (raw_fd < 0) {
+    LOG(WARNING) << "io bench: O_DIRECT refused on " << o.dir << " (" << ErrnoString(errno)
+                 << "); raw reads are buffered, so both paths measure the page cache";
+    raw_fd = open(scratch.path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (raw_fd < 0) return IoError(scratch.path, ": open failed: ", ErrnoString(errno));
+  }
+  struct FdCloser {
+    int fd;
+    ~FdCloser() { close(fd); }
+  } closer{raw_fd};
+
+  std::mt19937_64 rng(o.seed + 1);
+  for (size_t layer = 0; layer < o.expert_bytes.size(); ++layer) {
+    const ExpertLayerEntry& entry = model->expert_layer_entries()[layer];
+    const uint64_t read_bytes = AlignUp(entry.block_bytes, kIoAlignment);
+    // Fixed random orders cycled: each expert comes back only after all others, so with fewer
+    // slots than experts every cache access misses.
+    std::vector<int> order(n_expert[layer]);
+    std::iota(order.begin(), order.end(), 0);
+    std::shuffle(order.begin(), order.end(), rng);
+    std::vector<uint64_t> raw_offsets;
+    std::vector<int> raw_order = order;
+    std::shuffle(raw_order.begin(), raw_order.end(), rng);
+    for (int e : raw_order) raw_offsets.push_back(model->expert_block_offset(layer, e));
+
+    for (int qd : o.queue_depths) {
+      ASSIGN_OR_RETURN(std::unique_ptr<IoBackend> io,
+                       CreateIoBackend({.kind = o.io, .queue_depth = qd}, model->file_paths()));
+      if (result.cache_backend.empty()) result.cache_backend = io->Describe();
+      ASSIGN_OR_RETURN(
+          std::unique_ptr<ExpertCache> cache,
+          ExpertCache::Create(*model, io.get(), {.budget_bytes = (qd + 2) * read_bytes}));
+      std::vector<AlignedBuffer> buffers;
+      for (int t = 0; t < qd; ++t) buffers.emplace_back(read_bytes);
+      const uint64_t n_reads =
+          std::max<uint64_t>((o.bytes_per_run + read_bytes - 1) / read_bytes, 3ull * qd);
+      RunResult cache_total, raw_total;
+      cache->ResetCounters();
+      for (int round = 0; round < o.rounds; ++round) {
+        // ABBA order: cache first in even rounds, raw first in odd ones.
+        for (int half = 0; half < 2; ++half) {
+          if ((half == 0) == (round % 2 == 0)) {
+            ASSIGN_OR_RETURN(RunResult r, CacheRun(cache.get(), static_cast<int>(layer), order,
+                                                   n_reads, qd, read_bytes));
+            cache_total.bytes += r.bytes;
+            cache_total.seconds += r.seconds;
+          } else {
+            ASSIGN_OR_RETURN(RunResult r,
+                             RawRun(raw_fd, raw_offsets, n_reads, qd, read_bytes, &buffers));
+            raw_total.bytes += r.bytes;
+            raw_total.seconds += r.seconds;
+          }
+        }
+      }
+      const ExpertCacheCounters c = cache->counters();
+      IoBenchPoint p;
+      p.expert_bytes = entry.block_bytes;
+      p.read_bytes = read_bytes;
+      p.queue_depth = qd;
+      p.reads = n_reads * o.rounds;
+      p.cache_GBps = cache_total.bytes / cache_total.seconds / 1e9;
+      p.raw_GBps = raw_total.bytes / raw_total.seconds / 1e9;
+      p.ratio = p.cache_GBps / p.raw_GBps;
+      p.cache_hit_rate = c.hits + c.misses > 0 ? double(c.hits) / double(c.hits + c.misses) : 0;
+      p.cache_io_wait_ns = c.io_wait_ns;
+      if (c.checksum_failures != 0 || c.read_errors != 0) {
+        return Corrupt(scratch.path, ": ", c.checksum_failures, " checksum failures and ",
+                       c.read_errors, " read errors during the bench");
+      }
+      result.points.push_back(p);
+      if (on_point) on_point(p);
+    }
+  }
+  return result;
+}
+
+}  // namespace sluice

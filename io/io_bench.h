@@ -1,0 +1,63 @@
+// The expert I/O benchmark behind `sluice bench --io-only`: how close does the expert cache come
+// to the device's own random-read bandwidth?
+//
+// It writes a scratch archive of random experts (one expert layer per expert size, sized to
+// `archive_bytes` and checked against free space; deleted afterwards), then for each expert size
+// and queue depth measures, in interleaved rounds (cache, raw, raw, cache, ... so drift of a noisy
+// virtual disk hits both alike):
+//   cache: random experts through ExpertCache at a 100% miss rate: a window of queue_depth
+//          experts prefetched ahead, each Acquired (waits for its read, checks its xxh3) and
+//          Released, the next one prefetched; every expert is one O_DIRECT read of its block.
+//   raw:   the same number of reads of the same size at random block offsets of the same file by
+//          queue_depth threads doing plain O_DIRECT pread: the device's speed of light here.
+// Bandwidth counts the bytes each read transfers (the block aligned to 4 KiB), in GB/s (1e9).
+//
+// Non-goals: model compute (the full `sluice bench`), page-cache performance. Thread-safety: runs
+// on the caller's thread (plus its own worker threads); one run at a time per directory.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/base/status.h"
+#include "io/io_backend.h"
+
+namespace sluice {
+
+struct IoBenchOptions {
+  std::string dir = ".";                // scratch archive goes here (a real disk, not tmpfs)
+  uint64_t archive_bytes = 4ull << 30;  // scratch archive size (split evenly between sizes)
+  std::vector<uint64_t> expert_bytes = {2'000'000, 7'000'000, 19'000'000};  // approx. per expert
+  std::vector<int> queue_depths = {1, 2, 4, 8, 16, 32};
+  IoBackendKind io = IoBackendKind::kAuto;  // backend of the cache path
+  int rounds = 3;                           // per (size, QD): each round = one cache + one raw run
+  uint64_t bytes_per_run = 256ull << 20;    // per run, at least 3 x queue_depth reads
+  uint64_t seed = 1;
+};
+
+struct IoBenchPoint {
+  uint64_t expert_bytes = 0;  // one expert block (gate + up + down)
+  uint64_t read_bytes = 0;    // one read: the block aligned up to 4 KiB
+  int queue_depth = 0;
+  uint64_t reads = 0;  // per path, over all rounds
+  double cache_GBps = 0;
+  double raw_GBps = 0;
+  double ratio = 0;           // cache_GBps / raw_GBps
+  double cache_hit_rate = 0;  // should be 0: the bench reads only misses
+  uint64_t cache_io_wait_ns = 0;
+};
+
+struct IoBenchResult {
+  std::string cache_backend;  // IoBackend::Describe() of the cache path (first point)
+  bool raw_direct = false;    // the raw reads used O_DIRECT
+  uint64_t archive_bytes = 0;
+  std::vector<IoBenchPoint> points;
+};
+
+// `on_point` (optional) is called after each (size, QD) so the CLI can print as it goes.
+Result<IoBenchResult> RunIoBench(const IoBenchOptions& options,
+                                 const std::function<void(const IoBenchPoint&)>& on_point = {});
+
+}  // namespace sluice
