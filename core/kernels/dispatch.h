@@ -3,8 +3,10 @@
 // otherwise (for comparisons and tests), or ForceIsa() is called.
 //
 // Paths: kScalar (portable C++, the reference every other path is tested against), kAvx2 (AVX2 +
-// FMA + F16C), kAvx512 (AVX-512 F/BW/VL/DQ + VNNI). Files named *_avx2.cc / *_avx512.cc get
-// those flags from core/CMakeLists.txt; nothing else may use those instructions.
+// FMA + F16C), kAvx512 (AVX-512 F/BW/VL/DQ + VNNI: the AVX2 kernel sources recompiled so the
+// integer dots fuse into VNNI instructions; bit-identical results to kAvx2). Files named
+// *_avx2.cc / *_avx512.cc get those flags from core/CMakeLists.txt; nothing else may use those
+// instructions.
 //
 // Adding ARM NEON: add kNeon here, compile *_neon.cc files with -march=armv8.2-a+dotprod (a
 // CMake rule like the x86 ones), give them FillNeon*Kernels(KernelTable*) (kernel_table.h) built

@@ -1,5 +1,11 @@
-// AVX2 building blocks shared by the *_avx2.cc and *_avx512.cc kernel files, and the token-tiling
-// driver every SIMD row kernel uses. Include only from files compiled with AVX2 flags.
+// x86 SIMD building blocks shared by the *_avx2.cc and *_avx512.cc kernel files, and the
+// token-tiling drivers every SIMD row kernel uses. Include only from files compiled with ISA flags.
+//
+// The kernels use 256-bit vectors on both paths. Compiled with AVX-512 VL + VNNI, the integer dot
+// helpers below fuse into vpdpbusd / vpdpwssd (one instruction instead of maddubs + madd). Both
+// forms are exact in int32 (no maddubs saturation is possible: weight levels are within 128 in
+// magnitude and activation levels within 127, so a pair stays below 32767), so the AVX-512 path
+// gives the same bits as the AVX2 path.
 //
 // Everything is in an anonymous namespace (internal linkage): see the rule in kernel_table.h.
 // Thread-safety: pure functions.
@@ -60,10 +66,23 @@ inline __m256i BitsToBytes(uint32_t bits) {
   return _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1));
 }
 
-// Pairwise int16 -> int32 sums of u8 x s8 products: lanes hold sums of 4 adjacent products.
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+// u8 x s8 products, 8 int32 lanes each holding the sum of 4 adjacent products.
+inline __m256i DotU8S8(__m256i u, __m256i s) {
+  return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
+}
+// acc + pairwise sums of int16 x int16 products.
+inline __m256i MaddAccumulate(__m256i acc, __m256i a16, __m256i b16) {
+  return _mm256_dpwssd_epi32(acc, a16, b16);
+}
+#else
 inline __m256i DotU8S8(__m256i u, __m256i s) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
 }
+inline __m256i MaddAccumulate(__m256i acc, __m256i a16, __m256i b16) {
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(a16, b16));
+}
+#endif
 
 // Same for s8 x s8 (|a| <= 127 on both sides, so maddubs cannot saturate).
 inline __m256i DotS8S8(__m256i abs_w, __m256i w, __m256i a) {

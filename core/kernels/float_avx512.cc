@@ -1,0 +1,12 @@
+// AVX-512 build of the float-weight kernels (float_kernels_impl.h).
+#if defined(__x86_64__)
+
+#include "core/kernels/float_kernels_impl.h"
+
+namespace sluice {
+
+void FillAvx512FloatKernels(KernelTable* table) { FillTable(table); }
+
+}  // namespace sluice
+
+#endif  // __x86_64__

@@ -1,0 +1,287 @@
+// Kernels for the super-block formats (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS) against Q8_K
+// activations, written once and compiled twice: kquants_avx2.cc and kquants_avx512.cc (where the
+// int16 x int16 accumulation fuses into vpdpwssd). Include only from those two files.
+//
+// Per super-block and token: the weight levels are decoded once (8 vectors of 32 bytes; in MatMul
+// once for up to 32 tokens), then each 32-level chunk is multiplied with the activations by
+// maddubs and weighted by its group scale(s) with madd, summing into 8 int32 lanes (exact). One
+// FMA per super-block folds d_a * d into 8 float lanes; the min terms (sum_g min_g * bsum_g, from
+// Q8_K's bsums) go through a second FMA into another 8 lanes. Formats with signed levels (Q3_K:
+// -4..3, Q6_K: -32..31) use the unsigned level + offset and subtract offset * sum_g scale_g *
+// bsum_g, also exact.
+#pragma once
+
+#include "core/base/ggml_type.h"
+#include "core/kernels/simd_avx2.h"
+#include "core/quant/blocks.h"
+
+namespace sluice {
+namespace {
+
+const BlockQ8_K& ActBlock(const uint8_t* act, int64_t i) {
+  return reinterpret_cast<const BlockQ8_K*>(act)[i];
+}
+
+// The 8 levels-chunk products of one token: sum_c madd(maddubs(q[c], a[c]), scale16[c]).
+inline __m256i ChunkSums(const __m256i* q, const __m256i* scale16, const int8_t* a) {
+  __m256i sum = _mm256_setzero_si256();
+  for (int c = 0; c < 8; ++c) {
+    const __m256i p16 = _mm256_maddubs_epi16(q[c], LoadU256(a + 32 * c));
+    sum = MaddAccumulate(sum, p16, scale16[c]);
+  }
+  return sum;
+}
+
+// Common driver: Decode(block, q[8], scale16[8], &mins16, &offset16, &d, &dmin) per super-block.
+// mins16 (16 int16 lanes, paired with Q8_K's 16 bsums) carries min_g for asymmetric formats;
+// offset16 carries offset * scale_g for formats with a level offset. Either may be zero.
+template <typename Decoder>
+struct KKernel {
+  template <int kMax>
+  static void Dot(const uint8_t* w, const uint8_t* const* act, int n_tokens, int64_t nb,
+                  float* out) {
+    const int nt = TileTokens<kMax>(n_tokens);
+    const auto* x = reinterpret_cast<const typename Decoder::Block*>(w);
+    __m256 acc[kMax], acc_min[kMax];
+    for (int t = 0; t < nt; ++t) acc[t] = acc_min[t] = _mm256_setzero_ps();
+    __m256i q[8], scale16[8];
+    for (int64_t i = 0; i < nb; ++i) {
+      __m256i mins16, offset16;
+      float d, dmin;
+      Decoder::Decode(x[i], q, scale16, &mins16, &offset16, &d, &dmin);
+      for (int t = 0; t < nt; ++t) {
+        const BlockQ8_K& a = ActBlock(act[t], i);
+        const __m256i bsums = LoadU256(a.bsums);
+        __m256i isum = ChunkSums(q, scale16, a.qs);
+        if constexpr (Decoder::kHasOffset) {
+          isum = _mm256_sub_epi32(isum, _mm256_madd_epi16(bsums, offset16));
+        }
+        acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(a.d * d), _mm256_cvtepi32_ps(isum), acc[t]);
+        if constexpr (Decoder::kHasMin) {
+          const __m256i msum = _mm256_madd_epi16(bsums, mins16);
+          acc_min[t] =
+              _mm256_fmadd_ps(_mm256_set1_ps(-(a.d * dmin)), _mm256_cvtepi32_ps(msum), acc_min[t]);
+        }
+      }
+    }
+    for (int t = 0; t < nt; ++t) out[t] = HsumPs(acc[t]) + HsumPs(acc_min[t]);
+  }
+};
+
+// The 8 6-bit scales (bytes 0..7) and mins (bytes 8..15) of a Q4_K/Q5_K block, unpacked with
+// word-wide masks (the layout is described at UnpackScaleMinK4 in core/quant/blocks.h).
+inline __m128i ScalesAndMinsK4(const uint8_t* packed) {
+  uint32_t u[4];
+  std::memcpy(u, packed, 12);
+  constexpr uint32_t kLow6 = 0x3f3f3f3f, kLow4 = 0x0f0f0f0f, kLow2 = 0x03030303;
+  u[3] = ((u[2] >> 4) & kLow4) | (((u[1] >> 6) & kLow2) << 4);  // mins 4..7
+  const uint32_t mins_low = u[1] & kLow6;                       // mins 0..3
+  u[1] = (u[2] & kLow4) | (((u[0] >> 6) & kLow2) << 4);         // scales 4..7
+  u[2] = mins_low;
+  u[0] &= kLow6;  // scales 0..3
+  return _mm_setr_epi32(static_cast<int>(u[0]), static_cast<int>(u[1]), static_cast<int>(u[2]),
+                        static_cast<int>(u[3]));
+}
+
+// 16 int16 lanes, all equal to byte g of v (unsigned).
+inline __m256i BroadcastByteU16(__m128i v, int g) {
+  return _mm256_cvtepu8_epi16(_mm_shuffle_epi8(v, _mm_set1_epi8(static_cast<char>(g))));
+}
+
+// 16 int16 lanes: 8 x signed byte lo of v, then 8 x signed byte hi (a chunk of two 16-groups).
+inline __m256i TwoGroupScalesS8(__m128i v, int lo, int hi) {
+  const __m128i pick = _mm_setr_epi8(
+      static_cast<char>(lo), static_cast<char>(lo), static_cast<char>(lo), static_cast<char>(lo),
+      static_cast<char>(lo), static_cast<char>(lo), static_cast<char>(lo), static_cast<char>(lo),
+      static_cast<char>(hi), static_cast<char>(hi), static_cast<char>(hi), static_cast<char>(hi),
+      static_cast<char>(hi), static_cast<char>(hi), static_cast<char>(hi), static_cast<char>(hi));
+  return _mm256_cvtepi8_epi16(_mm_shuffle_epi8(v, pick));
+}
+
+// Mins of a Q4_K/Q5_K block as 16 int16 lanes paired with Q8_K's bsums: lanes 2g, 2g+1 = min g.
+inline __m256i PairedMinsK4(__m128i scales_mins) {
+  const __m128i pick = _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
+  return _mm256_cvtepu8_epi16(_mm_shuffle_epi8(scales_mins, pick));
+}
+
+struct Q4KDecoder {
+  using Block = BlockQ4_K;
+  static constexpr bool kHasMin = true;
+  static constexpr bool kHasOffset = false;
+  static void Decode(const Block& b, __m256i* q, __m256i* scale16, __m256i* mins16, __m256i*,
+                     float* d, float* dmin) {
+    const __m128i scales_mins = ScalesAndMinsK4(b.scales);
+    const __m256i low4 = _mm256_set1_epi8(0x0f);
+    for (int p = 0; p < 4; ++p) {
+      const __m256i bytes = LoadU256(b.qs + 32 * p);
+      q[2 * p] = _mm256_and_si256(bytes, low4);
+      q[2 * p + 1] = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low4);
+    }
+    for (int g = 0; g < 8; ++g) scale16[g] = BroadcastByteU16(scales_mins, g);
+    *mins16 = PairedMinsK4(scales_mins);
+    *d = LoadF16(b.d);
+    *dmin = LoadF16(b.dmin);
+  }
+};
+
+struct Q5KDecoder {
+  using Block = BlockQ5_K;
+  static constexpr bool kHasMin = true;
+  static constexpr bool kHasOffset = false;
+  static void Decode(const Block& b, __m256i* q, __m256i* scale16, __m256i* mins16, __m256i*,
+                     float* d, float* dmin) {
+    const __m128i scales_mins = ScalesAndMinsK4(b.scales);
+    const __m256i low4 = _mm256_set1_epi8(0x0f);
+    const __m256i one = _mm256_set1_epi8(1);
+    const __m256i high_bits = LoadU256(b.qh);
+    for (int p = 0; p < 4; ++p) {
+      const __m256i bytes = LoadU256(b.qs + 32 * p);
+      const __m256i h0 = _mm256_and_si256(_mm256_srli_epi16(high_bits, 2 * p), one);
+      const __m256i h1 = _mm256_and_si256(_mm256_srli_epi16(high_bits, 2 * p + 1), one);
+      q[2 * p] = _mm256_or_si256(_mm256_and_si256(bytes, low4), _mm256_slli_epi16(h0, 4));
+      q[2 * p + 1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bytes, 4), low4),
+                                     _mm256_slli_epi16(h1, 4));
+    }
+    for (int g = 0; g < 8; ++g) scale16[g] = BroadcastByteU16(scales_mins, g);
+    *mins16 = PairedMinsK4(scales_mins);
+    *d = LoadF16(b.d);
+    *dmin = LoadF16(b.dmin);
+  }
+};
+
+struct Q6KDecoder {
+  using Block = BlockQ6_K;
+  static constexpr bool kHasMin = false;
+  static constexpr bool kHasOffset = true;  // level = u - 32
+  static void Decode(const Block& b, __m256i* q, __m256i* scale16, __m256i*, __m256i* offset16,
+                     float* d, float*) {
+    const __m256i low4 = _mm256_set1_epi8(0x0f);
+    const __m256i two_bits = _mm256_set1_epi8(3);
+    for (int h = 0; h < 2; ++h) {
+      const __m256i ql0 = LoadU256(b.ql + 64 * h);
+      const __m256i ql1 = LoadU256(b.ql + 64 * h + 32);
+      const __m256i qh = LoadU256(b.qh + 32 * h);
+      auto high = [&](int shift) {
+        return _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, shift), two_bits), 4);
+      };
+      q[4 * h + 0] = _mm256_or_si256(_mm256_and_si256(ql0, low4), high(0));
+      q[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(ql1, low4), high(2));
+      q[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4), high(4));
+      q[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4), high(6));
+    }
+    const __m128i scales = LoadU128(b.scales);
+    for (int c = 0; c < 8; ++c) scale16[c] = TwoGroupScalesS8(scales, 2 * c, 2 * c + 1);
+    *offset16 = _mm256_slli_epi16(_mm256_cvtepi8_epi16(scales), 5);  // 32 * scale_g
+    *d = LoadF16(b.d);
+  }
+};
+
+struct Q2KDecoder {
+  using Block = BlockQ2_K;
+  static constexpr bool kHasMin = true;
+  static constexpr bool kHasOffset = false;
+  static void Decode(const Block& b, __m256i* q, __m256i* scale16, __m256i* mins16, __m256i*,
+                     float* d, float* dmin) {
+    const __m256i three = _mm256_set1_epi8(3);
+    for (int h = 0; h < 2; ++h) {
+      const __m256i bytes = LoadU256(b.qs + 32 * h);
+      for (int s = 0; s < 4; ++s) {
+        q[4 * h + s] = _mm256_and_si256(_mm256_srli_epi16(bytes, 2 * s), three);
+      }
+    }
+    const __m128i packed = LoadU128(b.scales);
+    const __m128i scales = _mm_and_si128(packed, _mm_set1_epi8(0x0f));
+    for (int c = 0; c < 8; ++c) scale16[c] = TwoGroupScalesS8(scales, 2 * c, 2 * c + 1);
+    *mins16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0f)));
+    *d = LoadF16(b.d);
+    *dmin = LoadF16(b.dmin);
+  }
+};
+
+struct Q3KDecoder {
+  using Block = BlockQ3_K;
+  static constexpr bool kHasMin = false;
+  static constexpr bool kHasOffset = true;  // level = u - 4, u = low2 + 4 * hbit
+  static void Decode(const Block& b, __m256i* q, __m256i* scale16, __m256i*, __m256i* offset16,
+                     float* d, float*) {
+    const __m256i three = _mm256_set1_epi8(3);
+    const __m256i one = _mm256_set1_epi8(1);
+    const __m256i hmask = LoadU256(b.hmask);
+    for (int h = 0; h < 2; ++h) {
+      const __m256i bytes = LoadU256(b.qs + 32 * h);
+      for (int s = 0; s < 4; ++s) {
+        const int c = 4 * h + s;
+        const __m256i low2 = _mm256_and_si256(_mm256_srli_epi16(bytes, 2 * s), three);
+        const __m256i hbit = _mm256_and_si256(_mm256_srli_epi16(hmask, c), one);
+        q[c] = _mm256_or_si256(low2, _mm256_slli_epi16(hbit, 2));
+      }
+    }
+    // 16 6-bit scales: low nibbles from bytes 0..7, top 2 bits from bytes 8..11 (blocks.h).
+    uint32_t u[4];
+    std::memcpy(u, b.scales, 12);
+    constexpr uint32_t kLow4 = 0x0f0f0f0f, kLow2 = 0x03030303;
+    const uint32_t top = u[2];
+    const uint32_t s0 = (u[0] & kLow4) | (((top >> 0) & kLow2) << 4);
+    const uint32_t s1 = (u[1] & kLow4) | (((top >> 2) & kLow2) << 4);
+    const uint32_t s2 = ((u[0] >> 4) & kLow4) | (((top >> 4) & kLow2) << 4);
+    const uint32_t s3 = ((u[1] >> 4) & kLow4) | (((top >> 6) & kLow2) << 4);
+    const __m128i scales = _mm_sub_epi8(_mm_setr_epi32(static_cast<int>(s0), static_cast<int>(s1),
+                                                       static_cast<int>(s2), static_cast<int>(s3)),
+                                        _mm_set1_epi8(32));
+    for (int c = 0; c < 8; ++c) scale16[c] = TwoGroupScalesS8(scales, 2 * c, 2 * c + 1);
+    *offset16 = _mm256_slli_epi16(_mm256_cvtepi8_epi16(scales), 2);  // 4 * scale_g
+    *d = LoadF16(b.d);
+  }
+};
+
+// IQ4_XS levels are signed (-127..113): the sign trick per chunk, so it has its own kernel.
+struct Iq4XsKernel {
+  template <int kMax>
+  static void Dot(const uint8_t* w, const uint8_t* const* act, int n_tokens, int64_t nb,
+                  float* out) {
+    const int nt = TileTokens<kMax>(n_tokens);
+    const auto* x = reinterpret_cast<const BlockIq4Xs*>(w);
+    const __m256i table = _mm256_broadcastsi128_si256(LoadU128(kIq4nlValues));
+    __m256 acc[kMax];
+    for (int t = 0; t < nt; ++t) acc[t] = _mm256_setzero_ps();
+    __m256i q[8], abs_q[8], scale16[8];
+    for (int64_t i = 0; i < nb; ++i) {
+      for (int g = 0; g < 8; ++g) {
+        q[g] = _mm256_shuffle_epi8(table, UnpackNibbles16(x[i].qs + 16 * g));
+        abs_q[g] = _mm256_sign_epi8(q[g], q[g]);
+        scale16[g] = _mm256_set1_epi16(static_cast<int16_t>(Iq4XsScale(x[i], g)));
+      }
+      const float d = LoadF16(x[i].d);
+      for (int t = 0; t < nt; ++t) {
+        const BlockQ8_K& a = ActBlock(act[t], i);
+        __m256i isum = _mm256_setzero_si256();
+        for (int g = 0; g < 8; ++g) {
+          const __m256i signed_a = _mm256_sign_epi8(LoadU256(a.qs + 32 * g), q[g]);
+          const __m256i p16 = _mm256_maddubs_epi16(abs_q[g], signed_a);
+          isum = MaddAccumulate(isum, p16, scale16[g]);
+        }
+        acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(a.d * d), _mm256_cvtepi32_ps(isum), acc[t]);
+      }
+    }
+    for (int t = 0; t < nt; ++t) out[t] = HsumPs(acc[t]);
+  }
+};
+
+template <typename Kernel>
+void Rows(const RowsArgs& a, int64_t row_begin, int64_t row_end) {
+  BatchedRows<Kernel>(a, row_begin, row_end, a.cols / kQkK);
+}
+
+constexpr int Id(GgmlType t) { return static_cast<int>(t); }
+
+void FillTable(KernelTable* t) {
+  t->rows[Id(GgmlType::kQ2_K)] = Rows<KKernel<Q2KDecoder>>;
+  t->rows[Id(GgmlType::kQ3_K)] = Rows<KKernel<Q3KDecoder>>;
+  t->rows[Id(GgmlType::kQ4_K)] = Rows<KKernel<Q4KDecoder>>;
+  t->rows[Id(GgmlType::kQ5_K)] = Rows<KKernel<Q5KDecoder>>;
+  t->rows[Id(GgmlType::kQ6_K)] = Rows<KKernel<Q6KDecoder>>;
+  t->rows[Id(GgmlType::kIQ4_XS)] = Rows<Iq4XsKernel>;
+}
+
+}  // namespace
+}  // namespace sluice

@@ -1,0 +1,275 @@
+// Kernels for the 32-element formats (Q8_0, Q4_0, Q5_0, IQ4_NL, MXFP4 against Q8_0 activations;
+// Q4_1, Q5_1 against Q8_1) and the activation quantizers, written once and compiled twice:
+// q8_avx2.cc (AVX2) and q8_avx512.cc (AVX-512 VL/BW/VNNI, where simd_avx2.h's integer dots fuse
+// into vpdpbusd). Include only from those two files.
+//
+// Per 32-element block and token: the weight levels are decoded once into 32 int8 lanes, the
+// integer dot with the activation block lands in 8 int32 lanes (4 products each), is converted to
+// float and accumulated with one FMA by d_w * d_a into 8 float lanes; the lanes are summed at the
+// end of the row (HsumPs). Formats with a min add m_w * s_a per block into a separate scalar.
+// Activation quantizers write the same bytes as the scalar ones.
+#pragma once
+
+#include "core/base/ggml_type.h"
+#include "core/kernels/simd_avx2.h"
+#include "core/quant/blocks.h"
+#include "core/quant/fp16.h"
+
+namespace sluice {
+namespace {
+
+// --- weight formats: Levels() gives the 32 levels in element order -----------------------------
+
+struct Q8_0Format {
+  using Block = BlockQ8_0;
+  static constexpr bool kSigned = true;
+  static __m256i Levels(const Block& b) { return LoadU256(b.qs); }
+  static float Scale(const Block& b) { return LoadF16(b.d); }
+};
+
+struct Q4_0Format {
+  using Block = BlockQ4_0;
+  static constexpr bool kSigned = true;
+  static __m256i Levels(const Block& b) {
+    return _mm256_sub_epi8(UnpackNibbles16(b.qs), _mm256_set1_epi8(8));
+  }
+  static float Scale(const Block& b) { return LoadF16(b.d); }
+};
+
+struct Q5_0Format {
+  using Block = BlockQ5_0;
+  static constexpr bool kSigned = true;
+  static __m256i Levels(const Block& b) {
+    uint32_t qh;
+    std::memcpy(&qh, b.qh, sizeof(qh));
+    // Level = nibble | bit4 - 16 = nibble - 16 where bit4 is clear: OR in 0xf0 for clear bits.
+    const __m256i clear =
+        _mm256_andnot_si256(BitsToBytes(qh), _mm256_set1_epi8(static_cast<char>(0xf0)));
+    return _mm256_or_si256(UnpackNibbles16(b.qs), clear);
+  }
+  static float Scale(const Block& b) { return LoadF16(b.d); }
+};
+
+struct Iq4NlFormat {
+  using Block = BlockIq4Nl;
+  static constexpr bool kSigned = true;
+  static __m256i Levels(const Block& b) {
+    const __m256i table = _mm256_broadcastsi128_si256(LoadU128(kIq4nlValues));
+    return _mm256_shuffle_epi8(table, UnpackNibbles16(b.qs));
+  }
+  static float Scale(const Block& b) { return LoadF16(b.d); }
+};
+
+struct Mxfp4Format {
+  using Block = BlockMxfp4;
+  static constexpr bool kSigned = true;
+  static __m256i Levels(const Block& b) {
+    const __m256i table = _mm256_broadcastsi128_si256(LoadU128(kMxfp4Values));
+    return _mm256_shuffle_epi8(table, UnpackNibbles16(b.qs));
+  }
+  static float Scale(const Block& b) { return E8m0ToFp32Half(b.e); }
+};
+
+struct Q4_1Format {
+  using Block = BlockQ4_1;
+  static constexpr bool kSigned = false;
+  static __m256i Levels(const Block& b) { return UnpackNibbles16(b.qs); }
+  static float Scale(const Block& b) { return LoadF16(b.d); }
+  static float Min(const Block& b) { return LoadF16(b.m); }
+};
+
+struct Q5_1Format {
+  using Block = BlockQ5_1;
+  static constexpr bool kSigned = false;
+  static __m256i Levels(const Block& b) {
+    uint32_t qh;
+    std::memcpy(&qh, b.qh, sizeof(qh));
+    const __m256i high = _mm256_and_si256(BitsToBytes(qh), _mm256_set1_epi8(0x10));
+    return _mm256_or_si256(UnpackNibbles16(b.qs), high);
+  }
+  static float Scale(const Block& b) { return LoadF16(b.d); }
+  static float Min(const Block& b) { return LoadF16(b.m); }
+};
+
+// Signed levels against Q8_0 activations.
+template <typename F>
+struct SignedKernel {
+  template <int kMax>
+  static void Dot(const uint8_t* w, const uint8_t* const* act, int n_tokens, int64_t nb,
+                  float* out) {
+    const int nt = TileTokens<kMax>(n_tokens);
+    const auto* x = reinterpret_cast<const typename F::Block*>(w);
+    __m256 acc[kMax];
+    for (int t = 0; t < nt; ++t) acc[t] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; ++i) {
+      const __m256i q = F::Levels(x[i]);
+      const __m256i abs_q = _mm256_sign_epi8(q, q);
+      const float d = F::Scale(x[i]);
+      for (int t = 0; t < nt; ++t) {
+        const BlockQ8_0& a = reinterpret_cast<const BlockQ8_0*>(act[t])[i];
+        const __m256 sum = _mm256_cvtepi32_ps(DotS8S8(abs_q, q, LoadU256(a.qs)));
+        acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * LoadF16(a.d)), sum, acc[t]);
+      }
+    }
+    for (int t = 0; t < nt; ++t) out[t] = HsumPs(acc[t]);
+  }
+};
+
+// Unsigned levels with a min against Q8_1 activations.
+template <typename F>
+struct MinKernel {
+  template <int kMax>
+  static void Dot(const uint8_t* w, const uint8_t* const* act, int n_tokens, int64_t nb,
+                  float* out) {
+    const int nt = TileTokens<kMax>(n_tokens);
+    const auto* x = reinterpret_cast<const typename F::Block*>(w);
+    __m256 acc[kMax];
+    float acc_min[kMax];
+    for (int t = 0; t < nt; ++t) {
+      acc[t] = _mm256_setzero_ps();
+      acc_min[t] = 0;
+    }
+    for (int64_t i = 0; i < nb; ++i) {
+      const __m256i q = F::Levels(x[i]);
+      const float d = F::Scale(x[i]);
+      const float m = F::Min(x[i]);
+      for (int t = 0; t < nt; ++t) {
+        const BlockQ8_1& a = reinterpret_cast<const BlockQ8_1*>(act[t])[i];
+        const __m256 sum = _mm256_cvtepi32_ps(DotU8S8(q, LoadU256(a.qs)));
+        acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * LoadF16(a.d)), sum, acc[t]);
+        acc_min[t] += m * LoadF16(a.s);
+      }
+    }
+    for (int t = 0; t < nt; ++t) out[t] = HsumPs(acc[t]) + acc_min[t];
+  }
+};
+
+template <typename Kernel>
+void Rows(const RowsArgs& a, int64_t row_begin, int64_t row_end) {
+  TiledRows<Kernel, kMaxRegisterTile>(a, row_begin, row_end, a.cols / kQk);
+}
+
+// --- activation quantizers (byte-identical to core/quant/activation_quant.cc) --------------------
+
+// Levels of one 32-float block with scale id, rounded half to even, packed to int8 in order.
+__m256i QuantizeBlock(const float* x, float id, __m256i* sum32) {
+  const __m256 mul = _mm256_set1_ps(id);
+  __m256i v[4];
+  for (int k = 0; k < 4; ++k) {
+    const __m256 scaled = _mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), mul);
+    v[k] =
+        _mm256_cvtps_epi32(_mm256_round_ps(scaled, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+  *sum32 = _mm256_add_epi32(_mm256_add_epi32(v[0], v[1]), _mm256_add_epi32(v[2], v[3]));
+  // packs work per 128-bit lane; the permute restores element order.
+  const __m256i p16a = _mm256_packs_epi32(v[0], v[1]);
+  const __m256i p16b = _mm256_packs_epi32(v[2], v[3]);
+  const __m256i p8 = _mm256_packs_epi16(p16a, p16b);
+  return _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+float AbsMax32(const float* x) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  __m256 m = _mm256_andnot_ps(sign, _mm256_loadu_ps(x));
+  for (int k = 1; k < 4; ++k)
+    m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * k)));
+  __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_max_ss(h, _mm_movehdup_ps(h));
+  return _mm_cvtss_f32(h);
+}
+
+void StoreF16(uint8_t* p, float f) {
+  const uint16_t h = static_cast<uint16_t>(_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT));
+  std::memcpy(p, &h, sizeof(h));
+}
+
+void QuantizeQ8_0(const float* x, void* dst, int64_t n) {
+  auto* y = static_cast<BlockQ8_0*>(dst);
+  for (int64_t i = 0; i < n / kQk; ++i, x += kQk) {
+    const float amax = AbsMax32(x);
+    StoreF16(y[i].d, amax / 127.f);
+    __m256i sum;
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y[i].qs),
+                        QuantizeBlock(x, amax != 0.0f ? 127.f / amax : 0.0f, &sum));
+  }
+}
+
+void QuantizeQ8_1(const float* x, void* dst, int64_t n) {
+  auto* y = static_cast<BlockQ8_1*>(dst);
+  for (int64_t i = 0; i < n / kQk; ++i, x += kQk) {
+    const float amax = AbsMax32(x);
+    const float d = amax / 127.f;
+    StoreF16(y[i].d, d);
+    __m256i sum;
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y[i].qs),
+                        QuantizeBlock(x, amax != 0.0f ? 127.f / amax : 0.0f, &sum));
+    StoreF16(y[i].s, d * static_cast<float>(HsumEpi32(sum)));
+  }
+}
+
+void QuantizeQ8_K(const float* x, void* dst, int64_t n) {
+  auto* y = static_cast<BlockQ8_K*>(dst);
+  for (int64_t i = 0; i < n / kQkK; ++i, x += kQkK) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 m = _mm256_setzero_ps();
+    for (int k = 0; k < 32; ++k)
+      m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * k)));
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    const float amax = _mm_cvtss_f32(h);
+    if (amax == 0.0f) {
+      y[i].d = 0;
+      std::memset(y[i].qs, 0, sizeof(y[i].qs));
+      std::memset(y[i].bsums, 0, sizeof(y[i].bsums));
+      continue;
+    }
+    // The reference takes the sign of the first element of largest magnitude.
+    float max = 0;
+    const __m256 vamax = _mm256_set1_ps(amax);
+    for (int k = 0; k < 32; ++k) {
+      const __m256 v = _mm256_loadu_ps(x + 8 * k);
+      const int hit =
+          _mm256_movemask_ps(_mm256_cmp_ps(_mm256_andnot_ps(sign, v), vamax, _CMP_EQ_OQ));
+      if (hit != 0) {
+        max = x[8 * k + __builtin_ctz(static_cast<unsigned>(hit))];
+        break;
+      }
+    }
+    const float iscale = -127.f / max;
+    for (int b = 0; b < kQkK / kQk; ++b) {
+      __m256i sum;
+      const __m256i q = QuantizeBlock(x + kQk * b, iscale, &sum);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(y[i].qs + kQk * b), q);
+      // Sums of each 16 levels: widen to int16 and add pairs down to one per 16.
+      const __m256i w16 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q),
+                                            _mm256_set1_epi16(1));  // 8 sums of 4
+      const __m128i s4 = _mm256_castsi256_si128(w16);
+      const __m128i s4h = _mm256_extracti128_si256(w16, 1);
+      const __m128i lo = _mm_hadd_epi32(s4, s4);    // sums of 8: (0+1, 2+3, ...)
+      const __m128i hi = _mm_hadd_epi32(s4h, s4h);  // elements 16..31
+      y[i].bsums[2 * b] = static_cast<int16_t>(_mm_cvtsi128_si32(_mm_hadd_epi32(lo, lo)));
+      y[i].bsums[2 * b + 1] = static_cast<int16_t>(_mm_cvtsi128_si32(_mm_hadd_epi32(hi, hi)));
+    }
+    y[i].d = 1 / iscale;
+  }
+}
+
+constexpr int Id(GgmlType t) { return static_cast<int>(t); }
+
+void FillTable(KernelTable* t) {
+  t->rows[Id(GgmlType::kQ8_0)] = Rows<SignedKernel<Q8_0Format>>;
+  t->rows[Id(GgmlType::kQ4_0)] = Rows<SignedKernel<Q4_0Format>>;
+  t->rows[Id(GgmlType::kQ5_0)] = Rows<SignedKernel<Q5_0Format>>;
+  t->rows[Id(GgmlType::kIQ4_NL)] = Rows<SignedKernel<Iq4NlFormat>>;
+  t->rows[Id(GgmlType::kMXFP4)] = Rows<SignedKernel<Mxfp4Format>>;
+  t->rows[Id(GgmlType::kQ4_1)] = Rows<MinKernel<Q4_1Format>>;
+  t->rows[Id(GgmlType::kQ5_1)] = Rows<MinKernel<Q5_1Format>>;
+  t->quantize_q8_0 = QuantizeQ8_0;
+  t->quantize_q8_1 = QuantizeQ8_1;
+  t->quantize_q8_k = QuantizeQ8_K;
+}
+
+}  // namespace
+}  // namespace sluice
