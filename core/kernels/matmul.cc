@@ -80,6 +80,20 @@ struct QuantizeJob {
 
 }  // namespace
 
+GgmlType MatMulActivationType(GgmlType weight_type) {
+  switch (ActFormatFor(weight_type)) {
+    case ActFormat::kF32:
+      return GgmlType::kF32;
+    case ActFormat::kQ8_0:
+      return GgmlType::kQ8_0;
+    case ActFormat::kQ8_1:
+      return GgmlType::kQ8_1;
+    case ActFormat::kQ8_K:
+      return GgmlType::kQ8_K;
+  }
+  return GgmlType::kF32;
+}
+
 bool IsSupportedWeightType(GgmlType type) {
   switch (type) {
     case GgmlType::kF32:

@@ -22,6 +22,10 @@ namespace sluice {
 // Types MatVec/MatMul accept as weights.
 bool IsSupportedWeightType(GgmlType type);
 
+// The format activations are converted to for a weight type: kQ8_0, kQ8_1, kQ8_K, or kF32 for
+// F32/F16/BF16 weights (kept in f32: closer to the exact product than rounding them to f16).
+GgmlType MatMulActivationType(GgmlType weight_type);
+
 // y[r] = sum_c W[r][c] * x[c], r in [0, rows). x: (cols), y: (rows).
 void MatVec(GgmlType type, const void* w, int64_t rows, int64_t cols, const float* x, float* y,
             ThreadPool* pool);

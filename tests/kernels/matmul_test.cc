@@ -28,31 +28,10 @@ using testing::AllWeightTypes;
 using testing::IsaGuard;
 using testing::RandomFloats;
 
-GgmlType ActType(GgmlType w) {
-  switch (w) {
-    case GgmlType::kF32:
-    case GgmlType::kF16:
-    case GgmlType::kBF16:
-      return GgmlType::kF32;
-    case GgmlType::kQ4_1:
-    case GgmlType::kQ5_1:
-      return GgmlType::kQ8_1;
-    case GgmlType::kQ2_K:
-    case GgmlType::kQ3_K:
-    case GgmlType::kQ4_K:
-    case GgmlType::kQ5_K:
-    case GgmlType::kQ6_K:
-    case GgmlType::kIQ4_XS:
-      return GgmlType::kQ8_K;
-    default:
-      return GgmlType::kQ8_0;
-  }
-}
-
 // The activations as the kernels see them: quantized with the engine's activation quantizer,
 // then decoded.
 std::vector<float> EffectiveActivations(GgmlType w_type, const std::vector<float>& x) {
-  const GgmlType act = ActType(w_type);
+  const GgmlType act = MatMulActivationType(w_type);
   if (act == GgmlType::kF32) return x;
   const int64_t n = static_cast<int64_t>(x.size());
   std::vector<uint8_t> q(RowBytes(act, n) + 8);
@@ -233,6 +212,18 @@ INSTANTIATE_TEST_SUITE_P(AllTypes, MatVecTest, ::testing::ValuesIn(AllWeightType
                          [](const ::testing::TestParamInfo<GgmlType>& info) {
                            return std::string(TypeName(info.param));
                          });
+
+TEST(ActivationQuant, PairingFollowsGgufEngines) {
+  EXPECT_EQ(MatMulActivationType(GgmlType::kQ4_0), GgmlType::kQ8_0);
+  EXPECT_EQ(MatMulActivationType(GgmlType::kQ8_0), GgmlType::kQ8_0);
+  EXPECT_EQ(MatMulActivationType(GgmlType::kIQ4_NL), GgmlType::kQ8_0);
+  EXPECT_EQ(MatMulActivationType(GgmlType::kMXFP4), GgmlType::kQ8_0);
+  EXPECT_EQ(MatMulActivationType(GgmlType::kQ4_1), GgmlType::kQ8_1);
+  EXPECT_EQ(MatMulActivationType(GgmlType::kQ5_1), GgmlType::kQ8_1);
+  EXPECT_EQ(MatMulActivationType(GgmlType::kQ4_K), GgmlType::kQ8_K);
+  EXPECT_EQ(MatMulActivationType(GgmlType::kIQ4_XS), GgmlType::kQ8_K);
+  EXPECT_EQ(MatMulActivationType(GgmlType::kF16), GgmlType::kF32);
+}
 
 TEST(ActivationQuant, SimdPathsWriteTheScalarBytes) {
   const int64_t n = 256 * 9;
