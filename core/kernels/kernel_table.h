@@ -17,6 +17,8 @@
 
 #include <cstdint>
 
+#include "core/base/ggml_type.h"
+
 namespace sluice {
 
 struct RowsArgs {
@@ -38,10 +40,22 @@ inline constexpr int kMaxTypeId = 40;
 
 struct KernelTable {
   RowsFn rows[kMaxTypeId] = {};
-  QuantizeActFn quantize_q8_0 = nullptr;  // -> BlockQ8_0[n / 32]
-  QuantizeActFn quantize_q8_1 = nullptr;  // -> BlockQ8_1[n / 32]
+  // Activation rows (ActivationRowBytes each). Q8_0 and Q8_1 rows carry, after the GGUF blocks,
+  // the block scales again as f32 (the exact values of the f16 fields): a SIMD kernel then
+  // broadcasts a float instead of converting an f16 per block and token.
+  QuantizeActFn quantize_q8_0 = nullptr;  // -> BlockQ8_0[n / 32], float d[n / 32]
+  QuantizeActFn quantize_q8_1 = nullptr;  // -> BlockQ8_1[n / 32], float d[n / 32], float s[n / 32]
   QuantizeActFn quantize_q8_k = nullptr;  // -> BlockQ8_K[n / 256]
 };
+
+// Bytes of one token's activations in act_type (kF32, kQ8_0, kQ8_1 or kQ8_K), layouts above;
+// Q8_0/Q8_1 rows are padded to 64 bytes so every token's row and scales stay aligned.
+uint64_t ActivationRowBytes(GgmlType act_type, int64_t cols);
+
+// Byte offset of the f32 scales in a Q8_0/Q8_1 activation row of nb blocks (16-byte aligned).
+static inline uint64_t ActScalesOffset(int64_t nb, uint64_t block_bytes) {
+  return (static_cast<uint64_t>(nb) * block_bytes + 15) & ~uint64_t{15};
+}
 
 // Fill functions, one per ISA file group. Each overwrites the entries it implements, so a table
 // is built by filling scalar first, then the ISA's files on top.

@@ -41,20 +41,6 @@ ActFormat ActFormatFor(GgmlType type) {
   }
 }
 
-uint64_t ActRowBytes(ActFormat format, int64_t cols) {
-  switch (format) {
-    case ActFormat::kF32:
-      return static_cast<uint64_t>(cols) * sizeof(float);
-    case ActFormat::kQ8_0:
-      return RowBytes(GgmlType::kQ8_0, cols);
-    case ActFormat::kQ8_1:
-      return RowBytes(GgmlType::kQ8_1, cols);
-    case ActFormat::kQ8_K:
-      return RowBytes(GgmlType::kQ8_K, cols);
-  }
-  return 0;
-}
-
 // Quantized activations of the calling thread, grown to the largest call seen and then reused,
 // so steady-state calls allocate nothing.
 uint8_t* ActivationScratch(uint64_t bytes) {
@@ -79,6 +65,21 @@ struct QuantizeJob {
 };
 
 }  // namespace
+
+uint64_t ActivationRowBytes(GgmlType act_type, int64_t cols) {
+  const int64_t nb = cols / kQk;
+  auto padded = [](uint64_t bytes) { return (bytes + 63) & ~uint64_t{63}; };
+  switch (act_type) {
+    case GgmlType::kQ8_0:
+      return padded(ActScalesOffset(nb, sizeof(BlockQ8_0)) + nb * sizeof(float));
+    case GgmlType::kQ8_1:
+      return padded(ActScalesOffset(nb, sizeof(BlockQ8_1)) + 2 * nb * sizeof(float));
+    case GgmlType::kQ8_K:
+      return RowBytes(act_type, cols);
+    default:
+      return static_cast<uint64_t>(cols) * sizeof(float);
+  }
+}
 
 GgmlType MatMulActivationType(GgmlType weight_type) {
   switch (ActFormatFor(weight_type)) {
@@ -132,7 +133,7 @@ void MatMul(GgmlType type, const void* w, int64_t rows, int64_t cols, const floa
   if (rows == 0 || n_tokens == 0) return;
   const KernelTable& kernels = ActiveKernels();
   const ActFormat format = ActFormatFor(type);
-  const uint64_t act_row_bytes = ActRowBytes(format, cols);
+  const uint64_t act_row_bytes = ActivationRowBytes(MatMulActivationType(type), cols);
   const uint64_t w_row_bytes = RowBytes(type, cols);
   const bool parallel = pool != nullptr && pool->size() > 1 &&
                         w_row_bytes * static_cast<uint64_t>(rows) >= kMinParallelBytes;

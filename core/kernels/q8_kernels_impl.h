@@ -101,14 +101,18 @@ struct SignedKernel {
     const auto* x = reinterpret_cast<const typename F::Block*>(w);
     __m256 acc[kMax];
     for (int t = 0; t < nt; ++t) acc[t] = _mm256_setzero_ps();
+    const float* act_d[kMax];
+    for (int t = 0; t < nt; ++t)
+      act_d[t] = reinterpret_cast<const float*>(act[t] + ActScalesOffset(nb, sizeof(BlockQ8_0)));
     for (int64_t i = 0; i < nb; ++i) {
       const __m256i q = F::Levels(x[i]);
       const __m256i abs_q = _mm256_sign_epi8(q, q);
-      const float d = F::Scale(x[i]);
+      const __m256 d = _mm256_set1_ps(F::Scale(x[i]));
       for (int t = 0; t < nt; ++t) {
         const BlockQ8_0& a = reinterpret_cast<const BlockQ8_0*>(act[t])[i];
         const __m256 sum = _mm256_cvtepi32_ps(DotS8S8(abs_q, q, LoadU256(a.qs)));
-        acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * LoadF16(a.d)), sum, acc[t]);
+        const __m256 scale = _mm256_mul_ps(d, _mm256_broadcast_ss(act_d[t] + i));
+        acc[t] = _mm256_fmadd_ps(scale, sum, acc[t]);
       }
     }
     for (int t = 0; t < nt; ++t) out[t] = HsumPs(acc[t]);
@@ -129,15 +133,19 @@ struct MinKernel {
       acc[t] = _mm256_setzero_ps();
       acc_min[t] = 0;
     }
+    const float* act_d[kMax];
+    for (int t = 0; t < nt; ++t)
+      act_d[t] = reinterpret_cast<const float*>(act[t] + ActScalesOffset(nb, sizeof(BlockQ8_1)));
     for (int64_t i = 0; i < nb; ++i) {
       const __m256i q = F::Levels(x[i]);
-      const float d = F::Scale(x[i]);
+      const __m256 d = _mm256_set1_ps(F::Scale(x[i]));
       const float m = F::Min(x[i]);
       for (int t = 0; t < nt; ++t) {
         const BlockQ8_1& a = reinterpret_cast<const BlockQ8_1*>(act[t])[i];
         const __m256 sum = _mm256_cvtepi32_ps(DotU8S8(q, LoadU256(a.qs)));
-        acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * LoadF16(a.d)), sum, acc[t]);
-        acc_min[t] += m * LoadF16(a.s);
+        const __m256 scale = _mm256_mul_ps(d, _mm256_broadcast_ss(act_d[t] + i));
+        acc[t] = _mm256_fmadd_ps(scale, sum, acc[t]);
+        acc_min[t] += m * act_d[t][nb + i];  // s, stored after the nb d values
       }
     }
     for (int t = 0; t < nt; ++t) out[t] = HsumPs(acc[t]) + acc_min[t];
@@ -179,16 +187,20 @@ float AbsMax32(const float* x) {
   return _mm_cvtss_f32(h);
 }
 
-void StoreF16(uint8_t* p, float f) {
+// Stores f as f16 and returns the stored value as f32.
+float StoreF16(uint8_t* p, float f) {
   const uint16_t h = static_cast<uint16_t>(_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT));
   std::memcpy(p, &h, sizeof(h));
+  return _cvtsh_ss(h);
 }
 
 void QuantizeQ8_0(const float* x, void* dst, int64_t n) {
   auto* y = static_cast<BlockQ8_0*>(dst);
+  float* scales = reinterpret_cast<float*>(static_cast<uint8_t*>(dst) +
+                                           ActScalesOffset(n / kQk, sizeof(BlockQ8_0)));
   for (int64_t i = 0; i < n / kQk; ++i, x += kQk) {
     const float amax = AbsMax32(x);
-    StoreF16(y[i].d, amax / 127.f);
+    scales[i] = StoreF16(y[i].d, amax / 127.f);
     __m256i sum;
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(y[i].qs),
                         QuantizeBlock(x, amax != 0.0f ? 127.f / amax : 0.0f, &sum));
@@ -197,14 +209,16 @@ void QuantizeQ8_0(const float* x, void* dst, int64_t n) {
 
 void QuantizeQ8_1(const float* x, void* dst, int64_t n) {
   auto* y = static_cast<BlockQ8_1*>(dst);
+  float* scales = reinterpret_cast<float*>(static_cast<uint8_t*>(dst) +
+                                           ActScalesOffset(n / kQk, sizeof(BlockQ8_1)));
   for (int64_t i = 0; i < n / kQk; ++i, x += kQk) {
     const float amax = AbsMax32(x);
     const float d = amax / 127.f;
-    StoreF16(y[i].d, d);
+    scales[i] = StoreF16(y[i].d, d);
     __m256i sum;
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(y[i].qs),
                         QuantizeBlock(x, amax != 0.0f ? 127.f / amax : 0.0f, &sum));
-    StoreF16(y[i].s, d * static_cast<float>(HsumEpi32(sum)));
+    scales[n / kQk + i] = StoreF16(y[i].s, d * static_cast<float>(HsumEpi32(sum)));
   }
 }
 

@@ -135,11 +135,24 @@ void ScalarRows(const RowsArgs& a, int64_t row_begin, int64_t row_end) {
   }
 }
 
+// The table's activation layouts (kernel_table.h): blocks, then their scales as f32.
 void QuantizeQ8_0Act(const float* x, void* dst, int64_t n) {
-  QuantizeActQ8_0(x, static_cast<BlockQ8_0*>(dst), n);
+  auto* blocks = static_cast<BlockQ8_0*>(dst);
+  QuantizeActQ8_0(x, blocks, n);
+  float* d = reinterpret_cast<float*>(static_cast<uint8_t*>(dst) +
+                                      ActScalesOffset(n / kQk, sizeof(BlockQ8_0)));
+  for (int64_t i = 0; i < n / kQk; ++i) d[i] = LoadFp16(blocks[i].d);
 }
 void QuantizeQ8_1Act(const float* x, void* dst, int64_t n) {
-  QuantizeActQ8_1(x, static_cast<BlockQ8_1*>(dst), n);
+  auto* blocks = static_cast<BlockQ8_1*>(dst);
+  QuantizeActQ8_1(x, blocks, n);
+  float* d = reinterpret_cast<float*>(static_cast<uint8_t*>(dst) +
+                                      ActScalesOffset(n / kQk, sizeof(BlockQ8_1)));
+  float* s = d + n / kQk;
+  for (int64_t i = 0; i < n / kQk; ++i) {
+    d[i] = LoadFp16(blocks[i].d);
+    s[i] = LoadFp16(blocks[i].s);
+  }
 }
 void QuantizeQ8_KAct(const float* x, void* dst, int64_t n) {
   QuantizeActQ8_K(x, static_cast<BlockQ8_K*>(dst), n);

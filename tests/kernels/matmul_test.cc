@@ -233,7 +233,8 @@ TEST(ActivationQuant, SimdPathsWriteTheScalarBytes) {
   IsaGuard guard;
   ASSERT_TRUE(ForceIsa(Isa::kScalar));
   const KernelTable& scalar = ActiveKernels();
-  std::vector<uint8_t> ref0(RowBytes(GgmlType::kQ8_0, n)), ref1(RowBytes(GgmlType::kQ8_1, n));
+  std::vector<uint8_t> ref0(ActivationRowBytes(GgmlType::kQ8_0, n));
+  std::vector<uint8_t> ref1(ActivationRowBytes(GgmlType::kQ8_1, n));
   std::vector<BlockQ8_K> refk(n / kQkK);
   scalar.quantize_q8_0(x.data(), ref0.data(), n);
   scalar.quantize_q8_1(x.data(), ref1.data(), n);
