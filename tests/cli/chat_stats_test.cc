@@ -68,7 +68,7 @@ TEST(ChatStats, TotalsAddReplies) {
   EXPECT_EQ(t.delta.bytes_read, 2'500'000'000u);
   std::string text = FormatSessionTotals(t);
   EXPECT_NE(text.find("generated: 22 tokens, 5.00 tok/s"), std::string::npos) << text;
-  EXPECT_NE(text.find("75.0% hit"), std::string::npos) << text;
+  EXPECT_NE(text.find("experts: 75.0% hit"), std::string::npos) << text;
 }
 
 }  // namespace
