@@ -216,6 +216,12 @@ void Engine::Reset() {
   history_.clear();
 }
 
+void Engine::Truncate(int64_t n) {
+  CHECK(n >= 0 && n <= n_past_) << n << " of " << n_past_;
+  n_past_ = n;
+  history_.resize(n);
+}
+
 EngineCounters Engine::counters() const {
   EngineCounters c = counters_;
   c.expert_wait_ns = moe_counters_.expert_wait_ns;

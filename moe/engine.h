@@ -85,6 +85,10 @@ class Engine {
 
   // Forgets the context (the KV cache is reused from position 0).
   void Reset();
+  // Keeps the first n <= n_past() positions and forgets the rest: the KV rows of a position
+  // depend only on the tokens before it, so this is exact and costs nothing (chat uses it to
+  // drop a cancelled or regenerated reply). logits() are stale until the next Prefill/Decode.
+  void Truncate(int64_t n);
   int64_t n_past() const { return n_past_; }
   int64_t n_ctx() const { return n_ctx_; }
   int experts_per_token() const { return experts_per_token_; }

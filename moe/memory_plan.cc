@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/base/byte_size.h"
+#include "io/expert_read_plan.h"
 #include "moe/attention_block.h"
 #include "moe/kv_cache.h"
 #include "moe/moe_block.h"
@@ -23,16 +24,12 @@ uint64_t ScratchBytes(const ModelConfig& c, const EngineOptions& o, int k, int64
 
 }  // namespace
 
-uint64_t ExpertSlotBytes(const ModelFile& model, const ModelConfig& config) {
+Result<uint64_t> ExpertSlotBytes(const ModelFile& model, const ModelConfig& config) {
   uint64_t slot = 0;
   for (int l = 0; l < config.n_layer; ++l) {
     for (int e = 0; e < config.n_expert; ++e) {
-      const ExpertLocation loc = model.LocateExpert(l, e);
-      uint64_t bytes = 0;
-      for (const ExpertLocation::Extent& x : loc.matrices) {
-        bytes += AlignUp(x.offset + x.bytes, kIoAlignment) - AlignDown(x.offset, kIoAlignment);
-      }
-      slot = std::max(slot, bytes);
+      ASSIGN_OR_RETURN(ExpertReadPlan plan, PlanExpertRead(model.LocateExpert(l, e)));
+      slot = std::max(slot, plan.slot_bytes);
     }
   }
   return slot;
@@ -53,7 +50,7 @@ Result<MemoryPlan> PlanMemory(const ModelFile& model, const ModelConfig& c, cons
   p.overhead_bytes = kFixedOverheadBytes;
   const bool cached = o.expert_source == ExpertSourceKind::kCache;
   if (cached) {
-    p.slot_bytes = ExpertSlotBytes(model, c);
+    ASSIGN_OR_RETURN(p.slot_bytes, ExpertSlotBytes(model, c));
     p.min_slots = k;
     p.all_experts_bytes = p.slot_bytes * c.n_layer * c.n_expert;
   }

@@ -36,9 +36,9 @@ struct MemoryPlan {
   uint64_t fixed_bytes() const { return dense_bytes + kv_bytes + scratch_bytes + overhead_bytes; }
 };
 
-// Bytes one expert occupies in a cache slot: its matrices' reads, each aligned outward to 4 KiB
-// (an upper bound of what io/expert_cache sizes a slot as), maximised over the model.
-uint64_t ExpertSlotBytes(const ModelFile& model, const ModelConfig& config);
+// Bytes one expert occupies in a cache slot, exactly as io/expert_cache sizes it (its reads
+// aligned outward to 4 KiB, io/expert_read_plan.h), maximised over the model.
+Result<uint64_t> ExpertSlotBytes(const ModelFile& model, const ModelConfig& config);
 
 // `experts_per_token` and `context_length` already resolved.
 Result<MemoryPlan> PlanMemory(const ModelFile& model, const ModelConfig& config,
