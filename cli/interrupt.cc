@@ -1,7 +1,10 @@
 #include "cli/interrupt.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 
 namespace sluice::cli {
@@ -11,6 +14,7 @@ namespace {
 // what makes them safe to touch from a signal handler.
 std::atomic<std::atomic<bool>*> g_cancel_target{nullptr};
 std::atomic<uint64_t> g_interrupt_count{0};
+int g_wake_pipe[2] = {-1, -1};  // [0] read end, [1] write end; both non-blocking
 static_assert(std::atomic<std::atomic<bool>*>::is_always_lock_free);
 static_assert(std::atomic<uint64_t>::is_always_lock_free);
 
@@ -18,11 +22,21 @@ void OnSigint(int) {
   g_interrupt_count.fetch_add(1, std::memory_order_relaxed);
   std::atomic<bool>* target = g_cancel_target.load(std::memory_order_acquire);
   if (target != nullptr) target->store(true, std::memory_order_relaxed);
+  if (g_wake_pipe[1] >= 0) {
+    int saved_errno = errno;
+    char byte = 1;
+    ssize_t ignored = write(g_wake_pipe[1], &byte, 1);  // a full pipe is already readable
+    (void)ignored;
+    errno = saved_errno;
+  }
 }
 
 }  // namespace
 
 void InstallInterruptHandler() {
+  if (g_wake_pipe[0] < 0 && pipe2(g_wake_pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
+    g_wake_pipe[0] = g_wake_pipe[1] = -1;  // readers then rely on EINTR alone
+  }
   struct sigaction action;
   std::memset(&action, 0, sizeof(action));
   action.sa_handler = OnSigint;
@@ -36,5 +50,14 @@ void SetCancelTarget(std::atomic<bool>* flag) {
 }
 
 uint64_t InterruptCount() { return g_interrupt_count.load(std::memory_order_relaxed); }
+
+int InterruptWakeFd() { return g_wake_pipe[0]; }
+
+void DrainInterruptWakeFd() {
+  if (g_wake_pipe[0] < 0) return;
+  char buf[64];
+  while (read(g_wake_pipe[0], buf, sizeof(buf)) > 0) {
+  }
+}
 
 }  // namespace sluice::cli

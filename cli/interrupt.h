@@ -4,8 +4,8 @@
 // the blocked read so the line reader can clear the line.
 //
 // Non-goals: other signals (SIGTERM keeps its default: exit now), nested cancel targets.
-// Thread-safety: the handler only touches lock-free atomics (async-signal-safe). SetCancelTarget
-// and the counters may be called from any thread.
+// Thread-safety: the handler only touches lock-free atomics and write(2) (async-signal-safe).
+// SetCancelTarget and the counters may be called from any thread.
 #pragma once
 
 #include <atomic>
@@ -21,6 +21,14 @@ void SetCancelTarget(std::atomic<bool>* flag);
 
 // SIGINTs received since the process started; readers compare it before and after a read.
 uint64_t InterruptCount();
+
+// A descriptor that becomes readable on every SIGINT (the handler writes a byte to a pipe), or
+// -1 before InstallInterruptHandler. Readers poll it with their input: the signal may be
+// delivered to any thread (the engine's workers, the I/O pool), so waiting for EINTR in the
+// reading thread could miss it, and a signal that lands between two reads is never lost.
+int InterruptWakeFd();
+// Empties the wake-up pipe (call before waiting, then compare InterruptCount()).
+void DrainInterruptWakeFd();
 
 // RAII: the cancel target for the duration of one reply.
 class ScopedCancelTarget {

@@ -2,8 +2,11 @@
 
 #include <errno.h>
 #include <histedit.h>
+#include <langinfo.h>
+#include <poll.h>
 #include <unistd.h>
 
+#include <clocale>
 #include <cstdio>
 #include <cstring>
 
@@ -11,6 +14,22 @@
 
 namespace sluice::cli {
 namespace {
+
+enum class WaitResult { kReadable, kInterrupted };
+
+// Waits until `fd` has input or a SIGINT newer than `interrupts_before` arrived, whichever thread
+// the signal was delivered to (cli/interrupt.h's wake-up pipe). Read errors are left to read().
+WaitResult WaitForInput(int fd, uint64_t interrupts_before) {
+  for (;;) {
+    if (InterruptCount() != interrupts_before) return WaitResult::kInterrupted;
+    pollfd fds[2] = {{fd, POLLIN, 0}, {InterruptWakeFd(), POLLIN, 0}};
+    int ready = poll(fds, InterruptWakeFd() >= 0 ? 2 : 1, -1);
+    if (ready < 0 && errno != EINTR) return WaitResult::kReadable;
+    if (ready > 0 && fds[1].revents != 0) DrainInterruptWakeFd();
+    if (InterruptCount() != interrupts_before) return WaitResult::kInterrupted;
+    if (ready > 0 && fds[0].revents != 0) return WaitResult::kReadable;
+  }
+}
 
 // Reads lines from a descriptor with read(2) into its own buffer. stdio is avoided because a
 // FILE that saw EINTR keeps its error flag and its buffer in states that differ between libcs.
@@ -20,6 +39,8 @@ class PlainLineReader : public LineReader {
 
   LineInput Read(const std::string& prompt) override {
     (void)prompt;  // no prompt in pipes: the output stays exactly the replies
+    uint64_t interrupts_before = InterruptCount();
+    DrainInterruptWakeFd();
     LineInput input;
     for (;;) {
       size_t newline = buffer_.find('\n');
@@ -36,16 +57,19 @@ class PlainLineReader : public LineReader {
         input.text.swap(buffer_);
         return input;
       }
+      if (WaitForInput(fd_, interrupts_before) == WaitResult::kInterrupted) {
+        input.status = LineStatus::kInterrupted;
+        input.text.swap(buffer_);
+        return input;
+      }
       char chunk[4096];
       ssize_t n = ::read(fd_, chunk, sizeof(chunk));
       if (n > 0) {
         buffer_.append(chunk, static_cast<size_t>(n));
       } else if (n == 0) {
         eof_ = true;
-      } else if (errno == EINTR) {
-        input.status = LineStatus::kInterrupted;
-        input.text.swap(buffer_);
-        return input;
+      } else if (errno == EINTR || errno == EAGAIN) {
+        continue;  // WaitForInput decides whether it was a Ctrl-C
       } else {
         eof_ = true;  // an unreadable stdin ends the conversation like EOF does
       }
@@ -60,21 +84,25 @@ class PlainLineReader : public LineReader {
   bool eof_ = false;
 };
 
-// libedit with in-memory history. libedit's own signal handling (EL_SIGNAL) restores the terminal
-// mode before our SIGINT handler runs and re-arms afterwards; with EL_SAFEREAD off, the interrupted
-// read makes el_gets return NULL with count -1, which Read() tells apart from Ctrl-D (count 0) and
-// confirms with the interrupt counter.
+// libedit with in-memory history. Characters come through our own read function (EL_GETCFN), which
+// waits with WaitForInput, so a Ctrl-C makes el_gets return NULL (count -1) no matter which
+// thread took the signal or whether libedit was between two reads at the time. libedit's own
+// signal handling stays off: it re-sends SIGINT to the whole process group.
 class EditLineReader : public LineReader {
  public:
   EditLineReader() {
+    // libedit converts between the terminal's bytes and wide characters with the C library's
+    // locale functions: without a UTF-8 LC_CTYPE, typed non-ASCII text would come back mangled.
+    std::setlocale(LC_CTYPE, "");
+    if (std::strcmp(nl_langinfo(CODESET), "UTF-8") != 0) std::setlocale(LC_CTYPE, "C.UTF-8");
     editline_ = el_init("sluice", stdin, stdout, stderr);
     history_ = history_init();
     HistEvent event;
     history(history_, &event, H_SETSIZE, 1000);
     history(history_, &event, H_SETUNIQUE, 1);
     el_set(editline_, EL_EDITOR, "emacs");
-    el_set(editline_, EL_SIGNAL, 1);
-    el_set(editline_, EL_SAFEREAD, 0);
+    el_set(editline_, EL_SIGNAL, 0);
+    el_set(editline_, EL_GETCFN, &EditLineReader::GetChar);
     el_set(editline_, EL_HIST, history, history_);
     el_set(editline_, EL_CLIENTDATA, this);
     el_set(editline_, EL_PROMPT, &EditLineReader::PromptOf);
@@ -88,13 +116,13 @@ class EditLineReader : public LineReader {
 
   LineInput Read(const std::string& prompt) override {
     prompt_ = prompt;
-    uint64_t interrupts_before = InterruptCount();
+    interrupts_before_ = InterruptCount();
+    DrainInterruptWakeFd();
     int count = 0;
     const char* line = el_gets(editline_, &count);
     LineInput input;
     if (line == nullptr || count <= 0) {
-      bool interrupted = InterruptCount() != interrupts_before || (count < 0 && errno == EINTR);
-      if (interrupted) {
+      if (InterruptCount() != interrupts_before_) {
         input.status = LineStatus::kInterrupted;
         // el_gets leaves the edit buffer as it was until the next call resets it.
         const LineInfo* info = el_line(editline_);
@@ -124,6 +152,48 @@ class EditLineReader : public LineReader {
   bool interactive() const override { return true; }
 
  private:
+  // One character from stdin as a wide character: 1, or 0 at end of input, or -1 with errno
+  // EINTR on Ctrl-C. Bytes that are not UTF-8 come through as U+FFFD.
+  static int GetChar(EditLine* editline, wchar_t* out) {
+    void* data = nullptr;
+    el_get(editline, EL_CLIENTDATA, &data);
+    auto* self = static_cast<EditLineReader*>(data);
+    unsigned char bytes[4];
+    size_t have = 0, need = 1;
+    while (have < need) {
+      if (WaitForInput(STDIN_FILENO, self->interrupts_before_) == WaitResult::kInterrupted) {
+        errno = EINTR;
+        return -1;
+      }
+      ssize_t n = ::read(STDIN_FILENO, bytes + have, 1);
+      if (n == 0) return 0;
+      if (n < 0) {
+        if (errno == EINTR || errno == EAGAIN) continue;
+        return -1;
+      }
+      if (have == 0) {
+        unsigned char lead = bytes[0];
+        need = lead < 0x80           ? 1
+               : (lead >> 5) == 0x6  ? 2
+               : (lead >> 4) == 0xE  ? 3
+               : (lead >> 3) == 0x1E ? 4
+                                     : 1;
+      } else if ((bytes[have] & 0xC0) != 0x80) {
+        *out = 0xFFFD;  // a broken sequence; the byte that broke it is dropped too
+        return 1;
+      }
+      ++have;
+    }
+    if (need == 1) {
+      *out = bytes[0] < 0x80 ? static_cast<wchar_t>(bytes[0]) : 0xFFFD;
+      return 1;
+    }
+    uint32_t cp = bytes[0] & (0x7F >> need);
+    for (size_t i = 1; i < need; ++i) cp = (cp << 6) | (bytes[i] & 0x3F);
+    *out = static_cast<wchar_t>(cp);
+    return 1;
+  }
+
   static char* PromptOf(EditLine* editline) {
     void* self = nullptr;
     el_get(editline, EL_CLIENTDATA, &self);
@@ -133,6 +203,7 @@ class EditLineReader : public LineReader {
   EditLine* editline_ = nullptr;
   History* history_ = nullptr;
   std::string prompt_;
+  uint64_t interrupts_before_ = 0;  // InterruptCount() when the current Read() began
 };
 
 }  // namespace

@@ -186,6 +186,17 @@ bool PtyProcess::WaitForBytes(size_t from, size_t bytes, std::chrono::millisecon
   return true;
 }
 
+bool PtyProcess::WaitForLineEditor(std::chrono::milliseconds timeout) {
+  Clock::time_point deadline = Clock::now() + timeout;
+  for (;;) {
+    termios mode{};
+    // On Linux the master side reports the terminal's (slave side's) settings.
+    if (tcgetattr(master_fd_, &mode) == 0 && (mode.c_lflag & ICANON) == 0) return true;
+    if (RemainingMs(deadline) == 0) return false;
+    Pump(std::chrono::milliseconds(5));
+  }
+}
+
 int PtyProcess::WaitExit(std::chrono::milliseconds timeout) {
   if (exit_code_ >= 0) return exit_code_;
   Clock::time_point deadline = Clock::now() + timeout;

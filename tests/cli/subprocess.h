@@ -44,6 +44,10 @@ class PtyProcess {
   size_t WaitFor(const std::string& needle, size_t from, std::chrono::milliseconds timeout);
   // Reads until at least `bytes` more bytes than `from` are in output(); false on timeout/EOF.
   bool WaitForBytes(size_t from, size_t bytes, std::chrono::milliseconds timeout);
+  // Waits until the terminal is in non-canonical mode (a line editor is reading keys). libedit
+  // prints its prompt before it switches the terminal over, so keys sent right after the prompt
+  // appears could still be handled by the terminal's own line discipline.
+  bool WaitForLineEditor(std::chrono::milliseconds timeout);
   // Waits for exit (reading output meanwhile); the exit code or -1 on timeout (child killed).
   int WaitExit(std::chrono::milliseconds timeout);
   const std::string& output() const { return output_; }
