@@ -1,9 +1,5 @@
 #include "moe/engine_token_engine.h"
 
-#include <vector>
-
-#include "core/base/log.h"
-
 namespace sluice {
 
 EngineTokenEngine::EngineTokenEngine(Engine* engine, const SamplerOptions& sampling)
@@ -18,14 +14,8 @@ int EngineTokenEngine::kv_length() const { return static_cast<int>(engine_->n_pa
 Status EngineTokenEngine::TruncateKv(int n) {
   CHECK_GE(n, 0);
   CHECK_LE(n, kv_length());
-  if (n == kv_length()) return Status::Ok();
-  std::span<const int32_t> history = engine_->history();
-  std::vector<int32_t> kept(history.begin(), history.begin() + n);
-  engine_->Reset();
-  if (kept.empty()) return Status::Ok();
-  LOG(DEBUG) << "chat: KV cache cut back to " << n << " tokens: re-prefilling them";
-  reprefilled_tokens_ += n;
-  return engine_->Prefill(kept);
+  engine_->Truncate(n);
+  return Status::Ok();
 }
 
 Status EngineTokenEngine::Append(std::span<const int32_t> tokens) {

@@ -1,10 +1,8 @@
 // EngineTokenEngine: the real engine (moe/engine.h) seen through the TokenEngine interface that a
 // ChatSession drives (moe/chat_session.h), with the sampler that picks each next token.
 //
-// Cutting the KV cache back (TruncateKv) re-prefills the kept tokens after Engine::Reset(): the
-// engine keeps no way to drop positions yet. The session only cuts back when the conversation's
-// rendering differs from what was generated (Qwen3 dropping old <think> blocks, a reply whose
-// text re-tokenizes differently), and the result is identical to a truncation, only slower.
+// Cutting the KV cache back (TruncateKv) is Engine::Truncate: exact and free, since a position's
+// keys and values depend only on the tokens before it.
 //
 // Non-goals: owning the engine. Thread-safety: one thread, like the engine.
 #pragma once
@@ -30,13 +28,9 @@ class EngineTokenEngine : public TokenEngine {
   Result<int32_t> SampleNext() override;
   EngineCounterSnapshot counters() const override;
 
-  // Tokens re-prefilled by TruncateKv so far (the cost of cutting back; /stats shows it).
-  int64_t reprefilled_tokens() const { return reprefilled_tokens_; }
-
  private:
   Engine* engine_;
   Sampler sampler_;
-  int64_t reprefilled_tokens_ = 0;
 };
 
 }  // namespace sluice
