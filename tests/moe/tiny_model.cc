@@ -8,9 +8,9 @@
 #include <random>
 #include <vector>
 
+#include "core/base/str_cat.h"
 #include "core/kernels/matmul.h"
 #include "io/gguf_writer.h"
-#include "core/base/str_cat.h"
 #include "io/metadata.h"
 
 namespace sluice::testing {
@@ -26,7 +26,9 @@ class Builder {
   explicit Builder(const TinyModelSpec& s) : s_(s), rng_(s.seed) {}
 
   // A tensor of random values: N(mean, std) quantized to `type`, row by row.
-  void Add(const std::string& name, std::vector<int64_t> ne, GgmlType type, float mean, float std) {
+  void Add(std::string name, std::vector<int64_t> ne, GgmlType type, float mean, float std) {
+    if (s_.edit_tensor) s_.edit_tensor(name, type, ne);
+    if (name.empty()) return;
     int64_t rows = 1;
     for (size_t i = 1; i < ne.size(); ++i) rows *= ne[i];
     const uint64_t row_bytes = RowBytes(type, ne[0]);
@@ -124,6 +126,7 @@ Status WriteTinyModel(const std::string& path, const TinyModelSpec& s) {
   }
   b.Add("output_norm.weight", {s.n_embd}, GgmlType::kF32, 1.0f, 0.1f);
   if (!s.tied_output) b.Add("output.weight", {s.n_embd, s.n_vocab}, s.matrix_type, 0.0f, w);
+  if (s.edit_metadata) s.edit_metadata(md);
   return b.Write(path, md);
 }
 

@@ -4,10 +4,13 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "core/base/ggml_type.h"
 #include "core/base/status.h"
+#include "io/metadata.h"
 
 namespace sluice::testing {
 
@@ -31,6 +34,11 @@ struct TinyModelSpec {
   bool tied_output = false;
   uint32_t seed = 1;
   float weight_std = 0.05f;
+  // Test hooks for malformed models: edit the metadata before writing, and each tensor's name,
+  // type or shape (an empty name omits the tensor).
+  std::function<void(Metadata&)> edit_metadata = nullptr;
+  std::function<void(std::string& name, GgmlType& type, std::vector<int64_t>& ne)> edit_tensor =
+      nullptr;
 };
 
 // Writes the model (quantized tensors through QuantizeRow from N(0, weight_std) values; norms
