@@ -1,0 +1,149 @@
+#include "cli/chat_setup.h"
+
+#include <gflags/gflags.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <random>
+
+#include "cli/demo_model.h"
+#include "cli/routing_flags.h"
+#include "core/base/byte_size.h"
+#include "core/base/log.h"
+#include "io/model_open.h"
+
+DECLARE_string(model);
+DECLARE_string(ram);
+DECLARE_int32(threads);
+DECLARE_string(io);
+DECLARE_int32(queue_depth);
+DECLARE_string(cache_policy);
+DECLARE_bool(mlock);
+DECLARE_int32(experts);
+DECLARE_double(temp);
+DECLARE_int32(top_k);
+DECLARE_double(top_p);
+DECLARE_double(min_p);
+DECLARE_double(repeat_penalty);
+DECLARE_int64(seed);
+DECLARE_string(system);
+DECLARE_string(chat_template);
+DECLARE_bool(no_think);
+DECLARE_int32(n_predict);
+
+namespace sluice::cli {
+namespace {
+
+// The demo model's text is random, so a reply without -n stops here rather than running on
+// through thousands of tokens of gibberish.
+constexpr int kDemoReplyTokens = 128;
+
+Result<SamplerOptions> SamplerOptionsFromFlags() {
+  SamplerOptions options{.temperature = static_cast<float>(FLAGS_temp),
+                         .top_k = FLAGS_top_k,
+                         .top_p = static_cast<float>(FLAGS_top_p),
+                         .min_p = static_cast<float>(FLAGS_min_p),
+                         .repeat_penalty = static_cast<float>(FLAGS_repeat_penalty)};
+  if (FLAGS_seed >= 0) {
+    options.seed = static_cast<uint64_t>(FLAGS_seed);
+  } else {
+    options.seed = (uint64_t{std::random_device{}()} << 32) | std::random_device{}();
+    LOG(DEBUG) << "sampling seed " << options.seed << " (--seed to repeat it)";
+  }
+  RETURN_IF_ERROR(ValidateSamplerOptions(options));
+  return options;
+}
+
+// The engine flags shared with bench (cli/common_flags.cc). --experts here is experts per token.
+Result<EngineOptions> EngineOptionsFromFlags() {
+  EngineOptions options;
+  if (FLAGS_ram.empty()) {
+    options.ram_budget_bytes = static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) *
+                               static_cast<uint64_t>(sysconf(_SC_PAGESIZE)) / 2;
+  } else {
+    ASSIGN_OR_RETURN(options.ram_budget_bytes, ParseByteSize(FLAGS_ram));
+  }
+  if (FLAGS_threads < 0) return InvalidArgument("--threads ", FLAGS_threads, ": must be >= 0");
+  options.threads = FLAGS_threads;
+  ASSIGN_OR_RETURN(options.io, ParseIoBackendKind(FLAGS_io));
+  options.queue_depth = FLAGS_queue_depth;
+  ASSIGN_OR_RETURN(options.cache_policy, ParseEvictionPolicy(FLAGS_cache_policy));
+  options.lock_memory = FLAGS_mlock;
+  if (FLAGS_experts < 0) return InvalidArgument("--experts ", FLAGS_experts, ": must be >= 0");
+  options.experts_per_token = FLAGS_experts;  // the engine warns that quality changes
+  return options;
+}
+
+// The model to open: -m, or the demo model (written first when missing).
+Status ResolveModel(GenerationSetup* setup) {
+  if (!FLAGS_model.empty()) {
+    setup->model_path = FLAGS_model;
+    setup->model_name = std::filesystem::path(FLAGS_model).filename().string();
+    return Status::Ok();
+  }
+  ASSIGN_OR_RETURN(DemoModel demo, EnsureDemoModel());
+  setup->model_path = demo.path;
+  setup->model_name = "the synthetic demo model";
+  setup->demo = true;
+  LOG(INFO) << "no -m given: using the synthetic demo model " << demo.path
+            << " (random weights: the text is gibberish by design; the expert I/O is real)";
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status GenerationSetup::Finish() { return routing != nullptr ? routing->Finish() : Status::Ok(); }
+
+std::string GenerationSetup::DescribeMemory() const {
+  std::string text = "memory: " + DescribeMemoryPlan(engine->memory_plan());
+  return text;
+}
+
+Result<GenerationSetup> SetUpGeneration(const GenerationSetupOptions& options) {
+  GenerationSetup setup;
+  // Flags first: a typo should not wait for a model to load.
+  ASSIGN_OR_RETURN(SamplerOptions sampling, SamplerOptionsFromFlags());
+  ASSIGN_OR_RETURN(EngineOptions engine_options, EngineOptionsFromFlags());
+  RETURN_IF_ERROR(ResolveModel(&setup));
+
+  ASSIGN_OR_RETURN(std::unique_ptr<ModelFile> model, OpenModelFile(setup.model_path));
+  // The model's router, or the routing its metadata asks for (synthetic models route with
+  // realistic reuse and skew), or --routing / --record-trace.
+  ASSIGN_OR_RETURN(RoutingSetup routing, RoutingFromFlags(*model));
+  setup.routing = std::make_unique<RoutingSetup>(std::move(routing));
+  engine_options.routing_hook = setup.routing->hook.get();
+  if (setup.routing->hook != nullptr) {
+    LOG(INFO) << "routing: " << setup.routing->description;
+  }
+  ASSIGN_OR_RETURN(setup.tokenizer, Tokenizer::FromMetadata(model->metadata()));
+  if (options.need_chat_template) {
+    // An unrecognised template falls back to ChatML; ChatTemplate logs the one-line warning.
+    ASSIGN_OR_RETURN(ChatTemplate chat_template,
+                     ChatTemplate::FromMetadata(model->metadata(), FLAGS_chat_template));
+    setup.chat_template = std::make_unique<ChatTemplate>(std::move(chat_template));
+  }
+  ASSIGN_OR_RETURN(setup.engine, Engine::Create(std::move(model), engine_options));
+  LOG(INFO) << DescribeConfig(setup.engine->config());
+  LOG(DEBUG) << "memory: " << DescribeMemoryPlan(setup.engine->memory_plan());
+  setup.token_engine = std::make_unique<EngineTokenEngine>(setup.engine.get(), sampling);
+
+  setup.session_options.system = FLAGS_system;
+  setup.session_options.thinking = !FLAGS_no_think;
+  setup.session_options.max_reply_tokens = FLAGS_n_predict;
+  if (setup.demo && FLAGS_n_predict < 0) {
+    setup.session_options.max_reply_tokens = kDemoReplyTokens;
+    LOG(INFO) << "demo model: replies stop after " << kDemoReplyTokens << " tokens (-n to change)";
+  }
+  return setup;
+}
+
+std::vector<const char*> GenerationFlags(std::initializer_list<const char*> extra) {
+  std::vector<const char*> flags = {
+      "model",        "ram",   "threads", "experts",        "io",        "queue_depth",
+      "cache_policy", "mlock", "routing", "record_trace",   "n_predict", "temp",
+      "top_k",        "top_p", "min_p",   "repeat_penalty", "seed"};
+  flags.insert(flags.end(), extra.begin(), extra.end());
+  return flags;
+}
+
+}  // namespace sluice::cli
