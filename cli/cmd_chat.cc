@@ -129,6 +129,8 @@ const CommandRegistration kChat({
         "(tokens, tok/s, time to first token, expert hit rate, GB read, MB/s). Ctrl-C stops a\n"
         "reply; Ctrl-D, /quit or Ctrl-C twice on an empty prompt exits. With stdin not a\n"
         "terminal, lines are read plainly (one turn per line), without a prompt.\n"
+        "--experts K routes K experts per token instead of the model's default: fewer bytes\n"
+        "read per token, and a warning that the output quality changes.\n"
         "With no -m the synthetic demo model is used (random weights: gibberish by design).",
     .flags = GenerationFlags({"system", "chat_template", "no_think"}),
     .run = RunChat,

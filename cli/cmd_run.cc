@@ -87,7 +87,9 @@ const CommandRegistration kRun({
     .description =
         "One-shot generation. The prompt is rendered with the model's chat template (one user\n"
         "turn) unless --raw; `-p -` reads it from stdin. The reply streams to stdout, then one\n"
-        "line of stats goes to stderr. With no -m the synthetic demo model is used.",
+        "line of stats goes to stderr. --experts K routes K experts per token instead of the\n"
+        "model's default (faster; the output quality changes). With no -m the synthetic demo\n"
+        "model is used (random weights: gibberish by design).",
     .flags = GenerationFlags({"prompt", "file", "raw", "system", "chat_template", "no_think"}),
     .run = RunRun,
 });

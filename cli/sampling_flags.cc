@@ -13,8 +13,9 @@ DEFINE_double(repeat_penalty, 1.0,
 DEFINE_int64(seed, -1, "Sampling seed. -1: a new seed each run (printed with --verbose).");
 DEFINE_string(system, "", "System message at the start of the conversation.");
 DEFINE_string(chat_template, "",
-              "Chat template: chatml, qwen3, mistral, llama3 or deepseek. Empty: detected from the "
-              "model's tokenizer.chat_template (ChatML with a warning when unrecognised).");
+              "Chat template: chatml, qwen3, mistral-v1, mistral-v3, llama3, deepseek3 or "
+              "deepseek-r1. Empty: detected from the model's tokenizer.chat_template (ChatML with "
+              "a warning when unrecognised).");
 DEFINE_bool(no_think, false,
             "Qwen3: turn thinking off (the reply starts after an empty <think></think> block).");
 DEFINE_int32(n_predict, -1,
