@@ -71,21 +71,30 @@ struct KKernel {
 // The 8 6-bit scales (bytes 0..7) and mins (bytes 8..15) of a Q4_K/Q5_K block, unpacked with
 // word-wide masks (the layout is described at UnpackScaleMinK4 in core/quant/blocks.h).
 inline __m128i ScalesAndMinsK4(const uint8_t* packed) {
-  uint32_t u[4];
-  std::memcpy(u, packed, 12);
-  constexpr uint32_t kLow6 = 0x3f3f3f3f, kLow4 = 0x0f0f0f0f, kLow2 = 0x03030303;
-  u[3] = ((u[2] >> 4) & kLow4) | (((u[1] >> 6) & kLow2) << 4);  // mins 4..7
-  const uint32_t mins_low = u[1] & kLow6;                       // mins 0..3
-  u[1] = (u[2] & kLow4) | (((u[0] >> 6) & kLow2) << 4);         // scales 4..7
-  u[2] = mins_low;
-  u[0] &= kLow6;  // scales 0..3
-  return _mm_setr_epi32(static_cast<int>(u[0]), static_cast<int>(u[1]), static_cast<int>(u[2]),
-                        static_cast<int>(u[3]));
+  uint64_t u01;  // bytes 0..7
+  uint32_t u2;   // bytes 8..11
+  std::memcpy(&u01, packed, sizeof(u01));
+  std::memcpy(&u2, packed + 8, sizeof(u2));
+  constexpr uint64_t kLow4 = 0x0f0f0f0f, kLow2 = 0x0303030303030303;
+  const uint64_t top2 = (u01 >> 6) & kLow2;  // top bits of bytes 0..7, in place at bit 0
+  const uint64_t u22 = static_cast<uint64_t>(u2) | (static_cast<uint64_t>(u2 >> 4) << 32);
+  // scales: 0..3 = bytes 0..3 & 63; 4..7 = low nibbles of bytes 8..11 | top bits of bytes 0..3.
+  const uint64_t scales = (u01 & 0x3f3f3f3f) | (((u22 & kLow4) | ((top2 & 0x03030303) << 4)) << 32);
+  // mins: 0..3 = bytes 4..7 & 63; 4..7 = high nibbles of bytes 8..11 | top bits of bytes 4..7.
+  const uint64_t mins = ((u01 >> 32) & 0x3f3f3f3f) |
+                        ((((u22 >> 32) & kLow4) | (((top2 >> 32) & 0x03030303) << 4)) << 32);
+  return _mm_set_epi64x(static_cast<long long>(mins), static_cast<long long>(scales));
 }
 
-// 16 int16 lanes, all equal to byte g of v (unsigned).
-inline __m256i BroadcastByteU16(__m128i v, int g) {
-  return _mm256_cvtepu8_epi16(_mm_shuffle_epi8(v, _mm_set1_epi8(static_cast<char>(g))));
+// The 8 scales of ScalesAndMinsK4 widened to int16 in both 128-bit lanes, ready for ScaleOfGroup.
+inline __m256i WideScalesK4(__m128i scales_mins) {
+  return _mm256_permute4x64_epi64(_mm256_cvtepu8_epi16(scales_mins), 0x44);
+}
+
+// 16 int16 lanes equal to scale g of WideScalesK4's result (one shuffle).
+inline __m256i ScaleOfGroup(__m256i wide_scales, int g) {
+  const int16_t pair = static_cast<int16_t>((2 * g) | ((2 * g + 1) << 8));
+  return _mm256_shuffle_epi8(wide_scales, _mm256_set1_epi16(pair));
 }
 
 // 16 int16 lanes: 8 x signed byte lo of v, then 8 x signed byte hi (a chunk of two 16-groups).
@@ -117,7 +126,8 @@ struct Q4KDecoder {
       q[2 * p] = _mm256_and_si256(bytes, low4);
       q[2 * p + 1] = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low4);
     }
-    for (int g = 0; g < 8; ++g) scale16[g] = BroadcastByteU16(scales_mins, g);
+    const __m256i wide_scales = WideScalesK4(scales_mins);
+    for (int g = 0; g < 8; ++g) scale16[g] = ScaleOfGroup(wide_scales, g);
     *mins16 = PairedMinsK4(scales_mins);
     *d = LoadF16(b.d);
     *dmin = LoadF16(b.dmin);
@@ -142,7 +152,8 @@ struct Q5KDecoder {
       q[2 * p + 1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bytes, 4), low4),
                                      _mm256_slli_epi16(h1, 4));
     }
-    for (int g = 0; g < 8; ++g) scale16[g] = BroadcastByteU16(scales_mins, g);
+    const __m256i wide_scales = WideScalesK4(scales_mins);
+    for (int g = 0; g < 8; ++g) scale16[g] = ScaleOfGroup(wide_scales, g);
     *mins16 = PairedMinsK4(scales_mins);
     *d = LoadF16(b.d);
     *dmin = LoadF16(b.dmin);

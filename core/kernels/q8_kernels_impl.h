@@ -105,6 +105,7 @@ struct SignedKernel {
     for (int t = 0; t < nt; ++t)
       act_d[t] = reinterpret_cast<const float*>(act[t] + ActScalesOffset(nb, sizeof(BlockQ8_0)));
     for (int64_t i = 0; i < nb; ++i) {
+      PrefetchWeights(x + i);
       const __m256i q = F::Levels(x[i]);
       const __m256i abs_q = _mm256_sign_epi8(q, q);
       const __m256 d = _mm256_set1_ps(F::Scale(x[i]));
@@ -137,6 +138,7 @@ struct MinKernel {
     for (int t = 0; t < nt; ++t)
       act_d[t] = reinterpret_cast<const float*>(act[t] + ActScalesOffset(nb, sizeof(BlockQ8_1)));
     for (int64_t i = 0; i < nb; ++i) {
+      PrefetchWeights(x + i);
       const __m256i q = F::Levels(x[i]);
       const __m256 d = _mm256_set1_ps(F::Scale(x[i]));
       const float m = F::Min(x[i]);
