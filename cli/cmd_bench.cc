@@ -1,7 +1,8 @@
 // `sluice bench`: measurements with their limits beside them.
 //   --io-only: expert reads through the cache vs the device's raw O_DIRECT bandwidth at the same
 //              block size and queue depth (io/io_bench.h), without a model.
-// The model benchmark (tok/s vs storage bandwidth, issue 6) extends this file with its own path.
+//   (default):  the model benchmark, tok/s against storage bandwidth (issue 6): its own files,
+//               cli/bench_model_cmd.{h,cc}, moe/bench_*.h; this file only dispatches to it.
 #include <gflags/gflags.h>
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/bench_model_cmd.h"
 #include "cli/command.h"
 #include "core/base/byte_size.h"
 #include "io/io_bench.h"
@@ -89,21 +91,43 @@ int RunIoOnlyBench() {
 int RunBench(const std::vector<std::string>& args) {
   if (!args.empty()) return Fail("bench takes no positional arguments (see `sluice bench --help`)");
   if (FLAGS_io_only) return RunIoOnlyBench();
-  return Fail("the model benchmark is not built yet; `sluice bench --io-only` measures expert I/O");
+  return RunModelBenchCommand();
+}
+
+std::vector<const char*> BenchFlags() {
+  std::vector<const char*> flags = {"io_only", "dir", "size"};
+  for (const char* f : ModelBenchFlags()) {
+    if (std::find(flags.begin(), flags.end(), std::string(f)) == flags.end()) flags.push_back(f);
+  }
+  return flags;
 }
 
 const CommandRegistration kBench({
     .name = "bench",
-    .summary = "measure expert I/O (--io-only) against the device's raw bandwidth",
-    .usage = "sluice bench --io-only [--dir DIR] [--size 4G] [--io auto|uring|pread] [--json]",
+    .summary = "tokens/s against storage bandwidth (a model), or expert I/O alone (--io-only)",
+    .usage = "sluice bench [-m MODEL | --preset NAME [--layers N]] [--ram 4G] [-n 32]\n"
+             "                    [--routing R] [--compare mmap] [--sweep-ram 1G,2G,...] [--json]\n"
+             "       sluice bench --io-only [--dir DIR] [--size 4G] [--io auto|uring|pread] [--json]",
     .description =
+        "Model benchmark (docs/bench.md): measures the device's random-read bandwidth at the\n"
+        "model's expert read size, runs --prompt-tokens of prompt and -n decoded tokens at the\n"
+        "--ram budget, measures the device again, and prints tokens/s (prefill, decode), time to\n"
+        "first token, bytes read per token, expert hit rate, achieved read GB/s, the bound\n"
+        "tokens/s = device GB/s / bytes per token and the ratios, peak RSS against the budget and\n"
+        "the I/O-wait share. --json prints the same as one JSON object (a stable schema).\n"
+        "The model: -m, or --preset (a `sluice synth` archive in --preset-dir, written when\n"
+        "missing), or the demo model. Synthetic models use synthetic routing unless --routing\n"
+        "says otherwise, and the output says their weights are random.\n"
+        "--compare mmap runs the same model with experts from a memory map (the page cache\n"
+        "decides), with all RAM but --mmap-limit mlocked away. --sweep-ram runs one budget per\n"
+        "entry and plots tokens/s and hit rate (SVG, --out or MODEL.sweep.svg).\n\n"
         "--io-only writes a scratch archive of random experts (--size, checked against free\n"
         "space, removed afterwards) in --dir, then for expert sizes 2, 7 and 19 MB and queue\n"
         "depths 1..32 measures random expert reads through the expert cache at a 100% miss rate\n"
         "and, interleaved in the same run, plain O_DIRECT reads of the same block size and queue\n"
         "depth (the device's limit). Prints both and their ratio; --json prints one object per\n"
         "line with expert_bytes, queue_depth, cache_GBps, raw_GBps and ratio.",
-    .flags = {"io_only", "dir", "size", "io", "json"},
+    .flags = BenchFlags(),
     .run = RunBench,
 });
 

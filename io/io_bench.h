@@ -60,4 +60,27 @@ struct IoBenchResult {
 Result<IoBenchResult> RunIoBench(const IoBenchOptions& options,
                                  const std::function<void(const IoBenchPoint&)>& on_point = {});
 
+// The raw half of the bench on its own, for `sluice bench` on a model (moe/bench_model.h): the
+// device's random-read bandwidth for reads of `read_bytes` at `offsets` (cycled in order, each a
+// multiple of 4 KiB) of the file at `path`, by `queue_depth` threads doing plain O_DIRECT pread
+// (buffered when the filesystem refuses O_DIRECT; `direct` says which), `total_bytes` in all
+// (at least 3 x queue_depth reads).
+struct RawReadOptions {
+  std::string path;
+  std::vector<uint64_t> offsets;
+  uint64_t read_bytes = 0;
+  int queue_depth = 16;
+  uint64_t total_bytes = 1ull << 30;
+};
+
+struct RawReadResult {
+  double GBps = 0;  // bytes / seconds / 1e9
+  uint64_t bytes = 0;
+  uint64_t reads = 0;
+  double seconds = 0;
+  bool direct = false;
+};
+
+Result<RawReadResult> MeasureRawReads(const RawReadOptions& options);
+
 }  // namespace sluice

@@ -1,0 +1,17 @@
+// The model benchmark of `sluice bench` (everything but --io-only, which cli/cmd_bench.cc runs
+// itself): flags -> moe/bench_model.h runs -> moe/bench_report.h output. Kept in its own file so
+// the two benchmarks of one command stay separate.
+#pragma once
+
+#include <vector>
+
+namespace sluice::cli {
+
+// Reads the flags listed in ModelBenchFlags(); returns the exit code.
+int RunModelBenchCommand();
+
+// The flags RunModelBenchCommand reads, for the command's --help (a function: the command is
+// registered during static initialisation, when another file's globals may not exist yet).
+const std::vector<const char*>& ModelBenchFlags();
+
+}  // namespace sluice::cli

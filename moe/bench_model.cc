@@ -1,0 +1,126 @@
+#include "moe/bench_model.h"
+
+#include <algorithm>
+#include <chrono>
+#include <vector>
+
+#include "io/expert_read_plan.h"
+#include "io/io_bench.h"
+#include "io/model_open.h"
+#include "moe/bench_memory.h"
+#include "moe/engine.h"
+#include "moe/memory_plan.h"
+#include "moe/sampler.h"
+#include "moe/synth_random.h"
+
+namespace sluice {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+}  // namespace
+
+Result<DeviceProbe> ProbeDevice(const ModelFile& model, int queue_depth, uint64_t total_bytes,
+                                uint64_t seed) {
+  // The reads the expert cache issues for random experts: one per archive expert block; for a
+  // GGUF, the gate matrix's read (its three matrices are read separately, each about this size).
+  ASSIGN_OR_RETURN(RoutingShape shape, RoutingShapeFromModel(model));
+  const std::vector<int>& layers = shape.moe_layers;
+  SynthRng rng(seed);
+  RawReadOptions raw;
+  raw.path = model.file_paths()[0];
+  raw.queue_depth = queue_depth;
+  raw.total_bytes = total_bytes;
+  for (int i = 0; i < 4096; ++i) {
+    const int layer = layers[rng.Below(static_cast<uint32_t>(layers.size()))];
+    const int expert = static_cast<int>(rng.Below(static_cast<uint32_t>(shape.n_expert)));
+    ASSIGN_OR_RETURN(ExpertReadPlan plan, PlanExpertRead(model.LocateExpert(layer, expert)));
+    const ExpertRead& read = plan.reads[0];
+    if (read.file_index != 0) continue;
+    if (raw.read_bytes == 0) raw.read_bytes = read.length;
+    if (read.length != raw.read_bytes) continue;  // one size per probe (all equal in archives)
+    raw.offsets.push_back(read.offset);
+  }
+  ASSIGN_OR_RETURN(RawReadResult r, MeasureRawReads(raw));
+  DeviceProbe p;
+  p.GBps = r.GBps;
+  p.read_bytes = raw.read_bytes;
+  p.queue_depth = queue_depth;
+  p.reads = r.reads;
+  p.direct = r.direct;
+  return p;
+}
+
+Result<BenchRun> RunEngineBench(const std::string& model_path, const BenchRunOptions& o) {
+  ASSIGN_OR_RETURN(std::unique_ptr<ModelFile> model, OpenModelFile(model_path));
+  ASSIGN_OR_RETURN(RoutingShape shape, RoutingShapeFromModel(*model));
+  std::string source = model->metadata().GetStringOr("general.name", model_path).value();
+  ASSIGN_OR_RETURN(RoutingSetup routing, MakeRouting(o.routing, shape, o.record_trace,
+                                                     "recorded by sluice bench on " + source));
+  if (routing.replay != nullptr) {
+    RETURN_IF_ERROR(routing.replay->CheckLength(o.prompt_tokens + o.decode_tokens));
+  }
+  EngineOptions eo = o.engine;
+  eo.routing_hook = routing.hook.get();
+  BenchRun run;
+  run.expert_source = ExpertSourceName(eo.expert_source);
+  run.routing = routing.description;
+  run.ram_budget_bytes = eo.ram_budget_bytes;
+  run.prompt_tokens = o.prompt_tokens;
+  run.decode_tokens = o.decode_tokens;
+
+  ResetPeakRss();
+  ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::Create(std::move(model), eo));
+  run.memory_plan = DescribeMemoryPlan(engine->memory_plan());
+  run.expert_cache_bytes = engine->memory_plan().expert_cache_bytes;
+  run.dense_bytes = engine->memory_plan().dense_bytes;
+
+  // Random prompt ids: the content does not matter to synthetic routing, and for a real model's
+  // router random ids route about as diversely as text does.
+  SynthRng rng(o.seed);
+  std::vector<int32_t> prompt(o.prompt_tokens);
+  for (int32_t& id : prompt) id = static_cast<int32_t>(rng.Below(engine->config().n_vocab));
+  Sampler sampler({.temperature = 1.0f,
+                   .top_k = 0,
+                   .top_p = 1.0f,
+                   .min_p = 0.0f,
+                   .repeat_penalty = 1.0f,
+                   .repeat_last_n = 64,
+                   .seed = o.seed});
+
+  const Clock::time_point start = Clock::now();
+  RETURN_IF_ERROR(engine->Prefill(prompt));
+  int32_t id = engine->Sample(sampler);
+  run.ttft_s = Seconds(Clock::now() - start);
+  const EngineCounters prefill = engine->counters();
+  run.prefill_tok_s = o.prompt_tokens / (prefill.prefill_ns / 1e9);
+
+  engine->ResetCounters();
+  const uint64_t process_read0 = ProcessReadBytes();
+  const Clock::time_point decode_start = Clock::now();
+  for (int i = 0; i < o.decode_tokens; ++i) {
+    RETURN_IF_ERROR(engine->Decode(id));
+    id = engine->Sample(sampler);
+  }
+  run.decode_seconds = Seconds(Clock::now() - decode_start);
+  const EngineCounters c = engine->counters();
+  const bool cached = engine->expert_cache() != nullptr;
+  run.decode_tok_s = o.decode_tokens / run.decode_seconds;
+  run.decode_bytes_read = cached ? c.cache.bytes_read : ProcessReadBytes() - process_read0;
+  run.bytes_read_per_token = static_cast<double>(run.decode_bytes_read) / o.decode_tokens;
+  run.read_GBps = run.decode_bytes_read / run.decode_seconds / 1e9;
+  if (cached) {
+    const uint64_t lookups = c.cache.hits + c.cache.misses;
+    run.hit_rate = lookups > 0 ? static_cast<double>(c.cache.hits) / lookups : 0;
+    run.io_wait_fraction = c.expert_wait_ns / 1e9 / run.decode_seconds;
+  } else {
+    run.io_wait_fraction = -1;
+  }
+  run.peak_rss_bytes = PeakRssBytes();
+  RETURN_IF_ERROR(routing.Finish());
+  return run;
+}
+
+}  // namespace sluice
