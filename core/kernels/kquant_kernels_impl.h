@@ -32,7 +32,8 @@ inline __m256i ChunkSums(const __m256i* q, const __m256i* scale16, const int8_t*
   return sum;
 }
 
-// Common driver: Decode(block, q[8], scale16[8], &mins16, &offset16, &d, &dmin) per super-block.
+// Common driver: Decode(block, q[8], scale16[8], &mins16, &offset16) and Scales(block) (lanes d,
+// dmin) per super-block.
 // mins16 (16 int16 lanes, paired with Q8_K's 16 bsums) carries min_g for asymmetric formats;
 // offset16 carries offset * scale_g for formats with a level offset. Either may be zero.
 template <typename Decoder>
@@ -47,8 +48,8 @@ struct KKernel {
     __m256i q[8], scale16[8];
     for (int64_t i = 0; i < nb; ++i) {
       __m256i mins16, offset16;
-      float d, dmin;
-      Decoder::Decode(x[i], q, scale16, &mins16, &offset16, &d, &dmin);
+      Decoder::Decode(x[i], q, scale16, &mins16, &offset16);
+      const __m128 d_dmin = Decoder::Scales(x[i]);  // lanes: d, dmin
       for (int t = 0; t < nt; ++t) {
         const BlockQ8_K& a = ActBlock(act[t], i);
         const __m256i bsums = LoadU256(a.bsums);
@@ -56,11 +57,13 @@ struct KKernel {
         if constexpr (Decoder::kHasOffset) {
           isum = _mm256_sub_epi32(isum, _mm256_madd_epi16(bsums, offset16));
         }
-        acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(a.d * d), _mm256_cvtepi32_ps(isum), acc[t]);
+        // d_a * d and d_a * dmin in one multiply (each lane rounds like the scalar product).
+        const __m128 scales = _mm_mul_ps(d_dmin, _mm_set1_ps(a.d));
+        acc[t] = _mm256_fmadd_ps(_mm256_broadcastss_ps(scales), _mm256_cvtepi32_ps(isum), acc[t]);
         if constexpr (Decoder::kHasMin) {
           const __m256i msum = _mm256_madd_epi16(bsums, mins16);
-          acc_min[t] =
-              _mm256_fmadd_ps(_mm256_set1_ps(-(a.d * dmin)), _mm256_cvtepi32_ps(msum), acc_min[t]);
+          const __m256 dmin_a = _mm256_broadcastss_ps(_mm_movehdup_ps(scales));
+          acc_min[t] = _mm256_fnmadd_ps(dmin_a, _mm256_cvtepi32_ps(msum), acc_min[t]);
         }
       }
     }
@@ -117,8 +120,8 @@ struct Q4KDecoder {
   using Block = BlockQ4_K;
   static constexpr bool kHasMin = true;
   static constexpr bool kHasOffset = false;
-  static void Decode(const Block& b, __m256i* q, __m256i* scale16, __m256i* mins16, __m256i*,
-                     float* d, float* dmin) {
+  static __m128 Scales(const Block& b) { return LoadF16Pair(b.d); }
+  static void Decode(const Block& b, __m256i* q, __m256i* scale16, __m256i* mins16, __m256i*) {
     const __m128i scales_mins = ScalesAndMinsK4(b.scales);
     const __m256i low4 = _mm256_set1_epi8(0x0f);
     for (int p = 0; p < 4; ++p) {
@@ -129,8 +132,6 @@ struct Q4KDecoder {
     const __m256i wide_scales = WideScalesK4(scales_mins);
     for (int g = 0; g < 8; ++g) scale16[g] = ScaleOfGroup(wide_scales, g);
     *mins16 = PairedMinsK4(scales_mins);
-    *d = LoadF16(b.d);
-    *dmin = LoadF16(b.dmin);
   }
 };
 
@@ -138,8 +139,8 @@ struct Q5KDecoder {
   using Block = BlockQ5_K;
   static constexpr bool kHasMin = true;
   static constexpr bool kHasOffset = false;
-  static void Decode(const Block& b, __m256i* q, __m256i* scale16, __m256i* mins16, __m256i*,
-                     float* d, float* dmin) {
+  static __m128 Scales(const Block& b) { return LoadF16Pair(b.d); }
+  static void Decode(const Block& b, __m256i* q, __m256i* scale16, __m256i* mins16, __m256i*) {
     const __m128i scales_mins = ScalesAndMinsK4(b.scales);
     const __m256i low4 = _mm256_set1_epi8(0x0f);
     const __m256i one = _mm256_set1_epi8(1);
@@ -155,8 +156,6 @@ struct Q5KDecoder {
     const __m256i wide_scales = WideScalesK4(scales_mins);
     for (int g = 0; g < 8; ++g) scale16[g] = ScaleOfGroup(wide_scales, g);
     *mins16 = PairedMinsK4(scales_mins);
-    *d = LoadF16(b.d);
-    *dmin = LoadF16(b.dmin);
   }
 };
 
@@ -164,8 +163,8 @@ struct Q6KDecoder {
   using Block = BlockQ6_K;
   static constexpr bool kHasMin = false;
   static constexpr bool kHasOffset = true;  // level = u - 32
-  static void Decode(const Block& b, __m256i* q, __m256i* scale16, __m256i*, __m256i* offset16,
-                     float* d, float*) {
+  static __m128 Scales(const Block& b) { return _mm_set_ss(LoadF16(b.d)); }
+  static void Decode(const Block& b, __m256i* q, __m256i* scale16, __m256i*, __m256i* offset16) {
     const __m256i low4 = _mm256_set1_epi8(0x0f);
     const __m256i two_bits = _mm256_set1_epi8(3);
     for (int h = 0; h < 2; ++h) {
@@ -183,7 +182,6 @@ struct Q6KDecoder {
     const __m128i scales = LoadU128(b.scales);
     for (int c = 0; c < 8; ++c) scale16[c] = TwoGroupScalesS8(scales, 2 * c, 2 * c + 1);
     *offset16 = _mm256_slli_epi16(_mm256_cvtepi8_epi16(scales), 5);  // 32 * scale_g
-    *d = LoadF16(b.d);
   }
 };
 
@@ -191,8 +189,8 @@ struct Q2KDecoder {
   using Block = BlockQ2_K;
   static constexpr bool kHasMin = true;
   static constexpr bool kHasOffset = false;
-  static void Decode(const Block& b, __m256i* q, __m256i* scale16, __m256i* mins16, __m256i*,
-                     float* d, float* dmin) {
+  static __m128 Scales(const Block& b) { return LoadF16Pair(b.d); }  // d, dmin adjacent
+  static void Decode(const Block& b, __m256i* q, __m256i* scale16, __m256i* mins16, __m256i*) {
     const __m256i three = _mm256_set1_epi8(3);
     for (int h = 0; h < 2; ++h) {
       const __m256i bytes = LoadU256(b.qs + 32 * h);
@@ -204,8 +202,6 @@ struct Q2KDecoder {
     const __m128i scales = _mm_and_si128(packed, _mm_set1_epi8(0x0f));
     for (int c = 0; c < 8; ++c) scale16[c] = TwoGroupScalesS8(scales, 2 * c, 2 * c + 1);
     *mins16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0f)));
-    *d = LoadF16(b.d);
-    *dmin = LoadF16(b.dmin);
   }
 };
 
@@ -213,8 +209,8 @@ struct Q3KDecoder {
   using Block = BlockQ3_K;
   static constexpr bool kHasMin = false;
   static constexpr bool kHasOffset = true;  // level = u - 4, u = low2 + 4 * hbit
-  static void Decode(const Block& b, __m256i* q, __m256i* scale16, __m256i*, __m256i* offset16,
-                     float* d, float*) {
+  static __m128 Scales(const Block& b) { return _mm_set_ss(LoadF16(b.d)); }
+  static void Decode(const Block& b, __m256i* q, __m256i* scale16, __m256i*, __m256i* offset16) {
     const __m256i three = _mm256_set1_epi8(3);
     const __m256i one = _mm256_set1_epi8(1);
     const __m256i hmask = LoadU256(b.hmask);
@@ -241,7 +237,6 @@ struct Q3KDecoder {
                                         _mm_set1_epi8(32));
     for (int c = 0; c < 8; ++c) scale16[c] = TwoGroupScalesS8(scales, 2 * c, 2 * c + 1);
     *offset16 = _mm256_slli_epi16(_mm256_cvtepi8_epi16(scales), 2);  // 4 * scale_g
-    *d = LoadF16(b.d);
   }
 };
 

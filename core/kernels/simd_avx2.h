@@ -29,6 +29,13 @@ inline float LoadF16(const uint8_t* p) {
   return _cvtsh_ss(h);
 }
 
+// Two adjacent f16 fields (e.g. d and dmin) as lanes 0 and 1.
+inline __m128 LoadF16Pair(const uint8_t* p) {
+  uint32_t pair;
+  std::memcpy(&pair, p, sizeof(pair));
+  return _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(pair)));
+}
+
 inline __m256i LoadU256(const void* p) {
   return _mm256_loadu_si256(static_cast<const __m256i*>(p));
 }
