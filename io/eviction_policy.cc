@@ -7,41 +7,6 @@
 namespace sluice {
 namespace {
 
-// Evictable slots in release order (head = released longest ago): an intrusive doubly linked
-// list over slot indices, so Add/Remove are O(1) and allocation-free.
-class SlotList {
- public:
-  explicit SlotList(int slot_count)
-      : prev_(slot_count, -1), next_(slot_count, -1), in_(slot_count, 0) {}
-  void PushBack(int s) {
-    CHECK(!in_[s]) << "slot " << s << " added twice";
-    in_[s] = 1;
-    prev_[s] = tail_;
-    next_[s] = -1;
-    if (tail_ >= 0) next_[tail_] = s;
-    tail_ = s;
-    if (head_ < 0) head_ = s;
-    ++size_;
-  }
-  void Erase(int s) {
-    CHECK(in_[s]) << "slot " << s << " is not evictable";
-    in_[s] = 0;
-    if (prev_[s] >= 0) next_[prev_[s]] = next_[s];
-    if (next_[s] >= 0) prev_[next_[s]] = prev_[s];
-    if (head_ == s) head_ = next_[s];
-    if (tail_ == s) tail_ = prev_[s];
-    --size_;
-  }
-  int head() const { return head_; }
-  int next(int s) const { return next_[s]; }
-  int size() const { return size_; }
-
- private:
-  std::vector<int> prev_, next_;
-  std::vector<uint8_t> in_;
-  int head_ = -1, tail_ = -1, size_ = 0;
-};
-
 class LruPolicy final : public EvictionPolicy {
  public:
   explicit LruPolicy(int slot_count) : list_(slot_count) {}

@@ -1,10 +1,17 @@
 // ExpertCache implementation: fixed slots, one mutex, one completion thread.
 //
 // Slot life: kFree -> kLoading (reads submitted) -> kReady (all reads in, checksum good) or
-// kFailed (I/O error, short read or bad checksum; the bytes are never handed out). A ready slot
-// with no pins is in the eviction policy; pinning takes it out. A failed slot stays mapped while
-// Acquire calls wait on it (each gets the error), and is freed by the last of them, or at once
-// when nobody waits (a later Acquire then reads it again).
+// kFailed (I/O error, short read or bad checksum; the bytes are never handed out).
+//
+// An unpinned, settled (ready or failed) slot is evictable, in one of two places:
+//   unused_: loaded ahead of its use (Prefetch, AcquireAny) and not used yet, oldest first;
+//   policy_: used at least once (LRU or LFU order).
+// Victims come from the policy first and from unused_ only when the policy has none: a prefetch
+// announces a use that is about to happen, so evicting it first would throw away a read that must
+// then be made again (at a 100% miss rate with LRU alone, a prefetched expert that completed early
+// was the least recently used and got evicted before its turn). A failed unused read stays mapped
+// so that its use reports the error instead of silently reading again; a failed used slot is freed
+// by the last use that saw the error (the next Acquire reads again).
 //
 // The completion thread reaps the backend, and when an expert's last read is in, hashes it outside
 // the mutex (the slot is kLoading, so nobody else touches its bytes), then publishes the result and
@@ -13,6 +20,7 @@
 
 #include <xxhash.h>
 
+#include <array>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -35,6 +43,8 @@ std::string Hex(uint64_t v) {
 
 // Tag of a read: slot * 4 + read index (an expert has at most 3 reads).
 constexpr uint64_t kReadsPerTag = 4;
+// AcquireAny takes at most this many candidates (a layer's experts per token: 8..16 in practice).
+constexpr size_t kMaxAcquireAny = 64;
 
 struct Slot {
   enum State : uint8_t { kFree, kLoading, kReady, kFailed };
@@ -58,6 +68,7 @@ class ExpertCacheImpl final : public ExpertCache {
   Status Init();
   void Prefetch(int layer, std::span<const int> experts) override;
   Result<ExpertRef> Acquire(int layer, int expert) override;
+  Result<ExpertRef> AcquireAny(int layer, std::span<const int> experts, int* index) override;
   void Release(ExpertRef& ref) override;
   uint64_t slot_bytes() const override { return slot_bytes_; }
   int slot_count() const override { return static_cast<int>(slots_.size()); }
@@ -71,6 +82,15 @@ class ExpertCacheImpl final : public ExpertCache {
   int AllocateSlotLocked();
   Status StartLoadLocked(int s, int layer, int expert, int key);
   void FreeSlotLocked(int s);
+  void PinLocked(int s);    // takes a settled slot out of unused_ / policy_
+  void UnpinLocked(int s);  // the last unpin of a settled slot makes it evictable (ParkLocked)
+  void ParkLocked(int s);
+  bool UnpinnedLoadExistsLocked() const;
+  void CountUseLocked(Slot& slot);  // one hit or miss for this use of the slot
+  // The slot is ready or failed and pinned for this use: its ref, or its error (unpinned).
+  Result<ExpertRef> TakeLocked(int s);
+  void AddWaitLocked(std::chrono::steady_clock::time_point start);
+  Status AllPinnedError(int layer, int expert) const;
   void CompletionLoop();
   void Finalize(int s);  // all reads of slot s are in (called without mu_)
   ExpertRef RefFor(int s);
@@ -89,6 +109,7 @@ class ExpertCacheImpl final : public ExpertCache {
   std::vector<int> slot_of_;  // key -> slot or -1
   std::vector<int> free_slots_;
   std::unique_ptr<EvictionPolicy> policy_;
+  SlotList unused_{0};
   ExpertCacheCounters counters_;
   bool stopping_ = false;
   std::thread completion_thread_;
@@ -156,6 +177,7 @@ Status ExpertCacheImpl::Init() {
   slot_of_.assign(keys, -1);
   for (int s = static_cast<int>(count) - 1; s >= 0; --s) free_slots_.push_back(s);
   double half_life = options_.lfu_half_life > 0 ? options_.lfu_half_life : 4.0 * count;
+  unused_ = SlotList(static_cast<int>(count));
   policy_ = MakeEvictionPolicy(options_.policy, static_cast<int>(count), static_cast<int>(keys),
                                half_life);
   std::vector<iovec> iov(count);
@@ -196,13 +218,47 @@ int ExpertCacheImpl::AllocateSlotLocked() {
     return s;
   }
   int victim = policy_->Victim();
-  if (victim < 0) return -1;
-  Slot& v = slots_[victim];
-  DCHECK(v.state == Slot::kReady && v.pins == 0);
-  policy_->Remove(victim);
-  slot_of_[v.key] = -1;
+  if (victim >= 0) {
+    policy_->Remove(victim);
+  } else {
+    victim = unused_.head();
+    if (victim < 0) return -1;
+    unused_.Erase(victim);
+    ++counters_.prefetch_wasted;
+  }
+  DCHECK(slots_[victim].pins == 0 && slots_[victim].state != Slot::kLoading);
+  slot_of_[slots_[victim].key] = -1;
   ++counters_.evictions;
   return victim;
+}
+
+void ExpertCacheImpl::PinLocked(int s) {
+  Slot& slot = slots_[s];
+  if (slot.pins++ > 0 || slot.state == Slot::kLoading) return;
+  if (unused_.Contains(s)) {
+    unused_.Erase(s);
+  } else {
+    DCHECK(slot.state == Slot::kReady);
+    policy_->Remove(s);
+  }
+}
+
+void ExpertCacheImpl::UnpinLocked(int s) {
+  Slot& slot = slots_[s];
+  if (--slot.pins > 0 || slot.state == Slot::kLoading) return;
+  ParkLocked(s);
+}
+
+void ExpertCacheImpl::ParkLocked(int s) {
+  Slot& slot = slots_[s];
+  if (slot.unclaimed) {
+    unused_.PushBack(s);
+  } else if (slot.state == Slot::kReady) {
+    policy_->Add(s, slot.key);
+  } else {
+    FreeSlotLocked(s);
+  }
+  cv_.notify_all();  // an Acquire may be waiting for an evictable slot
 }
 
 void ExpertCacheImpl::FreeSlotLocked(int s) {
@@ -273,53 +329,125 @@ void ExpertCacheImpl::Prefetch(int layer, std::span<const int> experts) {
   }
 }
 
+bool ExpertCacheImpl::UnpinnedLoadExistsLocked() const {
+  for (const Slot& slot : slots_) {
+    if (slot.state == Slot::kLoading && slot.pins == 0) return true;
+  }
+  return false;
+}
+
+void ExpertCacheImpl::CountUseLocked(Slot& slot) {
+  if (slot.unclaimed) {
+    ++counters_.misses;
+    slot.unclaimed = false;
+  } else {
+    ++counters_.hits;
+  }
+}
+
+Result<ExpertRef> ExpertCacheImpl::TakeLocked(int s) {
+  Slot& slot = slots_[s];
+  if (slot.state == Slot::kReady) return RefFor(s);
+  CHECK(slot.state == Slot::kFailed);
+  Status error = slot.error;
+  UnpinLocked(s);
+  return error;
+}
+
+void ExpertCacheImpl::AddWaitLocked(std::chrono::steady_clock::time_point start) {
+  counters_.io_wait_ns += static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
+          .count());
+}
+
+Status ExpertCacheImpl::AllPinnedError(int layer, int expert) const {
+  return ResourceExhausted("expert cache: all ", slots_.size(), " slots are pinned; expert (layer ",
+                           layer, ", expert ", expert,
+                           ") has nowhere to go. Release experts before acquiring more, or raise "
+                           "the budget (now ",
+                           FormatBytes(memory_.size()), ")");
+}
+
 Result<ExpertRef> ExpertCacheImpl::Acquire(int layer, int expert) {
   std::unique_lock<std::mutex> lock(mu_);
   const int key = Key(layer, expert);
   policy_->Touch(key);
+  int s = slot_of_[key];
+  while (s < 0) {
+    s = AllocateSlotLocked();
+    if (s >= 0) {
+      RETURN_IF_ERROR(StartLoadLocked(s, layer, expert, key));
+      break;
+    }
+    if (!UnpinnedLoadExistsLocked()) return AllPinnedError(layer, expert);
+    cv_.wait(lock);  // an unpinned load will finish and become evictable
+    s = slot_of_[key];
+  }
+  Slot& slot = slots_[s];
+  CountUseLocked(slot);
+  PinLocked(s);
+  if (slot.state == Slot::kLoading) {
+    const auto start = std::chrono::steady_clock::now();
+    cv_.wait(lock, [&] { return slot.state != Slot::kLoading; });
+    AddWaitLocked(start);
+  }
+  return TakeLocked(s);
+}
+
+Result<ExpertRef> ExpertCacheImpl::AcquireAny(int layer, std::span<const int> experts, int* index) {
+  CHECK(!experts.empty() && experts.size() <= kMaxAcquireAny)
+      << "AcquireAny of " << experts.size() << " experts (1.." << kMaxAcquireAny << ")";
+  std::unique_lock<std::mutex> lock(mu_);
+  // Every candidate this call has a slot for is pinned while it waits, so none is evicted and a
+  // failed read stays visible until reported; all but the chosen one are unpinned on return.
+  std::array<int, kMaxAcquireAny> pinned;
+  pinned.fill(-1);
+  auto unpin_all_but = [&](size_t keep) {
+    for (size_t j = 0; j < experts.size(); ++j) {
+      if (j != keep && pinned[j] >= 0) UnpinLocked(pinned[j]);
+    }
+  };
+  const auto start = std::chrono::steady_clock::now();
+  bool waited = false;
   for (;;) {
-    int s = slot_of_[key];
-    if (s < 0) {
-      s = AllocateSlotLocked();
-      if (s < 0) {
-        bool unpinned_loading = false;
-        for (const Slot& slot : slots_) {
-          unpinned_loading |= slot.state == Slot::kLoading && slot.pins == 0;
+    bool any_loading = false;
+    for (size_t i = 0; i < experts.size(); ++i) {
+      if (pinned[i] < 0) {
+        const int key = Key(layer, experts[i]);
+        int s = slot_of_[key];
+        if (s < 0) {
+          s = AllocateSlotLocked();
+          if (s < 0) continue;  // no room now; retried after the next completion
+          Status st = StartLoadLocked(s, layer, experts[i], key);
+          if (!st.ok()) {
+            unpin_all_but(experts.size());
+            *index = static_cast<int>(i);
+            return st;
+          }
+          ++counters_.prefetch_reads;
         }
-        if (!unpinned_loading) {
-          return ResourceExhausted("expert cache: all ", slots_.size(),
-                                   " slots are pinned; expert (layer ", layer, ", expert ", expert,
-                                   ") has nowhere to go. Release experts before acquiring more, "
-                                   "or raise the budget (now ",
-                                   FormatBytes(memory_.size()), ")");
-        }
-        cv_.wait(lock);  // an unpinned load will finish and become evictable
+        PinLocked(s);
+        pinned[i] = s;
+      }
+      Slot& slot = slots_[pinned[i]];
+      if (slot.state == Slot::kLoading) {
+        any_loading = true;
         continue;
       }
-      RETURN_IF_ERROR(StartLoadLocked(s, layer, expert, key));
+      unpin_all_but(i);
+      policy_->Touch(slot.key);
+      CountUseLocked(slot);
+      if (waited) AddWaitLocked(start);
+      *index = static_cast<int>(i);
+      return TakeLocked(pinned[i]);
     }
-    Slot& slot = slots_[s];
-    if (slot.unclaimed) {
-      ++counters_.misses;
-      slot.unclaimed = false;
-    } else {
-      ++counters_.hits;
+    if (!any_loading && !UnpinnedLoadExistsLocked()) {
+      unpin_all_but(experts.size());
+      *index = 0;
+      return AllPinnedError(layer, experts[0]);
     }
-    if (slot.state == Slot::kReady && slot.pins == 0) policy_->Remove(s);
-    ++slot.pins;
-    if (slot.state == Slot::kLoading) {
-      auto start = std::chrono::steady_clock::now();
-      cv_.wait(lock, [&] { return slot.state != Slot::kLoading; });
-      counters_.io_wait_ns +=
-          static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                    std::chrono::steady_clock::now() - start)
-                                    .count());
-    }
-    if (slot.state == Slot::kReady) return RefFor(s);
-    CHECK(slot.state == Slot::kFailed);
-    Status error = slot.error;
-    if (--slot.pins == 0) FreeSlotLocked(s);
-    return error;
+    waited = true;
+    cv_.wait(lock);
   }
 }
 
@@ -328,15 +456,12 @@ void ExpertCacheImpl::Release(ExpertRef& ref) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     const int s = RefSlot(ref);
-    Slot& slot = slots_[s];
+    const Slot& slot = slots_[s];
     CHECK(slot.state == Slot::kReady && slot.pins > 0 && slot.layer == ref.layer() &&
           slot.expert == ref.expert())
         << "Release of expert (" << ref.layer() << ", " << ref.expert() << ") not held in slot "
         << s;
-    if (--slot.pins == 0) {
-      policy_->Add(s, slot.key);
-      cv_.notify_all();  // an Acquire may be waiting for an evictable slot
-    }
+    UnpinLocked(s);
   }
   InvalidateRef(ref);
 }
@@ -401,17 +526,14 @@ void ExpertCacheImpl::Finalize(int s) {
   std::lock_guard<std::mutex> lock(mu_);
   if (error.ok()) {
     slot.state = Slot::kReady;
-    if (slot.pins == 0) policy_->Add(s, slot.key);
   } else {
     ++(bad_checksum ? counters_.checksum_failures : counters_.read_errors);
     LOG(WARNING) << error.ToString();
-    if (slot.pins == 0) {
-      FreeSlotLocked(s);  // nobody waiting; the next Acquire reads it again and reports
-    } else {
-      slot.state = Slot::kFailed;
-      slot.error = std::move(error);
-    }
+    slot.state = Slot::kFailed;
+    slot.error = std::move(error);
   }
+  // Unpinned means nobody has claimed it yet (Acquire pins before it waits): it waits in unused_.
+  if (slot.pins == 0) ParkLocked(s);
   cv_.notify_all();
 }
 
@@ -431,10 +553,13 @@ void ExpertCacheImpl::Clear() {
   std::lock_guard<std::mutex> lock(mu_);
   for (int s = 0; s < static_cast<int>(slots_.size()); ++s) {
     Slot& slot = slots_[s];
-    if (slot.state == Slot::kReady && slot.pins == 0) {
+    if (slot.pins > 0 || slot.state == Slot::kFree || slot.state == Slot::kLoading) continue;
+    if (unused_.Contains(s)) {
+      unused_.Erase(s);
+    } else {
       policy_->Remove(s);
-      FreeSlotLocked(s);
     }
+    FreeSlotLocked(s);
   }
 }
 

@@ -64,8 +64,9 @@ struct ExpertCacheCounters {
   uint64_t io_wait_ns = 0;       // time Acquire spent blocked waiting for reads
   uint64_t checksum_failures = 0;
   uint64_t read_errors = 0;       // loads failed by an I/O error or a short read
-  uint64_t prefetch_reads = 0;    // loads started by Prefetch
+  uint64_t prefetch_reads = 0;    // loads started ahead of their use (Prefetch, AcquireAny)
   uint64_t prefetch_skipped = 0;  // Prefetch found no evictable slot for a miss
+  uint64_t prefetch_wasted = 0;   // loaded ahead of use, evicted before any use
   uint64_t evictions = 0;
 };
 
@@ -95,6 +96,12 @@ class ExpertCache {
 
   virtual void Prefetch(int layer, std::span<const int> experts) = 0;
   virtual Result<ExpertRef> Acquire(int layer, int expert) = 0;
+  // Waits for whichever of `experts` is ready first (starting reads for the misses, as Prefetch),
+  // pins it and returns it; *index is its position in `experts`. Lets a caller consume reads in
+  // completion order, so one slow read does not idle the others' queue slots (head-of-line
+  // blocking). Counts one hit or miss, like Acquire. An error names the expert (and sets *index).
+  // At most 64 experts per call.
+  virtual Result<ExpertRef> AcquireAny(int layer, std::span<const int> experts, int* index) = 0;
   virtual void Release(ExpertRef& ref) = 0;
 
   virtual uint64_t slot_bytes() const = 0;

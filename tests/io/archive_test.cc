@@ -5,8 +5,10 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "io/archive_reader.h"
 #include "io/archive_writer.h"
@@ -271,6 +273,39 @@ TEST(ArchiveWriter, RejectsWrongSizesDuplicatesAndUndeclared) {
   // Progress counts whole blocks (matrices and the padding between them).
   EXPECT_EQ((*w)->bytes_written(), (*w)->layout().expert_layers[0].block_bytes);
   EXPECT_GE((*w)->bytes_written(), g.size() * 2 + d.size());
+}
+
+TEST(ArchiveWriter, ConcurrentWritersProduceTheSameArchive) {
+  ScratchDir dir;
+  RandomArchiveSpec spec{.seed = 11, .expert_layers = {0, 1, 2, 3}, .n_expert = 9, .n_embd = 61};
+  ASSERT_TRUE(testing::WriteRandomArchive(spec, dir.File("serial.sluice")).ok());
+  auto w = ArchiveWriter::Create(dir.File("parallel.sluice"), testing::RandomArchivePlan(spec));
+  ASSERT_TRUE(w.ok());
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      if (t < spec.n_dense && !(*w)->WriteDense(t, testing::DenseBytes(spec, t)).ok()) ++failures;
+      for (int e = t; e < spec.n_expert; e += 4) {
+        for (int layer : spec.expert_layers) {
+          Status st = (*w)->AddExpert(layer, e, testing::ExpertMatrixBytes(spec, layer, e, 0),
+                                      testing::ExpertMatrixBytes(spec, layer, e, 1),
+                                      testing::ExpertMatrixBytes(spec, layer, e, 2));
+          if (!st.ok()) ++failures;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  ASSERT_EQ(failures.load(), 0);
+  EXPECT_EQ((*w)->bytes_written(), (*w)->payload_bytes());
+  ASSERT_TRUE((*w)->Finish().ok());
+  std::ifstream a(dir.File("serial.sluice"), std::ios::binary),
+      b(dir.File("parallel.sluice"), std::ios::binary);
+  std::string sa((std::istreambuf_iterator<char>(a)), {}),
+      sb((std::istreambuf_iterator<char>(b)), {});
+  EXPECT_EQ(sa.size(), sb.size());
+  EXPECT_TRUE(sa == sb) << "the same plan and bytes must give the same file, whatever the order";
 }
 
 TEST(ArchiveWriter, RefusesWhenTheDiskIsTooSmall) {

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <random>
@@ -351,10 +352,88 @@ TEST_P(CacheTest, ConcurrentPrefetchAndAcquireStayCorrectAndInBudget) {
   EXPECT_EQ(errors.load(), 0);
   // Every byte handed out lies in one span no larger than the budget.
   EXPECT_LE(hi.load() - lo.load(), budget);
+  // The last prefetches may still be reading (nobody acquires them); they must all finish.
+  for (int i = 0; i < 10000 && cache->counters().reads_in_flight > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   ExpertCacheCounters c = cache->counters();
   EXPECT_EQ(c.hits + c.misses, 4u * 300u);
   EXPECT_EQ(c.reads_in_flight, 0u);
   EXPECT_LE(max_held.load(), 4);
+}
+
+TEST_P(CacheTest, AcquireAnyReturnsEachExpertOnceInArrivalOrder) {
+  const uint64_t bad = model_->expert_block_offset(1, 4) + 100;
+  Faults faults(bad, /*noisy=*/true);
+  MakeIo(&faults, 4);
+  auto cache = MakeCache(6);
+  ASSERT_NE(cache, nullptr);
+  for (int layer : spec_.expert_layers) {
+    std::vector<int> window = {5, 0, 6, 2, 4, 1};
+    std::vector<int> seen;
+    bool saw_error = false;
+    while (!window.empty()) {
+      int index = -1;
+      Result<ExpertRef> ref = cache->AcquireAny(layer, window, &index);
+      ASSERT_GE(index, 0);
+      ASSERT_LT(index, static_cast<int>(window.size()));
+      const int e = window[index];
+      if (layer == 1 && e == 4) {
+        ASSERT_FALSE(ref.ok());
+        EXPECT_NE(ref.status().message().find("reading expert (layer 1, expert 4)"),
+                  std::string::npos)
+            << ref.status().message();
+        saw_error = true;
+      } else {
+        ASSERT_TRUE(ref.ok()) << ref.status().ToString();
+        EXPECT_EQ(ref->expert(), e);
+        EXPECT_TRUE(MatrixEquals(*ref, spec_, layer, e)) << layer << "," << e;
+        cache->Release(*ref);
+      }
+      seen.push_back(e);
+      window.erase(window.begin() + index);
+    }
+    std::sort(seen.begin(), seen.end());
+    EXPECT_EQ(seen, (std::vector<int>{0, 1, 2, 4, 5, 6}));
+    EXPECT_EQ(saw_error, layer == 1);
+  }
+  ExpertCacheCounters c = cache->counters();
+  EXPECT_EQ(c.misses, 18u);  // every use was a cold read, the failed one included
+  EXPECT_EQ(c.hits, 0u);
+  EXPECT_EQ(c.read_errors, 1u);
+}
+
+// A prefetched expert not yet used is evicted only when no used expert is evictable.
+TEST_P(CacheTest, PrefetchedExpertsAreEvictedLast) {
+  MakeIo();
+  auto cache = MakeCache(3);
+  ASSERT_NE(cache, nullptr);
+  auto use = [&](int e) {
+    auto r = cache->Acquire(0, e);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_TRUE(MatrixEquals(*r, spec_, 0, e));
+    cache->Release(*r);
+  };
+  use(0);
+  use(1);
+  cache->Prefetch(0, std::vector<int>{2});  // completes before 0 and 1 are used again
+  for (int i = 0; i < 1000 && cache->counters().reads_in_flight > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  use(3);  // needs a victim: 0 (least recently used), not the unused prefetch of 2
+  const uint64_t reads = cache->counters().reads_completed;
+  use(2);  // its prefetched read serves it
+  EXPECT_EQ(cache->counters().reads_completed, reads);
+  EXPECT_EQ(cache->counters().prefetch_wasted, 0u);
+  // Only unused prefetches left to evict: the oldest goes, and is counted as wasted.
+  cache->Clear();
+  cache->Prefetch(0, std::vector<int>{4, 5, 6});
+  for (int i = 0; i < 1000 && cache->counters().reads_in_flight > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  use(1);
+  EXPECT_EQ(cache->counters().prefetch_wasted, 1u);
+  EXPECT_EQ(cache->counters().prefetch_reads, 4u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, CacheTest,
