@@ -8,6 +8,9 @@ namespace {
 // A layer index beyond this is a corrupt name, not a model (the largest have ~100 layers); the
 // limit keeps a name like blk.999999999.ffn_up_exps.weight from sizing a huge table.
 constexpr int kMaxLayers = 1 << 16;
+// Likewise for experts per layer (the largest models have 512): bounds the location table, which a
+// crafted file of tiny experts could otherwise make many times larger than the file.
+constexpr int64_t kMaxExperts = 1 << 16;
 constexpr const char* kMatrixNames[3] = {"gate", "up", "down"};
 
 enum class ExpertNameKind { kNone, kStacked, kPerExpert, kFusedGateUp };
@@ -153,6 +156,10 @@ Status GgufModelFile::Classify() {
       if (mat == 0) {
         n_expert = count;
         gate_ne = first.info->ne;
+        if (n_expert > kMaxExperts) {
+          return Unsupported(where(first), ": ", n_expert, " experts exceeds the limit of ",
+                             kMaxExperts);
+        }
       }
       if (first.info->n_dims != want_dims || !ShapeMatches(mat, gate_ne, first.info->ne) ||
           count != n_expert) {

@@ -132,6 +132,10 @@ Status ParseTensorInfo(Cursor& in, uint64_t index, const std::string& source, Gg
     };
   };
   ASSIGN_OR_RETURN(t.name, in.String(field("name")));
+  if (t.name.empty()) {
+    return Corrupt(source, ": ", field("name")(), " at offset ", t.info_offset,
+                   ": empty tensor name");
+  }
   const uint64_t dims_at = in.pos();
   ASSIGN_OR_RETURN(uint32_t n_dims, in.U32(field("n_dims")));
   if (n_dims < 1 || n_dims > kGgufMaxDims) {

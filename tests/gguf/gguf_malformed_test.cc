@@ -228,6 +228,11 @@ TEST_F(Malformed, TensorInfoFields) {
               "offset " + std::to_string(layout_.tensors[2].info_offset));
 
   bytes = valid_;
+  Poke<uint64_t>(bytes, layout_.tensors[2].info_offset, 0);  // c's name length
+  ExpectError(bytes, StatusCode::kCorrupt, "empty tensor name",
+              "offset " + std::to_string(layout_.tensors[2].info_offset));
+
+  bytes = valid_;
   Poke<uint64_t>(bytes, 8, 4);  // one tensor more than the infos hold
   ExpectError(bytes, StatusCode::kCorrupt, "tensor 3", "offset");
 }

@@ -234,6 +234,11 @@ TEST(GgufModelFile, MalformedExpertLayoutsAreNamed) {
       {t("blk.0.ffn_gate_exps.weight", f32, {8, 6}), t("blk.0.ffn_up_exps.weight", f32, {8, 6}),
        t("blk.0.ffn_down_exps.weight", f32, {6, 8})},
       StatusCode::kCorrupt, "blk.0.ffn_gate_exps.weight");
+  // More experts than any model has: refused before a location table is built for them.
+  ExpectOpenError({t("blk.0.ffn_gate_exps.weight", f32, {1, 1, 70000}),
+                   t("blk.0.ffn_up_exps.weight", f32, {1, 1, 70000}),
+                   t("blk.0.ffn_down_exps.weight", f32, {1, 1, 70000})},
+                  StatusCode::kUnsupported, "70000 experts exceeds the limit");
   // Per-expert tensors with a gap in the ids, and with a stray shape.
   std::vector<TestTensor> gap;
   for (int e : {0, 1, 3}) {
