@@ -216,6 +216,27 @@ void Engine::Reset() {
   history_.clear();
 }
 
+Status Engine::PreloadExperts() {
+  if (cache_ == nullptr) return Status::Ok();
+  const int64_t all = int64_t{config_.n_layer} * config_.n_expert;
+  if (cache_->slot_count() < all) {
+    return InvalidArgument("the expert cache holds ", cache_->slot_count(), " of the model's ", all,
+                           " experts: raise --ram to at least ",
+                           FormatBytes(plan_.fixed_bytes() + plan_.all_experts_bytes),
+                           " to preload them all");
+  }
+  std::vector<int> ids(config_.n_expert);
+  for (int e = 0; e < config_.n_expert; ++e) ids[e] = e;
+  for (int l = 0; l < config_.n_layer; ++l) {
+    cache_->Prefetch(l, ids);
+    for (int e : ids) {
+      ASSIGN_OR_RETURN(ExpertRef ref, cache_->Acquire(l, e));
+      cache_->Release(ref);
+    }
+  }
+  return Status::Ok();
+}
+
 void Engine::Truncate(int64_t n) {
   CHECK(n >= 0 && n <= n_past_) << n << " of " << n_past_;
   n_past_ = n;

@@ -83,6 +83,11 @@ class Engine {
   // Samples from logits() with the token history (for the repetition penalty).
   int32_t Sample(Sampler& sampler) const;
 
+  // Reads every routed expert into the expert cache, for runs meant to be fully resident
+  // (benchmarks, a budget above the model's size): decoding then never waits on storage.
+  // InvalidArgument when the cache cannot hold them all; nothing to do for the mmap source.
+  Status PreloadExperts();
+
   // Forgets the context (the KV cache is reused from position 0).
   void Reset();
   // Keeps the first n <= n_past() positions and forgets the rest: the KV rows of a position

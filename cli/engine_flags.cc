@@ -1,0 +1,77 @@
+#include "cli/engine_flags.h"
+
+#include <gflags/gflags.h>
+#include <unistd.h>
+
+#include "core/base/byte_size.h"
+
+DEFINE_int64(ctx, 0,
+             "Context length (KV cache positions). 0: the model's context_length, at most 4096.");
+DEFINE_string(kv_type, "f16", "KV cache element type: f16 (half the memory) or f32 (exact).");
+DEFINE_string(dense, "copy",
+              "Dense weights residency: copy (anonymous memory; file pages dropped), mlock (lock "
+              "the mapping) or mmap (the page cache decides).");
+DEFINE_string(expert_source, "cache",
+              "Where routed experts come from: cache (read into the RAM-budgeted expert cache) or "
+              "mmap (computed straight from the mapped file, the naive baseline).");
+DEFINE_int32(batch, 64, "Prompt tokens processed per forward batch.");
+DEFINE_bool(dequantize, false,
+            "Dequantize every weight to f32 at load and compute in f32 (for comparisons with "
+            "references computed that way; slow and large).");
+
+DECLARE_string(ram);
+DECLARE_int32(threads);
+DECLARE_string(io);
+DECLARE_int32(queue_depth);
+DECLARE_string(cache_policy);
+DECLARE_bool(mlock);
+DECLARE_int32(experts);
+
+namespace sluice::cli {
+
+Result<EngineOptions> EngineOptionsFromFlags() {
+  EngineOptions o;
+  if (FLAGS_ram.empty()) {
+    o.ram_budget_bytes = static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) *
+                         static_cast<uint64_t>(sysconf(_SC_PAGESIZE)) / 2;
+  } else {
+    Result<uint64_t> ram = ParseByteSize(FLAGS_ram);
+    if (!ram.ok()) return InvalidArgument("--ram: ", ram.status().message());
+    o.ram_budget_bytes = *ram;
+  }
+  if (FLAGS_threads < 0) return InvalidArgument("--threads ", FLAGS_threads, ": must be >= 0");
+  o.threads = FLAGS_threads;
+  if (FLAGS_ctx < 0) return InvalidArgument("--ctx ", FLAGS_ctx, ": must be >= 0");
+  o.context_length = FLAGS_ctx;
+  if (FLAGS_experts < 0) return InvalidArgument("--experts ", FLAGS_experts, ": must be >= 0");
+  o.experts_per_token = FLAGS_experts;
+  if (FLAGS_batch < 1) return InvalidArgument("--batch ", FLAGS_batch, ": must be >= 1");
+  o.batch_size = FLAGS_batch;
+  if (FLAGS_kv_type == "f16") {
+    o.kv_type = KvType::kF16;
+  } else if (FLAGS_kv_type == "f32") {
+    o.kv_type = KvType::kF32;
+  } else {
+    return InvalidArgument("--kv-type '", FLAGS_kv_type, "': expected f16 or f32");
+  }
+  ASSIGN_OR_RETURN(o.dense, ParseDenseResidency(FLAGS_dense));
+  ASSIGN_OR_RETURN(o.expert_source, ParseExpertSource(FLAGS_expert_source));
+  o.dequantize_weights = FLAGS_dequantize;
+  ASSIGN_OR_RETURN(o.io, ParseIoBackendKind(FLAGS_io));
+  if (FLAGS_queue_depth < 1) {
+    return InvalidArgument("--queue-depth ", FLAGS_queue_depth, ": must be >= 1");
+  }
+  o.queue_depth = FLAGS_queue_depth;
+  ASSIGN_OR_RETURN(o.cache_policy, ParseEvictionPolicy(FLAGS_cache_policy));
+  o.lock_memory = FLAGS_mlock;
+  return o;
+}
+
+const std::vector<const char*>& EngineFlagNames() {
+  static const std::vector<const char*> names = {
+      "model",         "ram",   "threads",    "experts", "ctx",         "kv_type",      "dense",
+      "expert_source", "batch", "dequantize", "io",      "queue_depth", "cache_policy", "mlock"};
+  return names;
+}
+
+}  // namespace sluice::cli
