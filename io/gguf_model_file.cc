@@ -87,6 +87,85 @@ bool ShapeMatches(int m, const std::array<int64_t, 4>& gate, const std::array<in
   return ne[0] == gate[0] && ne[1] == gate[1];
 }
 
+// Validates one layer's expert tensors matrix by matrix and builds its 3-D view and its extents.
+struct LayerBuilder {
+  const GgufModel& model;
+  int index;  // layer
+  const PendingLayer& pending;
+  bool stacked;                      // *_exps tensors (else per-expert tensors)
+  std::string prefix;                // "blk.N.ffn_"
+  int64_t n_expert = 0;              // from gate
+  std::array<int64_t, 4> gate_ne{};  // from gate
+
+  std::string Where(const GgufModel::Tensor& t) const {
+    return StrCat(model.shard(t.shard).path(), ": tensor '", t.info->name, "'");
+  }
+  Status Matrix(int mat, TensorInfo* info, std::vector<ExpertLocation>* locations);
+};
+
+Status LayerBuilder::Matrix(int mat, TensorInfo* info, std::vector<ExpertLocation>* locations) {
+  const std::map<int, const GgufModel::Tensor*>& per_expert = pending.per_expert[mat];
+  if (stacked ? pending.stacked[mat] == nullptr : per_expert.empty()) {
+    return Corrupt(model.path(), ": layer ", index, " has routed experts but no ", prefix,
+                   kMatrixNames[mat], stacked ? "_exps.weight" : ".E.weight");
+  }
+  // The first tensor of this matrix gives the type and the 2-D shape of one expert.
+  const GgufModel::Tensor& first = stacked ? *pending.stacked[mat] : *per_expert.begin()->second;
+  const GgufTensorInfo& f = *first.info;
+  const int64_t count = stacked ? f.ne[2] : static_cast<int64_t>(per_expert.size());
+  if (mat == 0) {
+    n_expert = count;
+    gate_ne = f.ne;
+    if (n_expert > kMaxExperts) {
+      return Unsupported(Where(first), ": ", n_expert, " experts exceeds the limit of ",
+                         kMaxExperts);
+    }
+  }
+  if (f.n_dims != (stacked ? 3 : 2) || !ShapeMatches(mat, gate_ne, f.ne) || count != n_expert) {
+    const int64_t in = mat == 2 ? gate_ne[1] : gate_ne[0];
+    const int64_t out = mat == 2 ? gate_ne[0] : gate_ne[1];
+    const std::string expected = stacked ? StrCat("[", in, ", ", out, ", ", n_expert, "]")
+                                         : StrCat("[", in, ", ", out, "] x ", n_expert);
+    const std::string found =
+        stacked ? Shape(f.ne, f.n_dims) : StrCat(Shape(f.ne, f.n_dims), " x ", count);
+    return Corrupt(Where(first), ": expected shape ", expected, " (matching ", prefix,
+                   "gate), found ", found);
+  }
+  const uint64_t slice_bytes = RowBytes(f.type, f.ne[0]) * f.ne[1];
+  // Per-expert tensors are presented under the stacked name, so the engine's shape checks and
+  // the archive see one naming whatever the converter wrote.
+  *info = ToTensorInfo(f, nullptr);
+  info->name = StrCat(prefix, kMatrixNames[mat], "_exps.weight");
+  info->n_dims = 3;
+  info->ne = {f.ne[0], f.ne[1], n_expert, 1};
+  info->nbytes = slice_bytes * static_cast<uint64_t>(n_expert);
+  locations->resize(n_expert);
+  for (int64_t e = 0; e < n_expert; ++e) {
+    ExpertLocation::Extent& extent = (*locations)[e].matrices[mat];
+    extent.bytes = slice_bytes;
+    if (stacked) {
+      extent.file_index = first.shard;
+      extent.offset = f.file_offset + static_cast<uint64_t>(e) * slice_bytes;
+      continue;
+    }
+    auto it = per_expert.find(static_cast<int>(e));
+    if (it == per_expert.end()) {
+      return Corrupt(model.path(), ": layer ", index, " has ", n_expert, " ", kMatrixNames[mat],
+                     " expert tensors but no ", prefix, kMatrixNames[mat], ".", e,
+                     ".weight (expert ids must be 0..", n_expert - 1, ")");
+    }
+    const GgufTensorInfo& g = *it->second->info;
+    if (g.type != f.type || g.n_dims != 2 || g.ne != f.ne) {
+      return Corrupt(Where(*it->second), ": expected ", TypeName(f.type), " ", Shape(f.ne, 2),
+                     " like the first expert, found ", TypeName(g.type), " ",
+                     Shape(g.ne, g.n_dims));
+    }
+    extent.file_index = it->second->shard;
+    extent.offset = g.file_offset;
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<std::unique_ptr<GgufModelFile>> GgufModelFile::Open(const std::string& path) {
@@ -99,22 +178,20 @@ Result<std::unique_ptr<GgufModelFile>> GgufModelFile::Open(const std::string& pa
 Status GgufModelFile::Classify() {
   const GgufModel& m = *model_;
   std::map<int, PendingLayer> pending;
-  auto where = [&m](const GgufModel::Tensor& t) {
-    return StrCat(m.shard(t.shard).path(), ": tensor '", t.info->name, "'");
-  };
   for (const GgufModel::Tensor& t : m.tensors()) {
     const ExpertName name = ParseExpertName(t.info->name);
     if (name.kind == ExpertNameKind::kNone) {
       dense_.push_back(ToTensorInfo(*t.info, m.TensorData(t)));
       continue;
     }
+    const std::string where = StrCat(m.shard(t.shard).path(), ": tensor '", t.info->name, "'");
     if (name.kind == ExpertNameKind::kFusedGateUp) {
-      return Unsupported(where(t),
-                         ": fused gate+up expert tensors are not supported; convert "
-                         "the model with separate ffn_gate_exps and ffn_up_exps");
+      return Unsupported(where,
+                         ": fused gate+up expert tensors are not supported; convert the "
+                         "model with separate ffn_gate_exps and ffn_up_exps");
     }
     if (name.layer >= kMaxLayers) {
-      return Corrupt(where(t), ": layer ", name.layer, " exceeds the limit of ", kMaxLayers);
+      return Corrupt(where, ": layer ", name.layer, " exceeds the limit of ", kMaxLayers);
     }
     PendingLayer& layer = pending[name.layer];
     if (name.kind == ExpertNameKind::kStacked) {
@@ -125,87 +202,22 @@ Status GgufModelFile::Classify() {
   }
   if (!pending.empty()) layers_.resize(pending.rbegin()->first + 1);
 
-  for (auto& [index, p] : pending) {
+  for (const auto& [index, p] : pending) {
     const bool stacked = p.stacked[0] || p.stacked[1] || p.stacked[2];
-    const bool split =
+    const bool per_expert =
         !p.per_expert[0].empty() || !p.per_expert[1].empty() || !p.per_expert[2].empty();
     const std::string prefix = StrCat("blk.", index, ".ffn_");
-    if (stacked && split) {
+    if (stacked && per_expert) {
       return Corrupt(m.path(), ": layer ", index, " has both ", prefix,
                      "*_exps.weight and per-expert ", prefix, "*.E.weight tensors");
     }
+    LayerBuilder builder{
+        .model = m, .index = index, .pending = p, .stacked = stacked, .prefix = prefix};
     Layer layer;
     TensorInfo* infos[3] = {&layer.tensors.gate, &layer.tensors.up, &layer.tensors.down};
-    int64_t n_expert = 0;
-    std::array<int64_t, 4> gate_ne{};
     for (int mat = 0; mat < 3; ++mat) {
-      // Per-expert tensors are presented under the stacked name, so the engine's shape checks
-      // and the archive see one naming whatever the converter wrote.
-      const std::string name = StrCat(prefix, kMatrixNames[mat], "_exps.weight");
-      const std::string per_expert_name = StrCat(prefix, kMatrixNames[mat], ".E.weight");
-      if (stacked ? p.stacked[mat] == nullptr : p.per_expert[mat].empty()) {
-        return Corrupt(m.path(), ": layer ", index, " has routed experts but no ",
-                       stacked ? name : per_expert_name);
-      }
-      // The first tensor of this matrix gives the type and the 2-D shape of one expert.
-      const GgufModel::Tensor& first =
-          stacked ? *p.stacked[mat] : *p.per_expert[mat].begin()->second;
-      const int want_dims = stacked ? 3 : 2;
-      const int64_t count =
-          stacked ? first.info->ne[2] : static_cast<int64_t>(p.per_expert[mat].size());
-      if (mat == 0) {
-        n_expert = count;
-        gate_ne = first.info->ne;
-        if (n_expert > kMaxExperts) {
-          return Unsupported(where(first), ": ", n_expert, " experts exceeds the limit of ",
-                             kMaxExperts);
-        }
-      }
-      if (first.info->n_dims != want_dims || !ShapeMatches(mat, gate_ne, first.info->ne) ||
-          count != n_expert) {
-        const int64_t in = mat == 2 ? gate_ne[1] : gate_ne[0];
-        const int64_t out = mat == 2 ? gate_ne[0] : gate_ne[1];
-        const std::string expected = stacked ? StrCat("[", in, ", ", out, ", ", n_expert, "]")
-                                             : StrCat("[", in, ", ", out, "] x ", n_expert);
-        const std::string found =
-            stacked ? Shape(first.info->ne, first.info->n_dims)
-                    : StrCat(Shape(first.info->ne, first.info->n_dims), " x ", count);
-        return Corrupt(where(first), ": expected shape ", expected, " (matching ", prefix,
-                       "gate), found ", found);
-      }
-      const uint64_t slice_bytes =
-          RowBytes(first.info->type, first.info->ne[0]) * first.info->ne[1];
-      TensorInfo& info = *infos[mat];
-      info = ToTensorInfo(*first.info, nullptr);
-      info.name = name;
-      info.n_dims = 3;
-      info.ne = {first.info->ne[0], first.info->ne[1], n_expert, 1};
-      info.nbytes = slice_bytes * static_cast<uint64_t>(n_expert);
-      layer.locations.resize(n_expert);
-      for (int64_t e = 0; e < n_expert; ++e) {
-        ExpertLocation::Extent& extent = layer.locations[e].matrices[mat];
-        extent.bytes = slice_bytes;
-        if (stacked) {
-          extent.file_index = first.shard;
-          extent.offset = first.info->file_offset + static_cast<uint64_t>(e) * slice_bytes;
-          continue;
-        }
-        auto it = p.per_expert[mat].find(static_cast<int>(e));
-        if (it == p.per_expert[mat].end()) {
-          return Corrupt(m.path(), ": layer ", index, " has ", n_expert, " ", kMatrixNames[mat],
-                         " expert tensors but no ", prefix, kMatrixNames[mat], ".", e,
-                         ".weight (expert ids must be 0..", n_expert - 1, ")");
-        }
-        const GgufTensorInfo& g = *it->second->info;
-        if (g.type != first.info->type || g.n_dims != 2 || g.ne != first.info->ne) {
-          return Corrupt(where(*it->second), ": expected ", TypeName(first.info->type), " ",
-                         Shape(first.info->ne, 2), " like expert 0, found ", TypeName(g.type), " ",
-                         Shape(g.ne, g.n_dims));
-        }
-        extent.file_index = it->second->shard;
-        extent.offset = g.file_offset;
-      }
-      expert_bytes_total_ += info.nbytes;
+      RETURN_IF_ERROR(builder.Matrix(mat, infos[mat], &layer.locations));
+      expert_bytes_total_ += infos[mat]->nbytes;
     }
     layers_[index] = std::move(layer);
   }
