@@ -158,7 +158,7 @@ Result<ReplyStats> ChatSession::Generate(const std::vector<int32_t>& tokens, con
     reply_text->append(text);
     if (sink) sink(text);
   };
-  Clock::time_point first_token = prefill_end, last_token = prefill_end;
+  Clock::time_point first_token = prefill_end, last_pass_end = prefill_end;
   for (;;) {
     if (options_.max_reply_tokens >= 0 && stats.generated_tokens >= options_.max_reply_tokens) {
       stats.stop = StopReason::kTokenLimit;
@@ -166,9 +166,8 @@ Result<ReplyStats> ChatSession::Generate(const std::vector<int32_t>& tokens, con
     }
     Result<int32_t> token = engine_->SampleNext();
     if (!token.ok()) return fail(token.status());
-    last_token = Clock::now();
     if (stats.generated_tokens == 0) {
-      first_token = last_token;
+      first_token = last_pass_end = Clock::now();
       stats.ttft_s = Seconds(start, first_token);
     }
     if (IsStopToken(*token)) {
@@ -194,10 +193,12 @@ Result<ReplyStats> ChatSession::Generate(const std::vector<int32_t>& tokens, con
       return fail(std::move(s));
     }
     kv_tokens_.push_back(*token);
+    stats.decoded_tokens += 1;
+    last_pass_end = Clock::now();
   }
   emit(decoder.Flush());
   Clock::time_point end = Clock::now();
-  stats.decode_s = Seconds(first_token, last_token);
+  stats.decode_s = Seconds(first_token, last_pass_end);
   stats.total_s = Seconds(start, end);
   stats.delta = Minus(engine_->counters(), before);
   totals_.Add(stats);

@@ -47,8 +47,8 @@ const char* StopReasonName(StopReason reason) {
 }
 
 double ReplyStats::decode_tok_s() const {
-  if (generated_tokens < 2 || decode_s <= 0) return 0.0;
-  return static_cast<double>(generated_tokens - 1) / decode_s;
+  if (decoded_tokens < 1 || decode_s <= 0) return 0.0;
+  return static_cast<double>(decoded_tokens) / decode_s;
 }
 
 double ReplyStats::hit_rate() const { return HitRate(delta); }
@@ -57,7 +57,7 @@ double ReplyStats::read_MBps() const { return MBps(delta.bytes_read, total_s); }
 
 std::string FormatReplyStats(const ReplyStats& s) {
   std::string line = StrCat(s.generated_tokens, s.generated_tokens == 1 ? " token, " : " tokens, ");
-  line += s.generated_tokens >= 2 ? StrCat(Fixed(s.decode_tok_s(), 2), " tok/s, ") : "";
+  line += s.decoded_tokens >= 1 ? StrCat(Fixed(s.decode_tok_s(), 2), " tok/s, ") : "";
   line += StrCat("first token ", Fixed(s.ttft_s, 2), " s (", s.prompt_tokens, " prompt tokens), ");
   line += s.delta.expert_hits + s.delta.expert_misses == 0
               ? "no expert lookups"
@@ -70,7 +70,7 @@ void SessionTotals::Add(const ReplyStats& reply) {
   replies += 1;
   prompt_tokens += reply.prompt_tokens;
   generated_tokens += reply.generated_tokens;
-  if (reply.generated_tokens >= 2) timed_decode_tokens += reply.generated_tokens - 1;
+  decoded_tokens += reply.decoded_tokens;
   prefill_s += reply.prefill_s;
   decode_s += reply.decode_s;
   total_s += reply.total_s;
@@ -82,8 +82,7 @@ void SessionTotals::Add(const ReplyStats& reply) {
 
 std::string FormatSessionTotals(const SessionTotals& t) {
   double prefill_tok_s = t.prefill_s > 0 ? static_cast<double>(t.prompt_tokens) / t.prefill_s : 0;
-  double decode_tok_s =
-      t.decode_s > 0 ? static_cast<double>(t.timed_decode_tokens) / t.decode_s : 0;
+  double decode_tok_s = t.decode_s > 0 ? static_cast<double>(t.decoded_tokens) / t.decode_s : 0;
   double io_wait_s = static_cast<double>(t.delta.io_wait_ns) / 1e9;
   return StrCat("replies: ", t.replies, "\n",                                            //
                 "prompt: ", t.prompt_tokens, " tokens, ", Fixed(prefill_tok_s, 2),       //

@@ -33,15 +33,17 @@ struct ReplyStats {
   int prompt_tokens = 0;     // tokens prefilled for this turn (only the new ones: the KV is kept)
   int reused_tokens = 0;     // tokens of the conversation already in the KV cache
   int generated_tokens = 0;  // tokens sampled, the end-of-generation token not counted
+  int decoded_tokens = 0;    // forward passes over generated tokens (the last one sampled before
+                             // a limit, a cancel or a full context is never passed through)
   double prefill_s = 0;      // prefilling prompt_tokens
   double ttft_s = 0;         // from the start of the turn to the first token sampled
-  double decode_s = 0;       // from the first token sampled to the last
+  double decode_s = 0;       // from the first token sampled to the end of the last forward pass
   double total_s = 0;        // the whole turn
   EngineCounterSnapshot delta;  // counters accumulated during this turn
   StopReason stop = StopReason::kEndOfGeneration;
 
-  // Decode rate: tokens after the first over the time they took (the first token's time is the
-  // prefill's, reported as ttft). 0 when fewer than two tokens were generated.
+  // Decode rate: decoded_tokens / decode_s (the first token's time is the prefill's, reported
+  // as ttft). 0 when no generated token went through the model.
   double decode_tok_s() const;
   double hit_rate() const;  // hits / (hits + misses); 0 with no lookups
   // Bytes read over the whole turn's wall time, in MB/s (10^6 bytes): what storage delivered.
@@ -57,7 +59,7 @@ struct SessionTotals {
   int replies = 0;
   int64_t prompt_tokens = 0;
   int64_t generated_tokens = 0;
-  int64_t timed_decode_tokens = 0;  // generated tokens after each reply's first (timed in decode_s)
+  int64_t decoded_tokens = 0;
   double prefill_s = 0;
   double decode_s = 0;
   double total_s = 0;

@@ -115,6 +115,7 @@ TEST_F(ChatSessionTest, RepliesUntilEndOfGenerationAndStreamsText) {
   EXPECT_EQ(streamed, "hello there");
   EXPECT_EQ(stats->stop, StopReason::kEndOfGeneration);
   EXPECT_EQ(stats->generated_tokens, static_cast<int>(reply.size()));
+  EXPECT_EQ(stats->decoded_tokens, static_cast<int>(reply.size()));  // each fed back before EOG
   std::vector<int32_t> prompt = ExpectedPrompt({{ChatRole::kUser, "hi"}});
   EXPECT_EQ(stats->prompt_tokens, static_cast<int>(prompt.size()));
   // The KV holds the prompt and every reply token but the end-of-generation one.
@@ -160,6 +161,7 @@ TEST_F(ChatSessionTest, TokenLimitStopsWithoutAnUnusedForwardPass) {
   Result<ReplyStats> stats = session->Reply("go", nullptr, nullptr);
   ASSERT_TRUE(stats.ok());
   EXPECT_EQ(stats->generated_tokens, 3);
+  EXPECT_EQ(stats->decoded_tokens, 2);
   EXPECT_EQ(stats->stop, StopReason::kTokenLimit);
   size_t prompt = ExpectedPrompt({{ChatRole::kUser, "go"}}).size();
   EXPECT_EQ(engine.kv().size(), prompt + 2);  // the third token was sampled, never appended

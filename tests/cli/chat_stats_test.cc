@@ -10,8 +10,9 @@ ReplyStats Example() {
   ReplyStats s;
   s.prompt_tokens = 17;
   s.generated_tokens = 11;
+  s.decoded_tokens = 10;  // the 11th hit the limit and was never passed through the model
   s.ttft_s = 0.5;
-  s.decode_s = 2.0;  // 10 tokens after the first in 2 s: 5 tok/s
+  s.decode_s = 2.0;  // 10 forward passes in 2 s: 5 tok/s
   s.total_s = 2.5;
   s.delta.expert_hits = 300;
   s.delta.expert_misses = 100;         // 75% hit
@@ -48,7 +49,8 @@ TEST(ChatStats, StoppedRepliesSayWhy) {
 
 TEST(ChatStats, DegenerateRepliesHaveNoRates) {
   ReplyStats s;
-  s.generated_tokens = 1;  // one token: its time is the prefill's, so no decode rate
+  s.generated_tokens = 1;  // one token sampled from the prefill's logits: no decode rate
+  s.decoded_tokens = 0;
   s.decode_s = 0;
   EXPECT_EQ(s.decode_tok_s(), 0.0);
   EXPECT_EQ(s.hit_rate(), 0.0);
@@ -64,7 +66,7 @@ TEST(ChatStats, TotalsAddReplies) {
   t.Add(Example());
   EXPECT_EQ(t.replies, 2);
   EXPECT_EQ(t.generated_tokens, 22);
-  EXPECT_EQ(t.timed_decode_tokens, 20);
+  EXPECT_EQ(t.decoded_tokens, 20);
   EXPECT_EQ(t.delta.bytes_read, 2'500'000'000u);
   std::string text = FormatSessionTotals(t);
   EXPECT_NE(text.find("generated: 22 tokens, 5.00 tok/s"), std::string::npos) << text;
