@@ -3,6 +3,7 @@
 // (tests/cli/test_model.h) or on ../shared/refdata.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -93,6 +94,29 @@ TEST(RunReference, RawGreedyMatchesTheReferenceTokens) {
   for (int32_t id : generated) expected += decoder.Push(id);
   expected += decoder.Flush();
   EXPECT_EQ(r.out, expected + "\n") << r.err;
+}
+
+TEST_F(RunCliTest, FewerExpertsPerTokenWarns) {
+  ProcessResult r = RunSluice(Run({"-p", "hi", "-n", "4", "--experts", "1"}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("1 experts per token instead of the model's 2"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("quality"), std::string::npos) << r.err;
+  ProcessResult two = RunSluice(Run({"-p", "hi", "-n", "4", "--experts", "2"}));
+  ASSERT_EQ(two.exit_code, 0) << two.err;
+  EXPECT_EQ(two.err.find("experts per token instead"), std::string::npos) << two.err;
+}
+
+// No -m: the demo model at $SLUICE_DEMO_DIR/demo.sluice, announced on stderr. The test puts its
+// own small model there (opened by magic, whatever the name), so no synth run is needed.
+TEST_F(RunCliTest, NoModelUsesTheDemoModelAndSaysSo) {
+  std::filesystem::copy_file(model_, dir_.File("demo.sluice"));
+  setenv("SLUICE_DEMO_DIR", dir_.path().c_str(), 1);
+  ProcessResult r = RunSluice({"run", "-p", "hi", "-n", "3", "--threads", "1"});
+  unsetenv("SLUICE_DEMO_DIR");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("synthetic demo model " + dir_.File("demo.sluice")), std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("[3 tokens, "), std::string::npos) << r.err;
 }
 
 TEST_F(RunCliTest, MissingModel) {
