@@ -13,6 +13,7 @@
 
 #include "cli/command.h"
 #include "cli/demo_model.h"
+#include "cli/engine_flags.h"
 #include "core/base/byte_size.h"
 #include "core/base/log.h"
 #include "core/base/progress.h"
@@ -40,11 +41,6 @@ DEFINE_string(device_bytes, "1G",
               "bench: bytes of random expert reads in each device measurement (before and after).");
 DECLARE_string(model);
 DECLARE_string(ram);
-DECLARE_int32(threads);
-DECLARE_string(io);
-DECLARE_int32(queue_depth);
-DECLARE_string(cache_policy);
-DECLARE_bool(mlock);
 DECLARE_bool(json);
 DECLARE_string(out);
 DECLARE_string(routing);
@@ -68,26 +64,6 @@ const std::vector<const char*>& ModelBenchFlags() {
 }
 
 namespace {
-
-uint64_t PhysicalRamBytes() {
-  return static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) *
-         static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-}
-
-Result<EngineOptions> EngineOptionsFromBenchFlags() {
-  EngineOptions o;
-  if (FLAGS_ram.empty()) {
-    o.ram_budget_bytes = PhysicalRamBytes() / 2;
-  } else {
-    ASSIGN_OR_RETURN(o.ram_budget_bytes, ParseByteSize(FLAGS_ram));
-  }
-  o.threads = FLAGS_threads;
-  ASSIGN_OR_RETURN(o.io, ParseIoBackendKind(FLAGS_io));
-  o.queue_depth = FLAGS_queue_depth;
-  ASSIGN_OR_RETURN(o.cache_policy, ParseEvictionPolicy(FLAGS_cache_policy));
-  o.lock_memory = FLAGS_mlock;
-  return o;
-}
 
 // The archive for --preset, written first when missing.
 Result<std::string> PresetModel() {
@@ -201,7 +177,9 @@ Status RunAll(BenchReport* report) {
   report->model_path = path;
   ASSIGN_OR_RETURN(uint64_t device_bytes, ParseByteSize(FLAGS_device_bytes));
   BenchRunOptions o;
-  ASSIGN_OR_RETURN(o.engine, EngineOptionsFromBenchFlags());
+  ASSIGN_OR_RETURN(o.engine, EngineOptionsFromFlags());
+  // With --preset, --experts sized the synthetic archive; it is not experts per token there.
+  if (FLAGS_model.empty() && !FLAGS_preset.empty()) o.engine.experts_per_token = 0;
   o.prompt_tokens = std::max(1, FLAGS_prompt_tokens);
   o.decode_tokens = FLAGS_n_predict > 0 ? FLAGS_n_predict : 32;
   o.seed = FLAGS_seed < 0 ? 1 : static_cast<uint64_t>(FLAGS_seed);
@@ -213,6 +191,11 @@ Status RunAll(BenchReport* report) {
     LOG(INFO) << "bench: measuring the device's random-read bandwidth (before)";
     ASSIGN_OR_RETURN(report->device_before,
                      ProbeDevice(*model, o.engine.queue_depth, device_bytes, o.seed));
+    // Diagnostic: the device with only k reads in flight, what one layer's misses can offer.
+    ASSIGN_OR_RETURN(RoutingShape shape, RoutingShapeFromModel(*model));
+    const int k = o.engine.experts_per_token > 0 ? o.engine.experts_per_token : shape.k;
+    ASSIGN_OR_RETURN(report->device_qd_k, ProbeDevice(*model, std::min(k, o.engine.queue_depth),
+                                                      device_bytes / 2, o.seed + 7));
   }
   if (report->synthetic) {
     LOG(INFO) << "bench: " << path << " is a synthetic model: its weights are random";

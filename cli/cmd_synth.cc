@@ -19,7 +19,10 @@ DEFINE_string(preset, "",
               "synth: the model shape: qwen3.5-397b-a17b, qwen3-235b-a22b, qwen3-30b-a3b, "
               "mixtral-8x22b, deepseek-v3, demo.");
 DEFINE_int32(layers, 0, "synth: keep only the first N layers (0: all of the preset's).");
-DEFINE_int32(experts, 0, "synth: routed experts per layer (0: all of the preset's).");
+DEFINE_int32(experts, 0,
+             "synth, and bench --preset: routed experts per layer of the synthetic model (0: all "
+             "of the preset's). run, chat, logits, bench -m: experts used per token (0: the "
+             "model's).");
 DEFINE_string(quant, "",
               "synth: quantized type of the routed experts (q4_K, q8_0, q4_0, q6_K, ...). Empty: "
               "the preset's (q4_K).");

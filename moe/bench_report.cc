@@ -103,7 +103,9 @@ std::string BenchReportJson(const BenchReport& r) {
       .Add("device_GBps_after", Num(r.device_after.GBps))
       .Add("device_read_bytes", Int(r.device_before.read_bytes))
       .Add("device_queue_depth", Int(r.device_before.queue_depth))
-      .Add("device_direct", r.device_before.direct ? "true" : "false");
+      .Add("device_direct", r.device_before.direct ? "true" : "false")
+      .Add("device_qd_k", Int(r.device_qd_k.queue_depth))
+      .Add("device_GBps_qd_k", Num(r.device_qd_k.GBps));
   AddRunKeys(r, r.run, o);
   if (r.mmap.has_value()) {
     JsonObject m;
@@ -149,7 +151,8 @@ std::string BenchReportText(const BenchReport& r) {
        std::to_string(r.device_before.queue_depth) +
        (r.device_before.direct ? ", O_DIRECT" : ", buffered (O_DIRECT refused)") + ": " +
        Fixed(r.device_before.GBps) + " GB/s before, " + Fixed(r.device_after.GBps) +
-       " GB/s after\n";
+       " GB/s after; " + Fixed(r.device_qd_k.GBps) + " GB/s at QD " +
+       std::to_string(r.device_qd_k.queue_depth) + " (one layer's k reads)\n";
   t += "prefill:  " + std::to_string(run.prompt_tokens) + " tokens at " + Fixed(run.prefill_tok_s) +
        " tok/s; time to first token " + Fixed(run.ttft_s) + " s\n";
   t += "decode:   " + std::to_string(run.decode_tokens) + " tokens at " +

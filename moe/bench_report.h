@@ -25,7 +25,8 @@ struct BenchReport {
   uint64_t model_bytes = 0, expert_bytes_total = 0, dense_bytes_total = 0;
 
   DeviceProbe device_before, device_after;
-  BenchRun run;  // the streaming engine at --ram
+  DeviceProbe device_qd_k;  // diagnostic: queue depth = experts per token (one layer's reads)
+  BenchRun run;             // the streaming engine at --ram
 
   std::optional<BenchRun> mmap;  // --compare mmap
   uint64_t mmap_limit_bytes = 0;
