@@ -74,7 +74,8 @@ std::string RenderChatML(const ChatRenderInput& in) {
 // reasoning R only when it comes after the last user message:
 //   <|im_start|>assistant\n<think>\n{R}\n</think>\n\n{A}<|im_end|>\n
 // and earlier answers become "<|im_start|>assistant\n{A}<|im_end|>\n". With enable_thinking
-// false the generation prompt is followed by an empty think block "<think>\n\n</think>\n\n".
+// false the generation prompt is followed by an empty think block "<think>\n\n</think>\n\n";
+// templates that open the reasoning themselves (Qwen3.5) otherwise append "<think>\n".
 std::string RenderQwen3(const ChatRenderInput& in) {
   std::string out;
   size_t last_query = in.messages.empty() ? 0 : in.messages.size() - 1;
@@ -111,7 +112,11 @@ std::string RenderQwen3(const ChatRenderInput& in) {
   }
   if (in.options.add_generation_prompt) {
     out.append("<|im_start|>assistant\n");
-    if (!in.options.enable_thinking) out.append("<think>\n\n</think>\n\n");
+    if (!in.options.enable_thinking) {
+      out.append("<think>\n\n</think>\n\n");
+    } else if (in.think_prefill) {
+      out.append("<think>\n");
+    }
   }
   return out;
 }

@@ -81,6 +81,8 @@ ChatTemplate ChatTemplate::Detect(std::string_view text, std::string_view source
     const bool thinking = Contains(text, "<think>") || Contains(text, "enable_thinking");
     t.family_ = thinking ? ChatFamily::kQwen3 : ChatFamily::kChatML;
     if (!thinking) t.default_system_ = DefaultChatMLSystem(text);
+    // Qwen3.5-style templates open the reasoning themselves unless thinking is off.
+    t.think_prefill_ = thinking && Contains(text, "'<think>\\n'");
   } else if (Contains(text, "<|start_header_id|>")) {
     t.family_ = ChatFamily::kLlama3;
   } else if (Contains(text, "<｜User｜>")) {
@@ -123,6 +125,10 @@ Result<ChatTemplate> ChatTemplate::FromMetadata(const Metadata& metadata,
     t.family_ = found->family;
     t.name_ = CanonicalName(found->family);
     t.think_prefill_ = found->family == ChatFamily::kDeepSeekR1;
+    if (found->family == ChatFamily::kChatML) {
+      ASSIGN_OR_RETURN(std::string text, metadata.GetStringOr("tokenizer.chat_template", ""));
+      t.default_system_ = DefaultChatMLSystem(text);
+    }
   } else {
     ASSIGN_OR_RETURN(std::string text, metadata.GetStringOr("tokenizer.chat_template", ""));
     t = Detect(text, metadata.source());

@@ -6,7 +6,8 @@
 //   chatml       <|im_start|>role\n...<|im_end|>\n                       (Qwen2, Qwen2.5, generic)
 //   qwen3        ChatML plus Qwen3's <think> handling: reasoning is dropped from assistant turns
 //                before the last user message; enable_thinking=false pre-fills an empty
-//                "<think>\n\n</think>\n\n" after the generation prompt
+//                "<think>\n\n</think>\n\n" after the generation prompt; templates that pre-fill
+//                "<think>\n" when thinking is on (Qwen3.5) get that
 //   mistral-v1   <s>[INST] user [/INST]answer</s>                 (Mixtral 8x7B, first template)
 //   mistral-v2   <s> [INST] user [/INST] answer</s>           (Mistral v0.1/v0.2 updated template)
 //   mistral-v3   <s>[INST] user[/INST] answer</s>                         (Mixtral 8x22B, v0.3)
@@ -95,7 +96,7 @@ class ChatTemplate {
   std::string bos_text_;        // what the template's {{ bos_token }} prints
   std::string eos_text_;        // what the template's {{ eos_token }} prints
   std::string default_system_;  // ChatML: system prompt used when the conversation has none
-  bool think_prefill_ = false;  // deepseek-r1: the generation prompt opens "<think>\n"
+  bool think_prefill_ = false;  // qwen3, deepseek-r1: the generation prompt opens "<think>\n"
 };
 
 // Renderers (tokenizer/chat_render.cc), one per family.

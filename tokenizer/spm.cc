@@ -17,6 +17,7 @@
 // llama.cpp and the Hugging Face "legacy" Llama tokenizer do.
 #include <sentencepiece_processor.h>
 
+#include <bit>
 #include <cstring>
 
 #include "tokenizer/token_model.h"
@@ -52,10 +53,13 @@ void PutInt32Field(uint32_t field, int32_t v, std::string* out) {
   PutVarintField(field, static_cast<uint64_t>(static_cast<int64_t>(v)), out);
 }
 
+// Protobuf fixed32 is little-endian; the memcpy below relies on the host being so too.
+static_assert(std::endian::native == std::endian::little, "big-endian hosts need a byte swap");
+
 void PutFloatField(uint32_t field, float v, std::string* out) {
   PutTag(field, 5, out);
   char bytes[4];
-  std::memcpy(bytes, &v, 4);  // little-endian host (x86-64, aarch64)
+  std::memcpy(bytes, &v, 4);
   out->append(bytes, 4);
 }
 

@@ -1,5 +1,7 @@
 #include "tokenizer/vocab.h"
 
+#include "core/base/log.h"
+
 namespace sluice {
 namespace {
 
@@ -122,9 +124,10 @@ Result<Vocab> LoadVocab(const Metadata& meta) {
                    meta.GetBoolOr("tokenizer.ggml.add_bos_token", spm || IsLlama3Pre(vocab.pre)));
   ASSIGN_OR_RETURN(vocab.add_space_prefix, meta.GetBoolOr("tokenizer.ggml.add_space_prefix", spm));
   if (vocab.add_bos && vocab.bos_id < 0) {
-    return Corrupt(meta.source(),
-                   ": tokenizer.ggml.add_bos_token is true but there is no "
-                   "tokenizer.ggml.bos_token_id");
+    // Seen in hand-made conversions; encoding without BOS is the only possible reading.
+    LOG(WARNING) << meta.source() << ": tokenizer.ggml.add_bos_token is set but there is no "
+                 << "tokenizer.ggml.bos_token_id; no BOS will be added";
+    vocab.add_bos = false;
   }
   return vocab;
 }

@@ -124,6 +124,24 @@ TEST(ChatTemplateTest, Qwen3) {
             "<|im_start|>assistant\n<think>\nR\n</think>\n\nHello!<|im_end|>\n");
 }
 
+TEST(ChatTemplateTest, Qwen35PrefillsThinking) {
+  // Qwen3.5's generation prompt: an empty think block when thinking is off, else "<think>\n".
+  const std::string text = std::string(kQwen3Template) +
+                           "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- if "
+                           "enable_thinking is defined and enable_thinking is false %}{{- "
+                           "'<think>\\n\\n</think>\\n\\n' }}{%- else %}{{- '<think>\\n' }}{%- "
+                           "endif %}{%- endif %}";
+  const ChatTemplate t = FromTemplate(text);
+  EXPECT_EQ(t.family(), ChatFamily::kQwen3);
+  const std::vector<ChatMessage> one = {{ChatRole::kUser, "Hi"}};
+  EXPECT_EQ(t.Render(one, {}), "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\n");
+  EXPECT_EQ(t.Render(one, {.enable_thinking = false}),
+            "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n");
+  // Plain Qwen3 (kQwen3Template) does not pre-fill.
+  EXPECT_EQ(FromTemplate(kQwen3Template).Render(one, {}),
+            "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+}
+
 // Edge cases, expected strings from rendering Qwen3-8B's published template with Jinja2
 // (trim_blocks, lstrip_blocks, as transformers does).
 TEST(ChatTemplateTest, Qwen3EdgeCases) {
