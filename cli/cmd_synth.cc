@@ -64,10 +64,13 @@ int RunSynth(const std::vector<std::string>& args) {
   unsigned cores = std::thread::hardware_concurrency();
   options.threads = FLAGS_threads > 0 ? FLAGS_threads : static_cast<int>(cores ? cores : 2);
 
-  std::fprintf(stderr, "sluice synth: %s\n  %s\n  writing %s (%s, about %s; weights are random)\n",
-               shape->ToString().c_str(), shape->description.c_str(), path.c_str(),
-               *format == SynthFormat::kGguf ? "GGUF" : "archive",
-               FormatBytes(SynthFileBytes(*shape)).c_str());
+  if (!FLAGS_quiet) {
+    std::fprintf(stderr,
+                 "sluice synth: %s\n  %s\n  writing %s (%s, about %s; weights are random)\n",
+                 shape->ToString().c_str(), shape->description.c_str(), path.c_str(),
+                 *format == SynthFormat::kGguf ? "GGUF" : "archive",
+                 FormatBytes(SynthFileBytes(*shape)).c_str());
+  }
   std::atomic<bool> cancel{false};
   InstallInterruptHandler();
   ScopedCancelTarget cancel_target(&cancel);
@@ -77,6 +80,7 @@ int RunSynth(const std::vector<std::string>& args) {
   Result<SynthResult> result = WriteSynthModel(path, options);
   progress.Finish();
   if (!result.ok()) return Fail(result.status().ToString());
+  if (FLAGS_quiet) return 0;
   std::fprintf(stderr, "wrote %s: %s (experts %s, dense %s) in %.1f s, %.2f GB/s\n",
                result->path.c_str(), FormatBytes(result->file_bytes).c_str(),
                FormatBytes(result->expert_bytes).c_str(), FormatBytes(result->dense_bytes).c_str(),
