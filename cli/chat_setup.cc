@@ -1,25 +1,18 @@
 #include "cli/chat_setup.h"
 
 #include <gflags/gflags.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <random>
 
 #include "cli/demo_model.h"
+#include "cli/engine_flags.h"
 #include "cli/routing_flags.h"
 #include "core/base/byte_size.h"
 #include "core/base/log.h"
 #include "io/model_open.h"
 
 DECLARE_string(model);
-DECLARE_string(ram);
-DECLARE_int32(threads);
-DECLARE_string(io);
-DECLARE_int32(queue_depth);
-DECLARE_string(cache_policy);
-DECLARE_bool(mlock);
-DECLARE_int32(experts);
 DECLARE_double(temp);
 DECLARE_int32(top_k);
 DECLARE_double(top_p);
@@ -51,26 +44,6 @@ Result<SamplerOptions> SamplerOptionsFromFlags() {
     LOG(DEBUG) << "sampling seed " << options.seed << " (--seed to repeat it)";
   }
   RETURN_IF_ERROR(ValidateSamplerOptions(options));
-  return options;
-}
-
-// The engine flags shared with bench (cli/common_flags.cc). --experts here is experts per token.
-Result<EngineOptions> EngineOptionsFromFlags() {
-  EngineOptions options;
-  if (FLAGS_ram.empty()) {
-    options.ram_budget_bytes = static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) *
-                               static_cast<uint64_t>(sysconf(_SC_PAGESIZE)) / 2;
-  } else {
-    ASSIGN_OR_RETURN(options.ram_budget_bytes, ParseByteSize(FLAGS_ram));
-  }
-  if (FLAGS_threads < 0) return InvalidArgument("--threads ", FLAGS_threads, ": must be >= 0");
-  options.threads = FLAGS_threads;
-  ASSIGN_OR_RETURN(options.io, ParseIoBackendKind(FLAGS_io));
-  options.queue_depth = FLAGS_queue_depth;
-  ASSIGN_OR_RETURN(options.cache_policy, ParseEvictionPolicy(FLAGS_cache_policy));
-  options.lock_memory = FLAGS_mlock;
-  if (FLAGS_experts < 0) return InvalidArgument("--experts ", FLAGS_experts, ": must be >= 0");
-  options.experts_per_token = FLAGS_experts;  // the engine warns that quality changes
   return options;
 }
 
@@ -138,10 +111,12 @@ Result<GenerationSetup> SetUpGeneration(const GenerationSetupOptions& options) {
 }
 
 std::vector<const char*> GenerationFlags(std::initializer_list<const char*> extra) {
-  std::vector<const char*> flags = {
-      "model",        "ram",   "threads", "experts",        "io",        "queue_depth",
-      "cache_policy", "mlock", "routing", "record_trace",   "n_predict", "temp",
-      "top_k",        "top_p", "min_p",   "repeat_penalty", "seed"};
+  // EngineFlagNames() starts with "model".
+  std::vector<const char*> flags = EngineFlagNames();
+  for (const char* name : {"routing", "record_trace", "n_predict", "temp", "top_k", "top_p",
+                           "min_p", "repeat_penalty", "seed"}) {
+    flags.push_back(name);
+  }
   flags.insert(flags.end(), extra.begin(), extra.end());
   return flags;
 }

@@ -84,8 +84,8 @@ TEST(RunReference, RawGreedyMatchesTheReferenceTokens) {
   size_t stop = 0;
   while (stop < generated.size() && !(*tokenizer)->IsEndOfGeneration(generated[stop])) ++stop;
   generated.resize(stop);
-  ProcessResult r = RunSluice(
-      {"run", "-m", model, "--raw", "-p", prompt, "-n", "16", "--temp", "0", "--threads", "1"});
+  ProcessResult r = RunSluice({"run", "-m", model, "--raw", "-p", prompt, "-n", "16", "--temp", "0",
+                               "--threads", "1", "--kv-type", "f32"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   // The ids are compared through the text: a stream decoder (as the CLI uses) turns them into
   // the bytes expected on stdout, with U+FFFD where a byte token cannot form a character.
