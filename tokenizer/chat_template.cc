@@ -81,8 +81,10 @@ ChatTemplate ChatTemplate::Detect(std::string_view text, std::string_view source
     const bool thinking = Contains(text, "<think>") || Contains(text, "enable_thinking");
     t.family_ = thinking ? ChatFamily::kQwen3 : ChatFamily::kChatML;
     if (!thinking) t.default_system_ = DefaultChatMLSystem(text);
-    // Qwen3.5-style templates open the reasoning themselves unless thinking is off.
-    t.think_prefill_ = thinking && Contains(text, "'<think>\\n'");
+    // Templates that open the reasoning themselves end a literal with "<think>\n": Qwen3.5's
+    // {{- '<think>\n' }} (unless thinking is off), Qwen3 Thinking-2507's
+    // {{- '<|im_start|>assistant\n<think>\n' }}. Plain Qwen3 only writes "<think>\n' +".
+    t.think_prefill_ = thinking && Contains(text, "<think>\\n' }}");
   } else if (Contains(text, "<|start_header_id|>")) {
     t.family_ = ChatFamily::kLlama3;
   } else if (Contains(text, "<｜User｜>")) {

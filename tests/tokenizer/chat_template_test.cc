@@ -137,6 +137,13 @@ TEST(ChatTemplateTest, Qwen35PrefillsThinking) {
   EXPECT_EQ(t.Render(one, {}), "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\n");
   EXPECT_EQ(t.Render(one, {.enable_thinking = false}),
             "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n");
+  // Qwen3 Thinking-2507 writes the opening into the generation prompt literal.
+  const ChatTemplate thinking_2507 = FromTemplate(
+      "{%- for message in messages %}{{- '<|im_start|>' + message.role + '\\n' }}{%- endfor %}{%- "
+      "if add_generation_prompt %}{{- '<|im_start|>assistant\\n<think>\\n' }}{%- endif %}");
+  EXPECT_EQ(thinking_2507.family(), ChatFamily::kQwen3);
+  EXPECT_EQ(thinking_2507.Render(one, {}),
+            "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\n");
   // Plain Qwen3 (kQwen3Template) does not pre-fill.
   EXPECT_EQ(FromTemplate(kQwen3Template).Render(one, {}),
             "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
