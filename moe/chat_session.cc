@@ -4,6 +4,8 @@
 #include <chrono>
 #include <utility>
 
+#include "moe/chat_tokens.h"
+
 namespace sluice {
 namespace {
 
@@ -46,15 +48,17 @@ bool ChatSession::IsStopToken(int32_t id) const {
 std::vector<int32_t> ChatSession::RenderConversation(std::string_view user_message) const {
   CHECK(chat_template_ != nullptr) << "Reply() needs a chat template";
   std::vector<ChatMessage> messages;
+  std::vector<std::vector<int32_t>> generated;
   if (!options_.system.empty()) {
     messages.push_back({.role = ChatRole::kSystem, .content = options_.system});
+    generated.emplace_back();
   }
   messages.insert(messages.end(), history_.begin(), history_.end());
+  generated.insert(generated.end(), generated_.begin(), generated_.end());
   messages.push_back({.role = ChatRole::kUser, .content = std::string(user_message)});
-  std::string text = chat_template_->Render(
-      messages, {.add_generation_prompt = true, .enable_thinking = options_.thinking});
-  // The rendered text carries the BOS token's text where the family wants one.
-  return tokenizer_->Encode(text, {.add_bos = false, .parse_special = true});
+  generated.emplace_back();
+  return ConversationTokens(*chat_template_, *tokenizer_, messages, generated,
+                            {.add_generation_prompt = true, .enable_thinking = options_.thinking});
 }
 
 Result<ReplyStats> ChatSession::Reply(std::string_view user_message, const TextSink& sink,
@@ -72,12 +76,15 @@ Result<ReplyStats> ChatSession::Reply(std::string_view user_message, const TextS
                            ": /reset to start a new one");
   }
   std::string reply_text;
-  ASSIGN_OR_RETURN(ReplyStats stats, Generate(tokens, sink, cancel, &reply_text));
+  std::vector<int32_t> reply_tokens;
+  ASSIGN_OR_RETURN(ReplyStats stats, Generate(tokens, sink, cancel, &reply_text, &reply_tokens));
   // A turn cancelled before its first token leaves no trace in the history; its prompt tokens
   // stay in the KV cache, where the next turn's prefix match may still use them.
   if (stats.generated_tokens > 0 || stats.stop != StopReason::kCancelled) {
     history_.push_back({.role = ChatRole::kUser, .content = std::string(user_message)});
+    generated_.emplace_back();
     history_.push_back({.role = ChatRole::kAssistant, .content = std::move(reply_text)});
+    generated_.push_back(std::move(reply_tokens));
   }
   return stats;
 }
@@ -93,11 +100,13 @@ Result<ReplyStats> ChatSession::Complete(std::string_view text, const TextSink& 
                            context, " (the reply needs at least one more)");
   }
   std::string reply_text;
-  return Generate(tokens, sink, cancel, &reply_text);
+  std::vector<int32_t> reply_tokens;
+  return Generate(tokens, sink, cancel, &reply_text, &reply_tokens);
 }
 
 Status ChatSession::Reset() {
   history_.clear();
+  generated_.clear();
   kv_tokens_.clear();
   return engine_->TruncateKv(0);
 }
@@ -118,7 +127,8 @@ Result<int> ChatSession::ReusePrefix(const std::vector<int32_t>& tokens) {
 }
 
 Result<ReplyStats> ChatSession::Generate(const std::vector<int32_t>& tokens, const TextSink& sink,
-                                         const std::atomic<bool>* cancel, std::string* reply_text) {
+                                         const std::atomic<bool>* cancel, std::string* reply_text,
+                                         std::vector<int32_t>* reply_tokens) {
   CHECK(!tokens.empty());
   Clock::time_point start = Clock::now();
   EngineCounterSnapshot before = engine_->counters();
@@ -175,6 +185,7 @@ Result<ReplyStats> ChatSession::Generate(const std::vector<int32_t>& tokens, con
       break;
     }
     stats.generated_tokens += 1;
+    reply_tokens->push_back(*token);
     emit(decoder.Push(*token));
     // Stop before the forward pass whose logits nobody would use.
     if (IsCancelled(cancel)) {

@@ -1,13 +1,14 @@
 // ChatSession: a multi-turn conversation over the engine, the tokenizer and the chat template.
 //
-// Each turn renders the whole conversation with the template, tokenizes it, and compares the
-// tokens with those already in the KV cache: only the tokens after the common prefix are
-// prefilled (normally just the new user turn), so a long conversation costs per turn what the
-// turn adds. When the rendering of history changes (Qwen3 drops earlier turns' <think> blocks),
-// the KV cache is cut back to the common prefix and the rest prefilled again: always correct,
-// never stale. Replies stream as text through the tokenizer's StreamDecoder (never a broken UTF-8
-// character), stop on an end-of-generation token, the -n limit, a full context or cancellation
-// (an atomic flag checked between tokens and between prefill chunks), and report ReplyStats.
+// Each turn renders the whole conversation with the template, tokenizes it (earlier replies as
+// the tokens the model generated, moe/chat_tokens.h), and compares the tokens with those already
+// in the KV cache: only the tokens after the common prefix are prefilled (normally just the new
+// user turn), so a long conversation costs per turn what the turn adds. When the rendering of
+// history changes (Qwen3 drops earlier turns' <think> blocks), the KV cache is cut back to the
+// common prefix and the rest prefilled again: always correct, never stale. Replies stream as text
+// through the tokenizer's StreamDecoder (never a broken UTF-8 character), stop on an
+// end-of-generation token, the -n limit, a full context or cancellation (an atomic flag checked
+// between tokens and between prefill chunks), and report ReplyStats.
 //
 // Non-goals: sampling (the engine's sampler), the REPL itself (cli/cmd_chat.cc), sliding or
 // shifting the context when it fills (the reply stops and says so; /reset starts over).
@@ -87,7 +88,8 @@ class ChatSession {
  private:
   // Brings the KV cache to `tokens` (prefix reuse, then chunked prefill) and generates.
   Result<ReplyStats> Generate(const std::vector<int32_t>& tokens, const TextSink& sink,
-                              const std::atomic<bool>* cancel, std::string* reply_text);
+                              const std::atomic<bool>* cancel, std::string* reply_text,
+                              std::vector<int32_t>* reply_tokens);
   // Cuts the KV back to the longest common prefix with `tokens`; returns its length.
   Result<int> ReusePrefix(const std::vector<int32_t>& tokens);
   std::vector<int32_t> RenderConversation(std::string_view user_message) const;
@@ -100,6 +102,8 @@ class ChatSession {
   ChatSessionOptions options_;
   std::vector<int32_t> stop_tokens_;  // sorted
   std::vector<ChatMessage> history_;
+  // Per history_ message: the tokens the model generated for a reply; empty for user turns.
+  std::vector<std::vector<int32_t>> generated_;
   std::vector<int32_t> kv_tokens_;  // the tokens whose keys and values are in the KV cache
   SessionTotals totals_;
 };

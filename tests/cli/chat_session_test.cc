@@ -154,6 +154,28 @@ TEST_F(ChatSessionTest, SecondTurnPrefillsOnlyItsOwnTokens) {
   EXPECT_TRUE(std::equal(full.begin(), full.end(), engine.kv().begin()));
 }
 
+// Replies the encoder would not produce (a non-canonical split, a byte that is no character)
+// are still reused whole: the next turn prefills only what it adds.
+TEST_F(ChatSessionTest, OddlyTokenizedRepliesAreStillReused) {
+  ScriptedEngine engine(1024);
+  std::vector<int32_t> reply = {tokenizer_->FindToken("t"), tokenizer_->FindToken("h"),
+                                tokenizer_->FindToken("e"), tokenizer_->FindToken("ÿ")};
+  std::vector<int32_t> script = reply;
+  script.push_back(kTestImEnd);
+  engine.Script(script);
+  auto session = NewSession(&engine);
+  ASSERT_TRUE(session->Reply("hi", nullptr, nullptr).ok());
+  size_t kv_after_first = engine.kv().size();
+  engine.Script({kTestImEnd});
+  Result<ReplyStats> second = session->Reply("more", nullptr, nullptr);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->reused_tokens, static_cast<int>(kv_after_first));
+  std::vector<int32_t> added =
+      tokenizer_->Encode("<|im_end|>\n<|im_start|>user\nmore<|im_end|>\n<|im_start|>assistant\n",
+                         {.parse_special = true});
+  EXPECT_EQ(second->prompt_tokens, static_cast<int>(added.size()));
+}
+
 TEST_F(ChatSessionTest, TokenLimitStopsWithoutAnUnusedForwardPass) {
   ScriptedEngine engine(1024);
   engine.Script(Ids("abcdef"));
