@@ -3,14 +3,17 @@
 #include <cstring>
 
 #include "core/base/check.h"
+#include "core/kernels/dispatch.h"
 #include "core/ops/activation.h"
+#include "core/ops/attention_simd.h"
 #include "core/ops/f16.h"
 
 namespace sluice {
+namespace attention_simd {
 namespace {
 
-// Dot product with 8 independent partial sums: the compiler vectorises it without fast-math and
-// the summation order is fixed, so the result is reproducible.
+// Dot products with 8 independent partial sums: the compiler vectorises them without fast-math
+// and the summation order is fixed, so results are reproducible.
 float DotF32(const float* a, const float* b, int n) {
   float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int i = 0;
@@ -31,30 +34,46 @@ float DotF16(const float* a, const uint16_t* b, int n) {
   return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
+void AxpyF32(float w, const float* v, float* out, int n) {
+  for (int i = 0; i < n; ++i) out[i] += w * v[i];
+}
+
+void AxpyF16(float w, const uint16_t* v, float* out, int n) {
+  for (int i = 0; i < n; ++i) out[i] += w * F16BitsToFloat(v[i]);
+}
+
+}  // namespace
+
+const Kernels& ScalarKernels() {
+  static const Kernels k{&DotF32, &DotF16, &AxpyF32, &AxpyF16};
+  return k;
+}
+
+}  // namespace attention_simd
+
+namespace {
+
 // One query head over its kv head. k, v point at position 0 of that kv head; rows are
 // `k_row` / `v_row` elements apart (n_head_kv * head_dim).
-void AttendHead(const float* q, const void* k, const void* v, KvType type, int64_t k_row,
-                int64_t v_row, int head_dim_k, int head_dim_v, int64_t n_kv, float scale,
-                float* scores, float* out) {
+void AttendHead(const attention_simd::Kernels& kern, const float* q, const void* k, const void* v,
+                KvType type, int64_t k_row, int64_t v_row, int head_dim_k, int head_dim_v,
+                int64_t n_kv, float scale, float* scores, float* out) {
   for (int64_t p = 0; p < n_kv; ++p) {
     float dot;
     if (type == KvType::kF32) {
-      dot = DotF32(q, static_cast<const float*>(k) + p * k_row, head_dim_k);
+      dot = kern.dot_f32(q, static_cast<const float*>(k) + p * k_row, head_dim_k);
     } else {
-      dot = DotF16(q, static_cast<const uint16_t*>(k) + p * k_row, head_dim_k);
+      dot = kern.dot_f16(q, static_cast<const uint16_t*>(k) + p * k_row, head_dim_k);
     }
     scores[p] = dot * scale;
   }
   Softmax(scores, n_kv);
   std::memset(out, 0, sizeof(float) * head_dim_v);
   for (int64_t p = 0; p < n_kv; ++p) {
-    const float w = scores[p];
     if (type == KvType::kF32) {
-      const float* vp = static_cast<const float*>(v) + p * v_row;
-      for (int d = 0; d < head_dim_v; ++d) out[d] += w * vp[d];
+      kern.axpy_f32(scores[p], static_cast<const float*>(v) + p * v_row, out, head_dim_v);
     } else {
-      const uint16_t* vp = static_cast<const uint16_t*>(v) + p * v_row;
-      for (int d = 0; d < head_dim_v; ++d) out[d] += w * F16BitsToFloat(vp[d]);
+      kern.axpy_f16(scores[p], static_cast<const uint16_t*>(v) + p * v_row, out, head_dim_v);
     }
   }
 }
@@ -92,12 +111,14 @@ void Attention(const AttentionShape& shape, const float* q, const KvView& kv, in
   const int64_t k_row = static_cast<int64_t>(shape.n_head_kv) * shape.head_dim_k;
   const int64_t v_row = static_cast<int64_t>(shape.n_head_kv) * shape.head_dim_v;
   const size_t elem = KvTypeBytes(kv.type);
+  const attention_simd::Kernels& kern =
+      ActiveIsa() == Isa::kScalar ? attention_simd::ScalarKernels() : attention_simd::Avx2Kernels();
   auto run = [&](int64_t begin, int64_t end) {
     for (int64_t h = begin; h < end; ++h) {
       const int64_t g = h / group;
       const uint8_t* k = static_cast<const uint8_t*>(kv.k) + g * shape.head_dim_k * elem;
       const uint8_t* v = static_cast<const uint8_t*>(kv.v) + g * shape.head_dim_v * elem;
-      AttendHead(q + h * shape.head_dim_k, k, v, kv.type, k_row, v_row, shape.head_dim_k,
+      AttendHead(kern, q + h * shape.head_dim_k, k, v, kv.type, k_row, v_row, shape.head_dim_k,
                  shape.head_dim_v, n_kv, scale, scores + h * n_kv, out + h * shape.head_dim_v);
     }
   };

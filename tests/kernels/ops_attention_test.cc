@@ -2,9 +2,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <random>
 #include <vector>
 
+#include "core/kernels/dispatch.h"
 #include "core/ops/attention.h"
 #include "core/ops/f16.h"
 
@@ -74,7 +76,7 @@ void RunCase(const Case& c, KvType type) {
   }
 }
 
-TEST(OpsAttention, GqaMatchesDoubleReference) {
+void RunAllCases() {
   const Case cases[] = {
       {{4, 2, 16, 16}, 1},     {{4, 2, 16, 16}, 33}, {{8, 1, 32, 24}, 7},
       {{4, 4, 128, 128}, 200}, {{6, 3, 17, 5}, 64},
@@ -83,6 +85,21 @@ TEST(OpsAttention, GqaMatchesDoubleReference) {
     RunCase(c, KvType::kF32);
     RunCase(c, KvType::kF16);
   }
+}
+
+// Every compiled path the CPU supports (the AVX2 loops are used whenever the kernels' ISA is not
+// scalar), against the same double reference.
+TEST(OpsAttention, GqaMatchesDoubleReferenceOnEveryPath) {
+  const Isa before = ActiveIsa();
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2}) {
+    if (!ForceIsa(isa)) {
+      std::printf("attention: %s path not supported here, not tested\n", IsaName(isa));
+      continue;
+    }
+    SCOPED_TRACE(IsaName(isa));
+    RunAllCases();
+  }
+  ForceIsa(before);
 }
 
 TEST(OpsAttention, F16StoreRoundsToNearestHalf) {
