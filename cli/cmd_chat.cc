@@ -61,6 +61,9 @@ bool RunTurn(ChatSession& session, const std::string& line) {
   }
   WriteOut("\n");
   WriteStatsLine(FormatReplyStats(*stats));
+  if (stats->stop == StopReason::kContextFull) {
+    std::fprintf(stderr, "(the context is full: /reset starts a new conversation)\n");
+  }
   return true;
 }
 

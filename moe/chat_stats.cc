@@ -39,7 +39,7 @@ const char* StopReasonName(StopReason reason) {
     case StopReason::kTokenLimit:
       return "token limit (-n)";
     case StopReason::kContextFull:
-      return "context full (/reset to start over)";
+      return "context full";
     case StopReason::kCancelled:
       return "cancelled";
   }
