@@ -7,6 +7,7 @@
 #include <gflags/gflags.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -16,6 +17,7 @@
 #include "cli/command.h"
 #include "cli/interrupt.h"
 #include "cli/line_reader.h"
+#include "core/base/str_cat.h"
 #include "moe/chat_session.h"
 
 namespace sluice::cli {

@@ -4,6 +4,7 @@
 #include <gflags/gflags.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
