@@ -3,13 +3,16 @@
 //
 // It writes a scratch archive of random experts (one expert layer per expert size, sized to
 // `archive_bytes` and checked against free space; deleted afterwards), then for each expert size
-// and queue depth measures, in interleaved rounds (cache, raw, raw, cache, ... so drift of a noisy
-// virtual disk hits both alike):
+// and queue depth measures, in interleaved rounds (cache, pread, uring, then uring, pread, cache,
+// ... so drift of a noisy virtual disk hits all alike):
 //   cache: random experts through ExpertCache at a 100% miss rate: a window of queue_depth
 //          experts prefetched ahead, each Acquired (waits for its read, checks its xxh3) and
 //          Released, the next one prefetched; every expert is one O_DIRECT read of its block.
-//   raw:   the same number of reads of the same size at random block offsets of the same file by
-//          queue_depth threads doing plain O_DIRECT pread: the device's speed of light here.
+//   raw:   the same number of reads of the same size at random block offsets of the same file,
+//          without the cache, two ways: queue_depth threads doing O_DIRECT pread, and one thread
+//          keeping queue_depth O_DIRECT io_uring reads into registered buffers in flight. The
+//          better of the two is the device's speed of light here (either alone can flatter the
+//          cache: which one wins depends on the machine and its load).
 // Bandwidth counts the bytes each read transfers (the block aligned to 4 KiB), in GB/s (1e9).
 //
 // Non-goals: model compute (the full `sluice bench`), page-cache performance. Thread-safety: runs
@@ -32,8 +35,10 @@ struct IoBenchOptions {
   std::vector<uint64_t> expert_bytes = {2'000'000, 7'000'000, 19'000'000};  // approx. per expert
   std::vector<int> queue_depths = {1, 2, 4, 8, 16, 32};
   IoBackendKind io = IoBackendKind::kAuto;  // backend of the cache path
-  int rounds = 3;                           // per (size, QD): each round = one cache + one raw run
-  uint64_t bytes_per_run = 256ull << 20;    // per run, at least 3 x queue_depth reads
+  // Per (size, QD): `rounds` rounds of one run per path, in ABC CBA order. Many short rounds
+  // cancel the drift of a noisy shared disk better than a few long ones.
+  int rounds = 6;
+  uint64_t bytes_per_run = 128ull << 20;  // per run, at least 2 x queue_depth reads
   uint64_t seed = 1;
 };
 
@@ -43,7 +48,9 @@ struct IoBenchPoint {
   int queue_depth = 0;
   uint64_t reads = 0;  // per path, over all rounds
   double cache_GBps = 0;
-  double raw_GBps = 0;
+  double raw_GBps = 0;        // max(raw_pread_GBps, raw_uring_GBps): the device's limit
+  double raw_pread_GBps = 0;  // QD threads doing O_DIRECT pread
+  double raw_uring_GBps = 0;  // QD O_DIRECT io_uring reads in flight, registered buffers (0: none)
   double ratio = 0;           // cache_GBps / raw_GBps
   double cache_hit_rate = 0;  // should be 0: the bench reads only misses
   uint64_t cache_io_wait_ns = 0;

@@ -1,13 +1,17 @@
 #include "io/uring_backend.h"
 
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include <cerrno>
 
 #include "core/base/log.h"
 
 namespace sluice {
 namespace {
-// user_data of the NOP that Interrupt() submits; slot indices are small non-negative numbers.
-constexpr uint64_t kInterruptTag = ~uint64_t{0};
+// user_data of the eventfd poll; read slots are small non-negative numbers.
+constexpr uint64_t kPollTag = ~uint64_t{0};
 }  // namespace
 
 Result<std::unique_ptr<UringBackend>> UringBackend::Create(const IoOptions& options,
@@ -20,8 +24,8 @@ Result<std::unique_ptr<UringBackend>> UringBackend::Create(const IoOptions& opti
   ASSIGN_OR_RETURN(b->files_, OpenIoFiles(paths, options.direct));
   b->direct_ = !b->files_.empty();
   for (const IoFile& f : b->files_) b->direct_ = b->direct_ && f.direct;
-  // SQ entries = queue depth + 1 for an Interrupt NOP; the kernel sizes the CQ at twice that, so
-  // the CQ cannot overflow with at most queue_depth reads and one NOP outstanding.
+  // SQ entries = queue depth + 1 for the eventfd poll; the kernel sizes the CQ at twice that, so
+  // it cannot overflow with at most queue_depth reads and one poll outstanding.
   int rc = io_uring_queue_init(static_cast<unsigned>(options.queue_depth + 1), &b->ring_, 0);
   if (rc < 0) return Unsupported("io_uring_queue_init failed: ", ErrnoString(-rc));
   b->ring_ready_ = true;
@@ -29,6 +33,8 @@ Result<std::unique_ptr<UringBackend>> UringBackend::Create(const IoOptions& opti
   for (const IoFile& f : b->files_) fds.push_back(f.fd);
   rc = io_uring_register_files(&b->ring_, fds.data(), static_cast<unsigned>(fds.size()));
   if (rc < 0) return Unsupported("io_uring_register_files failed: ", ErrnoString(-rc));
+  b->event_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (b->event_fd_ < 0) return IoError("io: eventfd failed: ", ErrnoString(errno));
   return b;
 }
 
@@ -39,7 +45,8 @@ UringBackend::UringBackend(const IoOptions& options)
 
 UringBackend::~UringBackend() {
   CHECK_EQ(outstanding_, 0u) << "UringBackend destroyed with reads outstanding";
-  if (ring_ready_) io_uring_queue_exit(&ring_);
+  if (ring_ready_) io_uring_queue_exit(&ring_);  // also cancels the armed poll
+  if (event_fd_ >= 0) close(event_fd_);
   CloseIoFiles(&files_);
 }
 
@@ -72,13 +79,41 @@ void UringBackend::UnregisterBuffers() {
   buffers_registered_ = false;
 }
 
-void UringBackend::PrepareLocked(int slot) {
+Status UringBackend::Submit(std::span<const IoRequest> requests) {
+  RETURN_IF_ERROR(ValidateRequests(requests, files_));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (outstanding_ + requests.size() > options_.max_queued) {
+      return ResourceExhausted("io: ", requests.size(), " more reads would exceed the limit of ",
+                               options_.max_queued, " outstanding (", outstanding_, " now)");
+    }
+    for (const IoRequest& r : requests) {
+      fifo_[(fifo_head_ + fifo_size_) % fifo_.size()] = r;
+      ++fifo_size_;
+    }
+    outstanding_ += requests.size();
+  }
+  counters_.requests_submitted.fetch_add(requests.size(), std::memory_order_relaxed);
+  counters_.queued.fetch_add(requests.size(), std::memory_order_relaxed);
+  const uint64_t one = 1;
+  ssize_t ignored = write(event_fd_, &one, sizeof(one));  // wakes the reaper; EAGAIN = already set
+  (void)ignored;
+  return Status::Ok();
+}
+
+void UringBackend::Interrupt() {
+  interrupts_.fetch_add(1, std::memory_order_release);
+  const uint64_t one = 1;
+  ssize_t ignored = write(event_fd_, &one, sizeof(one));
+  (void)ignored;
+}
+
+void UringBackend::Prepare(int slot) {
   ReadProgress& p = slots_[slot];
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-  // The SQ has queue_depth + 1 entries and at most queue_depth reads are prepared between
-  // submits (one per busy slot), so it cannot be full here.
+  // queue_depth + 1 SQ entries: at most one per busy slot plus the poll between submits.
   CHECK(sqe != nullptr) << "io_uring SQ full";
-  unsigned length = static_cast<unsigned>(p.next_length());
+  const unsigned length = static_cast<unsigned>(p.next_length());
   if (buffers_registered_ && p.request.buffer_index >= 0) {
     io_uring_prep_read_fixed(sqe, p.request.file_index, p.next_dest(), length, p.next_offset(),
                              p.request.buffer_index);
@@ -87,51 +122,32 @@ void UringBackend::PrepareLocked(int slot) {
   }
   sqe->flags |= IOSQE_FIXED_FILE;
   io_uring_sqe_set_data64(sqe, static_cast<uint64_t>(slot));
-  ++unsubmitted_;
 }
 
-void UringBackend::FillRingLocked() {
+void UringBackend::ArmPoll() {
+  if (poll_armed_) return;
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+  CHECK(sqe != nullptr) << "io_uring SQ full";
+  io_uring_prep_poll_add(sqe, event_fd_, POLLIN);
+  io_uring_sqe_set_data64(sqe, kPollTag);
+  poll_armed_ = true;
+}
+
+void UringBackend::FillRing() {
+  std::lock_guard<std::mutex> lock(mu_);
   while (fifo_size_ > 0 && !free_slots_.empty()) {
-    int slot = free_slots_.back();
+    const int slot = free_slots_.back();
     free_slots_.pop_back();
     slots_[slot] = ReadProgress{.request = fifo_[fifo_head_]};
     fifo_head_ = (fifo_head_ + 1) % fifo_.size();
     --fifo_size_;
     counters_.queued.fetch_sub(1, std::memory_order_relaxed);
     counters_.in_flight.fetch_add(1, std::memory_order_relaxed);
-    PrepareLocked(slot);
-  }
-  if (unsubmitted_ > 0) {
-    // io_uring_submit publishes the SQ tail with a release store (liburing's io_uring_smp_store_
-    // release), so the kernel sees fully written SQEs.
-    int rc;
-    do {
-      rc = io_uring_submit(&ring_);
-    } while (rc == -EINTR || rc == -EAGAIN);
-    CHECK(rc >= 0) << "io_uring_submit: " << ErrnoString(-rc);
-    unsubmitted_ = 0;
+    Prepare(slot);
   }
 }
 
-Status UringBackend::Submit(std::span<const IoRequest> requests) {
-  RETURN_IF_ERROR(ValidateRequests(requests, files_));
-  std::lock_guard<std::mutex> lock(mu_);
-  if (outstanding_ + requests.size() > options_.max_queued) {
-    return ResourceExhausted("io: ", requests.size(), " more reads would exceed the limit of ",
-                             options_.max_queued, " outstanding (", outstanding_, " now)");
-  }
-  for (const IoRequest& r : requests) {
-    fifo_[(fifo_head_ + fifo_size_) % fifo_.size()] = r;
-    ++fifo_size_;
-  }
-  outstanding_ += requests.size();
-  counters_.requests_submitted.fetch_add(requests.size(), std::memory_order_relaxed);
-  counters_.queued.fetch_add(requests.size(), std::memory_order_relaxed);
-  FillRingLocked();
-  return Status::Ok();
-}
-
-bool UringBackend::HandleCqeLocked(const io_uring_cqe& cqe, IoCompletion* out) {
+bool UringBackend::HandleCqe(const io_uring_cqe& cqe, IoCompletion* out) {
   const int slot = static_cast<int>(cqe.user_data);
   ReadProgress& p = slots_[slot];
   int64_t result = cqe.res;
@@ -142,7 +158,7 @@ bool UringBackend::HandleCqeLocked(const io_uring_cqe& cqe, IoCompletion* out) {
   const IoFile& f = files_[p.request.file_index];
   if (AdvanceRead(&p, result, f.size, options_.max_retries, &counters_, out) ==
       ReadStep::kResubmit) {
-    PrepareLocked(slot);
+    Prepare(slot);
     return false;
   }
   free_slots_.push_back(slot);
@@ -153,43 +169,42 @@ bool UringBackend::HandleCqeLocked(const io_uring_cqe& cqe, IoCompletion* out) {
 size_t UringBackend::Reap(std::span<IoCompletion> out, size_t min_completions) {
   const size_t want = std::min(min_completions, out.size());
   size_t n = 0;
-  bool interrupted = false;
   for (;;) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      const size_t before = n;
-      io_uring_cqe* cqe = nullptr;
-      // io_uring_peek_cqe reads the CQ tail with an acquire load, so the CQE contents are
-      // visible; io_uring_cqe_seen releases the slot back to the kernel.
-      while (n < out.size() && io_uring_peek_cqe(&ring_, &cqe) == 0 && cqe != nullptr) {
-        io_uring_cqe copy = *cqe;
-        io_uring_cqe_seen(&ring_, cqe);
-        if (copy.user_data == kInterruptTag) {
-          interrupted = true;
-          continue;
-        }
-        if (HandleCqeLocked(copy, &out[n])) ++n;
-      }
-      FillRingLocked();  // resubmissions and queued requests go in with one io_uring_enter
-      outstanding_ -= n - before;
-    }
-    if (n >= want || interrupted || n == out.size()) break;
+    FillRing();
+    ArmPoll();
     io_uring_cqe* cqe = nullptr;
-    int rc = io_uring_wait_cqe(&ring_, &cqe);  // blocks; CQ only, no lock needed
-    CHECK(rc == 0 || rc == -EINTR || rc == -EAGAIN) << "io_uring_wait_cqe: " << ErrnoString(-rc);
+    // io_uring_peek_cqe reads the CQ tail with an acquire load, so the CQE's contents are
+    // visible; io_uring_cqe_seen releases the entry back to the kernel.
+    while (n < out.size() && io_uring_peek_cqe(&ring_, &cqe) == 0 && cqe != nullptr) {
+      const io_uring_cqe copy = *cqe;
+      io_uring_cqe_seen(&ring_, cqe);
+      if (copy.user_data == kPollTag) {
+        poll_armed_ = false;
+        uint64_t value;
+        ssize_t ignored = read(event_fd_, &value, sizeof(value));  // reset the eventfd
+        (void)ignored;
+        continue;
+      }
+      if (HandleCqe(copy, &out[n])) ++n;
+    }
+    FillRing();  // slots freed above take queued requests at once
+    ArmPoll();
+    int expected = interrupts_.load(std::memory_order_acquire);
+    const bool interrupted =
+        expected > 0 && interrupts_.compare_exchange_strong(expected, expected - 1);
+    const bool done = n >= want || n == out.size() || interrupted;
+    // One io_uring_enter submits everything prepared; it waits only when we must.
+    int rc = done ? io_uring_submit(&ring_) : io_uring_submit_and_wait(&ring_, 1);
+    CHECK(rc >= 0 || rc == -EINTR || rc == -EAGAIN || rc == -EBUSY)
+        << "io_uring_submit: " << ErrnoString(-rc);
+    if (done) break;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    outstanding_ -= n;
   }
   counters_.requests_completed.fetch_add(n, std::memory_order_relaxed);
   return n;
-}
-
-void UringBackend::Interrupt() {
-  std::lock_guard<std::mutex> lock(mu_);
-  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-  CHECK(sqe != nullptr) << "io_uring SQ full";
-  io_uring_prep_nop(sqe);
-  io_uring_sqe_set_data64(sqe, kInterruptTag);
-  ++unsubmitted_;
-  FillRingLocked();
 }
 
 }  // namespace sluice
