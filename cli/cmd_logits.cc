@@ -12,6 +12,7 @@
 
 #include "cli/command.h"
 #include "cli/engine_flags.h"
+#include "core/base/byte_size.h"
 #include "core/base/log.h"
 #include "moe/decode_bench.h"
 #include "moe/engine.h"
@@ -96,6 +97,12 @@ Status Run() {
   std::vector<float> logits;
   if (!FLAGS_out.empty()) logits.resize(tokens.size() * n_vocab);
   RETURN_IF_ERROR(engine->Prefill(tokens, logits));
+  const EngineCounters prefill = engine->counters();
+  LOG(INFO) << "prefill: " << prefill.prompt_tokens << " tokens in " << prefill.prefill_ns / 1e9
+            << " s (" << prefill.prompt_tokens / (prefill.prefill_ns / 1e9) << " tok/s), "
+            << prefill.expert_loads << " expert loads, " << prefill.cache.misses
+            << " cache misses, " << FormatBytes(prefill.cache.bytes_read) << " read, I/O wait "
+            << prefill.expert_wait_ns / 1e9 << " s";
   if (!FLAGS_out.empty()) RETURN_IF_ERROR(WriteFloats(FLAGS_out, logits));
 
   if (FLAGS_greedy > 0) {
