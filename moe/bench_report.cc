@@ -112,6 +112,7 @@ std::string BenchReportJson(const BenchReport& r) {
     AddRunKeys(r, *r.mmap, m);
     m.Add("mmap_limit_bytes", Int(r.mmap_limit_bytes))
         .Add("balloon_bytes", Int(r.balloon_bytes))
+        .Add("mmap_reserve_bytes", Int(r.mmap_reserve_bytes))
         .Add("speedup", Num(r.run.decode_tok_s / r.mmap->decode_tok_s));
     o.Add("compare_mmap", m.str());
   } else {
@@ -174,7 +175,8 @@ std::string BenchReportText(const BenchReport& r) {
        "\n";
   if (r.mmap.has_value()) {
     const BenchRun& m = *r.mmap;
-    t += "mmap:     page-cache baseline with " + FormatBytes(r.mmap_limit_bytes) + " of RAM (" +
+    t += "mmap:     page-cache baseline with " + FormatBytes(r.mmap_limit_bytes) + " of RAM (+ " +
+         FormatBytes(r.mmap_reserve_bytes) + " reserve shared with the machine; " +
          FormatBytes(r.balloon_bytes) + " mlocked away): " + Fixed(m.decode_tok_s, 3) + " tok/s, " +
          Fixed(m.bytes_read_per_token / 1e6, 1) + " MB read per token, prefill " +
          Fixed(m.prefill_tok_s) + " tok/s, peak RSS " + FormatBytes(m.peak_rss_bytes) + "\n";

@@ -31,6 +31,7 @@ struct BenchReport {
   std::optional<BenchRun> mmap;  // --compare mmap
   uint64_t mmap_limit_bytes = 0;
   uint64_t balloon_bytes = 0;
+  uint64_t mmap_reserve_bytes = 0;  // left unlocked for the rest of the machine
 
   std::vector<BenchRun> sweep;  // --sweep-ram, ascending budgets
 
