@@ -54,7 +54,7 @@ double MeasureDramReadGBps(int threads, uint64_t bytes) {
   return best;
 }
 
-Result<DecodeBenchReport> MeasureDecodeBench(const Engine& engine) {
+Result<DecodeBenchReport> MeasureDecodeBench(const Engine& engine, uint64_t dram_buffer_bytes) {
   const EngineCounters c = engine.counters();
   if (c.decoded_tokens == 0 || c.prompt_tokens != 0) {
     return InvalidArgument("decode bench: counters must cover decode steps only (",
@@ -79,7 +79,7 @@ Result<DecodeBenchReport> MeasureDecodeBench(const Engine& engine) {
   r.kv_bytes_per_token = static_cast<uint64_t>(rows * row_bytes);
   const double weight_bytes = double(r.dense_bytes_per_token + r.expert_bytes_per_token);
   r.weight_GBps = weight_bytes * r.tok_per_s / 1e9;
-  r.dram_GBps = MeasureDramReadGBps(r.threads);
+  r.dram_GBps = MeasureDramReadGBps(r.threads, dram_buffer_bytes);
   r.dram_ratio = r.dram_GBps > 0 ? r.weight_GBps / r.dram_GBps : 0;
   r.bound_tok_per_s = r.dram_GBps * 1e9 / (weight_bytes + r.kv_bytes_per_token);
   r.cache_misses = c.cache.misses;

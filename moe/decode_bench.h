@@ -37,7 +37,9 @@ double MeasureDramReadGBps(int threads, uint64_t bytes = 1ull << 30);
 
 // From the engine's counters since its last ResetCounters() (which must cover only decode
 // steps), plus a DRAM bandwidth measurement now.
-Result<DecodeBenchReport> MeasureDecodeBench(const Engine& engine);
+// `dram_buffer_bytes`: size of the bandwidth probe's buffer (16x+ the last-level cache).
+Result<DecodeBenchReport> MeasureDecodeBench(const Engine& engine,
+                                             uint64_t dram_buffer_bytes = 1ull << 30);
 
 // Human-readable lines, one figure each.
 std::string FormatDecodeBench(const DecodeBenchReport& report);
