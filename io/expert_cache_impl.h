@@ -34,10 +34,10 @@
 #include <thread>
 #include <vector>
 
-#include "core/base/aligned_buffer.h"
 #include "io/eviction_policy.h"
 #include "io/expert_cache.h"
 #include "io/expert_read_plan.h"
+#include "io/read_buffers.h"
 
 namespace sluice {
 
@@ -77,6 +77,9 @@ class ExpertCacheImpl final : public ExpertCache {
   uint64_t slot_bytes() const override { return slot_bytes_; }
   int slot_count() const override { return static_cast<int>(slots_.size()); }
   uint64_t allocated_bytes() const override { return memory_.size(); }
+  uint8_t* slot_data(int s) const {
+    return memory_.data() + static_cast<uint64_t>(s) * slot_bytes_;
+  }
   ExpertCacheCounters counters() const override;
   void ResetCounters() override;
   void Clear() override;
@@ -112,7 +115,7 @@ class ExpertCacheImpl final : public ExpertCache {
   IoBackend* io_;
   const ExpertCacheOptions options_;
   uint64_t slot_bytes_ = 0;
-  AlignedBuffer memory_;
+  ReadBuffers memory_;                // slot_count x slot_bytes, 2 MiB aligned, THP-advised
   std::vector<int> layer_first_key_;  // block index -> key of expert 0, or -1
   std::vector<int> layer_n_expert_;
 

@@ -67,9 +67,7 @@ Status ExpertCacheImpl::Init() {
   }
   // More slots than experts would never be used.
   const uint64_t count = std::min<uint64_t>(options_.budget_bytes / slot_bytes_, keys);
-  memory_ =
-      AlignedBuffer(count * slot_bytes_,
-                    {.alignment = kIoAlignment, .numa_local = true, .lock = options_.lock_memory});
+  memory_ = ReadBuffers(count * slot_bytes_, /*numa_local=*/true, options_.lock_memory);
   if (memory_.data() == nullptr) {
     return ResourceExhausted("expert cache: cannot allocate ", FormatBytes(count * slot_bytes_),
                              " for ", count, " slots");
@@ -86,7 +84,7 @@ Status ExpertCacheImpl::Init() {
   policy_ = MakeEvictionPolicy(options_.policy, static_cast<int>(count), static_cast<int>(keys),
                                half_life);
   std::vector<iovec> iov(count);
-  for (uint64_t s = 0; s < count; ++s) iov[s] = {memory_.data() + s * slot_bytes_, slot_bytes_};
+  for (uint64_t s = 0; s < count; ++s) iov[s] = {slot_data(static_cast<int>(s)), slot_bytes_};
   io_->RegisterBuffers(iov);
   completion_thread_ = std::thread([this] { CompletionLoop(); });
   LOG(DEBUG) << "expert cache: " << count << " slots of " << FormatBytes(slot_bytes_) << " ("
@@ -186,7 +184,7 @@ int ExpertCacheImpl::PrepareLoadLocked(int s, int layer, int expert, int key, Io
   slot.unclaimed = true;
   slot.reads_left = slot.plan.n_reads;
   slot_of_[key] = s;
-  uint8_t* base = memory_.data() + static_cast<uint64_t>(s) * slot_bytes_;
+  uint8_t* base = slot_data(s);
   for (int r = 0; r < slot.plan.n_reads; ++r) {
     const ExpertRead& read = slot.plan.reads[r];
     out[r] = {.file_index = read.file_index,
@@ -227,7 +225,7 @@ void ExpertCacheImpl::FailLoadLocked(int s, Status error) {
 
 ExpertRef ExpertCacheImpl::RefFor(int s) {
   const Slot& slot = slots_[s];
-  const uint8_t* base = memory_.data() + static_cast<uint64_t>(s) * slot_bytes_;
+  const uint8_t* base = slot_data(s);
   const uint8_t* m[3];
   for (int i = 0; i < 3; ++i) m[i] = base + slot.plan.matrix_slot_offset[i];
   return MakeRef(slot.layer, slot.expert, s, m);
@@ -284,8 +282,7 @@ void ExpertCacheImpl::FinishLoadLocked(int s) {
 
 Status ExpertCacheImpl::VerifyUnlocked(int s) {
   const Slot& slot = slots_[s];  // kVerifying and pinned: its bytes and plan are ours
-  const uint8_t* bytes =
-      memory_.data() + static_cast<uint64_t>(s) * slot_bytes_ + slot.plan.hash_slot_offset;
+  const uint8_t* bytes = slot_data(s) + slot.plan.hash_slot_offset;
   const uint64_t found = XXH3_64bits(bytes, slot.plan.hash_bytes);
   if (found == slot.plan.xxh3) return Status::Ok();
   const std::string& path = model_.file_paths()[slot.plan.reads[0].file_index];

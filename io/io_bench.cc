@@ -201,8 +201,8 @@ Result<IoBenchResult> RunIoBench(const IoBenchOptions& o,
           ExpertCache::Create(*model, io.get(), {.budget_bytes = (qd + 2) * slot_bytes}));
       // After the cache registered its slots, so the description says whether that worked.
       if (result.cache_backend.empty()) result.cache_backend = io->Describe();
-      std::vector<AlignedBuffer> buffers;
-      for (int t = 0; t < qd; ++t) buffers.emplace_back(read_bytes);
+      RawBuffers buffers(qd, read_bytes);
+      if (!buffers.ok()) return ResourceExhausted("io bench: cannot allocate raw read buffers");
       const uint64_t n_reads =
           std::max<uint64_t>((o.bytes_per_run + read_bytes - 1) / read_bytes, 2ull * qd);
       // One ring for the raw io_uring path per point, like the cache's backend.
@@ -226,7 +226,7 @@ Result<IoBenchResult> RunIoBench(const IoBenchOptions& o,
             offsets[i] = raw_offsets[(first + i) % raw_offsets.size()];
           }
           if (path == 1) {
-            ASSIGN_OR_RETURN(r, RawPreadRun(raw_fd, offsets, n_reads, qd, read_bytes, &buffers));
+            ASSIGN_OR_RETURN(r, RawPreadRun(raw_fd, offsets, n_reads, qd, read_bytes, buffers));
           } else if (raw_uring != nullptr) {
             ASSIGN_OR_RETURN(r, raw_uring->Run(offsets, n_reads));
           }
@@ -297,12 +297,12 @@ Result<RawReadResult> MeasureRawReads(const RawReadOptions& o) {
     int fd;
     ~FdCloser() { close(fd); }
   } closer{fd};
-  std::vector<AlignedBuffer> buffers;
-  for (int t = 0; t < o.queue_depth; ++t) buffers.emplace_back(o.read_bytes);
+  RawBuffers buffers(o.queue_depth, o.read_bytes);
+  if (!buffers.ok()) return ResourceExhausted("raw reads: cannot allocate the read buffers");
   const uint64_t n_reads =
       std::max<uint64_t>((o.total_bytes + o.read_bytes - 1) / o.read_bytes, 3ull * o.queue_depth);
   ASSIGN_OR_RETURN(RunResult r,
-                   RawPreadRun(fd, o.offsets, n_reads, o.queue_depth, o.read_bytes, &buffers));
+                   RawPreadRun(fd, o.offsets, n_reads, o.queue_depth, o.read_bytes, buffers));
   result.bytes = r.bytes;
   result.reads = n_reads;
   result.seconds = r.seconds;

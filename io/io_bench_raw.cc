@@ -14,15 +14,14 @@ double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).coun
 }  // namespace
 
 Result<RawRunResult> RawPreadRun(int fd, const std::vector<uint64_t>& offsets, uint64_t n_reads,
-                                 int queue_depth, uint64_t read_bytes,
-                                 std::vector<AlignedBuffer>* buffers) {
+                                 int queue_depth, uint64_t read_bytes, const RawBuffers& buffers) {
   std::atomic<uint64_t> next{0};
   std::atomic<int> error{0};
   const Clock::time_point start = Clock::now();
   std::vector<std::thread> threads;
   for (int t = 0; t < queue_depth; ++t) {
     threads.emplace_back([&, t] {
-      uint8_t* buf = (*buffers)[t].data();
+      uint8_t* buf = buffers.buffer(t);
       for (uint64_t i = next++; i < n_reads; i = next++) {
         uint64_t done = 0;
         const uint64_t offset = offsets[i % offsets.size()];
@@ -44,7 +43,7 @@ Result<RawRunResult> RawPreadRun(int fd, const std::vector<uint64_t>& offsets, u
 }
 
 std::unique_ptr<RawUring> RawUring::Create(int fd, int queue_depth, uint64_t read_bytes,
-                                           std::vector<AlignedBuffer>* buffers) {
+                                           const RawBuffers* buffers) {
   std::unique_ptr<RawUring> r(new RawUring());
   if (io_uring_queue_init(static_cast<unsigned>(queue_depth), &r->ring_, 0) < 0) return nullptr;
   r->fd_ = fd;
@@ -54,7 +53,7 @@ std::unique_ptr<RawUring> RawUring::Create(int fd, int queue_depth, uint64_t rea
   r->offset_of_.assign(queue_depth, 0);
   r->done_of_.assign(queue_depth, 0);
   std::vector<iovec> iov(queue_depth);
-  for (int b = 0; b < queue_depth; ++b) iov[b] = {(*buffers)[b].data(), read_bytes};
+  for (int b = 0; b < queue_depth; ++b) iov[b] = {buffers->buffer(b), read_bytes};
   r->registered_ = io_uring_register_buffers(&r->ring_, iov.data(), queue_depth) == 0;
   return r;
 }
@@ -63,7 +62,7 @@ RawUring::~RawUring() { io_uring_queue_exit(&ring_); }
 
 void RawUring::Queue(int b) {
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-  uint8_t* dest = (*buffers_)[b].data() + done_of_[b];
+  uint8_t* dest = buffers_->buffer(b) + done_of_[b];
   const unsigned length = static_cast<unsigned>(read_bytes_ - done_of_[b]);
   const uint64_t offset = offset_of_[b] + done_of_[b];
   if (registered_) {

@@ -16,8 +16,8 @@
 #include <memory>
 #include <vector>
 
-#include "core/base/aligned_buffer.h"
 #include "core/base/status.h"
+#include "io/read_buffers.h"
 
 namespace sluice {
 
@@ -26,17 +26,32 @@ struct RawRunResult {
   double seconds = 0;
 };
 
+// queue_depth buffers of read_bytes each, back to back in one THP-advised region (the expert
+// cache's slots are allocated the same way, so neither side gets an advantage from its pages).
+class RawBuffers {
+ public:
+  RawBuffers(int queue_depth, uint64_t read_bytes)
+      : region_(static_cast<uint64_t>(queue_depth) * read_bytes, /*numa_local=*/true,
+                /*lock=*/false),
+        read_bytes_(read_bytes) {}
+  bool ok() const { return region_.data() != nullptr; }
+  uint8_t* buffer(int i) const { return region_.data() + static_cast<uint64_t>(i) * read_bytes_; }
+
+ private:
+  ReadBuffers region_;
+  uint64_t read_bytes_;
+};
+
 // Reads n_reads blocks of read_bytes at offsets[i % offsets.size()] with queue_depth threads, each
-// into its own buffer of `buffers` (queue_depth of them, read_bytes each).
+// into its own buffer.
 Result<RawRunResult> RawPreadRun(int fd, const std::vector<uint64_t>& offsets, uint64_t n_reads,
-                                 int queue_depth, uint64_t read_bytes,
-                                 std::vector<AlignedBuffer>* buffers);
+                                 int queue_depth, uint64_t read_bytes, const RawBuffers& buffers);
 
 class RawUring {
  public:
   // nullptr (not an error) when io_uring is unavailable. `buffers` must outlive the object.
   static std::unique_ptr<RawUring> Create(int fd, int queue_depth, uint64_t read_bytes,
-                                          std::vector<AlignedBuffer>* buffers);
+                                          const RawBuffers* buffers);
   ~RawUring();
   Result<RawRunResult> Run(const std::vector<uint64_t>& offsets, uint64_t n_reads);
 
@@ -49,7 +64,7 @@ class RawUring {
   int queue_depth_ = 0;
   uint64_t read_bytes_ = 0;
   bool registered_ = false;
-  std::vector<AlignedBuffer>* buffers_ = nullptr;
+  const RawBuffers* buffers_ = nullptr;
   std::vector<uint64_t> offset_of_, done_of_;  // per buffer: its read and how far it got
 };
 
