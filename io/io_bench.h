@@ -11,8 +11,9 @@
 //   raw:   the same number of reads of the same size at random block offsets of the same file,
 //          without the cache, two ways: queue_depth threads doing O_DIRECT pread, and one thread
 //          keeping queue_depth O_DIRECT io_uring reads into registered buffers in flight. The
-//          better of the two is the device's speed of light here (either alone can flatter the
-//          cache: which one wins depends on the machine and its load).
+//          faster of the two over the whole run is the device's speed of light here (either
+//          alone could flatter the cache: which one wins depends on the machine and its load).
+// Read buffers on both sides come from THP-advised 2 MiB-aligned regions (io/read_buffers.h).
 // Bandwidth counts the bytes each read transfers (the block aligned to 4 KiB), in GB/s (1e9).
 //
 // Non-goals: model compute (the full `sluice bench`), page-cache performance. Thread-safety: runs
@@ -48,7 +49,7 @@ struct IoBenchPoint {
   int queue_depth = 0;
   uint64_t reads = 0;  // per path, over all rounds
   double cache_GBps = 0;
-  double raw_GBps = 0;        // max(raw_pread_GBps, raw_uring_GBps): the device's limit
+  double raw_GBps = 0;        // the device's limit: raw_uring_ or raw_pread_GBps (raw_method)
   double raw_pread_GBps = 0;  // QD threads doing O_DIRECT pread
   double raw_uring_GBps = 0;  // QD O_DIRECT io_uring reads in flight, registered buffers (0: none)
   double ratio = 0;           // cache_GBps / raw_GBps
@@ -59,11 +60,13 @@ struct IoBenchPoint {
 struct IoBenchResult {
   std::string cache_backend;  // IoBackend::Describe() of the cache path (first point)
   bool raw_direct = false;    // the raw reads used O_DIRECT
+  std::string raw_method;     // "uring" or "pread": the faster over the whole run (geometric mean)
   uint64_t archive_bytes = 0;
   std::vector<IoBenchPoint> points;
 };
 
-// `on_point` (optional) is called after each (size, QD) so the CLI can print as it goes.
+// `on_point` (optional) is called after each (size, QD) as progress; raw_GBps and ratio are set
+// only in the returned result (the reference method is chosen over the whole run).
 Result<IoBenchResult> RunIoBench(const IoBenchOptions& options,
                                  const std::function<void(const IoBenchPoint&)>& on_point = {});
 
