@@ -70,8 +70,8 @@ int RunIoOnlyBench() {
   std::printf("expert I/O bench: %s scratch archive of random experts in %s (removed after)\n",
               FormatBytes(result->archive_bytes).c_str(), options.dir.c_str());
   std::printf(
-      "cache: random experts through the expert cache, 100%% misses, QD experts in flight, "
-      "xxh3 checked;\n       %s\n",
+      "cache: random experts through the expert cache, 100%% misses, xxh3 checked; QD reads at "
+      "the device\n       and one more expert queued; %s (QD per row)\n",
       result->cache_backend.c_str());
   std::printf(
       "raw:   the same block size at random offsets, no cache: QD O_DIRECT pread threads, "

@@ -204,7 +204,11 @@ Result<IoBenchResult> RunIoBench(const IoBenchOptions& o,
           std::unique_ptr<ExpertCache> cache,
           ExpertCache::Create(*model, io.get(), {.budget_bytes = (qd + 3) * slot_bytes}));
       // After the cache registered its slots, so the description says whether that worked.
-      if (result.cache_backend.empty()) result.cache_backend = io->Describe();
+      if (result.cache_backend.empty()) {
+        const std::string d = io->Describe();  // "io_uring (..., QD 1)": the QD is per point
+        const size_t qd_at = d.rfind(", QD ");
+        result.cache_backend = qd_at == std::string::npos ? d : d.substr(0, qd_at) + ")";
+      }
       RawBuffers buffers(qd, read_bytes);
       if (!buffers.ok()) return ResourceExhausted("io bench: cannot allocate raw read buffers");
       const uint64_t n_reads =
