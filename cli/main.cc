@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <string>
@@ -27,9 +28,9 @@ std::vector<Command>& Registry() {
 // Short options users know from llama.cpp, mapped onto our long gflags names.
 const std::map<std::string, std::string>& ShortFlags() {
   static const std::map<std::string, std::string> m = {
-      {"-m", "--model"}, {"-p", "--prompt"}, {"-n", "--n_predict"},
+      {"-m", "--model"}, {"-p", "--prompt"},  {"-n", "--n_predict"},
       {"-f", "--file"},  {"-t", "--threads"}, {"-o", "--out"},
-      {"-s", "--seed"},  {"-h", "--help"},   {"-c", "--ctx"},
+      {"-s", "--seed"},  {"-h", "--help"},    {"-c", "--ctx"},
   };
   return m;
 }
@@ -98,7 +99,14 @@ void PrintCommandHelp(const Command& c) {
     }
     std::string dashed = info.name;
     std::replace(dashed.begin(), dashed.end(), '_', '-');
-    std::string def = info.type == "string" ? "\"" + info.default_value + "\"" : info.default_value;
+    std::string def = info.default_value;
+    if (info.type == "string") {
+      def = "\"" + def + "\"";
+    } else if (info.type == "double") {
+      char buf[64];  // gflags prints doubles with 17 digits (0.80000000000000004)
+      std::snprintf(buf, sizeof(buf), "%g", std::strtod(def.c_str(), nullptr));
+      def = buf;
+    }
     std::printf("  --%s (%s, default %s)\n      %s\n", dashed.c_str(), info.type.c_str(),
                 def.c_str(), info.description.c_str());
   }
@@ -153,8 +161,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> positional(cargv + 1, cargv + cargc);
   for (const std::string& p : positional) {
     if (p.size() > 1 && p[0] == '-' && p != "--") {
-      return Fail("unknown option '" + p + "' for `sluice " + command->name +
-                  "` (see `sluice " + command->name + " --help`)");
+      return Fail("unknown option '" + p + "' for `sluice " + command->name + "` (see `sluice " +
+                  command->name + " --help`)");
     }
   }
   return command->run(positional);
