@@ -1,13 +1,12 @@
 #include "cli/demo_model.h"
 
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <system_error>
 #include <vector>
 
+#include "cli/self_exec.h"
 #include "core/base/log.h"
 
 namespace sluice::cli {
@@ -29,27 +28,12 @@ fs::path RepoRootOfBinary() {
   return {};
 }
 
-// Runs `/proc/self/exe synth --preset demo --out path`; its progress goes to our stderr.
+// Runs `sluice synth --preset demo --out path`; its progress goes to our stderr.
 Status RunSynth(const std::string& path) {
-  std::vector<std::string> args = {"/proc/self/exe", "synth", "--preset",
-                                   kDemoPreset,      "--out", path};
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = fork();
-  if (pid < 0) return IoError("fork for `sluice synth`: ", ErrnoString(errno));
-  if (pid == 0) {
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) return IoError("waiting for `sluice synth`: ", ErrnoString(errno));
-  }
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return Status::Ok();
-  int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return Internal("writing the demo model failed: `sluice synth --preset ", kDemoPreset, " --out ",
-                  path, "` exited with ", code);
+  std::vector<std::string> args = {"synth", "--preset", kDemoPreset, "--out", path};
+  ASSIGN_OR_RETURN(int code, RunSelf(args));
+  if (code == 0) return Status::Ok();
+  return Internal("writing the demo model failed: `", CommandLine(args), "` exited with ", code);
 }
 
 }  // namespace
