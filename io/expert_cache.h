@@ -3,7 +3,11 @@
 // All slots are allocated once in Create() (4 KiB aligned, NUMA-local where libnuma sees more than
 // one node, optionally mlocked); nothing is allocated per token. Reads go through an IoBackend
 // (io_uring with O_DIRECT, or a pread worker pool). Each expert is verified against its xxh3-64
-// right after it is read when the file carries checksums (the archive does, GGUF does not).
+// after it is read and before anyone uses it, when the file carries checksums (the archive does,
+// GGUF does not): by the first Acquire/AcquireAny of it, on the caller's thread, so hashing runs in
+// parallel with the reads still in flight and a prefetched expert never used is never hashed.
+// Slots live in one THP-advised 2 MiB-aligned region (io/read_buffers.h: ~2x the O_DIRECT
+// bandwidth of scattered 4 KiB pages on a virtio disk).
 //
 // Use (one layer of one token):
 //   cache.Prefetch(layer, ids);                       // start reads for the misses, never blocks
@@ -12,7 +16,10 @@
 //     ... compute with e.matrix(ExpertMatrix::kGate) ...
 //     cache.Release(e);                               // unpin: evictable again
 //   }
-// Pinned experts are never evicted. If no slot is evictable when a miss needs one, Prefetch skips
+// To consume in arrival order (no head-of-line blocking behind one slow read), use AcquireAny on
+// the layer's ids instead of Acquire in a fixed order.
+// Pinned experts are never evicted; experts prefetched but not yet used are evicted only when no
+// used expert is evictable. If no slot is evictable when a miss needs one, Prefetch skips
 // it; Acquire waits while an unpinned load is in flight (it becomes evictable when done) and
 // returns ResourceExhausted only when every slot is pinned (the budget was below the minimum).
 //

@@ -15,6 +15,9 @@
 // queue_depth reads are at the device at once; the rest wait in a fixed queue of
 // IoOptions::max_queued requests allocated at creation (Submit beyond it is ResourceExhausted).
 // With direct_io(), offset, length and dest must be multiples of kIoAlignment.
+// Progress needs a reaper: the pread pool reads as soon as Submit queues, but the io_uring backend
+// moves queued requests to the device only inside Reap (the reaping thread owns the ring), so a
+// caller that submits must also keep a thread in Reap (the expert cache's completion thread does).
 //
 // Non-goals: writes, files opened after creation, cancellation (requests always complete).
 // Thread-safety: Submit, Interrupt and counters from any thread; Reap from one thread at a time.
