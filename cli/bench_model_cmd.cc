@@ -41,6 +41,9 @@ DEFINE_string(mmap_reserve, "1G",
 DEFINE_string(preset_dir, ".",
               "bench --preset: directory of the synthetic archive; written there with `sluice "
               "synth` first when missing, reused when present.");
+DEFINE_int32(rounds, 4,
+             "bench: the decode is split into this many rounds with a device measurement "
+             "(--device-bytes / 2) between rounds, so drift of a shared disk hits both alike.");
 DEFINE_string(device_bytes, "1G",
               "bench: bytes of random expert reads in each device measurement (before and after).");
 DECLARE_string(model);
@@ -60,10 +63,10 @@ namespace sluice::cli {
 
 const std::vector<const char*>& ModelBenchFlags() {
   static const std::vector<const char*> flags = [] {
-    std::vector<const char*> f = {"prompt_tokens", "n_predict",  "routing",      "record_trace",
-                                  "compare",       "mmap_limit", "mmap_reserve", "sweep_ram",
-                                  "preset",        "layers",     "quant",        "preset_dir",
-                                  "device_bytes",  "seed",       "json",         "out"};
+    std::vector<const char*> f = {
+        "prompt_tokens", "n_predict", "routing", "record_trace", "compare", "mmap_limit",
+        "mmap_reserve",  "sweep_ram", "preset",  "layers",       "quant",   "preset_dir",
+        "device_bytes",  "rounds",    "seed",    "json",         "out"};
     for (const char* name : EngineFlagNames()) f.push_back(name);
     return f;
   }();
@@ -234,7 +237,15 @@ Status RunAll(BenchReport* report) {
       }
     }
   } else {
-    ASSIGN_OR_RETURN(report->run, RunLogged(path, o, "streaming engine"));
+    BenchRunOptions main = o;
+    main.rounds = std::max(1, FLAGS_rounds);
+    main.between_rounds = [&](const ModelFile& model) -> Status {
+      ASSIGN_OR_RETURN(DeviceProbe p, ProbeDevice(model, o.engine.queue_depth, device_bytes / 2,
+                                                  o.seed + 100 + report->device_rounds.size()));
+      report->device_rounds.push_back(p);
+      return Status::Ok();
+    };
+    ASSIGN_OR_RETURN(report->run, RunLogged(path, main, "streaming engine"));
   }
   if (FLAGS_compare == "mmap") {
     BenchRunOptions m = o;

@@ -98,17 +98,33 @@ Result<BenchRun> RunEngineBench(const std::string& model_path, const BenchRunOpt
   run.prefill_tok_s = o.prompt_tokens / (prefill.prefill_ns / 1e9);
 
   engine->ResetCounters();
-  const uint64_t process_read0 = ProcessReadBytes();
-  const Clock::time_point decode_start = Clock::now();
-  for (int i = 0; i < o.decode_tokens; ++i) {
-    RETURN_IF_ERROR(engine->Decode(id));
-    id = engine->Sample(sampler);
-  }
-  run.decode_seconds = Seconds(Clock::now() - decode_start);
-  const EngineCounters c = engine->counters();
   const bool cached = engine->expert_cache() != nullptr;
+  auto bytes_read_now = [&] {
+    return cached ? engine->counters().cache.bytes_read : ProcessReadBytes();
+  };
+  const uint64_t bytes0 = bytes_read_now();
+  const int rounds = std::clamp(o.rounds, 1, std::max(1, o.decode_tokens));
+  if (o.between_rounds) RETURN_IF_ERROR(o.between_rounds(engine->model()));
+  int decoded = 0;
+  for (int r = 0; r < rounds; ++r) {
+    BenchRound round;
+    round.tokens = o.decode_tokens * (r + 1) / rounds - decoded;
+    const uint64_t round_bytes0 = bytes_read_now();
+    const Clock::time_point round_start = Clock::now();
+    for (int i = 0; i < round.tokens; ++i) {
+      RETURN_IF_ERROR(engine->Decode(id));
+      id = engine->Sample(sampler);
+    }
+    round.seconds = Seconds(Clock::now() - round_start);
+    round.bytes_read = bytes_read_now() - round_bytes0;
+    decoded += round.tokens;
+    run.decode_seconds += round.seconds;
+    run.rounds.push_back(round);
+    if (o.between_rounds) RETURN_IF_ERROR(o.between_rounds(engine->model()));
+  }
+  const EngineCounters c = engine->counters();
   run.decode_tok_s = o.decode_tokens / run.decode_seconds;
-  run.decode_bytes_read = cached ? c.cache.bytes_read : ProcessReadBytes() - process_read0;
+  run.decode_bytes_read = bytes_read_now() - bytes0;
   run.bytes_read_per_token = static_cast<double>(run.decode_bytes_read) / o.decode_tokens;
   run.read_GBps = run.decode_bytes_read / run.decode_seconds / 1e9;
   if (cached) {

@@ -16,7 +16,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "core/base/status.h"
 #include "io/model_file.h"
@@ -44,6 +46,19 @@ struct BenchRunOptions {
   int prompt_tokens = 64;
   int decode_tokens = 32;
   uint64_t seed = 1;
+  // The decode is split into `rounds` equal runs of tokens; `between_rounds` (optional) is
+  // called before the first and after every round, outside the timed decode, with the engine's
+  // model file: the CLI measures the device there, so each round's reads are bracketed by device
+  // measurements taken minutes apart at most (a shared virtual disk drifts by 2x within minutes).
+  int rounds = 1;
+  std::function<Status(const ModelFile&)> between_rounds;
+};
+
+// One round of the decode.
+struct BenchRound {
+  int tokens = 0;
+  double seconds = 0;
+  uint64_t bytes_read = 0;
 };
 
 struct BenchRun {
@@ -65,6 +80,7 @@ struct BenchRun {
   uint64_t peak_rss_bytes = 0;  // VmHWM during the run
   uint64_t expert_cache_bytes = 0;
   uint64_t dense_bytes = 0;
+  std::vector<BenchRound> rounds;  // (options.rounds)
 };
 
 // Opens the engine on `model_path` and runs the benchmark. Errors: the engine's (budget too

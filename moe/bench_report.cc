@@ -83,6 +83,23 @@ std::string Fixed(double v, int digits = 2) {
 
 }  // namespace
 
+double BenchReport::device_GBps() const {
+  double sum = device_before.GBps + device_after.GBps;
+  for (const DeviceProbe& p : device_rounds) sum += p.GBps;
+  return sum / (2 + device_rounds.size());
+}
+
+std::vector<double> BenchReport::RoundRatios() const {
+  std::vector<double> out;
+  if (device_rounds.size() != run.rounds.size() + 1) return out;
+  for (size_t i = 0; i < run.rounds.size(); ++i) {
+    const BenchRound& r = run.rounds[i];
+    const double device = 0.5 * (device_rounds[i].GBps + device_rounds[i + 1].GBps);
+    out.push_back(r.bytes_read / r.seconds / 1e9 / device);
+  }
+  return out;
+}
+
 double BenchReport::BoundTokS(const BenchRun& r) const {
   return r.bytes_read_per_token > 0 ? device_GBps() * 1e9 / r.bytes_read_per_token : 0;
 }
@@ -107,6 +124,31 @@ std::string BenchReportJson(const BenchReport& r) {
       .Add("device_qd_k", Int(r.device_qd_k.queue_depth))
       .Add("device_GBps_qd_k", Num(r.device_qd_k.GBps));
   AddRunKeys(r, r.run, o);
+  {
+    std::string probes = "[";
+    probes.append(Num(r.device_before.GBps));
+    for (const DeviceProbe& p : r.device_rounds) probes.append(", ").append(Num(p.GBps));
+    probes.append(", ").append(Num(r.device_after.GBps)).append("]");
+    o.Add("device_GBps_probes", probes);
+    const std::vector<double> ratios = r.RoundRatios();
+    std::string rounds = "[";
+    for (size_t i = 0; i < ratios.size(); ++i) {
+      const BenchRound& b = r.run.rounds[i];
+      JsonObject j;
+      j.Add("tokens", Int(b.tokens))
+          .Add("decode_tok_s", Num(b.tokens / b.seconds))
+          .Add("read_GBps", Num(b.bytes_read / b.seconds / 1e9))
+          .Add("device_GBps", Num(0.5 * (r.device_rounds[i].GBps + r.device_rounds[i + 1].GBps)))
+          .Add("read_bw_ratio", Num(ratios[i]));
+      if (i > 0) rounds.append(", ");
+      rounds.append(j.str());
+    }
+    rounds.append("]");
+    o.Add("rounds", ratios.empty() ? std::string("null") : rounds);
+    std::vector<double> sorted = ratios;
+    std::sort(sorted.begin(), sorted.end());
+    o.Add("read_bw_ratio_median_round", sorted.empty() ? "null" : Num(sorted[sorted.size() / 2]));
+  }
   if (r.mmap.has_value()) {
     JsonObject m;
     AddRunKeys(r, *r.mmap, m);
@@ -154,6 +196,13 @@ std::string BenchReportText(const BenchReport& r) {
        Fixed(r.device_before.GBps) + " GB/s before, " + Fixed(r.device_after.GBps) +
        " GB/s after; " + Fixed(r.device_qd_k.GBps) + " GB/s at QD " +
        std::to_string(r.device_qd_k.queue_depth) + " (one layer's k reads)\n";
+  const std::vector<double> ratios = r.RoundRatios();
+  if (!ratios.empty()) {
+    t += "          between decode rounds:";
+    for (const DeviceProbe& p : r.device_rounds) t.append(" ").append(Fixed(p.GBps));
+    t += " GB/s; mean of all " + std::to_string(2 + r.device_rounds.size()) + ": " +
+         Fixed(r.device_GBps()) + " GB/s\n";
+  }
   t += "prefill:  " + std::to_string(run.prompt_tokens) + " tokens at " + Fixed(run.prefill_tok_s) +
        " tok/s; time to first token " + Fixed(run.ttft_s) + " s\n";
   t += "decode:   " + std::to_string(run.decode_tokens) + " tokens at " +
@@ -167,6 +216,13 @@ std::string BenchReportText(const BenchReport& r) {
          Pct(run.read_GBps / r.device_GBps()) + " of the device)\n";
   } else {
     t += "bound:    nothing read while decoding (every expert was cached): compute-bound\n";
+  }
+  if (!ratios.empty()) {
+    std::vector<double> sorted = ratios;
+    std::sort(sorted.begin(), sorted.end());
+    t += "rounds:   read GB/s / bracketing device GB/s per round:";
+    for (double x : ratios) t.append(" ").append(Pct(x));
+    t += " (median " + Pct(sorted[sorted.size() / 2]) + ")\n";
   }
   t += "time:     I/O wait " + Pct(run.io_wait_fraction) + ", the rest compute\n";
   t += "RSS:      peak " + FormatBytes(run.peak_rss_bytes) + " of the " +

@@ -25,6 +25,7 @@ struct BenchReport {
   uint64_t model_bytes = 0, expert_bytes_total = 0, dense_bytes_total = 0;
 
   DeviceProbe device_before, device_after;
+  std::vector<DeviceProbe> device_rounds;  // between the main run's decode rounds (R + 1)
   DeviceProbe device_qd_k;  // diagnostic: queue depth = experts per token (one layer's reads)
   BenchRun run;             // the streaming engine at --ram
 
@@ -35,7 +36,10 @@ struct BenchReport {
 
   std::vector<BenchRun> sweep;  // --sweep-ram, ascending budgets
 
-  double device_GBps() const { return 0.5 * (device_before.GBps + device_after.GBps); }
+  // Mean of every device measurement: before, between rounds, after.
+  double device_GBps() const;
+  // Per decode round of the main run: read GB/s / the mean of the two bracketing measurements.
+  std::vector<double> RoundRatios() const;
   // device GB/s / bytes read per token: the tokens/s the disk allows (0 when nothing was read).
   double BoundTokS(const BenchRun& r) const;
 };

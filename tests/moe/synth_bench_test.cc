@@ -63,7 +63,15 @@ std::string SynthBenchTest::model_;
 uint64_t SynthBenchTest::block_read_bytes_ = 0;
 
 TEST_F(SynthBenchTest, FiguresAreConsistent) {
-  Result<BenchRun> run = RunEngineBench(model_, Options());
+  BenchRunOptions o = Options();
+  o.rounds = 3;
+  int boundaries = 0;
+  o.between_rounds = [&](const ModelFile& m) {
+    EXPECT_EQ(m.path(), model_);
+    ++boundaries;
+    return Status::Ok();
+  };
+  Result<BenchRun> run = RunEngineBench(model_, o);
   ASSERT_TRUE(run.ok()) << run.status().ToString();
   EXPECT_EQ(run->expert_source, "cache");
   EXPECT_EQ(run->decode_tokens, 12);
@@ -80,6 +88,20 @@ TEST_F(SynthBenchTest, FiguresAreConsistent) {
   EXPECT_LE(run->io_wait_fraction, 1.0);
   EXPECT_GT(run->peak_rss_bytes, 0u);
   EXPECT_NE(run->routing.find("synthetic"), std::string::npos);
+  // Rounds: called before the first and after each; their tokens and bytes add up.
+  EXPECT_EQ(boundaries, 4);
+  ASSERT_EQ(run->rounds.size(), 3u);
+  int tokens = 0;
+  uint64_t bytes = 0;
+  double seconds = 0;
+  for (const BenchRound& r : run->rounds) {
+    tokens += r.tokens;
+    bytes += r.bytes_read;
+    seconds += r.seconds;
+  }
+  EXPECT_EQ(tokens, 12);
+  EXPECT_EQ(bytes, run->decode_bytes_read);
+  EXPECT_DOUBLE_EQ(seconds, run->decode_seconds);
 }
 
 // Replaying the recorded routing reproduces the run's reads exactly (same routes, same cache).
