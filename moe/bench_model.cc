@@ -104,7 +104,17 @@ Result<BenchRun> RunEngineBench(const std::string& model_path, const BenchRunOpt
   };
   const uint64_t bytes0 = bytes_read_now();
   const int rounds = std::clamp(o.rounds, 1, std::max(1, o.decode_tokens));
-  if (o.between_rounds) RETURN_IF_ERROR(o.between_rounds(engine->model()));
+  // The callback's own memory (a device probe's read buffers: queue depth x expert size) is the
+  // bench's, not the engine's: keep the peak so far, run it, then restart the peak from there.
+  uint64_t peak = 0;
+  auto between = [&]() -> Status {
+    if (!o.between_rounds) return Status::Ok();
+    peak = std::max(peak, PeakRssBytes());
+    Status st = o.between_rounds(engine->model());
+    ResetPeakRss();
+    return st;
+  };
+  RETURN_IF_ERROR(between());
   int decoded = 0;
   for (int r = 0; r < rounds; ++r) {
     BenchRound round;
@@ -120,7 +130,7 @@ Result<BenchRun> RunEngineBench(const std::string& model_path, const BenchRunOpt
     decoded += round.tokens;
     run.decode_seconds += round.seconds;
     run.rounds.push_back(round);
-    if (o.between_rounds) RETURN_IF_ERROR(o.between_rounds(engine->model()));
+    RETURN_IF_ERROR(between());
   }
   const EngineCounters c = engine->counters();
   run.decode_tok_s = o.decode_tokens / run.decode_seconds;
@@ -134,7 +144,7 @@ Result<BenchRun> RunEngineBench(const std::string& model_path, const BenchRunOpt
   } else {
     run.io_wait_fraction = -1;
   }
-  run.peak_rss_bytes = PeakRssBytes();
+  run.peak_rss_bytes = std::max(peak, PeakRssBytes());
   RETURN_IF_ERROR(routing.Finish());
   return run;
 }

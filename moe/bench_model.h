@@ -9,7 +9,8 @@
 //   bound:  device GB/s / bytes read per token = the tokens/s the disk allows if compute and
 //           every other cost were hidden behind the reads. decode tok/s / bound = read GB/s /
 //           device GB/s (the same number; the two goals apply different thresholds).
-// Each run's peak RSS (VmHWM, reset before the run) is reported beside its budget.
+// Each run's peak RSS (VmHWM, reset before the run; the device probes' buffers between rounds
+// excluded) is reported beside its budget.
 //
 // Non-goals: printing (moe/bench_report.h), flags (cli/cmd_bench.cc).
 // Thread-safety: one run at a time per process (peak RSS is process-wide).
