@@ -44,6 +44,9 @@ DEFINE_string(preset_dir, ".",
 DEFINE_int32(rounds, 4,
              "bench: the decode is split into this many rounds with a device measurement "
              "(--device-bytes / 2) between rounds, so drift of a shared disk hits both alike.");
+DEFINE_int32(device_qd, 16,
+             "bench: reads in flight when measuring the device (its limit; independent of the "
+             "engine's --queue-depth).");
 DEFINE_string(device_bytes, "1G",
               "bench: bytes of random expert reads in each device measurement (before and after).");
 DECLARE_string(model);
@@ -66,7 +69,7 @@ const std::vector<const char*>& ModelBenchFlags() {
     std::vector<const char*> f = {
         "prompt_tokens", "n_predict", "routing", "record_trace", "compare", "mmap_limit",
         "mmap_reserve",  "sweep_ram", "preset",  "layers",       "quant",   "preset_dir",
-        "device_bytes",  "rounds",    "seed",    "json",         "out"};
+        "device_bytes",  "device_qd", "rounds",  "seed",         "json",    "out"};
     for (const char* name : EngineFlagNames()) f.push_back(name);
     return f;
   }();
@@ -211,11 +214,11 @@ Status RunAll(BenchReport* report) {
     ASSIGN_OR_RETURN(o.routing, ResolveRoutingSpec(FLAGS_routing, model->metadata()));
     LOG(INFO) << "bench: measuring the device's random-read bandwidth (before)";
     ASSIGN_OR_RETURN(report->device_before,
-                     ProbeDevice(*model, o.engine.queue_depth, device_bytes, o.seed));
+                     ProbeDevice(*model, FLAGS_device_qd, device_bytes, o.seed));
     // Diagnostic: the device with only k reads in flight, what one layer's misses can offer.
     ASSIGN_OR_RETURN(RoutingShape shape, RoutingShapeFromModel(*model));
     const int k = o.engine.experts_per_token > 0 ? o.engine.experts_per_token : shape.k;
-    ASSIGN_OR_RETURN(report->device_qd_k, ProbeDevice(*model, std::min(k, o.engine.queue_depth),
+    ASSIGN_OR_RETURN(report->device_qd_k, ProbeDevice(*model, std::min(k, FLAGS_device_qd),
                                                       device_bytes / 2, o.seed + 7));
   }
   if (report->synthetic) {
@@ -240,7 +243,7 @@ Status RunAll(BenchReport* report) {
     BenchRunOptions main = o;
     main.rounds = std::max(1, FLAGS_rounds);
     main.between_rounds = [&](const ModelFile& model) -> Status {
-      ASSIGN_OR_RETURN(DeviceProbe p, ProbeDevice(model, o.engine.queue_depth, device_bytes / 2,
+      ASSIGN_OR_RETURN(DeviceProbe p, ProbeDevice(model, FLAGS_device_qd, device_bytes / 2,
                                                   o.seed + 100 + report->device_rounds.size()));
       report->device_rounds.push_back(p);
       return Status::Ok();
@@ -258,7 +261,7 @@ Status RunAll(BenchReport* report) {
     ASSIGN_OR_RETURN(std::unique_ptr<ModelFile> model, OpenModelFile(path));
     LOG(INFO) << "bench: measuring the device's random-read bandwidth (after)";
     ASSIGN_OR_RETURN(report->device_after,
-                     ProbeDevice(*model, o.engine.queue_depth, device_bytes, o.seed + 1));
+                     ProbeDevice(*model, FLAGS_device_qd, device_bytes, o.seed + 1));
   }
   return Status::Ok();
 }
