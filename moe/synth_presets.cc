@@ -41,8 +41,9 @@ const std::vector<SynthShape>& SynthPresets() {
   static const std::vector<SynthShape> presets = {
       Preset("qwen3.5-397b-a17b",
              "Qwen3.5-397B-A17B experts (512 x 4096->1024, 10 routed + 1 gated shared); GQA "
-             "attention stands in for its gated delta-net and gated attention layers",
-             "qwen2moe", 60, 4096, 32, 2, 128, 32768, 512, 10, 1024, 1024, 1e7f, 1e-6f),
+             "attention (96 x 128 heads, 8 KV) stands in for its gated delta-net and gated "
+             "attention layers with the same weight count (~110M per layer)",
+             "qwen2moe", 60, 4096, 96, 8, 128, 32768, 512, 10, 1024, 1024, 1e7f, 1e-6f),
       Preset("qwen3-235b-a22b", "Qwen3-235B-A22B (128 x 4096->1536, 8 routed), qwen3moe as is",
              "qwen3moe", 94, 4096, 64, 4, 128, 40960, 128, 8, 1536, 0, 1e6f, 1e-6f),
       Preset("qwen3-30b-a3b", "Qwen3-30B-A3B (128 x 2048->768, 8 routed), qwen3moe as is",
@@ -51,9 +52,10 @@ const std::vector<SynthShape>& SynthPresets() {
              "llama", 56, 6144, 48, 8, 128, 65536, 8, 2, 16384, 0, 1e6f, 1e-5f),
       Preset("deepseek-v3",
              "DeepSeek-V3 expert shapes (256 x 7168->2048, 8 routed + 1 shared); GQA attention "
-             "stands in for MLA, the 3 leading dense layers are MoE layers, the shared expert is "
-             "gated (qwen2moe)",
-             "qwen2moe", 61, 7168, 56, 8, 128, 32768, 256, 8, 2048, 2048, 1e4f, 1e-6f),
+             "(96 x 128 heads, 8 KV) stands in for MLA with about its weight count (~190M per "
+             "layer), the 3 leading dense layers are MoE layers, the shared expert is gated "
+             "(qwen2moe)",
+             "qwen2moe", 61, 7168, 96, 8, 128, 32768, 256, 8, 2048, 2048, 1e4f, 1e-6f),
       Preset("demo",
              "a small Qwen3-MoE-shaped model for the README demo (64 x 1024->512, 4 routed)",
              "qwen3moe", 8, 1024, 16, 4, 64, 4096, 64, 4, 512, 0, 1e6f, 1e-6f),

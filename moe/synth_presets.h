@@ -1,12 +1,14 @@
 // Synthetic model presets: the shapes of real MoE models, for `sluice synth` (moe/synth.h).
 //
 // What is faithful: the routed experts (count, k, matrix shapes, quantized type, so each expert
-// has its real byte size), the shared expert's shape, the layer count and n_embd. What is not:
-// attention is standard GQA in an architecture the engine runs (qwen3moe for routed-only models,
-// qwen2moe for models with a shared expert, llama for Mixtral), not Qwen3.5's gated delta-net or
-// DeepSeek's MLA; DeepSeek's 3 leading dense layers are MoE layers here; the vocabulary is a small
-// byte-level one. Those parts are dense and resident, so they change compute and RAM a little and
-// expert I/O not at all.
+// has its real byte size), the shared expert's shape, the layer count and n_embd, and the weight
+// count of each layer's attention. What is not: attention is standard GQA in an architecture the
+// engine runs (qwen3moe for routed-only models, qwen2moe for models with a shared expert, llama
+// for Mixtral), not Qwen3.5's gated delta-net or DeepSeek's MLA, so for those two the head count
+// is chosen to give the real per-layer attention weights (Qwen3.5: ~110M, DeepSeek-V3: ~190M):
+// the dense bytes per token, hence the compute the disk must hide and the RAM the cache does not
+// get, match the real model; DeepSeek's 3 leading dense layers are MoE layers here; the
+// vocabulary is a small byte-level one (the real embeddings, 1-2 GB, are not reproduced).
 //
 // Scaling to the disk at hand: `layers` and `experts` reduce the counts, never the shape of an
 // expert. Keeping all experts and cutting layers keeps the per-layer cache pressure of the full
