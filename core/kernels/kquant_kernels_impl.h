@@ -278,14 +278,159 @@ void Rows(const RowsArgs& a, int64_t row_begin, int64_t row_end) {
   BatchedRows<Kernel>(a, row_begin, row_end, a.cols / kQkK);
 }
 
+// --- MatMul for the KKernel formats: row x token register tiles ---------------------------------
+//
+// KKernel::Dot<kTokenBatch> spends most of its time on the activations: every token's 256 levels
+// per super-block are loaded once per row from L2 (32 tokens x 292 bytes do not fit in L1 for a
+// whole row), and each 32-byte chunk feeds one maddubs. KMatMulRows decodes kKRowTile rows of one
+// super-block at a time, then multiplies them with the same super-block of every token of the
+// batch (9.3 KiB for 32 tokens, L1-resident) in register tiles of kKTileRows rows x kKTileTokens
+// tokens: per chunk, kKTileTokens activation loads and kKTileRows weight loads serve
+// kKTileRows * kKTileTokens maddubs, and the int32 sums stay in registers.
+//
+// Bit-exactness with MatVec (KKernel::Dot<1>): per (row, token) and super-block the int32 lanes
+// hold the same integer sums (exact, so the order of the adds does not matter), and the float
+// operations are the same sequence on the same values: scales = d_dmin * d_a, acc += scales[0] *
+// float(isum), acc_min -= scales[1] * float(msum), and HsumPs(acc) + HsumPs(acc_min) at the end.
+
+// One super-block of one row, decoded once for all the tokens of the batch.
+struct DecodedK {
+  __m256i q[8];
+  __m256i scale16[8];
+  __m256i mins16;
+  __m256i offset16;
+  __m128 d_dmin;
+};
+
+inline constexpr int kKRowTile = 4;     // rows decoded per pass (4 x 544 bytes of decoded blocks)
+inline constexpr int kKTileRows = 2;    // register tile: 8 int32 accumulators, 4 activation
+inline constexpr int kKTileTokens = 4;  // chunks, one weight chunk and one scale vector
+
+// acc[r * kTokenBatch + t] / acc_min[...] for the tile's rows r < NR and tokens t < NT;
+// blocks[t] = token t's Q8_K block of this super-block.
+template <typename Decoder, int NR, int NT>
+void KTile(const DecodedK* dec, const BlockQ8_K* const* blocks, __m256* acc, __m256* acc_min) {
+  __m256i isum[NR][NT];
+  for (int r = 0; r < NR; ++r)
+    for (int t = 0; t < NT; ++t) isum[r][t] = _mm256_setzero_si256();
+      // Not unrolled: unrolled, gcc reassociates the int32 adds into a tree over all 8 chunks and
+      // spills the 8 x NR x NT products to the stack.
+#pragma GCC unroll 1
+  for (int c = 0; c < 8; ++c) {
+    __m256i av[NT];
+    for (int t = 0; t < NT; ++t) av[t] = LoadU256(blocks[t]->qs + 32 * c);
+    for (int r = 0; r < NR; ++r) {
+      const __m256i q = dec[r].q[c];
+      const __m256i scale = dec[r].scale16[c];
+      for (int t = 0; t < NT; ++t)
+        isum[r][t] = MaddAccumulate(isum[r][t], _mm256_maddubs_epi16(q, av[t]), scale);
+    }
+  }
+  for (int t = 0; t < NT; ++t) {
+    const __m256i bsums = LoadU256(blocks[t]->bsums);
+    const __m128 d_a = _mm_set1_ps(blocks[t]->d);
+    for (int r = 0; r < NR; ++r) {
+      __m256i sum = isum[r][t];
+      if constexpr (Decoder::kHasOffset) {
+        sum = _mm256_sub_epi32(sum, _mm256_madd_epi16(bsums, dec[r].offset16));
+      }
+      __m256& a = acc[r * kTokenBatch + t];
+      const __m128 scales = _mm_mul_ps(dec[r].d_dmin, d_a);
+      a = _mm256_fmadd_ps(_mm256_broadcastss_ps(scales), _mm256_cvtepi32_ps(sum), a);
+      if constexpr (Decoder::kHasMin) {
+        const __m256i msum = _mm256_madd_epi16(bsums, dec[r].mins16);
+        const __m256 dmin_a = _mm256_broadcastss_ps(_mm_movehdup_ps(scales));
+        __m256& m = acc_min[r * kTokenBatch + t];
+        m = _mm256_fnmadd_ps(dmin_a, _mm256_cvtepi32_ps(msum), m);
+      }
+    }
+  }
+}
+
+template <typename Decoder, int NR>
+void KTileTokens(int nt, const DecodedK* dec, const BlockQ8_K* const* blocks, __m256* acc,
+                 __m256* acc_min) {
+  static_assert(kKTileTokens == 4, "the switch below covers 1..4 tokens");
+  switch (nt) {
+    case 4:
+      return KTile<Decoder, NR, 4>(dec, blocks, acc, acc_min);
+    case 3:
+      return KTile<Decoder, NR, 3>(dec, blocks, acc, acc_min);
+    case 2:
+      return KTile<Decoder, NR, 2>(dec, blocks, acc, acc_min);
+    default:
+      return KTile<Decoder, NR, 1>(dec, blocks, acc, acc_min);
+  }
+}
+
+template <typename Decoder>
+void KMatMulRows(const RowsArgs& a, int64_t row_begin, int64_t row_end) {
+  static_assert(kKTileRows == 2 && kKRowTile % kKTileRows == 0, "row tiles of 2");
+  using Block = typename Decoder::Block;
+  const int64_t nb = a.cols / kQkK;
+  DecodedK dec[kKRowTile];
+  __m256 acc[kKRowTile * kTokenBatch], acc_min[kKRowTile * kTokenBatch];
+  const BlockQ8_K* act_rows[kTokenBatch];
+  const BlockQ8_K* blocks[kKTileTokens];
+  for (int64_t r0 = row_begin; r0 < row_end; r0 += kKRowTile) {
+    const int nr = static_cast<int>(row_end - r0 < kKRowTile ? row_end - r0 : kKRowTile);
+    for (int64_t t0 = 0; t0 < a.n_tokens; t0 += kTokenBatch) {
+      const int nt =
+          static_cast<int>(a.n_tokens - t0 < kTokenBatch ? a.n_tokens - t0 : kTokenBatch);
+      for (int k = 0; k < nt; ++k) {
+        act_rows[k] = reinterpret_cast<const BlockQ8_K*>(a.act + static_cast<uint64_t>(t0 + k) *
+                                                                     a.act_row_bytes);
+      }
+      for (int k = 0; k < nr * kTokenBatch; ++k) acc[k] = acc_min[k] = _mm256_setzero_ps();
+      for (int64_t i = 0; i < nb; ++i) {
+        for (int r = 0; r < nr; ++r) {
+          const Block& b = reinterpret_cast<const Block*>(a.w + static_cast<uint64_t>(r0 + r) *
+                                                                    a.w_row_bytes)[i];
+          Decoder::Decode(b, dec[r].q, dec[r].scale16, &dec[r].mins16, &dec[r].offset16);
+          dec[r].d_dmin = Decoder::Scales(b);
+        }
+        for (int r = 0; r < nr; r += kKTileRows) {
+          __m256* acc_r = acc + r * kTokenBatch;
+          __m256* acc_min_r = acc_min + r * kTokenBatch;
+          for (int t = 0; t < nt; t += kKTileTokens) {
+            const int tile_tokens = nt - t < kKTileTokens ? nt - t : kKTileTokens;
+            for (int k = 0; k < tile_tokens; ++k) blocks[k] = act_rows[t + k] + i;
+            if (nr - r >= 2) {
+              KTileTokens<Decoder, 2>(tile_tokens, dec + r, blocks, acc_r + t, acc_min_r + t);
+            } else {
+              KTileTokens<Decoder, 1>(tile_tokens, dec + r, blocks, acc_r + t, acc_min_r + t);
+            }
+          }
+        }
+      }
+      for (int r = 0; r < nr; ++r) {
+        for (int k = 0; k < nt; ++k) {
+          a.y[(t0 + k) * a.y_stride + r0 + r] =
+              HsumPs(acc[r * kTokenBatch + k]) + HsumPs(acc_min[r * kTokenBatch + k]);
+        }
+      }
+    }
+  }
+}
+
+// MatVec (one token) keeps KKernel::Dot<1>; MatMul uses the register tiles above.
+template <typename Decoder>
+void KRows(const RowsArgs& a, int64_t row_begin, int64_t row_end) {
+  if (a.n_tokens == 1) {
+    BatchedRows<KKernel<Decoder>>(a, row_begin, row_end, a.cols / kQkK);
+  } else {
+    KMatMulRows<Decoder>(a, row_begin, row_end);
+  }
+}
+
 constexpr int Id(GgmlType t) { return static_cast<int>(t); }
 
 void FillTable(KernelTable* t) {
-  t->rows[Id(GgmlType::kQ2_K)] = Rows<KKernel<Q2KDecoder>>;
-  t->rows[Id(GgmlType::kQ3_K)] = Rows<KKernel<Q3KDecoder>>;
-  t->rows[Id(GgmlType::kQ4_K)] = Rows<KKernel<Q4KDecoder>>;
-  t->rows[Id(GgmlType::kQ5_K)] = Rows<KKernel<Q5KDecoder>>;
-  t->rows[Id(GgmlType::kQ6_K)] = Rows<KKernel<Q6KDecoder>>;
+  t->rows[Id(GgmlType::kQ2_K)] = KRows<Q2KDecoder>;
+  t->rows[Id(GgmlType::kQ3_K)] = KRows<Q3KDecoder>;
+  t->rows[Id(GgmlType::kQ4_K)] = KRows<Q4KDecoder>;
+  t->rows[Id(GgmlType::kQ5_K)] = KRows<Q5KDecoder>;
+  t->rows[Id(GgmlType::kQ6_K)] = KRows<Q6KDecoder>;
   t->rows[Id(GgmlType::kIQ4_XS)] = Rows<Iq4XsKernel>;
 }
 
