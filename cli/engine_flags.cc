@@ -15,6 +15,11 @@ DEFINE_string(expert_source, "cache",
               "Where routed experts come from: cache (read into the RAM-budgeted expert cache) or "
               "mmap (computed straight from the mapped file, the naive baseline).");
 DEFINE_int32(batch, 64, "Prompt tokens processed per forward batch.");
+DEFINE_int32(prefetch_next, 2,
+             "While decoding, read up to N of the experts the next layer will probably use (its "
+             "router applied to this layer's state, or the routing's simulated predictor) before "
+             "it routes, so the device keeps reading during attention; a wrong guess costs an "
+             "expert's read. 0: read each layer's experts only once it has routed.");
 DEFINE_bool(dequantize, false,
             "Dequantize every weight to f32 at load and compute in f32 (for comparisons with "
             "references computed that way; slow and large).");
@@ -64,13 +69,19 @@ Result<EngineOptions> EngineOptionsFromFlags() {
   o.queue_depth = FLAGS_queue_depth;
   ASSIGN_OR_RETURN(o.cache_policy, ParseEvictionPolicy(FLAGS_cache_policy));
   o.lock_memory = FLAGS_mlock;
+  if (FLAGS_prefetch_next < 0 || FLAGS_prefetch_next > kMaxExpertsPerToken) {
+    return InvalidArgument("--prefetch-next ", FLAGS_prefetch_next, ": expected 0..",
+                           kMaxExpertsPerToken);
+  }
+  o.prefetch_next = FLAGS_prefetch_next;
   return o;
 }
 
 const std::vector<const char*>& EngineFlagNames() {
   static const std::vector<const char*> names = {
-      "model",         "ram",   "threads",    "experts", "ctx",         "kv_type",      "dense",
-      "expert_source", "batch", "dequantize", "io",      "queue_depth", "cache_policy", "mlock"};
+      "model",   "ram",         "threads",       "experts", "ctx",
+      "kv_type", "dense",       "expert_source", "batch",   "dequantize",
+      "io",      "queue_depth", "cache_policy",  "mlock",   "prefetch_next"};
   return names;
 }
 

@@ -210,6 +210,29 @@ void ExpertCacheImpl::ResetCounters() {
   counters_.reads_in_flight = in_flight;
 }
 
+void ExpertCacheImpl::Drop(int layer, std::span<const int> experts) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (int expert : experts) {
+    const int s = slot_of_[Key(layer, expert)];
+    if (s < 0) continue;
+    Slot& slot = slots_[s];
+    if (!slot.unclaimed || slot.pins > 0) continue;
+    if (slot.busy()) {
+      slot.dropped = true;  // ParkLocked frees it when its reads are in
+      continue;
+    }
+    unused_.Erase(s);
+    ++counters_.prefetch_wasted;
+    FreeSlotLocked(s);
+  }
+  cv_.notify_all();  // a waiting Acquire may use the freed slots
+}
+
+bool ExpertCacheImpl::Contains(int layer, int expert) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return slot_of_[Key(layer, expert)] >= 0;
+}
+
 void ExpertCacheImpl::Clear() {
   std::lock_guard<std::mutex> lock(mu_);
   for (int s = 0; s < static_cast<int>(slots_.size()); ++s) {

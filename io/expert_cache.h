@@ -109,6 +109,14 @@ class ExpertCache {
   // blocking). Counts one hit or miss, like Acquire. An error names the expert (and sets *index).
   // At most 64 experts per call.
   virtual Result<ExpertRef> AcquireAny(int layer, std::span<const int> experts, int* index) = 0;
+  // A prefetch that guessed wrong (the engine prefetches the next layer's predicted experts):
+  // frees each of `experts` that was loaded ahead and is still unused and unpinned, at once when
+  // its reads are in, else as soon as they are. Without it a wrong guess would sit in the
+  // protected prefetched-not-yet-used set and crowd out experts that are used. Experts in use or
+  // used before are left alone. Each freed one counts in prefetch_wasted.
+  virtual void Drop(int layer, std::span<const int> experts) = 0;
+  // Whether the expert is resident or being read (a snapshot: it may change right after).
+  virtual bool Contains(int layer, int expert) const = 0;
   virtual void Release(ExpertRef& ref) = 0;
 
   virtual uint64_t slot_bytes() const = 0;

@@ -54,6 +54,7 @@ struct CacheSlot {
   bool busy() const { return state == kLoading || state == kVerifying; }
   State state = kFree;
   bool unclaimed = false;  // loaded for a use that has not Acquired yet (counts its miss)
+  bool dropped = false;    // unclaimed and Drop()ped while loading: freed when its reads are in
   int layer = -1, expert = -1, key = -1;
   int pins = 0;        // Acquire holders plus Acquire/AcquireAny waiters
   int reads_left = 0;  // of the current load
@@ -73,6 +74,8 @@ class ExpertCacheImpl final : public ExpertCache {
   void Prefetch(int layer, std::span<const int> experts) override;
   Result<ExpertRef> Acquire(int layer, int expert) override;
   Result<ExpertRef> AcquireAny(int layer, std::span<const int> experts, int* index) override;
+  void Drop(int layer, std::span<const int> experts) override;
+  bool Contains(int layer, int expert) const override;
   void Release(ExpertRef& ref) override;
   uint64_t slot_bytes() const override { return slot_bytes_; }
   int slot_count() const override { return static_cast<int>(slots_.size()); }

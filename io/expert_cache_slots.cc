@@ -137,6 +137,7 @@ int ExpertCacheImpl::AllocateSlotLocked() {
 
 void ExpertCacheImpl::PinLocked(int s) {
   Slot& slot = slots_[s];
+  slot.dropped = false;  // wanted after all
   if (slot.pins++ > 0 || slot.busy()) return;
   if (unused_.Contains(s)) {
     unused_.Erase(s);
@@ -154,7 +155,10 @@ void ExpertCacheImpl::UnpinLocked(int s) {
 
 void ExpertCacheImpl::ParkLocked(int s) {
   Slot& slot = slots_[s];
-  if (slot.unclaimed) {
+  if (slot.unclaimed && slot.dropped) {
+    ++counters_.prefetch_wasted;
+    FreeSlotLocked(s);
+  } else if (slot.unclaimed) {
     unused_.PushBack(s);
   } else if (slot.state == Slot::kReady) {
     policy_->Add(s, slot.key);

@@ -141,6 +141,15 @@ Result<BenchRun> RunEngineBench(const std::string& model_path, const BenchRunOpt
     const uint64_t lookups = c.cache.hits + c.cache.misses;
     run.hit_rate = lookups > 0 ? static_cast<double>(c.cache.hits) / lookups : 0;
     run.io_wait_fraction = c.expert_wait_ns / 1e9 / run.decode_seconds;
+    // Counters were reset before decoding: these are the decode's own.
+    run.prefetch_next = eo.prefetch_next;
+    if (c.predicted_experts > 0) {
+      run.prediction_accuracy = static_cast<double>(c.predicted_used) / c.predicted_experts;
+    }
+    run.speculative_per_token = static_cast<double>(c.speculative_reads) / o.decode_tokens;
+    if (c.speculative_reads > 0) {
+      run.speculative_used = static_cast<double>(c.speculative_used) / c.speculative_reads;
+    }
   } else {
     run.io_wait_fraction = -1;
   }

@@ -65,6 +65,12 @@ void AddRunKeys(const BenchReport& r, const BenchRun& run, JsonObject& o) {
       .Add("bound_ratio", bound > 0 ? Num(run.decode_tok_s / bound) : "null")
       .Add("peak_rss_bytes", Int(run.peak_rss_bytes))
       .Add("io_wait_fraction", run.io_wait_fraction < 0 ? "null" : Num(run.io_wait_fraction))
+      .Add("prefetch_next", Int(run.prefetch_next))
+      .Add("prediction_accuracy",
+           run.prediction_accuracy < 0 ? "null" : Num(run.prediction_accuracy))
+      .Add("speculative_reads_per_token", Num(run.speculative_per_token))
+      .Add("speculative_used_fraction",
+           run.speculative_used < 0 ? "null" : Num(run.speculative_used))
       .Add("expert_cache_bytes", Int(run.expert_cache_bytes))
       .Add("dense_bytes", Int(run.dense_bytes));
 }
@@ -225,6 +231,14 @@ std::string BenchReportText(const BenchReport& r) {
     t += " (median " + Pct(sorted[sorted.size() / 2]) + ")\n";
   }
   t += "time:     I/O wait " + Pct(run.io_wait_fraction) + ", the rest compute\n";
+  if (run.prefetch_next > 0 && run.prediction_accuracy >= 0) {
+    t += "prefetch: next layer's experts predicted " + Pct(run.prediction_accuracy) +
+         " right; up to " + std::to_string(run.prefetch_next) +
+         " missing ones per layer read ahead (" + Fixed(run.speculative_per_token, 1) +
+         " per token, " +
+         (run.speculative_used < 0 ? std::string("none") : Pct(run.speculative_used)) +
+         " of them used)\n";
+  }
   t += "RSS:      peak " + FormatBytes(run.peak_rss_bytes) + " of the " +
        FormatBytes(run.ram_budget_bytes) + " budget" +
        (run.ram_budget_bytes > 0 && run.peak_rss_bytes > run.ram_budget_bytes ? " (OVER)" : "") +

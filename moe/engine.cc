@@ -107,6 +107,7 @@ Status Engine::Init() {
                                                  .max_tokens = batch_size_,
                                                  .experts_per_token = experts_per_token_,
                                                  .dequantize_experts = o.dequantize_weights,
+                                                 .prefetch_next = o.prefetch_next,
                                                  .hook = o.routing_hook,
                                              }));
   const uint64_t act_bytes = 3ull * batch_size_ * c.n_embd * sizeof(float);
@@ -169,8 +170,10 @@ Status Engine::ForwardBatch(const int32_t* tokens, int64_t n, float* all_logits)
     attention_->Forward(l, w, kv_, xb_, n, n_past_, out_, pool_.get());
     AddInPlace(x_, out_, n * d);
     RmsNormRows(x_, w.ffn_norm, n, d, c.rms_eps, xb_);
-    RETURN_IF_ERROR(
-        moe_->Forward(l, w, *source_, xb_, n, tokens_seen_, out_, pool_.get(), &moe_counters_));
+    const int next = l + 1 < c.n_layer ? l + 1 : -1;
+    RETURN_IF_ERROR(moe_->Forward(l, w, *source_, xb_, n, tokens_seen_, out_, pool_.get(),
+                                  &moe_counters_, next,
+                                  next >= 0 ? &weights_->layers[next] : nullptr));
     AddInPlace(x_, out_, n * d);
   }
   Logits(x_, n, all_logits);
@@ -249,6 +252,10 @@ EngineCounters Engine::counters() const {
   c.expert_loads = moe_counters_.expert_loads;
   c.expert_tokens = moe_counters_.expert_tokens;
   c.expert_bytes_used = moe_counters_.expert_bytes_used;
+  c.predicted_experts = moe_counters_.predicted_experts;
+  c.predicted_used = moe_counters_.predicted_used;
+  c.speculative_reads = moe_counters_.speculative_reads;
+  c.speculative_used = moe_counters_.speculative_used;
   if (cache_ != nullptr) c.cache = cache_->counters();
   return c;
 }

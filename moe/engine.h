@@ -53,6 +53,10 @@ struct EngineCounters {
   uint64_t expert_loads = 0;    // experts acquired (once per layer per batch per distinct expert)
   uint64_t expert_tokens = 0;   // (token, expert) products computed
   uint64_t expert_bytes_used = 0;  // expert weight bytes computed with (sum over acquisitions)
+  uint64_t predicted_experts = 0;  // experts prefetched for the next layer on a prediction
+  uint64_t predicted_used = 0;     // of those, the ones that layer then used
+  uint64_t speculative_reads = 0;  // predicted experts read ahead
+  uint64_t speculative_used = 0;   // of those, the ones that layer then used
   ExpertCacheCounters cache;       // the expert cache's own counters (zero for the mmap source)
 
   uint64_t compute_ns() const { return prefill_ns + decode_ns - expert_wait_ns; }

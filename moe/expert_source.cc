@@ -20,20 +20,32 @@ class CacheSource final : public ExpertSource {
       : cache_(cache), config_(config), weights_(weights) {}
 
   int max_ahead() const override { return cache_->slot_count(); }
+  bool reads_ahead() const override { return true; }
   void Prefetch(int layer, std::span<const int> experts) override {
     cache_->Prefetch(layer, experts);
   }
   Result<HeldExpert> Acquire(int layer, int expert) override {
     HeldExpert held;
     ASSIGN_OR_RETURN(held.ref, cache_->Acquire(layer, expert));
+    return Held(layer, std::move(held));
+  }
+  Result<HeldExpert> AcquireAny(int layer, std::span<const int> experts, int* index) override {
+    HeldExpert held;
+    ASSIGN_OR_RETURN(held.ref, cache_->AcquireAny(layer, experts, index));
+    return Held(layer, std::move(held));
+  }
+  void Release(HeldExpert& held) override { cache_->Release(held.ref); }
+  void Drop(int layer, std::span<const int> experts) override { cache_->Drop(layer, experts); }
+  bool Contains(int layer, int expert) const override { return cache_->Contains(layer, expert); }
+
+ private:
+  HeldExpert Held(int layer, HeldExpert held) const {
     held.weights =
         MakeExpertWeights(config_, weights_.layers[layer], held.ref.matrix(ExpertMatrix::kGate),
                           held.ref.matrix(ExpertMatrix::kUp), held.ref.matrix(ExpertMatrix::kDown));
     return held;
   }
-  void Release(HeldExpert& held) override { cache_->Release(held.ref); }
 
- private:
   ExpertCache* cache_;
   const ModelConfig& config_;
   const ModelWeights& weights_;
@@ -45,8 +57,13 @@ class MappedSource final : public ExpertSource {
       : model_(model), config_(config), weights_(weights) {}
 
   int max_ahead() const override { return std::numeric_limits<int>::max(); }
+  bool reads_ahead() const override { return false; }
   // The baseline leaves prefetching to the kernel's page-fault read-ahead, as llama.cpp does.
   void Prefetch(int, std::span<const int>) override {}
+  Result<HeldExpert> AcquireAny(int layer, std::span<const int> experts, int* index) override {
+    *index = 0;  // nothing is ever "ready first": page faults happen on use
+    return Acquire(layer, experts[0]);
+  }
   Result<HeldExpert> Acquire(int layer, int expert) override {
     const ExpertLocation loc = model_.LocateExpert(layer, expert);
     const uint8_t* m[3];
@@ -63,6 +80,8 @@ class MappedSource final : public ExpertSource {
     return held;
   }
   void Release(HeldExpert&) override {}
+  void Drop(int, std::span<const int>) override {}
+  bool Contains(int, int) const override { return true; }
 
  private:
   const ModelFile& model_;

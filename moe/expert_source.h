@@ -22,6 +22,9 @@
 namespace sluice {
 
 enum class ExpertSourceKind { kCache, kMmap };
+
+// Experts one AcquireAny call may wait on (the cache's limit).
+inline constexpr int kMaxAcquireAnyExperts = 64;
 Result<ExpertSourceKind> ParseExpertSource(std::string_view name);  // "cache" | "mmap"
 const char* ExpertSourceName(ExpertSourceKind kind);
 
@@ -37,9 +40,18 @@ class ExpertSource {
   // Experts a prefetch may run ahead by: more would evict experts fetched for this layer before
   // they are used. Unbounded sources return a large number.
   virtual int max_ahead() const = 0;
+  // Whether Prefetch starts reads (worth predicting the next layer's experts for).
+  virtual bool reads_ahead() const = 0;
   virtual void Prefetch(int layer, std::span<const int> experts) = 0;
   virtual Result<HeldExpert> Acquire(int layer, int expert) = 0;
+  // Whichever of `experts` (1..kMaxAcquireAnyExperts) is ready first; *index: its position.
+  virtual Result<HeldExpert> AcquireAny(int layer, std::span<const int> experts, int* index) = 0;
   virtual void Release(HeldExpert& held) = 0;
+  // Prefetched experts that will not be used after all (a wrong next-layer guess): give their
+  // memory back (ExpertCache::Drop).
+  virtual void Drop(int layer, std::span<const int> experts) = 0;
+  // Resident or being read (always true for the mmap source: nothing to read ahead).
+  virtual bool Contains(int layer, int expert) const = 0;
 };
 
 // `cache`, `model` and `weights` must outlive the source.

@@ -19,8 +19,8 @@ uint64_t NowNs() {
 
 // Float counts of each scratch buffer, in allocation order.
 struct ScratchLayout {
-  int64_t router, xe, gate, up, ye, expert_out, deq;
-  int64_t total() const { return router + xe + gate + up + ye + expert_out + deq; }
+  int64_t router, xe, gate, up, ye, expert_out, deq, shared_out;
+  int64_t total() const { return router + xe + gate + up + ye + expert_out + deq + shared_out; }
 };
 
 ScratchLayout Layout(const ModelConfig& c, const MoeBlockOptions& o) {
@@ -34,6 +34,7 @@ ScratchLayout Layout(const ModelConfig& c, const MoeBlockOptions& o) {
       .ye = t * c.n_embd,
       .expert_out = t * o.experts_per_token * c.n_embd,
       .deq = o.dequantize_experts ? 3 * c.n_ff_exp * c.n_embd : 0,
+      .shared_out = c.has_shared_expert() ? t * c.n_embd : 0,
   };
 }
 
@@ -41,8 +42,9 @@ ScratchLayout Layout(const ModelConfig& c, const MoeBlockOptions& o) {
 
 uint64_t MoeBlock::ScratchBytes(const ModelConfig& config, const MoeBlockOptions& options) {
   return Layout(config, options).total() * sizeof(float) +
-         options.max_tokens * (sizeof(Route) + options.experts_per_token * sizeof(int)) +
-         (3 * config.n_expert + 1) * sizeof(int);
+         options.max_tokens *
+             (sizeof(Route) + sizeof(float) + options.experts_per_token * sizeof(int)) +
+         (4 * config.n_expert + 1) * sizeof(int);
 }
 
 MoeBlock::MoeBlock(const ModelConfig& config, const MoeBlockOptions& options)
@@ -78,11 +80,14 @@ Result<std::unique_ptr<MoeBlock>> MoeBlock::Create(const ModelConfig& config,
   b->ye_ = take(s.ye);
   b->expert_out_ = take(s.expert_out);
   b->deq_ = take(s.deq);
+  b->shared_out_ = take(s.shared_out);
+  b->shared_scale_.resize(options.max_tokens);
   b->routes_.resize(options.max_tokens);
   b->expert_count_.resize(config.n_expert);
   b->expert_start_.resize(config.n_expert + 1);
   b->assignments_.resize(static_cast<size_t>(options.max_tokens) * options.experts_per_token);
   b->used_experts_.reserve(config.n_expert);
+  b->pending_.reserve(config.n_expert);
   return b;
 }
 
@@ -136,26 +141,83 @@ ExpertWeights MoeBlock::Dequantize(const ExpertWeights& w) {
   return out;
 }
 
-Status MoeBlock::RunExperts(int layer, ExpertSource& source, const float* xb, ThreadPool* pool,
-                            MoeCounters* counters) {
+void MoeBlock::IssueReads(int layer, ExpertSource& source, size_t done, size_t window,
+                          size_t* issued) {
+  const size_t want = std::min(used_experts_.size(), done + window);
+  if (want <= *issued) return;
+  std::span<const int> ids(used_experts_.data() + *issued, want - *issued);
+  source.Prefetch(layer, ids);
+  pending_.insert(pending_.end(), ids.begin(), ids.end());
+  *issued = want;
+}
+
+void MoeBlock::PrefetchNextLayer(int next_layer, const LayerWeights& next, ExpertSource& source,
+                                 const float* xb, int64_t token_index, ThreadPool* pool,
+                                 MoeCounters* counters) {
+  Route& p = prediction_;
+  if (options_.hook == nullptr || !options_.hook->PredictRoute(next_layer, token_index, &p)) {
+    // The model's own predictor: the next layer's router applied to this layer's state
+    // (FIELD-NOTES: 71-98% of the next layer's experts on real models). router_logits_ is free:
+    // this layer's route is already computed.
+    std::span<float> probs(router_logits_, config_.n_expert);
+    Linear(next.router, xb, 1, probs.data(), pool);
+    ComputeRoute(router_, probs, &p);
+  }
+  prediction_layer_ = next_layer;
+  prediction_token_ = token_index;
+  counters->predicted_experts += p.k;
+  // Only the first few missing ones, most confident first: every wrong guess costs a whole
+  // expert of device time, and a few reads are enough to keep the device busy while this
+  // layer finishes and the next one runs attention (docs/benchmarks.md measures the trade).
+  n_speculative_ = 0;
+  for (int i = 0; i < p.k && n_speculative_ < options_.prefetch_next; ++i) {
+    if (!source.Contains(next_layer, p.ids[i])) speculative_[n_speculative_++] = p.ids[i];
+  }
+  source.Prefetch(next_layer, std::span<const int>(speculative_, n_speculative_));
+  counters->speculative_reads += n_speculative_;
+}
+
+void MoeBlock::SettlePrediction(int layer, int64_t token_index, ExpertSource& source,
+                                MoeCounters* counters) {
+  if (prediction_layer_ != layer) return;
+  prediction_layer_ = -1;
+  if (prediction_token_ != token_index) return;
+  const Route& actual = routes_[0];
+  auto used = [&actual](int id) {
+    for (int j = 0; j < actual.k; ++j) {
+      if (actual.ids[j] == id) return true;
+    }
+    return false;
+  };
+  for (int i = 0; i < prediction_.k; ++i) counters->predicted_used += used(prediction_.ids[i]);
+  int wrong[kMaxExpertsPerToken];
+  int n_wrong = 0;
+  for (int i = 0; i < n_speculative_; ++i) {
+    if (used(speculative_[i])) {
+      ++counters->speculative_used;
+    } else {
+      wrong[n_wrong++] = speculative_[i];
+    }
+  }
+  source.Drop(layer, std::span<const int>(wrong, n_wrong));
+}
+
+Status MoeBlock::RunExperts(int layer, ExpertSource& source, const float* xb, size_t issued,
+                            ThreadPool* pool, MoeCounters* counters) {
   const int64_t n_embd = config_.n_embd;
   const int k = router_.k;
   const size_t n_used = used_experts_.size();
-  const size_t ahead = static_cast<size_t>(std::max(1, source.max_ahead()));
-  size_t prefetched = 0;
-  for (size_t i = 0; i < n_used; ++i) {
-    // Keep up to `ahead` experts (this one included) requested: all of a decode step's k at
-    // once; a prompt batch's union in windows the cache can hold without evicting its own reads.
-    const size_t want = std::min(n_used, i + ahead);
-    if (want > prefetched) {
-      source.Prefetch(layer,
-                      std::span<const int>(used_experts_.data() + prefetched, want - prefetched));
-      prefetched = want;
-    }
-    const int e = used_experts_[i];
+  const size_t window =
+      static_cast<size_t>(std::clamp(source.max_ahead(), 1, kMaxAcquireAnyExperts));
+  for (size_t done = 0; done < n_used; ++done) {
+    IssueReads(layer, source, done, window, &issued);
+    int index = 0;
     const uint64_t wait_start = NowNs();
-    ASSIGN_OR_RETURN(HeldExpert held, source.Acquire(layer, e));
+    ASSIGN_OR_RETURN(HeldExpert held, source.AcquireAny(layer, pending_, &index));
     counters->expert_wait_ns += NowNs() - wait_start;
+    const int e = pending_[index];
+    // Keep issue order among the rest: when several are ready, the oldest read goes first.
+    pending_.erase(pending_.begin() + index);
     counters->expert_loads += 1;
     counters->expert_bytes_used +=
         held.weights.gate.bytes() + held.weights.up.bytes() + held.weights.down.bytes();
@@ -196,11 +258,11 @@ void MoeBlock::Combine(int64_t n, float* out) const {
   }
 }
 
-void MoeBlock::AddSharedExpert(const LayerWeights& weights, const float* xb, int64_t n, float* out,
+void MoeBlock::RunSharedExpert(const LayerWeights& weights, const float* xb, int64_t n,
                                ThreadPool* pool) {
   const int64_t n_embd = config_.n_embd;
   const ExpertWeights shared{weights.shexp_gate, weights.shexp_up, weights.shexp_down};
-  ExpertFfn(shared, xb, n, gate_, up_, ye_, pool);
+  ExpertFfn(shared, xb, n, gate_, up_, shared_out_, pool);
   for (int64_t t = 0; t < n; ++t) {
     float scale = 1.0f;
     if (weights.shexp_gate_inp != nullptr) {
@@ -208,18 +270,41 @@ void MoeBlock::AddSharedExpert(const LayerWeights& weights, const float* xb, int
       for (int64_t d = 0; d < n_embd; ++d) dot += weights.shexp_gate_inp[d] * xb[t * n_embd + d];
       scale = Sigmoid(dot);
     }
-    for (int64_t d = 0; d < n_embd; ++d) out[t * n_embd + d] += scale * ye_[t * n_embd + d];
+    shared_scale_[t] = scale;
+  }
+}
+
+void MoeBlock::AddShared(int64_t n, float* out) const {
+  const int64_t n_embd = config_.n_embd;
+  for (int64_t t = 0; t < n; ++t) {
+    const float scale = shared_scale_[t];
+    for (int64_t d = 0; d < n_embd; ++d) out[t * n_embd + d] += scale * shared_out_[t * n_embd + d];
   }
 }
 
 Status MoeBlock::Forward(int layer, const LayerWeights& weights, ExpertSource& source,
                          const float* xb, int64_t n, int64_t token_index0, float* out,
-                         ThreadPool* pool, MoeCounters* counters) {
+                         ThreadPool* pool, MoeCounters* counters, int next_layer,
+                         const LayerWeights* next_weights) {
   CHECK(n >= 1 && n <= options_.max_tokens) << n;
   RETURN_IF_ERROR(RouteTokens(layer, weights, xb, n, token_index0, pool));
-  RETURN_IF_ERROR(RunExperts(layer, source, xb, pool, counters));
+  if (n == 1) SettlePrediction(layer, token_index0, source, counters);
+  // Reads first, so the device works while everything below computes.
+  pending_.clear();
+  size_t issued = 0;
+  IssueReads(layer, source, 0,
+             static_cast<size_t>(std::clamp(source.max_ahead(), 1, kMaxAcquireAnyExperts)),
+             &issued);
+  // Only when the cache can hold this layer's experts, the next layer's and as many again
+  // besides: a smaller cache would evict its own reads before their use.
+  if (options_.prefetch_next > 0 && n == 1 && next_weights != nullptr && source.reads_ahead() &&
+      source.max_ahead() >= 3 * router_.k) {
+    PrefetchNextLayer(next_layer, *next_weights, source, xb, token_index0, pool, counters);
+  }
+  if (config_.has_shared_expert()) RunSharedExpert(weights, xb, n, pool);
+  RETURN_IF_ERROR(RunExperts(layer, source, xb, issued, pool, counters));
   Combine(n, out);
-  if (config_.has_shared_expert()) AddSharedExpert(weights, xb, n, out, pool);
+  if (config_.has_shared_expert()) AddShared(n, out);
   return Status::Ok();
 }
 

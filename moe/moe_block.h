@@ -1,9 +1,14 @@
 // The mixture-of-experts block of one layer over a batch of tokens:
 //   route every token (router matmul, gating, top-k, RoutingHook);
-//   gather the experts any token routes to, read each ONCE through the ExpertSource (prefetched
-//   ahead as far as the cache allows) and run it over all its tokens with one MatMul;
-//   sum each token's expert outputs in its route order (so a batch gives bit for bit what
-//   token-by-token decoding gives), then add the shared expert when the model has one.
+//   start reading the experts any token routes to through the ExpertSource (as far ahead as the
+//   cache allows), and when decoding one token also the experts the NEXT layer will probably
+//   use (its router applied to this layer's state, or the hook's prediction), so the device
+//   keeps reading while this layer finishes and the next one runs attention;
+//   run the shared expert while the reads are in flight;
+//   run each routed expert ONCE over all its tokens (one MatMul), in the order the reads
+//   complete (no head-of-line blocking behind one slow read);
+//   sum each token's expert outputs in its route order and then add the shared expert's, so
+//   neither the completion order nor batching changes a bit of the result.
 // All scratch is allocated once in Create() for at most max_tokens tokens.
 //
 // Thread-safety: none; one engine thread. Kernels inside use the pool.
@@ -28,7 +33,9 @@ struct MoeBlockOptions {
   int max_tokens = 1;               // batch size the scratch is sized for
   int experts_per_token = 0;        // k
   bool dequantize_experts = false;  // convert each acquired expert to f32 before computing
-  RoutingHook* hook = nullptr;      // optional
+  int prefetch_next = 0;  // decode: the next layer's predicted experts read early, at most this
+                          // many missing ones per layer (0: off)
+  RoutingHook* hook = nullptr;  // optional
 };
 
 struct MoeCounters {
@@ -36,6 +43,11 @@ struct MoeCounters {
   uint64_t expert_loads = 0;       // Acquire calls (distinct experts per layer per batch)
   uint64_t expert_tokens = 0;      // (token, expert) pairs computed
   uint64_t expert_bytes_used = 0;  // bytes of expert weights computed with (per Acquire)
+  uint64_t predicted_experts = 0;  // experts predicted for the next layer
+  uint64_t predicted_used = 0;     // of those, the ones the next layer then routed to
+  uint64_t speculative_reads = 0;  // predicted experts read ahead (missing ones, at most
+                                   // prefetch_next per layer)
+  uint64_t speculative_used = 0;   // of those, the ones the next layer then routed to
 };
 
 class MoeBlock {
@@ -45,10 +57,13 @@ class MoeBlock {
                                                   const MoeBlockOptions& options);
 
   // xb: (n, n_embd) the normalised hidden states; out: (n, n_embd) receives the block's output
-  // (routed + shared). token_index0: run-wide index of token 0 (for the hook).
+  // (routed + shared). token_index0: run-wide index of token 0 (for the hook). next: the next
+  // layer's index and weights when there is one (its experts are predicted and prefetched when
+  // n == 1), else -1 and null.
   Status Forward(int layer, const LayerWeights& weights, ExpertSource& source, const float* xb,
                  int64_t n, int64_t token_index0, float* out, ThreadPool* pool,
-                 MoeCounters* counters);
+                 MoeCounters* counters, int next_layer = -1,
+                 const LayerWeights* next_weights = nullptr);
 
   // The routes of the last Forward (n of them), for tests and traces.
   const Route* routes() const { return routes_.data(); }
@@ -57,11 +72,21 @@ class MoeBlock {
   MoeBlock(const ModelConfig& config, const MoeBlockOptions& options);
   Status RouteTokens(int layer, const LayerWeights& weights, const float* xb, int64_t n,
                      int64_t token_index0, ThreadPool* pool);
-  Status RunExperts(int layer, ExpertSource& source, const float* xb, ThreadPool* pool,
-                    MoeCounters* counters);
+  // Prefetches used_experts_[*issued..) up to `window` beyond `done` and adds them to pending_.
+  void IssueReads(int layer, ExpertSource& source, size_t done, size_t window, size_t* issued);
+  void PrefetchNextLayer(int next_layer, const LayerWeights& next, ExpertSource& source,
+                         const float* xb, int64_t token_index, ThreadPool* pool,
+                         MoeCounters* counters);
+  // Once `layer` has routed: counts how much of its prediction was right and drops the wrong
+  // guesses from the cache.
+  void SettlePrediction(int layer, int64_t token_index, ExpertSource& source,
+                        MoeCounters* counters);
+  Status RunExperts(int layer, ExpertSource& source, const float* xb, size_t issued,
+                    ThreadPool* pool, MoeCounters* counters);
   void Combine(int64_t n, float* out) const;
-  void AddSharedExpert(const LayerWeights& weights, const float* xb, int64_t n, float* out,
-                       ThreadPool* pool);
+  // Into shared_out_ / shared_scale_; AddShared adds them to out after Combine.
+  void RunSharedExpert(const LayerWeights& weights, const float* xb, int64_t n, ThreadPool* pool);
+  void AddShared(int64_t n, float* out) const;
   ExpertWeights Dequantize(const ExpertWeights& w);
 
   const ModelConfig& config_;
@@ -70,18 +95,26 @@ class MoeBlock {
   int64_t n_ff_max_ = 0;
 
   AlignedBuffer buffer_;
-  float* router_logits_ = nullptr;  // (max_tokens, n_expert)
-  float* xe_ = nullptr;             // (max_tokens, n_embd): one expert's gathered inputs
-  float* gate_ = nullptr;           // (max_tokens, n_ff_max)
-  float* up_ = nullptr;             // (max_tokens, n_ff_max)
-  float* ye_ = nullptr;             // (max_tokens, n_embd): one expert's outputs
-  float* expert_out_ = nullptr;     // (max_tokens, k, n_embd): output j of token t at t * k + j
-  float* deq_ = nullptr;            // (3, n_ff_exp * n_embd) f32 expert, when dequantizing
-  std::vector<Route> routes_;       // (max_tokens)
-  std::vector<int> expert_count_;   // (n_expert)  tokens routed to each expert
-  std::vector<int> expert_start_;   // (n_expert + 1)  offsets into assignments_
-  std::vector<int> assignments_;    // (max_tokens * k)  t * k + j, grouped by expert
-  std::vector<int> used_experts_;   // (n_expert)  experts with tokens, ascending id
+  float* router_logits_ = nullptr;   // (max_tokens, n_expert)
+  float* xe_ = nullptr;              // (max_tokens, n_embd): one expert's gathered inputs
+  float* gate_ = nullptr;            // (max_tokens, n_ff_max)
+  float* up_ = nullptr;              // (max_tokens, n_ff_max)
+  float* ye_ = nullptr;              // (max_tokens, n_embd): one expert's outputs
+  float* expert_out_ = nullptr;      // (max_tokens, k, n_embd): output j of token t at t * k + j
+  float* deq_ = nullptr;             // (3, n_ff_exp * n_embd) f32 expert, when dequantizing
+  float* shared_out_ = nullptr;      // (max_tokens, n_embd) the shared expert's output
+  std::vector<float> shared_scale_;  // (max_tokens) its sigmoid gate (1 without one)
+  std::vector<Route> routes_;        // (max_tokens)
+  std::vector<int> expert_count_;    // (n_expert)  tokens routed to each expert
+  std::vector<int> expert_start_;    // (n_expert + 1)  offsets into assignments_
+  std::vector<int> assignments_;     // (max_tokens * k)  t * k + j, grouped by expert
+  std::vector<int> used_experts_;    // (n_expert)  experts with tokens, ascending id
+  std::vector<int> pending_;         // experts whose reads were started and not yet computed
+  Route prediction_;                 // the last next-layer prediction...
+  int speculative_[kMaxExpertsPerToken] = {};  // ...the experts of it read ahead...
+  int n_speculative_ = 0;
+  int prediction_layer_ = -1;      // ...its layer (-1: none)
+  int64_t prediction_token_ = -1;  // ...and token
 };
 
 }  // namespace sluice

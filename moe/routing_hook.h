@@ -3,6 +3,8 @@
 // Uses: recording a routing trace (--record-trace), replaying one (--routing trace:FILE), and
 // synthetic routing with realistic skew and reuse for random-weight models (--routing synthetic).
 // The compute always runs on whatever experts the route names.
+// A hook that replaces the router also stands in for the engine's next-layer predictor
+// (PredictRoute), since the model's router cannot foresee routes it does not make.
 //
 // Thread-safety: called from the engine's thread only, in token order within a layer.
 #pragma once
@@ -16,8 +18,8 @@ namespace sluice {
 inline constexpr int kMaxExpertsPerToken = 16;
 
 struct Route {
-  int k = 0;                              // experts used by this token
-  int ids[kMaxExpertsPerToken] = {};      // expert ids, distinct, in [0, n_expert)
+  int k = 0;                                // experts used by this token
+  int ids[kMaxExpertsPerToken] = {};        // expert ids, distinct, in [0, n_expert)
   float weights[kMaxExpertsPerToken] = {};  // mixing weights of the expert outputs
 };
 
@@ -30,6 +32,19 @@ class RoutingHook {
   // with k <= the engine's k).
   virtual void OnRoute(int layer, int64_t token_index, std::span<const float> router_probs,
                        Route* route) = 0;
+
+  // Called while decoding layer `layer - 1` of token `token_index`, before OnRoute(layer, ...),
+  // so the engine can start reading the experts `layer` will probably use. A hook that decides
+  // routes itself (synthetic, trace replay) fills *predicted with a stand-in for a real
+  // predictor: the route it will give, each expert kept with a set accuracy, the others replaced
+  // (moe/route_prediction.h). Returns false when it does not decide routes; the engine then
+  // predicts with the model's own next-layer router. Must not change what OnRoute will return.
+  virtual bool PredictRoute(int layer, int64_t token_index, Route* predicted) {
+    (void)layer;
+    (void)token_index;
+    (void)predicted;
+    return false;
+  }
 };
 
 }  // namespace sluice

@@ -1,5 +1,7 @@
 #include "moe/routing_spec.h"
 
+#include <cstdlib>
+#include <string>
 #include <utility>
 
 namespace sluice {
@@ -11,7 +13,8 @@ std::string RoutingSpec::ToString() const {
     case Kind::kSynthetic:
       return "synthetic:" + synthetic.ToString();
     case Kind::kTrace:
-      return "trace:" + trace_path + (cycle ? ",cycle" : "");
+      return StrCat("trace:", trace_path, cycle ? ",cycle" : "",
+                    predict != kDefaultPredictAccuracy ? StrCat(",predict=", predict) : "");
   }
   return "?";
 }
@@ -28,16 +31,31 @@ Result<RoutingSpec> ParseRoutingSpec(std::string_view text) {
   if (text.starts_with("trace:")) {
     spec.kind = RoutingSpec::Kind::kTrace;
     std::string_view path = text.substr(6);
-    if (path.ends_with(",cycle")) {
-      spec.cycle = true;
-      path.remove_suffix(6);
+    // Options trail the path: ",cycle" and ",predict=P" in any order.
+    for (;;) {
+      if (path.ends_with(",cycle")) {
+        spec.cycle = true;
+        path.remove_suffix(6);
+        continue;
+      }
+      const size_t p = path.rfind(",predict=");
+      if (p == std::string_view::npos || path.find(',', p + 1) != std::string_view::npos) break;
+      const std::string value(path.substr(p + 9));
+      char* end = nullptr;
+      const double v = std::strtod(value.c_str(), &end);
+      if (value.empty() || *end != '\0' || !(v >= 0.0 && v <= 1.0)) {
+        return InvalidArgument("--routing trace: predict=", value, ": expected a number in [0, 1]");
+      }
+      spec.predict = v;
+      path = path.substr(0, p);
     }
     if (path.empty()) return InvalidArgument("--routing trace: needs a file (trace:FILE)");
     spec.trace_path = std::string(path);
     return spec;
   }
   return InvalidArgument("--routing '", text,
-                         "': expected model, synthetic[:key=value,...] or trace:FILE[,cycle]");
+                         "': expected model, synthetic[:key=value,...] or "
+                         "trace:FILE[,cycle][,predict=P]");
 }
 
 Result<RoutingSpec> ResolveRoutingSpec(std::string_view flag_value, const Metadata& metadata) {
@@ -106,7 +124,8 @@ Result<RoutingSetup> MakeRouting(const RoutingSpec& spec, const RoutingShape& sh
       setup.description =
           StrCat("synthetic (reuse ", p.reuse, ", hot set ", p.hot_fraction * 100,
                  "% of experts carrying ", p.hot_share * 100, "%, recall ", p.recall, " over ",
-                 p.recall_window, " tokens, seed ", p.seed, ")");
+                 p.recall_window, " tokens, next-layer prediction ", p.predict * 100,
+                 "% right, seed ", p.seed, ")");
       break;
     }
     case RoutingSpec::Kind::kTrace: {
@@ -115,10 +134,12 @@ Result<RoutingSetup> MakeRouting(const RoutingSpec& spec, const RoutingShape& sh
       ASSIGN_OR_RETURN(auto replay,
                        TraceReplayHook::Create(shared, spec.trace_path, shape,
                                                spec.cycle ? TraceReplayHook::EndMode::kCycle
-                                                          : TraceReplayHook::EndMode::kError));
+                                                          : TraceReplayHook::EndMode::kError,
+                                               spec.predict));
       setup.replay = replay.get();
       setup.description = StrCat("trace ", spec.trace_path, " (", shared->n_token(), " tokens",
-                                 spec.cycle ? ", cycled" : "", ")");
+                                 spec.cycle ? ", cycled" : "", ", next-layer prediction ",
+                                 spec.predict * 100, "% right)");
       chain->Add(std::move(replay));
       break;
     }

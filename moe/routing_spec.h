@@ -4,7 +4,9 @@
 //   --routing model                      the model's own router (default for real models)
 //   --routing synthetic[:k=v,...]        SyntheticRouting with those params (default for models
 //                                        whose metadata says sluice.default_routing = synthetic...)
-//   --routing trace:FILE[,cycle]         replay FILE; past its end: error, or loop with ,cycle
+//   --routing trace:FILE[,cycle][,predict=P]  replay FILE; past its end: error, or loop with
+//                                        ,cycle; predict: accuracy of the simulated next-layer
+//                                        predictor (moe/route_prediction.h)
 //   --record-trace FILE                  record what the engine used (after any of the above)
 //
 // Non-goals: flag parsing (cli/), the engine's own wiring. Thread-safety: plain functions.
@@ -31,11 +33,14 @@ inline constexpr char kMetaSynthPreset[] = "sluice.synth.preset";        // pres
 struct RoutingSpec {
   enum class Kind { kModel, kSynthetic, kTrace };
   Kind kind = Kind::kModel;
-  SyntheticRoutingParams synthetic;  // kSynthetic
-  std::string trace_path;            // kTrace
-  bool cycle = false;                // kTrace: loop past the end
+  SyntheticRoutingParams synthetic;          // kSynthetic
+  std::string trace_path;                    // kTrace
+  bool cycle = false;                        // kTrace: loop past the end
+  double predict = kDefaultPredictAccuracy;  // kTrace: simulated next-layer predictor accuracy
+                                             // (synthetic: synthetic.predict)
 
-  // The canonical text ("model", "synthetic:seed=1,reuse=0.25,...", "trace:FILE,cycle").
+  // The canonical text ("model", "synthetic:seed=1,reuse=0.25,...",
+  // "trace:FILE,cycle,predict=0.9"; predict only when not the default).
   std::string ToString() const;
 };
 

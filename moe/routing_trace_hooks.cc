@@ -79,7 +79,7 @@ Status TraceRecorderHook::Finish() {
 
 Result<std::unique_ptr<TraceReplayHook>> TraceReplayHook::Create(
     std::shared_ptr<const RoutingTrace> trace, const std::string& trace_path,
-    const RoutingShape& model, EndMode end_mode) {
+    const RoutingShape& model, EndMode end_mode, double predict_accuracy) {
   const RoutingShape& t = trace->shape();
   std::string why;
   if (t.n_layer != model.n_layer) {
@@ -96,7 +96,11 @@ Result<std::unique_ptr<TraceReplayHook>> TraceReplayHook::Create(
                            ") does not fit the model (", model.ToString(), "): ", why);
   }
   if (trace->n_token() == 0) return InvalidArgument(trace_path, ": routing trace has no token");
-  std::unique_ptr<TraceReplayHook> hook(new TraceReplayHook());
+  if (!(predict_accuracy >= 0.0 && predict_accuracy <= 1.0)) {
+    return InvalidArgument(trace_path, ": prediction accuracy ", predict_accuracy,
+                           " is outside [0, 1]");
+  }
+  std::unique_ptr<TraceReplayHook> hook(new TraceReplayHook(predict_accuracy));
   hook->trace_ = std::move(trace);
   hook->path_ = trace_path;
   hook->model_ = model;
@@ -113,26 +117,35 @@ Status TraceReplayHook::CheckLength(int64_t n_tokens) const {
   return Status::Ok();
 }
 
+int64_t TraceReplayHook::TraceToken(int64_t t) const {
+  if (t < trace_->n_token()) return t;
+  return end_mode_ == EndMode::kCycle ? t % trace_->n_token() : -1;
+}
+
 void TraceReplayHook::OnRoute(int layer, int64_t token_index, std::span<const float> router_probs,
                               Route* route) {
   (void)router_probs;
   const int m = model_.MoeIndex(layer);
   CHECK_GE(m, 0) << "trace replay called for layer " << layer << " without experts";
-  int64_t t = token_index;
-  if (t >= trace_->n_token()) {
-    if (end_mode_ == EndMode::kCycle) {
-      t %= trace_->n_token();
-    } else {
-      if (status_.ok()) {
-        status_ = InvalidArgument(path_, ": routing trace ended: token ", token_index,
-                                  " asked for, the trace has ", trace_->n_token(),
-                                  " (the router chose from there on; use trace:FILE,cycle)");
-      }
-      return;
+  const int64_t t = TraceToken(token_index);
+  if (t < 0) {
+    if (status_.ok()) {
+      status_ = InvalidArgument(path_, ": routing trace ended: token ", token_index,
+                                " asked for, the trace has ", trace_->n_token(),
+                                " (the router chose from there on; use trace:FILE,cycle)");
     }
+    return;
   }
   *route = trace_->route(t, m);
   if (m == 0) ++tokens_replayed_;
+}
+
+bool TraceReplayHook::PredictRoute(int layer, int64_t token_index, Route* predicted) {
+  const int m = model_.MoeIndex(layer);
+  const int64_t t = TraceToken(token_index);
+  if (m < 0 || t < 0) return false;
+  predictor_.Predict(trace_->route(t, m), model_.n_expert, predicted);
+  return true;
 }
 
 }  // namespace sluice

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/base/status.h"
+#include "moe/route_prediction.h"
 #include "moe/routing_hook.h"
 #include "moe/routing_trace.h"
 
@@ -66,10 +67,10 @@ class TraceReplayHook : public RoutingHook {
   // Errors (InvalidArgument) when the trace's shape differs from the model's: n_layer, the MoE
   // layer list, n_expert, or a trace k above the model's k (a smaller k replays fewer experts
   // per token, which is allowed). The message names the trace file and both shapes.
-  static Result<std::unique_ptr<TraceReplayHook>> Create(std::shared_ptr<const RoutingTrace> trace,
-                                                         const std::string& trace_path,
-                                                         const RoutingShape& model,
-                                                         EndMode end_mode);
+  static Result<std::unique_ptr<TraceReplayHook>> Create(
+      std::shared_ptr<const RoutingTrace> trace, const std::string& trace_path,
+      const RoutingShape& model, EndMode end_mode,
+      double predict_accuracy = kDefaultPredictAccuracy);
   // OutOfRange-style error (InvalidArgument) when running `n_tokens` tokens (indices 0..n-1)
   // would pass the end of the trace in kError mode.
   Status CheckLength(int64_t n_tokens) const;
@@ -77,11 +78,17 @@ class TraceReplayHook : public RoutingHook {
   // kError mode the router's route is left as it is and status() becomes an error.
   void OnRoute(int layer, int64_t token_index, std::span<const float> router_probs,
                Route* route) override;
+  // The trace's route for that token corrupted to predict_accuracy (moe/route_prediction.h);
+  // false past the end of the trace in kError mode.
+  bool PredictRoute(int layer, int64_t token_index, Route* predicted) override;
   const Status& status() const { return status_; }
   int64_t tokens_replayed() const { return tokens_replayed_; }
 
  private:
-  TraceReplayHook() = default;
+  TraceReplayHook(double predict_accuracy) : predictor_(predict_accuracy, 1) {}
+  // Trace token for run token t, or -1 past the end in kError mode.
+  int64_t TraceToken(int64_t t) const;
+  RoutePredictionSim predictor_;
   std::shared_ptr<const RoutingTrace> trace_;
   std::string path_;
   RoutingShape model_;
@@ -98,6 +105,13 @@ class RoutingHookChain : public RoutingHook {
   void OnRoute(int layer, int64_t token_index, std::span<const float> router_probs,
                Route* route) override {
     for (auto& h : hooks_) h->OnRoute(layer, token_index, router_probs, route);
+  }
+  // The first hook that predicts (the one that decides routes) wins.
+  bool PredictRoute(int layer, int64_t token_index, Route* predicted) override {
+    for (auto& h : hooks_) {
+      if (h->PredictRoute(layer, token_index, predicted)) return true;
+    }
+    return false;
   }
 
  private:

@@ -248,10 +248,13 @@ Result<SyntheticRoutingParams> SyntheticRoutingParams::Parse(std::string_view sp
       RETURN_IF_ERROR(ParseDouble(key, value, 0, 1, true, &p.early_start));
     } else if (key == "weight_spread") {
       RETURN_IF_ERROR(ParseDouble(key, value, 0, 4, true, &p.weight_spread));
+    } else if (key == "predict") {
+      RETURN_IF_ERROR(ParseDouble(key, value, 0, 1, true, &p.predict));
     } else {
       return InvalidArgument("synthetic routing: unknown key '", key,
                              "' (known: seed, reuse, hot_share, hot_fraction, hot_skew, tail_skew, "
-                             "recall, recall_window, early_layers, early_start, weight_spread)");
+                             "recall, recall_window, early_layers, early_start, weight_spread, "
+                             "predict)");
     }
   }
   return p;
@@ -263,9 +266,9 @@ std::string SyntheticRoutingParams::ToString() const {
       buf, sizeof(buf),
       "seed=%llu,reuse=%g,hot_share=%g,hot_fraction=%g,hot_skew=%g,tail_skew=%g,recall=%g,"
       "recall_window=%d,early_layers=%d,"
-      "early_start=%g,weight_spread=%g",
+      "early_start=%g,weight_spread=%g,predict=%g",
       static_cast<unsigned long long>(seed), reuse, hot_share, hot_fraction, hot_skew, tail_skew,
-      recall, recall_window, early_layers, early_start, weight_spread);
+      recall, recall_window, early_layers, early_start, weight_spread, predict);
   return buf;
 }
 
@@ -363,7 +366,10 @@ RoutingTrace SyntheticRouting::Generate(int64_t n_token) {
 
 SyntheticRoutingHook::SyntheticRoutingHook(const SyntheticRoutingParams& params,
                                            const RoutingShape& shape)
-    : routing_(params, shape) {}
+    : routing_(params, shape),
+      predictor_(params.predict, params.seed),
+      peeked_(shape.n_moe_layer()),
+      has_peeked_(shape.n_moe_layer(), false) {}
 
 void SyntheticRoutingHook::OnRoute(int layer, int64_t token_index,
                                    std::span<const float> router_probs, Route* route) {
@@ -371,7 +377,26 @@ void SyntheticRoutingHook::OnRoute(int layer, int64_t token_index,
   (void)router_probs;
   int m = routing_.shape().MoeIndex(layer);
   CHECK_GE(m, 0) << "synthetic routing called for layer " << layer << " without experts";
+  if (has_peeked_[m]) {
+    // PredictRoute already drew this layer's next route: hand out that one, so the sequence of
+    // routes is the same whether or not the engine predicted.
+    *route = peeked_[m];
+    has_peeked_[m] = false;
+    return;
+  }
   routing_.NextRoute(m, route);
+}
+
+bool SyntheticRoutingHook::PredictRoute(int layer, int64_t token_index, Route* predicted) {
+  (void)token_index;
+  int m = routing_.shape().MoeIndex(layer);
+  if (m < 0) return false;
+  if (!has_peeked_[m]) {
+    routing_.NextRoute(m, &peeked_[m]);
+    has_peeked_[m] = true;
+  }
+  predictor_.Predict(peeked_[m], routing_.shape().n_expert, predicted);
+  return true;
 }
 
 }  // namespace sluice

@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "core/base/status.h"
+#include "moe/route_prediction.h"
 #include "moe/routing_hook.h"
 #include "moe/routing_trace.h"
 
@@ -60,6 +61,8 @@ struct SyntheticRoutingParams {
   int early_layers = 3;            // MoE layers over which reuse and skew ramp up
   double early_start = 0.25;       // layer 0 gets this fraction of the deep-layer values
   double weight_spread = 0.5;      // stddev of the log mixing weights (normalized to sum 1)
+  double predict = kDefaultPredictAccuracy;  // share of experts the simulated next-layer
+                                             // predictor gets right (moe/route_prediction.h)
 
   // "reuse=0.25,hot_share=0.35,seed=7" (keys as the field names; empty = defaults).
   // InvalidArgument naming the key for unknown keys and values out of range.
@@ -103,14 +106,21 @@ class SyntheticRouting {
 };
 
 // The RoutingHook for `--routing synthetic[:params]`: ignores the router, asks the generator.
+// PredictRoute draws the layer's next route early (the next OnRoute of that layer returns it, so
+// the routes do not depend on whether the engine predicted) and hands out a copy corrupted to
+// params.predict accuracy.
 class SyntheticRoutingHook : public RoutingHook {
  public:
   SyntheticRoutingHook(const SyntheticRoutingParams& params, const RoutingShape& shape);
   void OnRoute(int layer, int64_t token_index, std::span<const float> router_probs,
                Route* route) override;
+  bool PredictRoute(int layer, int64_t token_index, Route* predicted) override;
 
  private:
   SyntheticRouting routing_;
+  RoutePredictionSim predictor_;
+  std::vector<Route> peeked_;     // (n_moe_layer) the next route, drawn early by PredictRoute
+  std::vector<bool> has_peeked_;  // (n_moe_layer)
 };
 
 }  // namespace sluice

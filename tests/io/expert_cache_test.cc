@@ -436,6 +436,43 @@ TEST_P(CacheTest, PrefetchedExpertsAreEvictedLast) {
   EXPECT_EQ(cache->counters().prefetch_reads, 4u);
 }
 
+// A wrong next-layer guess is dropped: its slot is freed (settled: at once; still loading: when
+// its reads are in), it counts as wasted, and used or pinned experts are never dropped.
+TEST_P(CacheTest, DropFreesUnusedPrefetchesOnly) {
+  MakeIo();
+  auto cache = MakeCache(4);
+  ASSERT_NE(cache, nullptr);
+  auto acquired = cache->Acquire(1, 0);  // pinned
+  ASSERT_TRUE(acquired.ok()) << acquired.status().ToString();
+  auto used = cache->Acquire(1, 1);  // used, then released: an ordinary LRU entry
+  ASSERT_TRUE(used.ok());
+  cache->Release(*used);
+  cache->Prefetch(1, std::vector<int>{2, 3});
+  EXPECT_TRUE(cache->Contains(1, 2));
+  EXPECT_TRUE(cache->Contains(1, 3));
+  EXPECT_FALSE(cache->Contains(1, 4));
+  // Dropped right away: 2 and 3 may still be loading; both must end up freed either way.
+  cache->Drop(1, std::vector<int>{0, 1, 2, 3, 4});
+  for (int i = 0; i < 1000 && cache->counters().reads_in_flight > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_TRUE(cache->Contains(1, 0));  // pinned: kept
+  EXPECT_TRUE(cache->Contains(1, 1));  // used before: kept
+  EXPECT_FALSE(cache->Contains(1, 2));
+  EXPECT_FALSE(cache->Contains(1, 3));
+  EXPECT_EQ(cache->counters().prefetch_wasted, 2u);
+  EXPECT_EQ(cache->counters().evictions, 0u);  // freed, not evicted: nothing else was pushed out
+  // The freed slots serve new experts without evicting the used one, and their bytes are right.
+  for (int e : {5, 6}) {
+    auto r = cache->Acquire(1, e);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_TRUE(MatrixEquals(*r, spec_, 1, e));
+    cache->Release(*r);
+  }
+  EXPECT_TRUE(cache->Contains(1, 1));
+  cache->Release(*acquired);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, CacheTest,
                          ::testing::Values(IoBackendKind::kUring, IoBackendKind::kPread),
                          [](const auto& info) { return IoBackendKindName(info.param); });

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <list>
+#include <random>
 #include <set>
 #include <unordered_map>
 #include <vector>
@@ -246,6 +247,85 @@ TEST(SyntheticRouting, HookReplacesTheRoutersChoice) {
       for (int j = 0; j < 4; ++j) EXPECT_EQ(route.ids[j], expected.ids[j]);
     }
   }
+}
+
+// Asking for a prediction draws the layer's next route early; OnRoute must then hand out that
+// very route, so the sequence is the generator's whether or not the engine predicted.
+TEST(SyntheticRouting, PredictingDoesNotChangeTheRoutes) {
+  const RoutingShape shape = Shape(3, 64, 6);
+  SyntheticRoutingHook hook(SyntheticRoutingParams{}, shape);
+  SyntheticRouting reference(SyntheticRoutingParams{}, shape);
+  for (int t = 0; t < 50; ++t) {
+    for (int layer = 0; layer < 3; ++layer) {
+      if (t % 3 != 0 && layer + 1 < 3) {
+        Route predicted;
+        ASSERT_TRUE(hook.PredictRoute(layer + 1, t, &predicted));
+        ASSERT_TRUE(hook.PredictRoute(layer + 1, t, &predicted));  // asking twice: same draw
+      }
+      Route route, expected;
+      hook.OnRoute(layer, t, {}, &route);
+      reference.NextRoute(layer, &expected);
+      ASSERT_EQ(route.k, expected.k);
+      for (int j = 0; j < route.k; ++j) ASSERT_EQ(route.ids[j], expected.ids[j]) << t;
+    }
+  }
+}
+
+// The simulated predictor keeps each expert with the asked probability and otherwise names an
+// expert the route does not use; measured by counting, over many routes.
+TEST(RoutePrediction, HitsTheAskedAccuracy) {
+  for (double accuracy : {0.0, 0.5, 0.75, 1.0}) {
+    RoutePredictionSim sim(accuracy, 3);
+    Route truth;
+    truth.k = 8;
+    int64_t kept = 0, total = 0;
+    std::mt19937 rng(5);
+    for (int i = 0; i < 4000; ++i) {
+      std::vector<int> ids(128);
+      for (int e = 0; e < 128; ++e) ids[e] = e;
+      std::shuffle(ids.begin(), ids.end(), rng);
+      for (int j = 0; j < 8; ++j) truth.ids[j] = ids[j];
+      Route p;
+      sim.Predict(truth, 128, &p);
+      ASSERT_EQ(p.k, 8);
+      std::set<int> distinct(p.ids, p.ids + 8);
+      ASSERT_EQ(distinct.size(), 8u);
+      for (int j = 0; j < 8; ++j) {
+        ASSERT_TRUE(p.ids[j] >= 0 && p.ids[j] < 128);
+        const bool in_truth = std::count(truth.ids, truth.ids + 8, p.ids[j]) > 0;
+        // A slot either keeps its true expert or names one outside the route.
+        ASSERT_TRUE(p.ids[j] == truth.ids[j] || !in_truth);
+        kept += p.ids[j] == truth.ids[j];
+        ++total;
+      }
+    }
+    const double measured = static_cast<double>(kept) / total;
+    // 32000 Bernoulli draws: 5 standard deviations are under 0.014.
+    EXPECT_NEAR(measured, accuracy, 0.014) << accuracy;
+  }
+}
+
+TEST(RoutePrediction, SmallLayersRunOutOfWrongGuessesGracefully) {
+  RoutePredictionSim sim(0.0, 1);
+  Route truth;
+  truth.k = 3;
+  truth.ids[0] = 0, truth.ids[1] = 1, truth.ids[2] = 2;
+  Route p;
+  sim.Predict(truth, 4, &p);  // only expert 3 is outside the route
+  std::set<int> distinct(p.ids, p.ids + 3);
+  EXPECT_EQ(distinct.size(), 3u);
+  EXPECT_EQ(std::count(p.ids, p.ids + 3, 3), 1);
+}
+
+TEST(SyntheticRouting, PredictParses) {
+  auto p = SyntheticRoutingParams::Parse("predict=0.9");
+  ASSERT_TRUE(p.ok());
+  EXPECT_DOUBLE_EQ(p->predict, 0.9);
+  EXPECT_DOUBLE_EQ(SyntheticRoutingParams{}.predict, kDefaultPredictAccuracy);
+  EXPECT_FALSE(SyntheticRoutingParams::Parse("predict=1.5").ok());
+  auto back = SyntheticRoutingParams::Parse(p->ToString());
+  ASSERT_TRUE(back.ok());
+  EXPECT_DOUBLE_EQ(back->predict, 0.9);
 }
 
 }  // namespace

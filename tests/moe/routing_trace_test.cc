@@ -323,6 +323,15 @@ TEST_F(TraceTest, RoutingSpecParses) {
   EXPECT_EQ(tr->trace_path, "/x/y.trace");
   EXPECT_TRUE(tr->cycle);
   EXPECT_EQ(tr->ToString(), "trace:/x/y.trace,cycle");
+  EXPECT_DOUBLE_EQ(tr->predict, kDefaultPredictAccuracy);
+  auto pr = ParseRoutingSpec("trace:/x/y.trace,predict=0.9,cycle");
+  ASSERT_TRUE(pr.ok()) << pr.status().ToString();
+  EXPECT_EQ(pr->trace_path, "/x/y.trace");
+  EXPECT_TRUE(pr->cycle);
+  EXPECT_DOUBLE_EQ(pr->predict, 0.9);
+  EXPECT_EQ(pr->ToString(), "trace:/x/y.trace,cycle,predict=0.9");
+  EXPECT_FALSE(ParseRoutingSpec("trace:/x/y.trace,predict=2").ok());
+  EXPECT_FALSE(ParseRoutingSpec("trace:/x/y.trace,predict=abc").ok());
   EXPECT_FALSE(ParseRoutingSpec("trace:").ok());
   EXPECT_FALSE(ParseRoutingSpec("synthetic:reuse=2").ok());
   EXPECT_FALSE(ParseRoutingSpec("random").ok());

@@ -7,6 +7,7 @@
 
 #include "io/gguf_convert.h"
 #include "moe/sampler.h"
+#include "moe/synthetic_routing.h"
 #include "tests/moe/tiny_model.h"
 
 namespace sluice::testing {
@@ -201,6 +202,48 @@ TEST_F(Streaming, BudgetBelowTheMinimumIsRefusedWithTheNumbers) {
   engine = Engine::Open(gguf_, o);
   ASSERT_FALSE(engine.ok());
   EXPECT_EQ(engine.status().code(), StatusCode::kResourceExhausted);
+}
+
+// Reading the next layer's predicted experts ahead (and dropping the wrong guesses) only moves
+// reads earlier: with the model's router as predictor and with synthetic routing's simulated
+// predictor, the results are bit-identical to no prefetching, and the prefetch did happen.
+TEST_F(Streaming, NextLayerPrefetchDoesNotChangeResults) {
+  auto probe = Engine::Open(archive_, Base());
+  ASSERT_TRUE(probe.ok()) << probe.status().ToString();
+  const MemoryPlan plan = (*probe)->memory_plan();
+  probe->reset();
+  const uint64_t whole = plan.fixed_bytes() + plan.all_experts_bytes;
+  RoutingShape shape{.n_layer = spec_.n_layer,
+                     .moe_layers = {0, 1, 2},
+                     .n_expert = spec_.n_expert,
+                     .k = spec_.n_expert_used};
+  for (bool synthetic : {false, true}) {
+    Trace runs[2];
+    for (int i = 0; i < 2; ++i) {
+      EngineOptions o = Base();
+      o.ram_budget_bytes = (plan.minimum_budget_bytes + whole) / 2;
+      o.prefetch_next = i == 0 ? 0 : spec_.n_expert_used;
+      SyntheticRoutingParams params;
+      params.predict = 0.5;  // plenty of wrong guesses to drop
+      SyntheticRoutingHook hook(params, shape);
+      if (synthetic) o.routing_hook = &hook;
+      runs[i] = RunTrace(archive_, o, tokens_);
+    }
+    const std::string what = synthetic ? "synthetic routing" : "model routing";
+    ASSERT_GE(runs[1].slot_count, 3 * spec_.n_expert_used) << what;
+    ExpectIdentical(runs[0], runs[1], what + ": prefetch on vs off");
+    EXPECT_EQ(runs[0].counters.predicted_experts, 0u) << what;
+    // 6 decoded tokens x 2 layers with a next layer x k predicted experts.
+    EXPECT_EQ(runs[1].counters.predicted_experts,
+              uint64_t(6 * (spec_.n_layer - 1) * spec_.n_expert_used))
+        << what;
+    EXPECT_GT(runs[1].counters.speculative_reads, 0u) << what;
+    EXPECT_LE(runs[1].counters.speculative_used, runs[1].counters.speculative_reads) << what;
+    if (synthetic) {
+      // Wrong guesses were dropped from the cache, not kept as if they were about to be used.
+      EXPECT_GT(runs[1].counters.cache.prefetch_wasted, 0u) << what;
+    }
+  }
 }
 
 }  // namespace
