@@ -150,6 +150,13 @@ Result<BenchRun> RunEngineBench(const std::string& model_path, const BenchRunOpt
     if (c.speculative_reads > 0) {
       run.speculative_used = static_cast<double>(c.speculative_used) / c.speculative_reads;
     }
+    // Every load reads one whole expert block (same size in every layer), so the bytes of the
+    // loads never used are their share of all loads.
+    const uint64_t loads = c.cache.misses + c.cache.prefetch_wasted;
+    if (loads > 0) {
+      run.wasted_bytes_per_token =
+          run.bytes_read_per_token * static_cast<double>(c.cache.prefetch_wasted) / loads;
+    }
   } else {
     run.io_wait_fraction = -1;
   }

@@ -78,11 +78,12 @@ struct BenchRun {
   double io_wait_fraction = 0;  // expert wait / decode time (mmap: page faults are hidden
                                 // in compute; reported as -1)
   double decode_seconds = 0;
-  int prefetch_next = 0;             // EngineOptions::prefetch_next of the run
-  double prediction_accuracy = -1;   // predicted next-layer experts then used; -1: none made
-  double speculative_per_token = 0;  // experts read ahead on a prediction, per decoded token
-  double speculative_used = -1;      // of those, the share the next layer used; -1: none
-  uint64_t peak_rss_bytes = 0;       // VmHWM during the run
+  int prefetch_next = 0;              // EngineOptions::prefetch_next of the run
+  double prediction_accuracy = -1;    // predicted next-layer experts then used; -1: none made
+  double speculative_per_token = 0;   // experts read ahead on a prediction, per decoded token
+  double speculative_used = -1;       // of those, the share the next layer used; -1: none
+  double wasted_bytes_per_token = 0;  // read ahead on a wrong guess and never used
+  uint64_t peak_rss_bytes = 0;        // VmHWM during the run
   uint64_t expert_cache_bytes = 0;
   uint64_t dense_bytes = 0;
   std::vector<BenchRound> rounds;  // (options.rounds)

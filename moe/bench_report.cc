@@ -71,6 +71,8 @@ void AddRunKeys(const BenchReport& r, const BenchRun& run, JsonObject& o) {
       .Add("speculative_reads_per_token", Num(run.speculative_per_token))
       .Add("speculative_used_fraction",
            run.speculative_used < 0 ? "null" : Num(run.speculative_used))
+      .Add("wasted_bytes_per_token", Num(run.wasted_bytes_per_token))
+      .Add("needed_bound_ratio", Num(r.NeededBoundRatio(run)))
       .Add("expert_cache_bytes", Int(run.expert_cache_bytes))
       .Add("dense_bytes", Int(run.dense_bytes));
 }
@@ -104,6 +106,12 @@ std::vector<double> BenchReport::RoundRatios() const {
     out.push_back(r.bytes_read / r.seconds / 1e9 / device);
   }
   return out;
+}
+
+double BenchReport::NeededBoundRatio(const BenchRun& r) const {
+  const double needed = r.bytes_read_per_token - r.wasted_bytes_per_token;
+  if (needed <= 0 || device_GBps() <= 0) return 0;
+  return r.decode_tok_s / (device_GBps() * 1e9 / needed);
 }
 
 double BenchReport::BoundTokS(const BenchRun& r) const {
@@ -237,7 +245,9 @@ std::string BenchReportText(const BenchReport& r) {
          " missing ones per layer read ahead (" + Fixed(run.speculative_per_token, 1) +
          " per token, " +
          (run.speculative_used < 0 ? std::string("none") : Pct(run.speculative_used)) +
-         " of them used)\n";
+         " of them used); " + Fixed(run.wasted_bytes_per_token / 1e6, 1) +
+         " MB per token read in vain; decode at " + Pct(r.NeededBoundRatio(run)) +
+         " of the bound on the bytes it needed\n";
   }
   t += "RSS:      peak " + FormatBytes(run.peak_rss_bytes) + " of the " +
        FormatBytes(run.ram_budget_bytes) + " budget" +

@@ -42,6 +42,10 @@ struct BenchReport {
   std::vector<double> RoundRatios() const;
   // device GB/s / bytes read per token: the tokens/s the disk allows (0 when nothing was read).
   double BoundTokS(const BenchRun& r) const;
+  // decode_tok_s / (device GB/s / the bytes per token the decode needed: read minus read in
+  // vain by a wrong next-layer guess). bound_ratio flatters speculative reads (more bytes, a
+  // lower bound); this does not.
+  double NeededBoundRatio(const BenchRun& r) const;
 };
 
 std::string BenchReportJson(const BenchReport& report);  // one JSON object, ends with '\n'

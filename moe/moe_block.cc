@@ -218,6 +218,14 @@ Status MoeBlock::RunExperts(int layer, ExpertSource& source, const float* xb, si
     const int e = pending_[index];
     // Keep issue order among the rest: when several are ready, the oldest read goes first.
     pending_.erase(pending_.begin() + index);
+    if (speculate_.weights != nullptr && pending_.empty() && issued == n_used) {
+      // This layer's last read is in: from here until the next layer routes (this expert's
+      // compute, the next attention) the device would idle. Reading ahead only now never
+      // takes bandwidth from reads this layer waits for.
+      PrefetchNextLayer(speculate_.layer, *speculate_.weights, source, xb, speculate_.token, pool,
+                        counters);
+      speculate_.weights = nullptr;
+    }
     counters->expert_loads += 1;
     counters->expert_bytes_used +=
         held.weights.gate.bytes() + held.weights.up.bytes() + held.weights.down.bytes();
@@ -295,11 +303,13 @@ Status MoeBlock::Forward(int layer, const LayerWeights& weights, ExpertSource& s
   IssueReads(layer, source, 0,
              static_cast<size_t>(std::clamp(source.max_ahead(), 1, kMaxAcquireAnyExperts)),
              &issued);
-  // Only when the cache can hold this layer's experts, the next layer's and as many again
-  // besides: a smaller cache would evict its own reads before their use.
+  // Read ahead for the next layer once this one's reads are all in (RunExperts), and only when
+  // the cache can hold this layer's experts, the next layer's and as many again besides: a
+  // smaller cache would evict its own reads before their use.
+  speculate_ = {};
   if (options_.prefetch_next > 0 && n == 1 && next_weights != nullptr && source.reads_ahead() &&
       source.max_ahead() >= 3 * router_.k) {
-    PrefetchNextLayer(next_layer, *next_weights, source, xb, token_index0, pool, counters);
+    speculate_ = {.layer = next_layer, .weights = next_weights, .token = token_index0};
   }
   if (config_.has_shared_expert()) RunSharedExpert(weights, xb, n, pool);
   RETURN_IF_ERROR(RunExperts(layer, source, xb, issued, pool, counters));

@@ -1,9 +1,10 @@
 // The mixture-of-experts block of one layer over a batch of tokens:
 //   route every token (router matmul, gating, top-k, RoutingHook);
 //   start reading the experts any token routes to through the ExpertSource (as far ahead as the
-//   cache allows), and when decoding one token also the experts the NEXT layer will probably
-//   use (its router applied to this layer's state, or the hook's prediction), so the device
-//   keeps reading while this layer finishes and the next one runs attention;
+//   cache allows); when decoding one token, once the last of them is in, also a few of the
+//   experts the NEXT layer will probably use (its router applied to this layer's state, or the
+//   hook's prediction), so the device keeps reading while this layer finishes and the next one
+//   runs attention (options.prefetch_next; off by default: docs/benchmarks.md);
 //   run the shared expert while the reads are in flight;
 //   run each routed expert ONCE over all its tokens (one MatMul), in the order the reads
 //   complete (no head-of-line blocking behind one slow read);
@@ -110,7 +111,13 @@ class MoeBlock {
   std::vector<int> assignments_;     // (max_tokens * k)  t * k + j, grouped by expert
   std::vector<int> used_experts_;    // (n_expert)  experts with tokens, ascending id
   std::vector<int> pending_;         // experts whose reads were started and not yet computed
-  Route prediction_;                 // the last next-layer prediction...
+  struct Speculation {
+    int layer = -1;
+    const LayerWeights* weights = nullptr;  // null: nothing to read ahead (any more)
+    int64_t token = -1;
+  };
+  Speculation speculate_;                      // the next layer to read ahead for, this Forward
+  Route prediction_;                           // the last next-layer prediction...
   int speculative_[kMaxExpertsPerToken] = {};  // ...the experts of it read ahead...
   int n_speculative_ = 0;
   int prediction_layer_ = -1;      // ...its layer (-1: none)

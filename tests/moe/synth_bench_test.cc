@@ -62,6 +62,35 @@ fs::path SynthBenchTest::dir_;
 std::string SynthBenchTest::model_;
 uint64_t SynthBenchTest::block_read_bytes_ = 0;
 
+// Next-layer read-ahead with a simulated predictor that is wrong half the time: its figures add
+// up (accuracy near the asked one, wasted bytes whole blocks of the wrong guesses read), and the
+// ratio against the needed bytes is never above the plain bound ratio.
+TEST_F(SynthBenchTest, SpeculativeReadFiguresAreConsistent) {
+  BenchRunOptions o = Options();
+  o.engine.ram_budget_bytes = (64ull << 20) + (8ull << 20) + 24 * block_read_bytes_;
+  o.engine.prefetch_next = 2;
+  o.routing = *ParseRoutingSpec("synthetic:seed=5,predict=0.5");
+  o.decode_tokens = 40;
+  Result<BenchRun> run = RunEngineBench(model_, o);
+  ASSERT_TRUE(run.ok()) << run.status().ToString();
+  EXPECT_EQ(run->prefetch_next, 2);
+  // 40 tokens x 1 layer with a next layer x k predictions; 0.5 accuracy within a wide margin.
+  EXPECT_GT(run->prediction_accuracy, 0.3);
+  EXPECT_LT(run->prediction_accuracy, 0.7);
+  EXPECT_GT(run->speculative_per_token, 0.0);
+  EXPECT_LE(run->speculative_per_token, 2.0);
+  EXPECT_GE(run->speculative_used, 0.0);
+  EXPECT_LT(run->speculative_used, 1.0);
+  EXPECT_GT(run->wasted_bytes_per_token, 0.0);
+  // Wasted bytes are whole blocks: 40 tokens x wasted per token is a multiple of a block read.
+  const double wasted_blocks = run->wasted_bytes_per_token * 40 / block_read_bytes_;
+  EXPECT_NEAR(wasted_blocks, std::round(wasted_blocks), 1e-6);
+  // At most the speculative reads that were not used can be wasted.
+  EXPECT_LE(std::round(wasted_blocks),
+            std::round(run->speculative_per_token * 40 * (1 - run->speculative_used)) + 1e-9);
+  EXPECT_LT(run->wasted_bytes_per_token, run->bytes_read_per_token);
+}
+
 TEST_F(SynthBenchTest, FiguresAreConsistent) {
   BenchRunOptions o = Options();
   o.rounds = 3;
@@ -171,6 +200,12 @@ TEST_F(SynthBenchTest, JsonHasTheDocumentedSchema) {
                           "peak_rss_bytes",
                           "ram_budget_bytes",
                           "io_wait_fraction",
+                          "prefetch_next",
+                          "prediction_accuracy",
+                          "speculative_reads_per_token",
+                          "speculative_used_fraction",
+                          "wasted_bytes_per_token",
+                          "needed_bound_ratio",
                           "routing",
                           "synthetic",
                           "compare_mmap",
