@@ -73,10 +73,13 @@ struct BenchRun {
   uint64_t decode_bytes_read = 0;  // from storage while decoding (cache counter, or the
                                    // process's read_bytes for the mmap source)
   double bytes_read_per_token = 0;
-  double hit_rate = -1;         // expert cache hits / lookups while decoding; -1 for mmap
-  double read_GBps = 0;         // decode_bytes_read / decode seconds / 1e9
-  double io_wait_fraction = 0;  // expert wait / decode time (mmap: page faults are hidden
-                                // in compute; reported as -1)
+  double hit_rate = -1;                // expert cache hits / lookups while decoding; -1 for mmap
+  double read_GBps = 0;                // decode_bytes_read / decode seconds / 1e9
+  double attention_fraction = 0;       // attention blocks / decode time
+  double expert_compute_fraction = 0;  // expert FFNs (routed + shared) / decode time
+  double verify_fraction = 0;          // hashing experts after their reads / decode time
+  double io_wait_fraction = 0;         // expert wait / decode time (mmap: page faults are hidden
+                                       // in compute; reported as -1)
   double decode_seconds = 0;
   int prefetch_next = 0;              // EngineOptions::prefetch_next of the run
   double prediction_accuracy = -1;    // predicted next-layer experts then used; -1: none made

@@ -65,6 +65,9 @@ void AddRunKeys(const BenchReport& r, const BenchRun& run, JsonObject& o) {
       .Add("bound_ratio", bound > 0 ? Num(run.decode_tok_s / bound) : "null")
       .Add("peak_rss_bytes", Int(run.peak_rss_bytes))
       .Add("io_wait_fraction", run.io_wait_fraction < 0 ? "null" : Num(run.io_wait_fraction))
+      .Add("attention_fraction", Num(run.attention_fraction))
+      .Add("expert_compute_fraction", Num(run.expert_compute_fraction))
+      .Add("verify_fraction", Num(run.verify_fraction))
       .Add("prefetch_next", Int(run.prefetch_next))
       .Add("prediction_accuracy",
            run.prediction_accuracy < 0 ? "null" : Num(run.prediction_accuracy))
@@ -238,7 +241,13 @@ std::string BenchReportText(const BenchReport& r) {
     for (double x : ratios) t.append(" ").append(Pct(x));
     t += " (median " + Pct(sorted[sorted.size() / 2]) + ")\n";
   }
-  t += "time:     I/O wait " + Pct(run.io_wait_fraction) + ", the rest compute\n";
+  t += "time:     I/O wait " + Pct(run.io_wait_fraction) + ", attention " +
+       Pct(run.attention_fraction) + ", expert FFNs " + Pct(run.expert_compute_fraction) +
+       ", verifying reads " + Pct(run.verify_fraction) +
+       ", the rest (routing, output head, sampling) " +
+       Pct(std::max(0.0, 1 - run.io_wait_fraction - run.attention_fraction -
+                             run.expert_compute_fraction - run.verify_fraction)) +
+       "\n";
   if (run.prefetch_next > 0 && run.prediction_accuracy >= 0) {
     t += "prefetch: next layer's experts predicted " + Pct(run.prediction_accuracy) +
          " right; up to " + std::to_string(run.prefetch_next) +

@@ -166,9 +166,11 @@ Status Engine::ForwardBatch(const int32_t* tokens, int64_t n, float* all_logits)
   Embed(tokens, n, x_);
   for (int l = 0; l < c.n_layer; ++l) {
     const LayerWeights& w = weights_->layers[l];
+    const uint64_t attention_start = NowNs();
     RmsNormRows(x_, w.attn_norm, n, d, c.rms_eps, xb_);
     attention_->Forward(l, w, kv_, xb_, n, n_past_, out_, pool_.get());
     AddInPlace(x_, out_, n * d);
+    counters_.attention_ns += NowNs() - attention_start;
     RmsNormRows(x_, w.ffn_norm, n, d, c.rms_eps, xb_);
     const int next = l + 1 < c.n_layer ? l + 1 : -1;
     RETURN_IF_ERROR(moe_->Forward(l, w, *source_, xb_, n, tokens_seen_, out_, pool_.get(),
@@ -252,6 +254,7 @@ EngineCounters Engine::counters() const {
   c.expert_loads = moe_counters_.expert_loads;
   c.expert_tokens = moe_counters_.expert_tokens;
   c.expert_bytes_used = moe_counters_.expert_bytes_used;
+  c.expert_compute_ns = moe_counters_.expert_compute_ns;
   c.predicted_experts = moe_counters_.predicted_experts;
   c.predicted_used = moe_counters_.predicted_used;
   c.speculative_reads = moe_counters_.speculative_reads;

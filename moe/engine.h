@@ -49,10 +49,12 @@ struct EngineCounters {
   int64_t decoded_tokens = 0;   // tokens processed by Decode
   uint64_t prefill_ns = 0;      // wall time in Prefill
   uint64_t decode_ns = 0;       // wall time in Decode
+  uint64_t attention_ns = 0;    // of those, in the attention blocks (norm, QKV, attention, out)
   uint64_t expert_wait_ns = 0;  // part of the above blocked waiting for expert reads
   uint64_t expert_loads = 0;    // experts acquired (once per layer per batch per distinct expert)
   uint64_t expert_tokens = 0;   // (token, expert) products computed
   uint64_t expert_bytes_used = 0;  // expert weight bytes computed with (sum over acquisitions)
+  uint64_t expert_compute_ns = 0;  // in routed and shared expert FFNs (not waiting)
   uint64_t predicted_experts = 0;  // experts prefetched for the next layer on a prediction
   uint64_t predicted_used = 0;     // of those, the ones that layer then used
   uint64_t speculative_reads = 0;  // predicted experts read ahead

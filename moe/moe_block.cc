@@ -239,7 +239,9 @@ Status MoeBlock::RunExperts(int layer, ExpertSource& source, const float* xb, si
     for (int r = 0; r < count; ++r) {
       std::memcpy(xe_ + r * n_embd, xb + (assigned[r] / k) * n_embd, sizeof(float) * n_embd);
     }
+    const uint64_t compute_start = NowNs();
     ExpertFfn(w, xe_, count, gate_, up_, ye_, pool);
+    counters->expert_compute_ns += NowNs() - compute_start;
     for (int r = 0; r < count; ++r) {
       std::memcpy(expert_out_ + static_cast<int64_t>(assigned[r]) * n_embd, ye_ + r * n_embd,
                   sizeof(float) * n_embd);
@@ -311,7 +313,11 @@ Status MoeBlock::Forward(int layer, const LayerWeights& weights, ExpertSource& s
       source.max_ahead() >= 3 * router_.k) {
     speculate_ = {.layer = next_layer, .weights = next_weights, .token = token_index0};
   }
-  if (config_.has_shared_expert()) RunSharedExpert(weights, xb, n, pool);
+  if (config_.has_shared_expert()) {
+    const uint64_t compute_start = NowNs();
+    RunSharedExpert(weights, xb, n, pool);
+    counters->expert_compute_ns += NowNs() - compute_start;
+  }
   RETURN_IF_ERROR(RunExperts(layer, source, xb, issued, pool, counters));
   Combine(n, out);
   if (config_.has_shared_expert()) AddShared(n, out);

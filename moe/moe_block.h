@@ -44,6 +44,7 @@ struct MoeCounters {
   uint64_t expert_loads = 0;       // Acquire calls (distinct experts per layer per batch)
   uint64_t expert_tokens = 0;      // (token, expert) pairs computed
   uint64_t expert_bytes_used = 0;  // bytes of expert weights computed with (per Acquire)
+  uint64_t expert_compute_ns = 0;  // in routed and shared expert FFNs
   uint64_t predicted_experts = 0;  // experts predicted for the next layer
   uint64_t predicted_used = 0;     // of those, the ones the next layer then routed to
   uint64_t speculative_reads = 0;  // predicted experts read ahead (missing ones, at most

@@ -115,6 +115,13 @@ TEST_F(SynthBenchTest, FiguresAreConsistent) {
   EXPECT_LT(run->hit_rate, 1.0);
   EXPECT_GE(run->io_wait_fraction, 0.0);
   EXPECT_LE(run->io_wait_fraction, 1.0);
+  EXPECT_GT(run->attention_fraction, 0.0);
+  EXPECT_GT(run->expert_compute_fraction, 0.0);
+  // Disjoint intervals of the decode's wall time.
+  EXPECT_GE(run->verify_fraction, 0.0);
+  EXPECT_LE(run->io_wait_fraction + run->attention_fraction + run->expert_compute_fraction +
+                run->verify_fraction,
+            1.0);
   EXPECT_GT(run->peak_rss_bytes, 0u);
   EXPECT_NE(run->routing.find("synthetic"), std::string::npos);
   // Rounds: called before the first and after each; their tokens and bytes add up.
@@ -200,6 +207,9 @@ TEST_F(SynthBenchTest, JsonHasTheDocumentedSchema) {
                           "peak_rss_bytes",
                           "ram_budget_bytes",
                           "io_wait_fraction",
+                          "attention_fraction",
+                          "expert_compute_fraction",
+                          "verify_fraction",
                           "prefetch_next",
                           "prediction_accuracy",
                           "speculative_reads_per_token",
