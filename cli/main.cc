@@ -40,9 +40,17 @@ const std::map<std::string, std::string>& ShortFlags() {
 std::vector<std::string> NormaliseArgs(int argc, char** argv) {
   std::vector<std::string> out;
   bool after_double_dash = false;
+  bool is_value = false;  // the previous argument was a non-boolean flag without "="
+  // Whether normalised `flag` (--name, no "=") takes the next argument as its value.
+  auto takes_value = [](const std::string& flag) {
+    gflags::CommandLineFlagInfo info;
+    return flag.size() > 2 && flag.find('=') == std::string::npos &&
+           gflags::GetCommandLineFlagInfo(flag.substr(2).c_str(), &info) && info.type != "bool";
+  };
   for (int i = 0; i < argc; ++i) {
     std::string arg = argv[i];
-    if (i == 0 || after_double_dash) {
+    if (i == 0 || after_double_dash || is_value) {  // a value is kept as typed: -p "--x-y"
+      is_value = false;
       out.push_back(arg);
       continue;
     }
@@ -54,6 +62,7 @@ std::vector<std::string> NormaliseArgs(int argc, char** argv) {
     auto short_it = ShortFlags().find(arg);
     if (short_it != ShortFlags().end()) {
       out.push_back(short_it->second);
+      is_value = takes_value(short_it->second);
       continue;
     }
     if (arg.size() > 2 && arg[0] == '-' && arg != "-") {
@@ -64,10 +73,36 @@ std::vector<std::string> NormaliseArgs(int argc, char** argv) {
         if (arg[k] == '-') arg[k] = '_';
       }
       if (start == 1) arg = "-" + arg;  // -foo -> --foo
+      is_value = takes_value(arg);
     }
     out.push_back(arg);
   }
   return out;
+}
+
+// The first --flag in `args` (normalised) that no command defines, as the user wrote it (dashes),
+// or "". gflags would reject it too, but with its own message and no hint. A non-boolean flag
+// without "=" takes the next argument as its value, which is skipped ("-p --not-a-flag").
+std::string FirstUnknownFlag(const std::vector<std::string>& args) {
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a.size() < 3 || a[0] != '-' || a[1] != '-') continue;  // positional, "-", "--"
+    const size_t eq = a.find('=');
+    const std::string name = a.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
+    gflags::CommandLineFlagInfo info;
+    bool known = gflags::GetCommandLineFlagInfo(name.c_str(), &info);
+    if (!known && name.starts_with("no")) {  // --noflag negates a boolean
+      known = gflags::GetCommandLineFlagInfo(name.substr(2).c_str(), &info) && info.type == "bool";
+      if (known && eq == std::string::npos) continue;
+    }
+    if (!known) {
+      std::string dashed = name;
+      std::replace(dashed.begin(), dashed.end(), '_', '-');
+      return "--" + dashed;
+    }
+    if (eq == std::string::npos && info.type != "bool") ++i;  // its value
+  }
+  return "";
 }
 
 void PrintTopLevelHelp() {
@@ -146,6 +181,10 @@ int main(int argc, char** argv) {
       PrintCommandHelp(*command);
       return 0;
     }
+  }
+  if (std::string unknown = FirstUnknownFlag(args); !unknown.empty()) {
+    return Fail("unknown flag '" + unknown + "' for `sluice " + command->name + "` (see `sluice " +
+                command->name + " --help`)");
   }
   std::vector<char*> cargs;
   for (std::string& a : args) cargs.push_back(a.data());

@@ -138,8 +138,18 @@ TEST_F(RunCliTest, NotAModel) {
 TEST_F(RunCliTest, UnknownFlag) {
   ProcessResult r = RunSluice(Run({"-p", "hi", "--no-such-flag", "3"}));
   EXPECT_NE(r.exit_code, 0);
-  EXPECT_NE(r.err.find("no_such_flag"), std::string::npos) << r.err;
+  // Named as the user wrote it, with the command and where to look.
+  EXPECT_NE(r.err.find("unknown flag '--no-such-flag' for `sluice run` (see `sluice run --help`)"),
+            std::string::npos)
+      << r.err;
   EXPECT_EQ(r.out, "");
+  // A flag's value that looks like a flag is a value, and --noBOOL negates a boolean.
+  ProcessResult value = RunSluice(Run({"-p", "--not-a-flag", "-n", "2", "--noraw"}));
+  EXPECT_EQ(value.exit_code, 0) << value.err;
+  // ... and is kept as typed (not normalised like a flag name): the same reply as with = .
+  // ("--prompt=V" never touches V).
+  ProcessResult same = RunSluice(Run({"--prompt=--not-a-flag", "-n", "2", "--noraw"}));
+  EXPECT_EQ(value.out, same.out);
 }
 
 TEST_F(RunCliTest, RamBudgetBelowTheDenseWeights) {
