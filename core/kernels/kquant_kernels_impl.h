@@ -2,13 +2,14 @@
 // activations, written once and compiled twice: kquants_avx2.cc and kquants_avx512.cc (where the
 // int16 x int16 accumulation fuses into vpdpwssd). Include only from those two files.
 //
-// Per super-block and token: the weight levels are decoded once (8 vectors of 32 bytes; in MatMul
-// once for up to 32 tokens), then each 32-level chunk is multiplied with the activations by
-// maddubs and weighted by its group scale(s) with madd, summing into 8 int32 lanes (exact). One
-// FMA per super-block folds d_a * d into 8 float lanes; the min terms (sum_g min_g * bsum_g, from
-// Q8_K's bsums) go through a second FMA into another 8 lanes. Formats with signed levels (Q3_K:
-// -4..3, Q6_K: -32..31) use the unsigned level + offset and subtract offset * sum_g scale_g *
-// bsum_g, also exact.
+// Q2_K, Q3_K, Q5_K, Q6_K (KKernel): per super-block and token, the weight levels are decoded once
+// (8 vectors of 32 bytes; in MatMul once for up to 32 tokens), then each 32-level chunk is
+// multiplied with the activations by maddubs and weighted by its group scale(s) with madd, summing
+// into 8 int32 lanes (exact). One FMA per super-block folds d_a * d into 8 float lanes; the min
+// terms (sum_g min_g * bsum_g, from Q8_K's bsums) go through a second FMA into another 8 lanes.
+// Formats with signed levels (Q3_K: -4..3, Q6_K: -32..31) use the unsigned level + offset and
+// subtract offset * sum_g scale_g * bsum_g, also exact.
+// Q4_K has its own 8-row kernels (Q4KRows, at the end) that follow the scalar twin's float order.
 #pragma once
 
 #include "core/base/ggml_type.h"
@@ -440,12 +441,290 @@ void KRows(const RowsArgs& a, int64_t row_begin, int64_t row_end) {
   }
 }
 
+// --- Q4_K: 8 rows interleaved ------------------------------------------------------------------
+//
+// The KKernel path spends two multiplies per 32 weights and token (maddubs, then madd by the
+// group scale) plus a float epilogue per (row, token). Q4_K levels are 0..15, so a maddubs lane
+// (two products) stays within 2 * 15 * 127 = 3810 and 8 of them add up exactly in int16 (30480).
+// MatMul (Q4KTile, Q4KDot) therefore interleaves 8 rows: vector k of group g holds, in dword l,
+// row l's levels 4k..4k+3 of the group, so the 8 maddubs of a group (each against the 4 matching
+// activation bytes broadcast to every dword) add up in int16 to the group's sums of all 8 rows, and
+// one madd by the rows' scales (int16 lanes 2l, 2l+1 = scale of row l) turns them into int32 lane
+// l. Per group and token that is 9 multiplies for 8 rows instead of 16, and the float step runs
+// once per 8 rows: lane l of
+//   acc += (d_a * d) * float(isum) - (d_a * dmin) * float(msum)
+// with isum, msum the row's exact int32 totals: the scalar twin's sequence (scalar_kquants.cc).
+// MatVec (Q4KMatVec8) computes the same totals for 8 rows from the transposed levels as it
+// unpacks them (no tile in memory), then the same float step: MatVec, MatMul and the scalar
+// reference give the same bits. The decoded tile is built once per super-block and 32 tokens.
+
+inline constexpr int kQ4KRows = 8;
+
+// ScalesAndMinsK4 of two blocks (one per 128-bit half) in vector code. Reads 16 bytes at each
+// `scales` (the 12 scale bytes and 4 bytes of qs behind them in the block).
+inline __m256i ScalesAndMinsK4x2(const uint8_t* scales0, const uint8_t* scales1) {
+  const __m256i x = _mm256_set_m128i(LoadU128(scales1), LoadU128(scales0));
+  // Bytes of each half: scales 0..3 <- 0..3, scales 4..7 <- 8..11, mins 0..3 <- 4..7,
+  // mins 4..7 <- 8..11; the top two bits for scales/mins 4..7 come from bytes 0..3 / 4..7.
+  const __m256i lo =
+      _mm256_shuffle_epi8(x, _mm256_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11, 0,
+                                              1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
+  const __m256i hi = _mm256_shuffle_epi8(
+      x, _mm256_setr_epi8(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7, -1, -1, -1, -1, 0,
+                          1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7));
+  const __m256i keep = _mm256_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0,
+                                        63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0);
+  const __m256i high_nibble = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15,
+                                               0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15);
+  const __m256i top =
+      _mm256_setr_epi8(0, 0, 0, 0, 0x30, 0x30, 0x30, 0x30, 0, 0, 0, 0, 0x30, 0x30, 0x30, 0x30, 0, 0,
+                       0, 0, 0x30, 0x30, 0x30, 0x30, 0, 0, 0, 0, 0x30, 0x30, 0x30, 0x30);
+  const __m256i part1 = _mm256_and_si256(lo, keep);
+  const __m256i part2 = _mm256_and_si256(_mm256_srli_epi16(lo, 4), high_nibble);
+  const __m256i part3 = _mm256_and_si256(_mm256_srli_epi16(hi, 2), top);  // (b >> 6) << 4
+  return _mm256_or_si256(_mm256_or_si256(part1, part2), part3);
+}
+
+struct Q4KTile {
+  __m256i q[8][8];   // [group][k]: dword l = levels 4k..4k+3 of row l
+  __m256i scale[8];  // [group]: int16 lanes 2l, 2l+1 = scale of row l
+  __m256i min[8];    // [group]: int16 lanes 2l, 2l+1 = min of row l
+  __m256 d, dmin;    // lane l: row l's d, dmin
+};
+
+// The 32 qs bytes 32p..32p+31 of the 8 rows, transposed: v[k] dword l = row l's dword k.
+inline void TransposeQ4KQs(const BlockQ4_K* const* rows, int p, __m256i* v) {
+  __m256i t[8], u[8];
+  for (int j = 0; j < 4; ++j) {
+    const __m256i r0 = LoadU256(rows[2 * j]->qs + 32 * p);
+    const __m256i r1 = LoadU256(rows[2 * j + 1]->qs + 32 * p);
+    t[2 * j] = _mm256_unpacklo_epi32(r0, r1);
+    t[2 * j + 1] = _mm256_unpackhi_epi32(r0, r1);
+  }
+  for (int j = 0; j < 2; ++j) {
+    u[4 * j + 0] = _mm256_unpacklo_epi64(t[4 * j], t[4 * j + 2]);
+    u[4 * j + 1] = _mm256_unpackhi_epi64(t[4 * j], t[4 * j + 2]);
+    u[4 * j + 2] = _mm256_unpacklo_epi64(t[4 * j + 1], t[4 * j + 3]);
+    u[4 * j + 3] = _mm256_unpackhi_epi64(t[4 * j + 1], t[4 * j + 3]);
+  }
+  for (int k = 0; k < 4; ++k) {
+    v[k] = _mm256_permute2x128_si256(u[k], u[4 + k], 0x20);
+    v[k + 4] = _mm256_permute2x128_si256(u[k], u[4 + k], 0x31);
+  }
+}
+
+// Scales, mins (int16 lanes 2l, 2l+1 = row l, per group) and d, dmin (lane l = row l).
+inline void DecodeQ4KScales(const BlockQ4_K* const* rows, __m256i* scale, __m256i* min, __m256* d,
+                            __m256* dmin) {
+  // 8 rows x 16 bytes (8 scales, 8 mins) transposed to 16 x 8 rows.
+  __m128i sm[8];
+  for (int j = 0; j < 4; ++j) {
+    const __m256i both = ScalesAndMinsK4x2(rows[2 * j]->scales, rows[2 * j + 1]->scales);
+    sm[2 * j] = _mm256_castsi256_si128(both);
+    sm[2 * j + 1] = _mm256_extracti128_si256(both, 1);
+  }
+  __m128i a[8];
+  for (int j = 0; j < 4; ++j) {
+    a[2 * j] = _mm_unpacklo_epi8(sm[2 * j], sm[2 * j + 1]);      // scales of rows 2j, 2j+1
+    a[2 * j + 1] = _mm_unpackhi_epi8(sm[2 * j], sm[2 * j + 1]);  // mins
+  }
+  for (int m = 0; m < 2; ++m) {                             // m = 0: scales, 1: mins
+    const __m128i b0 = _mm_unpacklo_epi16(a[m], a[2 + m]);  // groups 0..3, rows 0..3
+    const __m128i b1 = _mm_unpackhi_epi16(a[m], a[2 + m]);  // groups 4..7, rows 0..3
+    const __m128i b2 = _mm_unpacklo_epi16(a[4 + m], a[6 + m]);
+    const __m128i b3 = _mm_unpackhi_epi16(a[4 + m], a[6 + m]);
+    const __m128i c[4] = {_mm_unpacklo_epi32(b0, b2), _mm_unpackhi_epi32(b0, b2),
+                          _mm_unpacklo_epi32(b1, b3), _mm_unpackhi_epi32(b1, b3)};
+    __m256i* out = m == 0 ? scale : min;
+    for (int j = 0; j < 4; ++j) {  // c[j]: bytes 0..7 group 2j rows 0..7, bytes 8..15 group 2j+1
+      out[2 * j] = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(c[j], c[j]));
+      out[2 * j + 1] = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(c[j], c[j]));
+    }
+  }
+  // d, dmin: the f16 pairs of the 8 rows -> lanes.
+  alignas(32) uint32_t pairs[8];
+  for (int l = 0; l < 8; ++l) std::memcpy(&pairs[l], rows[l]->d, sizeof(uint32_t));
+  const __m256i h = _mm256_load_si256(reinterpret_cast<const __m256i*>(pairs));
+  // Per 128-bit half: the 4 d halves, then the 4 dmin halves; then d0..7 | dmin0..7.
+  const __m256i split = _mm256_shuffle_epi8(
+      h, _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15, 0, 1, 4, 5, 8, 9,
+                          12, 13, 2, 3, 6, 7, 10, 11, 14, 15));
+  const __m256i ordered = _mm256_permute4x64_epi64(split, 0xd8);
+  *d = _mm256_cvtph_ps(_mm256_castsi256_si128(ordered));
+  *dmin = _mm256_cvtph_ps(_mm256_extracti128_si256(ordered, 1));
+}
+
+// rows[l] = row l's block (rows may repeat to fill a tile).
+inline void DecodeQ4KTile(const BlockQ4_K* const* rows, Q4KTile* tile) {
+  const __m256i low4 = _mm256_set1_epi8(0x0f);
+  for (int p = 0; p < 4; ++p) {
+    __m256i v[8];
+    TransposeQ4KQs(rows, p, v);
+    for (int k = 0; k < 8; ++k) {
+      tile->q[2 * p][k] = _mm256_and_si256(v[k], low4);
+      tile->q[2 * p + 1][k] = _mm256_and_si256(_mm256_srli_epi16(v[k], 4), low4);
+    }
+  }
+  DecodeQ4KScales(rows, tile->scale, tile->min, &tile->d, &tile->dmin);
+}
+
+// 4 bytes at p in every dword.
+inline __m256i Broadcast4(const void* p) {
+  int32_t v;
+  std::memcpy(&v, p, sizeof(v));
+  return _mm256_set1_epi32(v);
+}
+
+// msum of the 8 rows: sum_g min_g * (bsum 2g + bsum 2g+1), lane l = row l.
+inline __m256i Q4KMinSums(const __m256i* min, const BlockQ8_K& a) {
+  __m256i msum = _mm256_setzero_si256();
+  for (int g = 0; g < 8; ++g) {
+    msum = MaddAccumulate(msum, min[g], Broadcast4(a.bsums + 2 * g));  // (min, min) x bsum pair
+  }
+  return msum;
+}
+
+// The float step, lane l = row l (the scalar twin's sequence).
+inline __m256 Q4KFloatStep(__m256 acc, __m256 d, __m256 dmin, float d_a, __m256i isum,
+                           __m256i msum) {
+  const __m256 a = _mm256_set1_ps(d_a);
+  const __m256 p = _mm256_mul_ps(_mm256_mul_ps(a, d), _mm256_cvtepi32_ps(isum));
+  const __m256 m = _mm256_mul_ps(_mm256_mul_ps(a, dmin), _mm256_cvtepi32_ps(msum));
+  return _mm256_add_ps(acc, _mm256_sub_ps(p, m));
+}
+
+// MatMul: NT tokens against one decoded tile, acc[t] lane l = row l.
+template <int NT>
+void Q4KDot(const Q4KTile& tile, const BlockQ8_K* const* blocks, __m256* acc) {
+  __m256i isum[NT];
+  for (int t = 0; t < NT; ++t) isum[t] = _mm256_setzero_si256();
+  for (int g = 0; g < 8; ++g) {
+    __m256i s16[NT];
+    for (int t = 0; t < NT; ++t) s16[t] = _mm256_setzero_si256();
+    for (int k = 0; k < 8; ++k) {
+      const __m256i q = tile.q[g][k];
+      for (int t = 0; t < NT; ++t) {
+        const __m256i a = Broadcast4(blocks[t]->qs + 32 * g + 4 * k);
+        s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(q, a));
+      }
+    }
+    for (int t = 0; t < NT; ++t) isum[t] = MaddAccumulate(isum[t], s16[t], tile.scale[g]);
+  }
+  for (int t = 0; t < NT; ++t) {
+    acc[t] = Q4KFloatStep(acc[t], tile.d, tile.dmin, blocks[t]->d, isum[t],
+                          Q4KMinSums(tile.min, *blocks[t]));
+  }
+}
+
+// MatVec: the same integer sums and float step with the levels used as they are unpacked
+// (decoding a tile to memory first costs more than the single token's dot).
+//
+// The 8 rows are read block by block, a pattern the hardware prefetcher follows poorly for short
+// rows (4096 x 1024: half the bandwidth of a row-by-row read), so each step prefetches its share
+// of the next tile, [prefetch, prefetch + 8 rows): rows are packed, so that range is contiguous.
+inline __m256 Q4KMatVec8(const BlockQ4_K* const* row_starts, const BlockQ8_K* act, int64_t nb,
+                         const uint8_t* prefetch, uint64_t prefetch_step) {
+  const __m256i low4 = _mm256_set1_epi8(0x0f);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < nb; ++i) {
+    for (uint64_t b = 0; b < prefetch_step; b += 64) {
+      _mm_prefetch(reinterpret_cast<const char*>(prefetch) + b, _MM_HINT_T0);
+    }
+    prefetch += prefetch_step;
+    const BlockQ4_K* rows[8];
+    for (int l = 0; l < 8; ++l) rows[l] = row_starts[l] + i;
+    const BlockQ8_K& a = act[i];
+    __m256i scale[8], min[8];
+    __m256 d, dmin;
+    DecodeQ4KScales(rows, scale, min, &d, &dmin);
+    __m256i isum = _mm256_setzero_si256();
+    for (int p = 0; p < 4; ++p) {
+      __m256i v[8];
+      TransposeQ4KQs(rows, p, v);
+      __m256i s_lo = _mm256_setzero_si256(), s_hi = _mm256_setzero_si256();
+      for (int k = 0; k < 8; ++k) {
+        const __m256i q_lo = _mm256_and_si256(v[k], low4);
+        const __m256i q_hi = _mm256_and_si256(_mm256_srli_epi16(v[k], 4), low4);
+        s_lo =
+            _mm256_add_epi16(s_lo, _mm256_maddubs_epi16(q_lo, Broadcast4(a.qs + 64 * p + 4 * k)));
+        s_hi = _mm256_add_epi16(s_hi,
+                                _mm256_maddubs_epi16(q_hi, Broadcast4(a.qs + 64 * p + 32 + 4 * k)));
+      }
+      isum = MaddAccumulate(isum, s_lo, scale[2 * p]);
+      isum = MaddAccumulate(isum, s_hi, scale[2 * p + 1]);
+    }
+    acc = Q4KFloatStep(acc, d, dmin, a.d, isum, Q4KMinSums(min, a));
+  }
+  return acc;
+}
+
+inline constexpr int kQ4KTokens = 2;  // tokens per Q4KDot call in MatMul
+
+void Q4KRows(const RowsArgs& a, int64_t row_begin, int64_t row_end) {
+  const int64_t nb = a.cols / kQkK;
+  const BlockQ4_K* row_starts[kQ4KRows];
+  alignas(32) float lanes[kQ4KRows];
+  for (int64_t r0 = row_begin; r0 < row_end; r0 += kQ4KRows) {
+    const int nr = static_cast<int>(row_end - r0 < kQ4KRows ? row_end - r0 : kQ4KRows);
+    for (int l = 0; l < kQ4KRows; ++l) {  // a short tile repeats its last row
+      const int64_t r = r0 + (l < nr ? l : nr - 1);
+      row_starts[l] =
+          reinterpret_cast<const BlockQ4_K*>(a.w + static_cast<uint64_t>(r) * a.w_row_bytes);
+    }
+    if (a.n_tokens == 1) {
+      // The next tile (prefetching past the matrix end is harmless: prefetches do not fault).
+      const uint8_t* next = a.w + static_cast<uint64_t>(r0 + kQ4KRows) * a.w_row_bytes;
+      _mm256_store_ps(lanes, Q4KMatVec8(row_starts, reinterpret_cast<const BlockQ8_K*>(a.act), nb,
+                                        next, kQ4KRows * sizeof(BlockQ4_K)));
+      for (int l = 0; l < nr; ++l) a.y[r0 + l] = lanes[l];
+      continue;
+    }
+    Q4KTile tile;
+    __m256 acc[kTokenBatch];
+    const BlockQ8_K* act_rows[kTokenBatch];
+    for (int64_t t0 = 0; t0 < a.n_tokens; t0 += kTokenBatch) {
+      const int nt =
+          static_cast<int>(a.n_tokens - t0 < kTokenBatch ? a.n_tokens - t0 : kTokenBatch);
+      for (int k = 0; k < nt; ++k) {
+        act_rows[k] = reinterpret_cast<const BlockQ8_K*>(a.act + static_cast<uint64_t>(t0 + k) *
+                                                                     a.act_row_bytes);
+        acc[k] = _mm256_setzero_ps();
+      }
+      // As in MatVec, each super-block step prefetches its share of the next tile.
+      const uint8_t* next = a.w + static_cast<uint64_t>(r0 + kQ4KRows) * a.w_row_bytes;
+      for (int64_t i = 0; i < nb; ++i) {
+        for (uint64_t b = 0; b < kQ4KRows * sizeof(BlockQ4_K); b += 64) {
+          _mm_prefetch(reinterpret_cast<const char*>(next) + i * kQ4KRows * sizeof(BlockQ4_K) + b,
+                       _MM_HINT_T0);
+        }
+        const BlockQ4_K* rows[kQ4KRows];
+        for (int l = 0; l < kQ4KRows; ++l) rows[l] = row_starts[l] + i;
+        DecodeQ4KTile(rows, &tile);
+        int t = 0;
+        const BlockQ8_K* blocks[kQ4KTokens];
+        for (; t + kQ4KTokens <= nt; t += kQ4KTokens) {
+          for (int k = 0; k < kQ4KTokens; ++k) blocks[k] = act_rows[t + k] + i;
+          Q4KDot<kQ4KTokens>(tile, blocks, acc + t);
+        }
+        for (; t < nt; ++t) {
+          blocks[0] = act_rows[t] + i;
+          Q4KDot<1>(tile, blocks, acc + t);
+        }
+      }
+      for (int k = 0; k < nt; ++k) {
+        _mm256_store_ps(lanes, acc[k]);
+        for (int l = 0; l < nr; ++l) a.y[(t0 + k) * a.y_stride + r0 + l] = lanes[l];
+      }
+    }
+  }
+}
+
 constexpr int Id(GgmlType t) { return static_cast<int>(t); }
 
 void FillTable(KernelTable* t) {
   t->rows[Id(GgmlType::kQ2_K)] = KRows<Q2KDecoder>;
   t->rows[Id(GgmlType::kQ3_K)] = KRows<Q3KDecoder>;
-  t->rows[Id(GgmlType::kQ4_K)] = KRows<Q4KDecoder>;
+  t->rows[Id(GgmlType::kQ4_K)] = Q4KRows;
   t->rows[Id(GgmlType::kQ5_K)] = KRows<Q5KDecoder>;
   t->rows[Id(GgmlType::kQ6_K)] = KRows<Q6KDecoder>;
   t->rows[Id(GgmlType::kIQ4_XS)] = Rows<Iq4XsKernel>;

@@ -213,6 +213,37 @@ INSTANTIATE_TEST_SUITE_P(AllTypes, MatVecTest, ::testing::ValuesIn(AllWeightType
                            return std::string(TypeName(info.param));
                          });
 
+// Q4_K's SIMD kernels sum each (row, token) and super-block to exact int32 totals and then run the
+// scalar twin's float sequence (kquant_kernels_impl.h), so every path gives the scalar bits, for
+// MatVec and MatMul, over full and partial 8-row tiles, token counts around the MatMul tiles and
+// batches, and 1 or 2 threads.
+TEST(Q4K, EveryPathEqualsScalarBitForBit) {
+  const GgmlType type = GgmlType::kQ4_K;
+  IsaGuard guard;
+  ThreadPool pool(2);
+  const Case cases[] = {{1, 1}, {7, 3}, {8, 2}, {13, 3}, {17, 16}, {64, 28}};
+  for (const Case& c : cases) {
+    const int64_t cols = c.blocks * kQkK;
+    const std::vector<uint8_t> w = MakeWeights(type, c.rows, cols, 500 + c.rows);
+    for (int64_t n_tokens : {1, 2, 3, 33}) {
+      const std::vector<float> x = RandomFloats(n_tokens * cols, 600 + n_tokens);
+      ASSERT_TRUE(ForceIsa(Isa::kScalar));
+      std::vector<float> ref(n_tokens * c.rows);
+      MatMul(type, w.data(), c.rows, cols, x.data(), n_tokens, ref.data(), nullptr);
+      for (Isa isa : AllIsas()) {
+        if (isa == Isa::kScalar || !ForceIsa(isa)) continue;
+        for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool}) {
+          std::vector<float> y(n_tokens * c.rows);
+          MatMul(type, w.data(), c.rows, cols, x.data(), n_tokens, y.data(), p);
+          ASSERT_EQ(0, std::memcmp(ref.data(), y.data(), y.size() * sizeof(float)))
+              << IsaName(isa) << " rows " << c.rows << " blocks " << c.blocks << " n_tokens "
+              << n_tokens;
+        }
+      }
+    }
+  }
+}
+
 TEST(ActivationQuant, PairingFollowsGgufEngines) {
   EXPECT_EQ(MatMulActivationType(GgmlType::kQ4_0), GgmlType::kQ8_0);
   EXPECT_EQ(MatMulActivationType(GgmlType::kQ8_0), GgmlType::kQ8_0);
