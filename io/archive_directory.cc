@@ -2,13 +2,13 @@
 // ModelFile accessors over it, and checksum verification.
 #include <fcntl.h>
 #include <sys/mman.h>
-#include <xxhash.h>
 
 #include <cstdio>
 #include <cstring>
 
 #include "core/base/byte_size.h"
 #include "io/archive_reader.h"
+#include "io/xxh3.h"
 
 namespace sluice {
 namespace {
@@ -216,7 +216,7 @@ const uint8_t* ArchiveReader::mapped_file(int file_index) const {
 Status ArchiveReader::VerifyDenseTensor(size_t index) const {
   CHECK_LT(index, dense_entries_.size());
   const DenseEntry& e = dense_entries_[index];
-  uint64_t found = XXH3_64bits(map_ + e.offset, e.nbytes);
+  uint64_t found = Xxh3_64(map_ + e.offset, e.nbytes);
   if (found != e.xxh3) {
     return Corrupt(path_, ": dense tensor '", dense_[index].name, "' at offset ", e.offset, " (",
                    e.nbytes, " bytes): xxh3 expected ", Hex(e.xxh3), ", found ", Hex(found));
@@ -228,7 +228,7 @@ Status ArchiveReader::VerifyExpertBlock(int layer, int expert) const {
   const ExpertLayerEntry& e = LayerEntry(layer);
   const uint64_t offset = expert_block_offset(layer, expert);
   const uint64_t expected = expert_xxh3_[e.first_xxh3_index + static_cast<uint64_t>(expert)];
-  uint64_t found = XXH3_64bits(map_ + offset, e.block_bytes);
+  uint64_t found = Xxh3_64(map_ + offset, e.block_bytes);
   // Drop the pages: a full verify must not leave the experts in the page cache, where they would
   // flatter the next benchmark and push out the dense weights.
   // Mapped pages are not dropped while mapped, so unmap our view of them first (a later access

@@ -8,6 +8,7 @@
 #include "core/base/byte_size.h"
 #include "core/base/log.h"
 #include "io/expert_cache_impl.h"
+#include "io/xxh3.h"
 
 namespace sluice {
 namespace {
@@ -287,7 +288,7 @@ void ExpertCacheImpl::FinishLoadLocked(int s) {
 Status ExpertCacheImpl::VerifyUnlocked(int s) {
   const Slot& slot = slots_[s];  // kVerifying and pinned: its bytes and plan are ours
   const uint8_t* bytes = slot_data(s) + slot.plan.hash_slot_offset;
-  const uint64_t found = XXH3_64bits(bytes, slot.plan.hash_bytes);
+  const uint64_t found = Xxh3_64(bytes, slot.plan.hash_bytes);
   if (found == slot.plan.xxh3) return Status::Ok();
   const std::string& path = model_.file_paths()[slot.plan.reads[0].file_index];
   return Corrupt(path, ": expert (layer ", slot.layer, ", expert ", slot.expert, ") at offset ",
