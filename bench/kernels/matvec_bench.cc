@@ -7,12 +7,14 @@
 //                                right before this benchmark's timed loop) and dram_ratio
 //                                (weight_GBps / dram_GBps). Measuring both in the same minute
 //                                matters on a VM: the host's memory bandwidth drifts by +-20%.
-//   MatMul32/<type>/4096x1024/threads:N, MatVec32/...
+//   MatMul32/<type>/1024x4096/threads:N, MatVec32/...
 //                                32 tokens in one MatMul vs 32 MatVec calls (tokens_per_s)
+//   HotMatMul/<type>/1024x4096/tokens:N
+//                                compute speed: one thread, cache-resident weights (tokens_per_s)
 //
-// Weights are RAM-resident, never cache-resident: each call reads the next of several copies of
-// the matrix spanning 512 MiB (16x the last-level cache of the machines we target), so every
-// byte comes from DRAM, as it does for experts in a real model.
+// Except in HotMatMul, weights are RAM-resident, never cache-resident: each call reads the next of
+// several copies of the matrix spanning 512 MiB (16x the last-level cache of the machines we
+// target), so every byte comes from DRAM, as it does for experts in a real model.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -219,6 +221,22 @@ void BM_MatVec32(benchmark::State& state, GgmlType type, int64_t rows, int64_t c
   state.SetLabel(IsaName(ActiveIsa()));
 }
 
+// The kernels' compute speed: one thread, the same copy of the weights every call (2-3 MiB, so
+// it stays in the last-level cache), `tokens` tokens per MatMul call.
+void BM_HotMatMul(benchmark::State& state, GgmlType type, int64_t rows, int64_t cols) {
+  const int64_t tokens = state.range(0);
+  const Weights& w = GetWeights(type, rows, cols);
+  const std::vector<float> x = Activations(cols * tokens);
+  std::vector<float> y(rows * tokens);
+  for (auto _ : state) {
+    MatMul(type, w.buffer.data(), rows, cols, x.data(), tokens, y.data(), nullptr);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["tokens_per_s"] = benchmark::Counter(
+      static_cast<double>(tokens), benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(IsaName(ActiveIsa()));
+}
+
 struct Shape {
   int64_t rows;
   int64_t cols;
@@ -266,6 +284,15 @@ int main(int argc, char** argv) {
     }
     mm->ArgName("threads")->UseRealTime()->Unit(benchmark::kMicrosecond);
     mv->ArgName("threads")->UseRealTime()->Unit(benchmark::kMicrosecond);
+  }
+  for (GgmlType type : types) {
+    const std::string name = std::string("HotMatMul/") + TypeName(type) + "/1024x4096";
+    benchmark::RegisterBenchmark(name.c_str(), BM_HotMatMul, type, 1024, 4096)
+        ->Arg(1)
+        ->Arg(kBatch)
+        ->ArgName("tokens")
+        ->UseRealTime()
+        ->Unit(benchmark::kMicrosecond);
   }
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
