@@ -6,8 +6,9 @@
 //   Q8_0 activations:  acc += (d_w * d_a) * isum
 //   Q8_1 activations:  acc += (d_w * d_a) * isum + m_w * s_a      (Q4_1, Q5_1)
 // Float weights keep f32 activations and accumulate w * x in element order.
-// The SIMD paths use the same integer sums but sum the floats in a different order; the tests
-// bound the difference.
+// The SIMD paths use the same integer sums; for Q4_0 they also run this float sequence (8 rows in
+// the lanes of a vector) and give these bits, the other formats sum the floats in a different
+// order and the tests bound the difference.
 #include <cstring>
 
 #include "core/base/ggml_type.h"

@@ -5,6 +5,7 @@
 // integer sums are exact and the float accumulation is, per super-block,
 //   acc += (d_a * d) * sum_g(scale_g * dot_g) - (d_a * dmin) * sum_g(min_g * bsum_g)
 // where bsum_g is the sum of the group's activation levels (from Q8_K's 16-element bsums).
+// The SIMD Q4_K kernels run this exact float sequence and give these bits (tested).
 #include <cstring>
 
 #include "core/base/ggml_type.h"

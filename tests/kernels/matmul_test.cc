@@ -213,19 +213,22 @@ INSTANTIATE_TEST_SUITE_P(AllTypes, MatVecTest, ::testing::ValuesIn(AllWeightType
                            return std::string(TypeName(info.param));
                          });
 
-// Q4_K's SIMD kernels sum each (row, token) and super-block to exact int32 totals and then run the
-// scalar twin's float sequence (kquant_kernels_impl.h), so every path gives the scalar bits, for
-// MatVec and MatMul, over full and partial 8-row tiles, token counts around the MatMul tiles and
-// batches, and 1 or 2 threads.
-TEST(Q4K, EveryPathEqualsScalarBitForBit) {
-  const GgmlType type = GgmlType::kQ4_K;
+// Q4_K's and Q4_0's SIMD kernels sum each (row, token) and block to exact int32 totals and then run
+// the scalar twin's float sequence (kquant_kernels_impl.h, q8_kernels_impl.h), so every path gives
+// the scalar bits, for MatVec and MatMul, over full and partial 8-row tiles, token counts around
+// the MatMul tiles and batches, and 1 or 2 threads.
+class ScalarOrderTest : public ::testing::TestWithParam<GgmlType> {};
+
+TEST_P(ScalarOrderTest, EveryPathEqualsScalarBitForBit) {
+  const GgmlType type = GetParam();
+  const int64_t block = TypeTraits(type).block_elements;
   IsaGuard guard;
   ThreadPool pool(2);
   const Case cases[] = {{1, 1}, {7, 3}, {8, 2}, {13, 3}, {17, 16}, {64, 28}};
   for (const Case& c : cases) {
-    const int64_t cols = c.blocks * kQkK;
+    const int64_t cols = c.blocks * block * (block == kQk ? 8 : 1);
     const std::vector<uint8_t> w = MakeWeights(type, c.rows, cols, 500 + c.rows);
-    for (int64_t n_tokens : {1, 2, 3, 33}) {
+    for (int64_t n_tokens : {1, 2, 3, 5, 33}) {
       const std::vector<float> x = RandomFloats(n_tokens * cols, 600 + n_tokens);
       ASSERT_TRUE(ForceIsa(Isa::kScalar));
       std::vector<float> ref(n_tokens * c.rows);
@@ -236,13 +239,19 @@ TEST(Q4K, EveryPathEqualsScalarBitForBit) {
           std::vector<float> y(n_tokens * c.rows);
           MatMul(type, w.data(), c.rows, cols, x.data(), n_tokens, y.data(), p);
           ASSERT_EQ(0, std::memcmp(ref.data(), y.data(), y.size() * sizeof(float)))
-              << IsaName(isa) << " rows " << c.rows << " blocks " << c.blocks << " n_tokens "
-              << n_tokens;
+              << IsaName(isa) << " " << TypeName(type) << " rows " << c.rows << " cols " << cols
+              << " n_tokens " << n_tokens;
         }
       }
     }
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Types, ScalarOrderTest,
+                         ::testing::Values(GgmlType::kQ4_K, GgmlType::kQ4_0),
+                         [](const ::testing::TestParamInfo<GgmlType>& info) {
+                           return std::string(TypeName(info.param));
+                         });
 
 TEST(ActivationQuant, PairingFollowsGgufEngines) {
   EXPECT_EQ(MatMulActivationType(GgmlType::kQ4_0), GgmlType::kQ8_0);
