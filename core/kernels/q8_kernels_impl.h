@@ -8,7 +8,8 @@
 // float and accumulated with one FMA by d_w * d_a into 8 float lanes; the lanes are summed at the
 // end of the row (HsumPs). Formats with a min add m_w * s_a per block into a separate scalar.
 // Activation quantizers write the same bytes as the scalar ones.
-// Q4_0 has its own 8-row kernels (Q40Rows, at the end) that follow the scalar twin's float order.
+// Q4_0 and Q4_1 have their own 8-row kernels (NibbleRows, at the end) that follow the scalar twin's
+// float order.
 #pragma once
 
 #include "core/base/ggml_type.h"
@@ -60,14 +61,6 @@ struct Mxfp4Format {
     return _mm256_shuffle_epi8(table, UnpackNibbles16(b.qs));
   }
   static float Scale(const Block& b) { return E8m0ToFp32Half(b.e); }
-};
-
-struct Q4_1Format {
-  using Block = BlockQ4_1;
-  static constexpr bool kSigned = false;
-  static __m256i Levels(const Block& b) { return UnpackNibbles16(b.qs); }
-  static float Scale(const Block& b) { return LoadF16(b.d); }
-  static float Min(const Block& b) { return LoadF16(b.m); }
 };
 
 struct Q5_1Format {
@@ -163,7 +156,7 @@ void Rows(const RowsArgs& a, int64_t row_begin, int64_t row_end) {
 
 // Hot Q8_0 / Q4_0 MatMul of 32 tokens x 1024 x 4096 on one Zen 3 core, ns per block and token:
 // 2x4 tiles 0.90 / 1.07, 3x3 0.90 / 1.11, 2x3 0.99 / 1.12, 1x4 1.00 / 1.14, 4x2 1.02 / 1.20,
-// 3x2 1.08 / 1.24, 4x1 1.19 / 1.63 (TiledRows: 1.02 / 1.13; Q4_0 has used Q40Rows since). What
+// 3x2 1.08 / 1.24, 4x1 1.19 / 1.63 (TiledRows: 1.02 / 1.13; Q4_0 has used NibbleRows since). What
 // remains per (row, token) and block is sign, maddubs, madd, cvt, mul and FMA: the vector
 // multiply ports are busy.
 inline constexpr int kSTileRows = 2;
@@ -378,24 +371,47 @@ void QuantizeQ8_K(const float* x, void* dst, int64_t n) {
   }
 }
 
-// --- Q4_0: 8 rows interleaved, the scalar twin's float order ------------------------------------
+// --- Q4_0, Q4_1: 8 rows interleaved, the scalar twin's float order -----------------------------
 //
 // As Q4_K (kquant_kernels_impl.h): vector k of a block holds, in dword l, row l's levels of
 // elements 4k..4k+3, so one maddubs against the 4 activation bytes broadcast to every dword
-// multiplies 8 rows. Levels are the unsigned nibbles n = level + 8, so no sign trick is needed:
-// the 8 maddubs of a block add up exactly in int16 (8 x 2 x 15 x 127 = 30480), one madd gives each
-// row's sum(n * a), and subtracting 8 * sum(a) gives the exact isum. The float step is the scalar
-// twin's (scalar_kernels.cc), lane l = row l: acc += (d_w * d_a) * float(isum), so MatVec, MatMul
-// and the scalar path give the same bits.
+// multiplies 8 rows. The levels are the unsigned nibbles n (Q4_1's levels; Q4_0's plus 8), so no
+// sign trick is needed: the 8 maddubs of a block add up exactly in int16 (8 x 2 x 15 x 127 =
+// 30480) and one madd gives each row's sum(n * a); for Q4_0 subtracting 8 * sum(a) gives the exact
+// isum. The float step is the scalar twin's (scalar_kernels.cc), lane l = row l:
+//   Q4_0: acc += (d_w * d_a) * float(isum)
+//   Q4_1: acc += (d_w * d_a) * float(isum) + m_w * s_a
+// so MatVec, MatMul and the scalar path give the same bits.
 
-inline constexpr int kQ40Rows = 8;
+template <typename WBlock, typename ABlock, bool kMin>
+struct Nibble8 {
+  using Block = WBlock;
+  using ActBlock = ABlock;
+  static constexpr bool kHasMin = kMin;
+};
+using Q40Nibbles = Nibble8<BlockQ4_0, BlockQ8_0, false>;
+using Q41Nibbles = Nibble8<BlockQ4_1, BlockQ8_1, true>;
+
+inline constexpr int kNibbleRows = 8;
 // Tokens per pass over 8 rows in MatMul (the block is re-decoded per pass, in registers). Hot
-// 32-token MatMul 1024 x 4096 on one core: 4 tokens 10.7-11.0k tokens/s, 2 tokens 8.4-8.7k.
-inline constexpr int kQ40Tokens = 4;
+// 32-token Q4_0 MatMul 1024 x 4096 on one core: 4 tokens 10.7-11.0k tokens/s, 2 tokens 8.4-8.7k.
+inline constexpr int kNibbleTokens = 4;
 
-// Levels (q[k], k < 8: dword l = row l's nibbles of elements 4k..4k+3) and d (lane l = row l) of
-// block i of the 8 rows.
-inline void DecodeQ40(const BlockQ4_0* const* rows, int64_t i, __m256i* q, __m256* d) {
+// 8 f16 fields (one per row) as 8 float lanes.
+inline __m256 LoadF16x8(const uint8_t* const* fields) {
+  uint16_t h[8];
+  for (int l = 0; l < 8; ++l) std::memcpy(&h[l], fields[l], sizeof(uint16_t));
+  return _mm256_cvtph_ps(_mm_setr_epi16(static_cast<int16_t>(h[0]), static_cast<int16_t>(h[1]),
+                                        static_cast<int16_t>(h[2]), static_cast<int16_t>(h[3]),
+                                        static_cast<int16_t>(h[4]), static_cast<int16_t>(h[5]),
+                                        static_cast<int16_t>(h[6]), static_cast<int16_t>(h[7])));
+}
+
+// Levels of block i of the 8 rows: q[k] (k < 8), dword l = row l's nibbles of elements
+// 4k..4k+3; d (and m) with lane l = row l.
+template <typename F>
+inline void DecodeNibbles8(const typename F::Block* const* rows, int64_t i, __m256i* q, __m256* d,
+                           __m256* m) {
   __m256i r[4];
   for (int j = 0; j < 4; ++j) {
     r[j] = _mm256_set_m128i(LoadU128(rows[j + 4][i].qs), LoadU128(rows[j][i].qs));
@@ -412,16 +428,19 @@ inline void DecodeQ40(const BlockQ4_0* const* rows, int64_t i, __m256i* q, __m25
     q[k] = _mm256_and_si256(v[k], low4);                            // elements 4k..4k+3
     q[k + 4] = _mm256_and_si256(_mm256_srli_epi16(v[k], 4), low4);  // elements 16+4k..
   }
-  uint16_t h[8];
-  for (int l = 0; l < 8; ++l) std::memcpy(&h[l], rows[l][i].d, sizeof(uint16_t));
-  *d = _mm256_cvtph_ps(_mm_setr_epi16(static_cast<int16_t>(h[0]), static_cast<int16_t>(h[1]),
-                                      static_cast<int16_t>(h[2]), static_cast<int16_t>(h[3]),
-                                      static_cast<int16_t>(h[4]), static_cast<int16_t>(h[5]),
-                                      static_cast<int16_t>(h[6]), static_cast<int16_t>(h[7])));
+  const uint8_t* fields[8];
+  for (int l = 0; l < 8; ++l) fields[l] = rows[l][i].d;
+  *d = LoadF16x8(fields);
+  if constexpr (F::kHasMin) {
+    for (int l = 0; l < 8; ++l) fields[l] = rows[l][i].m;
+    *m = LoadF16x8(fields);
+  }
 }
 
-// The float step of one token's block against a decoded block of 8 rows.
-inline __m256 Q40Step(__m256 acc, const __m256i* q, __m256 d, const BlockQ8_0& a, float d_a) {
+// One token's block against a decoded block of 8 rows: the float step.
+template <typename F>
+inline __m256 NibbleStep(__m256 acc, const __m256i* q, __m256 d, __m256 m,
+                         const typename F::ActBlock& a, float d_a, float s_a) {
   __m256i s16 = _mm256_setzero_si256();
   for (int k = 0; k < 8; ++k) {
     int32_t four;
@@ -429,71 +448,90 @@ inline __m256 Q40Step(__m256 acc, const __m256i* q, __m256 d, const BlockQ8_0& a
     s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(q[k], _mm256_set1_epi32(four)));
   }
   const __m256i ones16 = _mm256_set1_epi16(1);
-  // sum(a) of the block in every lane.
-  __m256i asum =
-      _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), LoadU256(a.qs)), ones16);
-  asum = _mm256_add_epi32(asum, _mm256_shuffle_epi32(asum, 0x4e));
-  asum = _mm256_add_epi32(asum, _mm256_shuffle_epi32(asum, 0xb1));
-  asum = _mm256_add_epi32(asum, _mm256_permute2x128_si256(asum, asum, 0x01));
-  const __m256i isum = _mm256_sub_epi32(_mm256_madd_epi16(s16, ones16), _mm256_slli_epi32(asum, 3));
+  __m256i isum = _mm256_madd_epi16(s16, ones16);
+  if constexpr (!F::kHasMin) {  // Q4_0: levels are n - 8
+    // sum(a) of the block in every lane.
+    __m256i asum =
+        _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), LoadU256(a.qs)), ones16);
+    asum = _mm256_add_epi32(asum, _mm256_shuffle_epi32(asum, 0x4e));
+    asum = _mm256_add_epi32(asum, _mm256_shuffle_epi32(asum, 0xb1));
+    asum = _mm256_add_epi32(asum, _mm256_permute2x128_si256(asum, asum, 0x01));
+    isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(asum, 3));
+  }
   const __m256 p = _mm256_mul_ps(_mm256_mul_ps(d, _mm256_set1_ps(d_a)), _mm256_cvtepi32_ps(isum));
-  return _mm256_add_ps(acc, p);
+  if constexpr (F::kHasMin) {
+    return _mm256_add_ps(acc, _mm256_add_ps(p, _mm256_mul_ps(m, _mm256_set1_ps(s_a))));
+  } else {
+    static_cast<void>(m);
+    static_cast<void>(s_a);
+    return _mm256_add_ps(acc, p);
+  }
 }
 
-template <int NT>
-void Q40Tokens(const BlockQ4_0* const* rows, const uint8_t* const* act, int64_t nb,
-               const uint8_t* prefetch, __m256* out) {
+template <typename F, int NT>
+void NibbleTokens(const typename F::Block* const* rows, const uint8_t* const* act, int64_t nb,
+                  const uint8_t* prefetch, __m256* out) {
+  using Block = typename F::Block;
+  // Q8_0 rows: nb f32 d after the blocks; Q8_1 rows: nb d, then nb s.
   const float* act_d[NT];
-  for (int t = 0; t < NT; ++t)
-    act_d[t] = reinterpret_cast<const float*>(act[t] + ActScalesOffset(nb, sizeof(BlockQ8_0)));
+  for (int t = 0; t < NT; ++t) {
+    act_d[t] =
+        reinterpret_cast<const float*>(act[t] + ActScalesOffset(nb, sizeof(typename F::ActBlock)));
+  }
   __m256 acc[NT];
   for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
   for (int64_t i = 0; i < nb; ++i) {
     // This block's share of the next 8 rows (contiguous): the hardware prefetcher follows a
     // block-by-block read of 8 rows poorly.
-    for (int b = 0; b < kQ40Rows * static_cast<int>(sizeof(BlockQ4_0)); b += 64) {
-      _mm_prefetch(reinterpret_cast<const char*>(prefetch) + i * kQ40Rows * sizeof(BlockQ4_0) + b,
+    for (int b = 0; b < kNibbleRows * static_cast<int>(sizeof(Block)); b += 64) {
+      _mm_prefetch(reinterpret_cast<const char*>(prefetch) + i * kNibbleRows * sizeof(Block) + b,
                    _MM_HINT_T0);
     }
     __m256i q[8];
-    __m256 d;
-    DecodeQ40(rows, i, q, &d);
+    __m256 d, m = _mm256_setzero_ps();
+    DecodeNibbles8<F>(rows, i, q, &d, &m);
     for (int t = 0; t < NT; ++t) {
-      acc[t] = Q40Step(acc[t], q, d, reinterpret_cast<const BlockQ8_0*>(act[t])[i], act_d[t][i]);
+      const float s_a = F::kHasMin ? act_d[t][nb + i] : 0.0f;
+      acc[t] =
+          NibbleStep<F>(acc[t], q, d, m, reinterpret_cast<const typename F::ActBlock*>(act[t])[i],
+                        act_d[t][i], s_a);
     }
   }
   for (int t = 0; t < NT; ++t) out[t] = acc[t];
 }
 
-void Q40Rows(const RowsArgs& a, int64_t row_begin, int64_t row_end) {
+template <typename F>
+void NibbleRows(const RowsArgs& a, int64_t row_begin, int64_t row_end) {
+  using Block = typename F::Block;
   const int64_t nb = a.cols / kQk;
-  const BlockQ4_0* rows[kQ40Rows];
-  const uint8_t* act[kQ40Tokens];
-  __m256 out[kQ40Tokens];
-  alignas(32) float lanes[kQ40Rows];
-  for (int64_t r0 = row_begin; r0 < row_end; r0 += kQ40Rows) {
-    const int nr = static_cast<int>(row_end - r0 < kQ40Rows ? row_end - r0 : kQ40Rows);
-    for (int l = 0; l < kQ40Rows; ++l) {  // a short tile repeats its last row
+  const Block* rows[kNibbleRows];
+  const uint8_t* act[kNibbleTokens];
+  __m256 out[kNibbleTokens];
+  alignas(32) float lanes[kNibbleRows];
+  for (int64_t r0 = row_begin; r0 < row_end; r0 += kNibbleRows) {
+    const int nr = static_cast<int>(row_end - r0 < kNibbleRows ? row_end - r0 : kNibbleRows);
+    for (int l = 0; l < kNibbleRows; ++l) {  // a short tile repeats its last row
       const int64_t r = r0 + (l < nr ? l : nr - 1);
-      rows[l] = reinterpret_cast<const BlockQ4_0*>(a.w + static_cast<uint64_t>(r) * a.w_row_bytes);
+      rows[l] = reinterpret_cast<const Block*>(a.w + static_cast<uint64_t>(r) * a.w_row_bytes);
     }
-    const uint8_t* next = a.w + static_cast<uint64_t>(r0 + kQ40Rows) * a.w_row_bytes;
-    for (int64_t t0 = 0; t0 < a.n_tokens; t0 += kQ40Tokens) {
-      const int nt = static_cast<int>(a.n_tokens - t0 < kQ40Tokens ? a.n_tokens - t0 : kQ40Tokens);
+    const uint8_t* next = a.w + static_cast<uint64_t>(r0 + kNibbleRows) * a.w_row_bytes;
+    for (int64_t t0 = 0; t0 < a.n_tokens; t0 += kNibbleTokens) {
+      const int nt =
+          static_cast<int>(a.n_tokens - t0 < kNibbleTokens ? a.n_tokens - t0 : kNibbleTokens);
       for (int k = 0; k < nt; ++k) act[k] = a.act + static_cast<uint64_t>(t0 + k) * a.act_row_bytes;
-      static_assert(kQ40Tokens == 4, "the cases below cover 1..4 tokens");
+      static_assert(kNibbleTokens == 4, "the cases below cover 1..4 tokens");
       switch (nt) {
         case 4:
-          Q40Tokens<4>(rows, act, nb, next, out);
+          NibbleTokens<F, 4>(rows, act, nb, next, out);
           break;
         case 3:
-          Q40Tokens<3>(rows, act, nb, next, out);
+          NibbleTokens<F, 3>(rows, act, nb, next, out);
           break;
         case 2:
-          Q40Tokens<2>(rows, act, nb, next, out);
+          NibbleTokens<F, 2>(rows, act, nb, next, out);
           break;
         default:
-          Q40Tokens<1>(rows, act, nb, next, out);
+          NibbleTokens<F, 1>(rows, act, nb, next, out);
           break;
       }
       for (int k = 0; k < nt; ++k) {
@@ -508,11 +546,11 @@ constexpr int Id(GgmlType t) { return static_cast<int>(t); }
 
 void FillTable(KernelTable* t) {
   t->rows[Id(GgmlType::kQ8_0)] = SignedRows<Q8_0Format>;
-  t->rows[Id(GgmlType::kQ4_0)] = Q40Rows;
+  t->rows[Id(GgmlType::kQ4_0)] = NibbleRows<Q40Nibbles>;
   t->rows[Id(GgmlType::kQ5_0)] = SignedRows<Q5_0Format>;
   t->rows[Id(GgmlType::kIQ4_NL)] = SignedRows<Iq4NlFormat>;
   t->rows[Id(GgmlType::kMXFP4)] = SignedRows<Mxfp4Format>;
-  t->rows[Id(GgmlType::kQ4_1)] = Rows<MinKernel<Q4_1Format>>;
+  t->rows[Id(GgmlType::kQ4_1)] = NibbleRows<Q41Nibbles>;
   t->rows[Id(GgmlType::kQ5_1)] = Rows<MinKernel<Q5_1Format>>;
   t->quantize_q8_0 = QuantizeQ8_0;
   t->quantize_q8_1 = QuantizeQ8_1;
