@@ -2,15 +2,18 @@
 // activations, written once and compiled twice: kquants_avx2.cc and kquants_avx512.cc (where the
 // int16 x int16 accumulation fuses into vpdpwssd). Include only from those two files.
 //
-// Q2_K, Q3_K, Q5_K, Q6_K (KKernel): per super-block and token, the weight levels are decoded once
+// Q2_K, Q3_K, Q6_K (KKernel): per super-block and token, the weight levels are decoded once
 // (8 vectors of 32 bytes; in MatMul once for up to 32 tokens), then each 32-level chunk is
 // multiplied with the activations by maddubs and weighted by its group scale(s) with madd, summing
 // into 8 int32 lanes (exact). One FMA per super-block folds d_a * d into 8 float lanes; the min
 // terms (sum_g min_g * bsum_g, from Q8_K's bsums) go through a second FMA into another 8 lanes.
 // Formats with signed levels (Q3_K: -4..3, Q6_K: -32..31) use the unsigned level + offset and
 // subtract offset * sum_g scale_g * bsum_g, also exact.
-// Q4_K has its own 8-row kernels (Q4KRows, at the end) that follow the scalar twin's float order.
+// Q4_K and Q5_K have their own 8-row kernels (Q4KRows, at the end) that follow the scalar twin's
+// float order.
 #pragma once
+
+#include <cstddef>
 
 #include "core/base/ggml_type.h"
 #include "core/kernels/simd_avx2.h"
@@ -129,30 +132,6 @@ struct Q4KDecoder {
       const __m256i bytes = LoadU256(b.qs + 32 * p);
       q[2 * p] = _mm256_and_si256(bytes, low4);
       q[2 * p + 1] = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low4);
-    }
-    const __m256i wide_scales = WideScalesK4(scales_mins);
-    for (int g = 0; g < 8; ++g) scale16[g] = ScaleOfGroup(wide_scales, g);
-    *mins16 = PairedMinsK4(scales_mins);
-  }
-};
-
-struct Q5KDecoder {
-  using Block = BlockQ5_K;
-  static constexpr bool kHasMin = true;
-  static constexpr bool kHasOffset = false;
-  static __m128 Scales(const Block& b) { return LoadF16Pair(b.d); }
-  static void Decode(const Block& b, __m256i* q, __m256i* scale16, __m256i* mins16, __m256i*) {
-    const __m128i scales_mins = ScalesAndMinsK4(b.scales);
-    const __m256i low4 = _mm256_set1_epi8(0x0f);
-    const __m256i one = _mm256_set1_epi8(1);
-    const __m256i high_bits = LoadU256(b.qh);
-    for (int p = 0; p < 4; ++p) {
-      const __m256i bytes = LoadU256(b.qs + 32 * p);
-      const __m256i h0 = _mm256_and_si256(_mm256_srli_epi16(high_bits, 2 * p), one);
-      const __m256i h1 = _mm256_and_si256(_mm256_srli_epi16(high_bits, 2 * p + 1), one);
-      q[2 * p] = _mm256_or_si256(_mm256_and_si256(bytes, low4), _mm256_slli_epi16(h0, 4));
-      q[2 * p + 1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bytes, 4), low4),
-                                     _mm256_slli_epi16(h1, 4));
     }
     const __m256i wide_scales = WideScalesK4(scales_mins);
     for (int g = 0; g < 8; ++g) scale16[g] = ScaleOfGroup(wide_scales, g);
@@ -441,7 +420,10 @@ void KRows(const RowsArgs& a, int64_t row_begin, int64_t row_end) {
   }
 }
 
-// --- Q4_K: 8 rows interleaved ------------------------------------------------------------------
+// --- Q4_K, Q5_K: 8 rows interleaved ------------------------------------------------------------
+//
+// (Written for Q4_K; Q5_K runs the same code with the fifth bit ORed into the levels and two int16
+// partial sums per group, see kFifthBit and kGroupPartials.)
 //
 // The KKernel path spends two multiplies per 32 weights and token (maddubs, then madd by the
 // group scale) plus a float epilogue per (row, token). Q4_K levels are 0..15, so a maddubs lane
@@ -492,12 +474,13 @@ struct Q4KTile {
   __m256 d, dmin;    // lane l: row l's d, dmin
 };
 
-// The 32 qs bytes 32p..32p+31 of the 8 rows, transposed: v[k] dword l = row l's dword k.
-inline void TransposeQ4KQs(const BlockQ4_K* const* rows, int p, __m256i* v) {
+// The 32 bytes at byte `offset` of the 8 rows' blocks, transposed: v[k] dword l = row l's dword k.
+template <typename Block>
+inline void TransposeRows32(const Block* const* rows, size_t offset, __m256i* v) {
   __m256i t[8], u[8];
   for (int j = 0; j < 4; ++j) {
-    const __m256i r0 = LoadU256(rows[2 * j]->qs + 32 * p);
-    const __m256i r1 = LoadU256(rows[2 * j + 1]->qs + 32 * p);
+    const __m256i r0 = LoadU256(reinterpret_cast<const uint8_t*>(rows[2 * j]) + offset);
+    const __m256i r1 = LoadU256(reinterpret_cast<const uint8_t*>(rows[2 * j + 1]) + offset);
     t[2 * j] = _mm256_unpacklo_epi32(r0, r1);
     t[2 * j + 1] = _mm256_unpackhi_epi32(r0, r1);
   }
@@ -514,7 +497,8 @@ inline void TransposeQ4KQs(const BlockQ4_K* const* rows, int p, __m256i* v) {
 }
 
 // Scales, mins (int16 lanes 2l, 2l+1 = row l, per group) and d, dmin (lane l = row l).
-inline void DecodeQ4KScales(const BlockQ4_K* const* rows, __m256i* scale, __m256i* min, __m256* d,
+template <typename Block>
+inline void DecodeQ4KScales(const Block* const* rows, __m256i* scale, __m256i* min, __m256* d,
                             __m256* dmin) {
   // 8 rows x 16 bytes (8 scales, 8 mins) transposed to 16 x 8 rows.
   __m128i sm[8];
@@ -554,15 +538,38 @@ inline void DecodeQ4KScales(const BlockQ4_K* const* rows, __m256i* scale, __m256
   *dmin = _mm256_cvtph_ps(_mm256_extracti128_si256(ordered, 1));
 }
 
-// rows[l] = row l's block (rows may repeat to fill a tile).
-inline void DecodeQ4KTile(const BlockQ4_K* const* rows, Q4KTile* tile) {
+// Q5_K adds a fifth bit: element 64p + j has bit 2p of qh[j], element 64p + 32 + j bit 2p + 1.
+template <typename Block>
+inline constexpr bool kFifthBit = std::is_same_v<Block, BlockQ5_K>;
+
+// Levels of groups 2p (lo) and 2p + 1 (hi) from the transposed qs dwords v and qh dwords h.
+template <typename Block>
+inline void LevelsQ45K(__m256i v, __m256i h, int p, __m256i* lo, __m256i* hi) {
   const __m256i low4 = _mm256_set1_epi8(0x0f);
+  *lo = _mm256_and_si256(v, low4);
+  *hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+  if constexpr (kFifthBit<Block>) {
+    const __m256i one = _mm256_set1_epi8(1);
+    *lo = _mm256_or_si256(*lo,
+                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * p), one), 4));
+    *hi = _mm256_or_si256(
+        *hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * p + 1), one), 4));
+  } else {
+    static_cast<void>(h);
+    static_cast<void>(p);
+  }
+}
+
+// rows[l] = row l's block (rows may repeat to fill a tile).
+template <typename Block>
+inline void DecodeQ4KTile(const Block* const* rows, Q4KTile* tile) {
+  __m256i h[8] = {};
+  if constexpr (kFifthBit<Block>) TransposeRows32(rows, offsetof(Block, qh), h);
   for (int p = 0; p < 4; ++p) {
     __m256i v[8];
-    TransposeQ4KQs(rows, p, v);
+    TransposeRows32(rows, offsetof(Block, qs) + 32 * p, v);
     for (int k = 0; k < 8; ++k) {
-      tile->q[2 * p][k] = _mm256_and_si256(v[k], low4);
-      tile->q[2 * p + 1][k] = _mm256_and_si256(_mm256_srli_epi16(v[k], 4), low4);
+      LevelsQ45K<Block>(v[k], h[k], p, &tile->q[2 * p][k], &tile->q[2 * p + 1][k]);
     }
   }
   DecodeQ4KScales(rows, tile->scale, tile->min, &tile->d, &tile->dmin);
@@ -593,22 +600,31 @@ inline __m256 Q4KFloatStep(__m256 acc, __m256 d, __m256 dmin, float d_a, __m256i
   return _mm256_add_ps(acc, _mm256_sub_ps(p, m));
 }
 
+// int16 partial sums per group: Q4_K's 8 maddubs fit one (30480), Q5_K's levels (<= 31) need a
+// partial per 4 maddubs (4 x 2 x 31 x 127 = 31496).
+template <typename Block>
+inline constexpr int kGroupPartials = kFifthBit<Block> ? 2 : 1;
+
 // MatMul: NT tokens against one decoded tile, acc[t] lane l = row l.
-template <int NT>
+template <typename Block, int NT>
 void Q4KDot(const Q4KTile& tile, const BlockQ8_K* const* blocks, __m256* acc) {
+  constexpr int kParts = kGroupPartials<Block>;
   __m256i isum[NT];
   for (int t = 0; t < NT; ++t) isum[t] = _mm256_setzero_si256();
   for (int g = 0; g < 8; ++g) {
-    __m256i s16[NT];
-    for (int t = 0; t < NT; ++t) s16[t] = _mm256_setzero_si256();
+    __m256i s16[NT][kParts];
+    for (int t = 0; t < NT; ++t)
+      for (int j = 0; j < kParts; ++j) s16[t][j] = _mm256_setzero_si256();
     for (int k = 0; k < 8; ++k) {
       const __m256i q = tile.q[g][k];
       for (int t = 0; t < NT; ++t) {
         const __m256i a = Broadcast4(blocks[t]->qs + 32 * g + 4 * k);
-        s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(q, a));
+        __m256i& s = s16[t][k * kParts / 8];
+        s = _mm256_add_epi16(s, _mm256_maddubs_epi16(q, a));
       }
     }
-    for (int t = 0; t < NT; ++t) isum[t] = MaddAccumulate(isum[t], s16[t], tile.scale[g]);
+    for (int t = 0; t < NT; ++t)
+      for (int j = 0; j < kParts; ++j) isum[t] = MaddAccumulate(isum[t], s16[t][j], tile.scale[g]);
   }
   for (int t = 0; t < NT; ++t) {
     acc[t] = Q4KFloatStep(acc[t], tile.d, tile.dmin, blocks[t]->d, isum[t],
@@ -622,36 +638,43 @@ void Q4KDot(const Q4KTile& tile, const BlockQ8_K* const* blocks, __m256* acc) {
 // The 8 rows are read block by block, a pattern the hardware prefetcher follows poorly for short
 // rows (4096 x 1024: half the bandwidth of a row-by-row read), so each step prefetches its share
 // of the next tile, [prefetch, prefetch + 8 rows): rows are packed, so that range is contiguous.
-inline __m256 Q4KMatVec8(const BlockQ4_K* const* row_starts, const BlockQ8_K* act, int64_t nb,
-                         const uint8_t* prefetch, uint64_t prefetch_step) {
-  const __m256i low4 = _mm256_set1_epi8(0x0f);
+template <typename Block>
+__m256 Q4KMatVec8(const Block* const* row_starts, const BlockQ8_K* act, int64_t nb,
+                  const uint8_t* prefetch, uint64_t prefetch_step) {
+  constexpr int kParts = kGroupPartials<Block>;
   __m256 acc = _mm256_setzero_ps();
   for (int64_t i = 0; i < nb; ++i) {
     for (uint64_t b = 0; b < prefetch_step; b += 64) {
       _mm_prefetch(reinterpret_cast<const char*>(prefetch) + b, _MM_HINT_T0);
     }
     prefetch += prefetch_step;
-    const BlockQ4_K* rows[8];
+    const Block* rows[8];
     for (int l = 0; l < 8; ++l) rows[l] = row_starts[l] + i;
     const BlockQ8_K& a = act[i];
     __m256i scale[8], min[8];
     __m256 d, dmin;
     DecodeQ4KScales(rows, scale, min, &d, &dmin);
+    __m256i h[8] = {};
+    if constexpr (kFifthBit<Block>) TransposeRows32(rows, offsetof(Block, qh), h);
     __m256i isum = _mm256_setzero_si256();
     for (int p = 0; p < 4; ++p) {
       __m256i v[8];
-      TransposeQ4KQs(rows, p, v);
-      __m256i s_lo = _mm256_setzero_si256(), s_hi = _mm256_setzero_si256();
+      TransposeRows32(rows, offsetof(Block, qs) + 32 * p, v);
+      __m256i s_lo[kParts], s_hi[kParts];
+      for (int j = 0; j < kParts; ++j) s_lo[j] = s_hi[j] = _mm256_setzero_si256();
       for (int k = 0; k < 8; ++k) {
-        const __m256i q_lo = _mm256_and_si256(v[k], low4);
-        const __m256i q_hi = _mm256_and_si256(_mm256_srli_epi16(v[k], 4), low4);
-        s_lo =
-            _mm256_add_epi16(s_lo, _mm256_maddubs_epi16(q_lo, Broadcast4(a.qs + 64 * p + 4 * k)));
-        s_hi = _mm256_add_epi16(s_hi,
-                                _mm256_maddubs_epi16(q_hi, Broadcast4(a.qs + 64 * p + 32 + 4 * k)));
+        __m256i q_lo, q_hi;
+        LevelsQ45K<Block>(v[k], h[k], p, &q_lo, &q_hi);
+        __m256i& lo = s_lo[k * kParts / 8];
+        __m256i& hi = s_hi[k * kParts / 8];
+        lo = _mm256_add_epi16(lo, _mm256_maddubs_epi16(q_lo, Broadcast4(a.qs + 64 * p + 4 * k)));
+        hi = _mm256_add_epi16(hi,
+                              _mm256_maddubs_epi16(q_hi, Broadcast4(a.qs + 64 * p + 32 + 4 * k)));
       }
-      isum = MaddAccumulate(isum, s_lo, scale[2 * p]);
-      isum = MaddAccumulate(isum, s_hi, scale[2 * p + 1]);
+      for (int j = 0; j < kParts; ++j) {
+        isum = MaddAccumulate(isum, s_lo[j], scale[2 * p]);
+        isum = MaddAccumulate(isum, s_hi[j], scale[2 * p + 1]);
+      }
     }
     acc = Q4KFloatStep(acc, d, dmin, a.d, isum, Q4KMinSums(min, a));
   }
@@ -660,22 +683,23 @@ inline __m256 Q4KMatVec8(const BlockQ4_K* const* row_starts, const BlockQ8_K* ac
 
 inline constexpr int kQ4KTokens = 2;  // tokens per Q4KDot call in MatMul
 
+template <typename Block>
 void Q4KRows(const RowsArgs& a, int64_t row_begin, int64_t row_end) {
   const int64_t nb = a.cols / kQkK;
-  const BlockQ4_K* row_starts[kQ4KRows];
+  const Block* row_starts[kQ4KRows];
   alignas(32) float lanes[kQ4KRows];
   for (int64_t r0 = row_begin; r0 < row_end; r0 += kQ4KRows) {
     const int nr = static_cast<int>(row_end - r0 < kQ4KRows ? row_end - r0 : kQ4KRows);
     for (int l = 0; l < kQ4KRows; ++l) {  // a short tile repeats its last row
       const int64_t r = r0 + (l < nr ? l : nr - 1);
       row_starts[l] =
-          reinterpret_cast<const BlockQ4_K*>(a.w + static_cast<uint64_t>(r) * a.w_row_bytes);
+          reinterpret_cast<const Block*>(a.w + static_cast<uint64_t>(r) * a.w_row_bytes);
     }
     if (a.n_tokens == 1) {
       // The next tile (prefetching past the matrix end is harmless: prefetches do not fault).
       const uint8_t* next = a.w + static_cast<uint64_t>(r0 + kQ4KRows) * a.w_row_bytes;
       _mm256_store_ps(lanes, Q4KMatVec8(row_starts, reinterpret_cast<const BlockQ8_K*>(a.act), nb,
-                                        next, kQ4KRows * sizeof(BlockQ4_K)));
+                                        next, kQ4KRows * sizeof(Block)));
       for (int l = 0; l < nr; ++l) a.y[r0 + l] = lanes[l];
       continue;
     }
@@ -693,22 +717,22 @@ void Q4KRows(const RowsArgs& a, int64_t row_begin, int64_t row_end) {
       // As in MatVec, each super-block step prefetches its share of the next tile.
       const uint8_t* next = a.w + static_cast<uint64_t>(r0 + kQ4KRows) * a.w_row_bytes;
       for (int64_t i = 0; i < nb; ++i) {
-        for (uint64_t b = 0; b < kQ4KRows * sizeof(BlockQ4_K); b += 64) {
-          _mm_prefetch(reinterpret_cast<const char*>(next) + i * kQ4KRows * sizeof(BlockQ4_K) + b,
+        for (uint64_t b = 0; b < kQ4KRows * sizeof(Block); b += 64) {
+          _mm_prefetch(reinterpret_cast<const char*>(next) + i * kQ4KRows * sizeof(Block) + b,
                        _MM_HINT_T0);
         }
-        const BlockQ4_K* rows[kQ4KRows];
+        const Block* rows[kQ4KRows];
         for (int l = 0; l < kQ4KRows; ++l) rows[l] = row_starts[l] + i;
         DecodeQ4KTile(rows, &tile);
         int t = 0;
         const BlockQ8_K* blocks[kQ4KTokens];
         for (; t + kQ4KTokens <= nt; t += kQ4KTokens) {
           for (int k = 0; k < kQ4KTokens; ++k) blocks[k] = act_rows[t + k] + i;
-          Q4KDot<kQ4KTokens>(tile, blocks, acc + t);
+          Q4KDot<Block, kQ4KTokens>(tile, blocks, acc + t);
         }
         for (; t < nt; ++t) {
           blocks[0] = act_rows[t] + i;
-          Q4KDot<1>(tile, blocks, acc + t);
+          Q4KDot<Block, 1>(tile, blocks, acc + t);
         }
       }
       for (int k = 0; k < nt; ++k) {
@@ -724,8 +748,8 @@ constexpr int Id(GgmlType t) { return static_cast<int>(t); }
 void FillTable(KernelTable* t) {
   t->rows[Id(GgmlType::kQ2_K)] = KRows<Q2KDecoder>;
   t->rows[Id(GgmlType::kQ3_K)] = KRows<Q3KDecoder>;
-  t->rows[Id(GgmlType::kQ4_K)] = Q4KRows;
-  t->rows[Id(GgmlType::kQ5_K)] = KRows<Q5KDecoder>;
+  t->rows[Id(GgmlType::kQ4_K)] = Q4KRows<BlockQ4_K>;
+  t->rows[Id(GgmlType::kQ5_K)] = Q4KRows<BlockQ5_K>;
   t->rows[Id(GgmlType::kQ6_K)] = KRows<Q6KDecoder>;
   t->rows[Id(GgmlType::kIQ4_XS)] = Rows<Iq4XsKernel>;
 }

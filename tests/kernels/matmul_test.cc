@@ -213,10 +213,10 @@ INSTANTIATE_TEST_SUITE_P(AllTypes, MatVecTest, ::testing::ValuesIn(AllWeightType
                            return std::string(TypeName(info.param));
                          });
 
-// Q4_K's, Q4_0's and Q4_1's SIMD kernels sum each (row, token) and block to exact int32 totals and
-// then run the scalar twin's float sequence (kquant_kernels_impl.h, q8_kernels_impl.h), so every
-// path gives the scalar bits, for MatVec and MatMul, over full and partial 8-row tiles, token
-// counts around the MatMul tiles and batches, and 1 or 2 threads.
+// Q4_K's, Q5_K's, Q4_0's and Q4_1's SIMD kernels sum each (row, token) and block to exact int32
+// totals and then run the scalar twin's float sequence (kquant_kernels_impl.h, q8_kernels_impl.h),
+// so every path gives the scalar bits, for MatVec and MatMul, over full and partial 8-row tiles,
+// token counts around the MatMul tiles and batches, and 1 or 2 threads.
 class ScalarOrderTest : public ::testing::TestWithParam<GgmlType> {};
 
 TEST_P(ScalarOrderTest, EveryPathEqualsScalarBitForBit) {
@@ -248,7 +248,8 @@ TEST_P(ScalarOrderTest, EveryPathEqualsScalarBitForBit) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, ScalarOrderTest,
-                         ::testing::Values(GgmlType::kQ4_K, GgmlType::kQ4_0, GgmlType::kQ4_1),
+                         ::testing::Values(GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ4_0,
+                                           GgmlType::kQ4_1),
                          [](const ::testing::TestParamInfo<GgmlType>& info) {
                            return std::string(TypeName(info.param));
                          });
