@@ -291,8 +291,12 @@ inline constexpr int kKTileTokens = 2;
 
 // acc[r * kTokenBatch + t] / acc_min[...] for the tile's rows r < NR and tokens t < NT;
 // blocks[t] = token t's Q8_K block of this super-block.
+// Not inlined: once Q4_K and Q5_K left KTile, gcc inlined all 8 tile shapes of Q2_K into
+// KMatMulRows, and Q2_K's hot MatMul measured 9% and 24% slower than before in two back-to-back
+// pairs (the machine's noise is of that order, so this keeps the code shape that was measured).
 template <typename Decoder, int NR, int NT>
-void KTile(const DecodedK* dec, const BlockQ8_K* const* blocks, __m256* acc, __m256* acc_min) {
+__attribute__((noinline)) void KTile(const DecodedK* dec, const BlockQ8_K* const* blocks,
+                                     __m256* acc, __m256* acc_min) {
   __m256i isum[NR][NT];
   for (int r = 0; r < NR; ++r)
     for (int t = 0; t < NT; ++t) isum[r][t] = _mm256_setzero_si256();
