@@ -31,7 +31,8 @@ const char* ExpertSourceName(ExpertSourceKind kind);
 // A held expert: its matrices, valid until Release().
 struct HeldExpert {
   ExpertWeights weights;
-  ExpertRef ref;  // cache source only
+  ExpertRef ref;    // cache source only
+  int expert = -1;  // set by the caller for its own bookkeeping
 };
 
 class ExpertSource {

@@ -88,6 +88,7 @@ Result<std::unique_ptr<MoeBlock>> MoeBlock::Create(const ModelConfig& config,
   b->assignments_.resize(static_cast<size_t>(options.max_tokens) * options.experts_per_token);
   b->used_experts_.reserve(config.n_expert);
   b->pending_.reserve(config.n_expert);
+  b->held_.reserve(config.n_expert);
   return b;
 }
 
@@ -209,6 +210,23 @@ Status MoeBlock::RunExperts(int layer, ExpertSource& source, const float* xb, si
   const size_t n_used = used_experts_.size();
   const size_t window =
       static_cast<size_t>(std::clamp(source.max_ahead(), 1, kMaxAcquireAnyExperts));
+  // When the whole layer's reads were started at once (decoding, small batches), keep every
+  // expert pinned until the layer is done and release them in expert order: the cache's
+  // recency order (and so every later hit and eviction) then does not depend on which read
+  // happened to complete first. A larger batch streams through a window and must release as it
+  // goes; its recency order follows completion.
+  const bool hold = issued == n_used;
+  held_.clear();
+  struct ReleaseHeld {
+    MoeBlock* block;
+    ExpertSource& source;
+    ~ReleaseHeld() {
+      std::sort(block->held_.begin(), block->held_.end(),
+                [](const HeldExpert& a, const HeldExpert& b) { return a.expert < b.expert; });
+      for (HeldExpert& h : block->held_) source.Release(h);
+      block->held_.clear();
+    }
+  } release_held{this, source};
   for (size_t done = 0; done < n_used; ++done) {
     IssueReads(layer, source, done, window, &issued);
     int index = 0;
@@ -229,11 +247,9 @@ Status MoeBlock::RunExperts(int layer, ExpertSource& source, const float* xb, si
     counters->expert_loads += 1;
     counters->expert_bytes_used +=
         held.weights.gate.bytes() + held.weights.up.bytes() + held.weights.down.bytes();
+    held.expert = e;
     ExpertWeights w = held.weights;
-    if (options_.dequantize_experts) {
-      w = Dequantize(held.weights);
-      source.Release(held);  // the f32 copy is ours: free the slot right away
-    }
+    if (options_.dequantize_experts) w = Dequantize(held.weights);  // the f32 copy is ours
     const int count = expert_start_[e + 1] - expert_start_[e];
     const int* assigned = assignments_.data() + expert_start_[e];
     for (int r = 0; r < count; ++r) {
@@ -247,7 +263,11 @@ Status MoeBlock::RunExperts(int layer, ExpertSource& source, const float* xb, si
                   sizeof(float) * n_embd);
     }
     counters->expert_tokens += count;
-    if (!options_.dequantize_experts) source.Release(held);
+    if (hold) {
+      held_.push_back(held);
+    } else {
+      source.Release(held);
+    }
   }
   return Status::Ok();
 }

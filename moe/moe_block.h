@@ -112,6 +112,7 @@ class MoeBlock {
   std::vector<int> assignments_;     // (max_tokens * k)  t * k + j, grouped by expert
   std::vector<int> used_experts_;    // (n_expert)  experts with tokens, ascending id
   std::vector<int> pending_;         // experts whose reads were started and not yet computed
+  std::vector<HeldExpert> held_;     // computed, released when the layer is done (RunExperts)
   struct Speculation {
     int layer = -1;
     const LayerWeights* weights = nullptr;  // null: nothing to read ahead (any more)
