@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "core/base/byte_size.h"
+#include "core/base/str_cat.h"
 #include "io/archive_reader.h"
 #include "io/xxh3.h"
 
@@ -14,12 +15,6 @@ namespace sluice {
 namespace {
 
 const char* const kMatrixNames[3] = {"gate", "up", "down"};
-
-std::string Hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof(buf), "0x%016llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 // Checks a type id and a row length; returns the row bytes.
 Result<uint64_t> CheckRow(uint32_t type_id, int64_t ne0, const std::string& where) {
@@ -219,7 +214,7 @@ Status ArchiveReader::VerifyDenseTensor(size_t index) const {
   uint64_t found = Xxh3_64(map_ + e.offset, e.nbytes);
   if (found != e.xxh3) {
     return Corrupt(path_, ": dense tensor '", dense_[index].name, "' at offset ", e.offset, " (",
-                   e.nbytes, " bytes): xxh3 expected ", Hex(e.xxh3), ", found ", Hex(found));
+                   e.nbytes, " bytes): xxh3 expected ", Hex64(e.xxh3), ", found ", Hex64(found));
   }
   return Status::Ok();
 }
@@ -238,8 +233,8 @@ Status ArchiveReader::VerifyExpertBlock(int layer, int expert) const {
                 POSIX_FADV_DONTNEED);
   if (found != expected) {
     return Corrupt(path_, ": expert (layer ", layer, ", expert ", expert, ") block at offset ",
-                   offset, " (", e.block_bytes, " bytes): xxh3 expected ", Hex(expected),
-                   ", found ", Hex(found));
+                   offset, " (", e.block_bytes, " bytes): xxh3 expected ", Hex64(expected),
+                   ", found ", Hex64(found));
   }
   return Status::Ok();
 }

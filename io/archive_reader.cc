@@ -12,17 +12,12 @@
 #include <limits>
 
 #include "core/base/byte_size.h"
+#include "core/base/str_cat.h"
 #include "io/archive_layout.h"
 #include "io/metadata_codec.h"
 
 namespace sluice {
 namespace {
-
-std::string Hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof(buf), "0x%016llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 // Printable rendering of 8 magic bytes: "SLUICEAR" or "GGUF\x03\x00\x00\x00".
 std::string ShowBytes(const char* bytes, size_t n) {
@@ -163,8 +158,8 @@ Status ArchiveReader::ReadIndex(uint64_t file_size) {
   uint64_t found = ComputeIndexXxh3(reinterpret_cast<const uint8_t*>(index.data()), index_end);
   if (found != header_.index_xxh3) {
     return Corrupt(path_, ": header/metadata/directory checksum mismatch over bytes [0, ",
-                   index_end, "): expected xxh3 ", Hex(header_.index_xxh3), " (stored at offset ",
-                   kIndexXxh3FieldOffset, "), found ", Hex(found),
+                   index_end, "): expected xxh3 ", Hex64(header_.index_xxh3), " (stored at offset ",
+                   kIndexXxh3FieldOffset, "), found ", Hex64(found),
                    "; the archive's directory is corrupt");
   }
   // The index is intact: the remaining checks catch truncation and writer bugs.

@@ -7,17 +7,12 @@
 
 #include "core/base/byte_size.h"
 #include "core/base/log.h"
+#include "core/base/str_cat.h"
 #include "io/expert_cache_impl.h"
 #include "io/xxh3.h"
 
 namespace sluice {
 namespace {
-
-std::string Hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof(buf), "0x%016llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 Result<int> BlockCount(const ModelFile& model) {
   const Metadata& m = model.metadata();
@@ -293,7 +288,7 @@ Status ExpertCacheImpl::VerifyUnlocked(int s) {
   const std::string& path = model_.file_paths()[slot.plan.reads[0].file_index];
   return Corrupt(path, ": expert (layer ", slot.layer, ", expert ", slot.expert, ") at offset ",
                  slot.plan.reads[0].offset + slot.plan.hash_slot_offset, " (", slot.plan.hash_bytes,
-                 " bytes): xxh3 expected ", Hex(slot.plan.xxh3), ", found ", Hex(found),
+                 " bytes): xxh3 expected ", Hex64(slot.plan.xxh3), ", found ", Hex64(found),
                  "; the bytes were not used");
 }
 

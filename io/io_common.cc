@@ -72,6 +72,12 @@ void CloseIoFiles(std::vector<IoFile>* files) {
   files->clear();
 }
 
+Status CheckQueueRoom(size_t outstanding, size_t more, size_t max_queued) {
+  if (outstanding + more <= max_queued) return Status::Ok();
+  return ResourceExhausted("io: ", more, " more reads would exceed the limit of ", max_queued,
+                           " outstanding (", outstanding, " now)");
+}
+
 Status ValidateRequests(std::span<const IoRequest> requests, const std::vector<IoFile>& files) {
   for (const IoRequest& r : requests) {
     if (r.file_index < 0 || static_cast<size_t>(r.file_index) >= files.size()) {

@@ -32,6 +32,9 @@ void CloseIoFiles(std::vector<IoFile>* files);
 // Bounds and alignment of each request against `files` (alignment only for O_DIRECT files).
 Status ValidateRequests(std::span<const IoRequest> requests, const std::vector<IoFile>& files);
 
+// ResourceExhausted when `more` requests on top of `outstanding` would pass `max_queued`.
+Status CheckQueueRoom(size_t outstanding, size_t more, size_t max_queued);
+
 struct AtomicIoCounters {
   std::atomic<uint64_t> requests_submitted{0}, requests_completed{0}, bytes_read{0}, short_reads{0},
       retries{0}, errors{0}, in_flight{0}, queued{0};

@@ -43,14 +43,8 @@ Status PreadBackend::Submit(std::span<const IoRequest> requests) {
   RETURN_IF_ERROR(ValidateRequests(requests, files_));
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (outstanding_ + requests.size() > options_.max_queued) {
-      return ResourceExhausted("io: ", requests.size(), " more reads would exceed the limit of ",
-                               options_.max_queued, " outstanding (", outstanding_, " now)");
-    }
-    for (const IoRequest& r : requests) {
-      queue_[(queue_head_ + queue_size_) % queue_.size()] = r;
-      ++queue_size_;
-    }
+    RETURN_IF_ERROR(CheckQueueRoom(outstanding_, requests.size(), options_.max_queued));
+    for (const IoRequest& r : requests) queue_.Push(r);
     outstanding_ += requests.size();
     counters_.requests_submitted.fetch_add(requests.size(), std::memory_order_relaxed);
     counters_.queued.fetch_add(requests.size(), std::memory_order_relaxed);
@@ -86,11 +80,9 @@ void PreadBackend::WorkerLoop() {
     IoRequest request;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      work_cv_.wait(lock, [this] { return stopping_ || queue_size_ > 0; });
-      if (queue_size_ == 0) return;  // stopping and nothing left
-      request = queue_[queue_head_];
-      queue_head_ = (queue_head_ + 1) % queue_.size();
-      --queue_size_;
+      work_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping and nothing left
+      request = queue_.Pop();
     }
     counters_.queued.fetch_sub(1, std::memory_order_relaxed);
     counters_.in_flight.fetch_add(1, std::memory_order_relaxed);
@@ -98,8 +90,7 @@ void PreadBackend::WorkerLoop() {
     counters_.in_flight.fetch_sub(1, std::memory_order_relaxed);
     {
       std::lock_guard<std::mutex> lock(mu_);
-      done_[(done_head_ + done_size_) % done_.size()] = c;
-      ++done_size_;
+      done_.Push(c);
     }
     done_cv_.notify_all();
   }
@@ -108,14 +99,10 @@ void PreadBackend::WorkerLoop() {
 size_t PreadBackend::Reap(std::span<IoCompletion> out, size_t min_completions) {
   std::unique_lock<std::mutex> lock(mu_);
   const size_t want = std::min(min_completions, out.size());
-  done_cv_.wait(lock, [&] { return done_size_ >= want || interrupts_ > 0; });
-  if (interrupts_ > 0 && done_size_ < want) --interrupts_;
-  size_t n = std::min(done_size_, out.size());
-  for (size_t i = 0; i < n; ++i) {
-    out[i] = done_[done_head_];
-    done_head_ = (done_head_ + 1) % done_.size();
-  }
-  done_size_ -= n;
+  done_cv_.wait(lock, [&] { return done_.size() >= want || interrupts_ > 0; });
+  if (interrupts_ > 0 && done_.size() < want) --interrupts_;
+  const size_t n = std::min(done_.size(), out.size());
+  for (size_t i = 0; i < n; ++i) out[i] = done_.Pop();
   outstanding_ -= n;
   counters_.requests_completed.fetch_add(n, std::memory_order_relaxed);
   return n;

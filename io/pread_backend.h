@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/base/fixed_ring.h"
 #include "io/io_backend.h"
 #include "io/io_common.h"
 
@@ -51,10 +52,8 @@ class PreadBackend final : public IoBackend {
   std::condition_variable done_cv_;  // Reap waits for completions
   // Fixed rings sized max_queued at creation: requests waiting for a worker, and completions
   // waiting for Reap. outstanding_ counts both plus those being read (the max_queued bound).
-  std::vector<IoRequest> queue_;
-  size_t queue_head_ = 0, queue_size_ = 0;
-  std::vector<IoCompletion> done_;
-  size_t done_head_ = 0, done_size_ = 0;
+  FixedRing<IoRequest> queue_;
+  FixedRing<IoCompletion> done_;
   size_t outstanding_ = 0;
   int interrupts_ = 0;
   bool stopping_ = false;

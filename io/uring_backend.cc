@@ -83,14 +83,8 @@ Status UringBackend::Submit(std::span<const IoRequest> requests) {
   RETURN_IF_ERROR(ValidateRequests(requests, files_));
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (outstanding_ + requests.size() > options_.max_queued) {
-      return ResourceExhausted("io: ", requests.size(), " more reads would exceed the limit of ",
-                               options_.max_queued, " outstanding (", outstanding_, " now)");
-    }
-    for (const IoRequest& r : requests) {
-      fifo_[(fifo_head_ + fifo_size_) % fifo_.size()] = r;
-      ++fifo_size_;
-    }
+    RETURN_IF_ERROR(CheckQueueRoom(outstanding_, requests.size(), options_.max_queued));
+    for (const IoRequest& r : requests) fifo_.Push(r);
     outstanding_ += requests.size();
   }
   counters_.requests_submitted.fetch_add(requests.size(), std::memory_order_relaxed);
@@ -135,12 +129,10 @@ void UringBackend::ArmPoll() {
 
 void UringBackend::FillRing() {
   std::lock_guard<std::mutex> lock(mu_);
-  while (fifo_size_ > 0 && !free_slots_.empty()) {
+  while (!fifo_.empty() && !free_slots_.empty()) {
     const int slot = free_slots_.back();
     free_slots_.pop_back();
-    slots_[slot] = ReadProgress{.request = fifo_[fifo_head_]};
-    fifo_head_ = (fifo_head_ + 1) % fifo_.size();
-    --fifo_size_;
+    slots_[slot] = ReadProgress{.request = fifo_.Pop()};
     counters_.queued.fetch_sub(1, std::memory_order_relaxed);
     counters_.in_flight.fetch_add(1, std::memory_order_relaxed);
     Prepare(slot);

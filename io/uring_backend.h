@@ -22,6 +22,7 @@
 #include <mutex>
 #include <vector>
 
+#include "core/base/fixed_ring.h"
 #include "io/io_backend.h"
 #include "io/io_common.h"
 
@@ -71,9 +72,8 @@ class UringBackend final : public IoBackend {
 
   // Shared: the FIFO of accepted requests not yet in the ring.
   std::mutex mu_;
-  std::vector<IoRequest> fifo_;  // max_queued
-  size_t fifo_head_ = 0, fifo_size_ = 0;
-  size_t outstanding_ = 0;  // accepted, not yet returned by Reap
+  FixedRing<IoRequest> fifo_;  // max_queued
+  size_t outstanding_ = 0;     // accepted, not yet returned by Reap
   std::atomic<int> interrupts_{0};
 };
 

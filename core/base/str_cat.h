@@ -2,10 +2,14 @@
 // Used to build error messages and log lines; not for hot paths.
 #pragma once
 
+#include <cstdint>
 #include <sstream>
 #include <string>
 
 namespace sluice {
+
+// "0x" and 16 lower-case hex digits: checksums and offsets in error messages.
+std::string Hex64(uint64_t v);
 
 template <typename... Args>
 std::string StrCat(const Args&... args) {
