@@ -38,6 +38,12 @@ ScratchLayout Layout(const ModelConfig& c, const MoeBlockOptions& o) {
   };
 }
 
+// Experts whose reads may be started ahead of their use: as many as the cache holds, at most what
+// one AcquireAny can wait on.
+size_t ReadWindow(const ExpertSource& source) {
+  return static_cast<size_t>(std::clamp(source.max_ahead(), 1, kMaxAcquireAnyExperts));
+}
+
 }  // namespace
 
 uint64_t MoeBlock::ScratchBytes(const ModelConfig& config, const MoeBlockOptions& options) {
@@ -182,7 +188,10 @@ void MoeBlock::SettlePrediction(int layer, int64_t token_index, ExpertSource& so
                                 MoeCounters* counters) {
   if (prediction_layer_ != layer) return;
   prediction_layer_ = -1;
-  if (prediction_token_ != token_index) return;
+  if (prediction_token_ != token_index) {  // a run ended between the guess and now
+    source.Drop(layer, std::span<const int>(speculative_, n_speculative_));
+    return;
+  }
   const Route& actual = routes_[0];
   auto used = [&actual](int id) {
     for (int j = 0; j < actual.k; ++j) {
@@ -204,12 +213,11 @@ void MoeBlock::SettlePrediction(int layer, int64_t token_index, ExpertSource& so
 }
 
 Status MoeBlock::RunExperts(int layer, ExpertSource& source, const float* xb, size_t issued,
-                            ThreadPool* pool, MoeCounters* counters) {
+                            Speculation speculate, ThreadPool* pool, MoeCounters* counters) {
   const int64_t n_embd = config_.n_embd;
   const int k = router_.k;
   const size_t n_used = used_experts_.size();
-  const size_t window =
-      static_cast<size_t>(std::clamp(source.max_ahead(), 1, kMaxAcquireAnyExperts));
+  const size_t window = ReadWindow(source);
   // When the whole layer's reads were started at once (decoding, small batches), keep every
   // expert pinned until the layer is done and release them in expert order: the cache's
   // recency order (and so every later hit and eviction) then does not depend on which read
@@ -236,13 +244,13 @@ Status MoeBlock::RunExperts(int layer, ExpertSource& source, const float* xb, si
     const int e = pending_[index];
     // Keep issue order among the rest: when several are ready, the oldest read goes first.
     pending_.erase(pending_.begin() + index);
-    if (speculate_.weights != nullptr && pending_.empty() && issued == n_used) {
+    if (speculate.weights != nullptr && pending_.empty() && issued == n_used) {
       // This layer's last read is in: from here until the next layer routes (this expert's
       // compute, the next attention) the device would idle. Reading ahead only now never
       // takes bandwidth from reads this layer waits for.
-      PrefetchNextLayer(speculate_.layer, *speculate_.weights, source, xb, speculate_.token, pool,
+      PrefetchNextLayer(speculate.layer, *speculate.weights, source, xb, speculate.token, pool,
                         counters);
-      speculate_.weights = nullptr;
+      speculate.weights = nullptr;
     }
     counters->expert_loads += 1;
     counters->expert_bytes_used +=
@@ -322,23 +330,21 @@ Status MoeBlock::Forward(int layer, const LayerWeights& weights, ExpertSource& s
   // Reads first, so the device works while everything below computes.
   pending_.clear();
   size_t issued = 0;
-  IssueReads(layer, source, 0,
-             static_cast<size_t>(std::clamp(source.max_ahead(), 1, kMaxAcquireAnyExperts)),
-             &issued);
+  IssueReads(layer, source, 0, ReadWindow(source), &issued);
   // Read ahead for the next layer once this one's reads are all in (RunExperts), and only when
   // the cache can hold this layer's experts, the next layer's and as many again besides: a
   // smaller cache would evict its own reads before their use.
-  speculate_ = {};
+  Speculation speculate;
   if (options_.prefetch_next > 0 && n == 1 && next_weights != nullptr && source.reads_ahead() &&
       source.max_ahead() >= 3 * router_.k) {
-    speculate_ = {.layer = next_layer, .weights = next_weights, .token = token_index0};
+    speculate = {.layer = next_layer, .weights = next_weights, .token = token_index0};
   }
   if (config_.has_shared_expert()) {
     const uint64_t compute_start = NowNs();
     RunSharedExpert(weights, xb, n, pool);
     counters->expert_compute_ns += NowNs() - compute_start;
   }
-  RETURN_IF_ERROR(RunExperts(layer, source, xb, issued, pool, counters));
+  RETURN_IF_ERROR(RunExperts(layer, source, xb, issued, speculate, pool, counters));
   Combine(n, out);
   if (config_.has_shared_expert()) AddShared(n, out);
   return Status::Ok();

@@ -83,8 +83,14 @@ class MoeBlock {
   // guesses from the cache.
   void SettlePrediction(int layer, int64_t token_index, ExpertSource& source,
                         MoeCounters* counters);
+  struct Speculation {
+    int layer = -1;
+    const LayerWeights* weights = nullptr;  // null: nothing (more) to read ahead
+    int64_t token = -1;
+  };
+  // Computes the routed experts; reads ahead for `speculate` once this layer's reads are in.
   Status RunExperts(int layer, ExpertSource& source, const float* xb, size_t issued,
-                    ThreadPool* pool, MoeCounters* counters);
+                    Speculation speculate, ThreadPool* pool, MoeCounters* counters);
   void Combine(int64_t n, float* out) const;
   // Into shared_out_ / shared_scale_; AddShared adds them to out after Combine.
   void RunSharedExpert(const LayerWeights& weights, const float* xb, int64_t n, ThreadPool* pool);
@@ -113,13 +119,7 @@ class MoeBlock {
   std::vector<int> used_experts_;    // (n_expert)  experts with tokens, ascending id
   std::vector<int> pending_;         // experts whose reads were started and not yet computed
   std::vector<HeldExpert> held_;     // computed, released when the layer is done (RunExperts)
-  struct Speculation {
-    int layer = -1;
-    const LayerWeights* weights = nullptr;  // null: nothing to read ahead (any more)
-    int64_t token = -1;
-  };
-  Speculation speculate_;                      // the next layer to read ahead for, this Forward
-  Route prediction_;                           // the last next-layer prediction...
+  Route prediction_;                 // the last next-layer prediction...
   int speculative_[kMaxExpertsPerToken] = {};  // ...the experts of it read ahead...
   int n_speculative_ = 0;
   int prediction_layer_ = -1;      // ...its layer (-1: none)
