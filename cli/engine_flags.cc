@@ -17,9 +17,10 @@ DEFINE_string(expert_source, "cache",
 DEFINE_int32(batch, 64, "Prompt tokens processed per forward batch.");
 DEFINE_int32(prefetch_next, 2,
              "While decoding, read up to N of the experts the next layer will probably use (its "
-             "router applied to this layer's state, or the routing's simulated predictor) before "
-             "it routes, so the device keeps reading during attention; a wrong guess costs an "
-             "expert's read. 0: read each layer's experts only once it has routed.");
+             "router applied to this layer's state; for a token's first layer, to its embedding; "
+             "or the routing's simulated predictor) before it routes, so the device keeps "
+             "reading during attention; a wrong guess costs an expert's read. 0: read each "
+             "layer's experts only once it has routed.");
 DEFINE_bool(dequantize, false,
             "Dequantize every weight to f32 at load and compute in f32 (for comparisons with "
             "references computed that way; slow and large).");

@@ -200,7 +200,13 @@ void ExpertCacheImpl::Release(ExpertRef& ref) {
 
 ExpertCacheCounters ExpertCacheImpl::counters() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return counters_;
+  ExpertCacheCounters c = counters_;
+  if (c.reads_in_flight > 0) {  // the busy stretch still running counts up to now
+    c.busy_ns += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                           std::chrono::steady_clock::now() - busy_since_)
+                                           .count());
+  }
+  return c;
 }
 
 void ExpertCacheImpl::ResetCounters() {
@@ -208,6 +214,7 @@ void ExpertCacheImpl::ResetCounters() {
   const uint64_t in_flight = counters_.reads_in_flight;
   counters_ = ExpertCacheCounters();
   counters_.reads_in_flight = in_flight;
+  busy_since_ = std::chrono::steady_clock::now();  // a running busy stretch counts from here
 }
 
 void ExpertCacheImpl::Drop(int layer, std::span<const int> experts) {

@@ -69,6 +69,8 @@ struct ExpertCacheCounters {
   uint64_t reads_completed = 0;
   uint64_t reads_in_flight = 0;  // now
   uint64_t io_wait_ns = 0;       // time Acquire spent blocked waiting for reads
+  uint64_t busy_ns = 0;          // time with at least one read in flight (submitted, not yet
+                                 // complete): the device's share of the wall clock we kept busy
   uint64_t checksum_failures = 0;
   uint64_t read_errors = 0;       // loads failed by an I/O error or a short read
   uint64_t prefetch_reads = 0;    // loads started ahead of their use (Prefetch, AcquireAny)

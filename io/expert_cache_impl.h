@@ -108,6 +108,9 @@ class ExpertCacheImpl final : public ExpertCache {
   // hashes), then returns its ref, or its error (unpinned).
   Result<ExpertRef> TakeLocked(std::unique_lock<std::mutex>& lock, int s);
   void AddWaitLocked(std::chrono::steady_clock::time_point start);
+  // Keep counters_.busy_ns: call before reads_in_flight changes (from 0) and after (to 0).
+  void StartBusyLocked();
+  void EndBusyLocked();
   Status AllPinnedError(int layer, int expert) const;
   void CompletionLoop();
   void FinishLoadLocked(int s);  // all reads of slot s are in
@@ -130,6 +133,7 @@ class ExpertCacheImpl final : public ExpertCache {
   std::unique_ptr<EvictionPolicy> policy_;
   SlotList unused_{0};
   ExpertCacheCounters counters_;
+  std::chrono::steady_clock::time_point busy_since_;  // valid while reads_in_flight > 0
   bool stopping_ = false;
   std::thread completion_thread_;
 };

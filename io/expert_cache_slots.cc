@@ -194,6 +194,7 @@ int ExpertCacheImpl::PrepareLoadLocked(int s, int layer, int expert, int key, Io
               .buffer_index = s,
               .tag = static_cast<uint64_t>(s) * kReadsPerTag + r};
   }
+  StartBusyLocked();
   counters_.reads_in_flight += slot.plan.n_reads;
   return slot.plan.n_reads;
 }
@@ -204,6 +205,7 @@ void ExpertCacheImpl::SubmitLoads(std::span<const IoRequest> requests) {
   if (st.ok()) return;
   std::lock_guard<std::mutex> lock(mu_);
   counters_.reads_in_flight -= requests.size();
+  EndBusyLocked();
   for (size_t i = 0; i < requests.size(); ++i) {
     const int s = static_cast<int>(requests[i].tag / kReadsPerTag);
     if (i > 0 && requests[i - 1].tag / kReadsPerTag == requests[i].tag / kReadsPerTag) continue;
@@ -231,6 +233,17 @@ ExpertRef ExpertCacheImpl::RefFor(int s) {
   return MakeRef(slot.layer, slot.expert, s, m);
 }
 
+void ExpertCacheImpl::StartBusyLocked() {
+  if (counters_.reads_in_flight == 0) busy_since_ = std::chrono::steady_clock::now();
+}
+
+void ExpertCacheImpl::EndBusyLocked() {
+  if (counters_.reads_in_flight != 0) return;
+  counters_.busy_ns += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                 std::chrono::steady_clock::now() - busy_since_)
+                                                 .count());
+}
+
 void ExpertCacheImpl::CompletionLoop() {
   IoCompletion done[64];
   for (;;) {
@@ -244,6 +257,7 @@ void ExpertCacheImpl::CompletionLoop() {
       counters_.bytes_read += done[i].bytes;
       ++counters_.reads_completed;
       --counters_.reads_in_flight;
+      EndBusyLocked();
       if (done[i].error != 0 && slot.read_error == 0) {
         slot.read_error = done[i].error;
         slot.short_offset = read.offset;

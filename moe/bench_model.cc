@@ -145,6 +145,7 @@ Result<BenchRun> RunEngineBench(const std::string& model_path, const BenchRunOpt
     run.io_wait_fraction = c.cache.io_wait_ns / 1e9 / run.decode_seconds;
     run.verify_fraction = (c.expert_wait_ns - std::min(c.expert_wait_ns, c.cache.io_wait_ns)) /
                           1e9 / run.decode_seconds;
+    run.device_busy_fraction = c.cache.busy_ns / 1e9 / run.decode_seconds;
     run.attention_fraction = c.attention_ns / 1e9 / run.decode_seconds;
     run.expert_compute_fraction = c.expert_compute_ns / 1e9 / run.decode_seconds;
     // Counters were reset before decoding: these are the decode's own.

@@ -80,6 +80,8 @@ struct BenchRun {
   double verify_fraction = 0;          // hashing experts after their reads / decode time
   double io_wait_fraction = 0;         // expert wait / decode time (mmap: page faults are hidden
                                        // in compute; reported as -1)
+  double device_busy_fraction = -1;    // time with >= 1 expert read in flight / decode time
+                                       // (-1 for mmap); 1 - this is when the device idled
   double decode_seconds = 0;
   int prefetch_next = 0;              // EngineOptions::prefetch_next of the run
   double prediction_accuracy = -1;    // predicted next-layer experts then used; -1: none made

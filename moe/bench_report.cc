@@ -68,6 +68,8 @@ void AddRunKeys(const BenchReport& r, const BenchRun& run, JsonObject& o) {
       .Add("attention_fraction", Num(run.attention_fraction))
       .Add("expert_compute_fraction", Num(run.expert_compute_fraction))
       .Add("verify_fraction", Num(run.verify_fraction))
+      .Add("device_busy_fraction",
+           run.device_busy_fraction < 0 ? "null" : Num(run.device_busy_fraction))
       .Add("prefetch_next", Int(run.prefetch_next))
       .Add("prediction_accuracy",
            run.prediction_accuracy < 0 ? "null" : Num(run.prediction_accuracy))
@@ -248,6 +250,10 @@ std::string BenchReportText(const BenchReport& r) {
        Pct(std::max(0.0, 1 - run.io_wait_fraction - run.attention_fraction -
                              run.expert_compute_fraction - run.verify_fraction)) +
        "\n";
+  if (run.device_busy_fraction >= 0) {
+    t += "device:   reads in flight " + Pct(run.device_busy_fraction) +
+         " of the decode time (idle the rest)\n";
+  }
   if (run.prefetch_next > 0 && run.prediction_accuracy >= 0) {
     t += "prefetch: next layer's experts predicted " + Pct(run.prediction_accuracy) +
          " right; up to " + std::to_string(run.prefetch_next) +

@@ -164,6 +164,14 @@ Status Engine::ForwardBatch(const int32_t* tokens, int64_t n, float* all_logits)
   const ModelConfig& c = config_;
   const int64_t d = c.n_embd;
   Embed(tokens, n, x_);
+  if (n == 1 && moe_->ReadsAhead(*source_)) {
+    // No earlier layer read ahead for layer 0: guess its experts from the embedding (its
+    // router on the embedding normalised as its MoE input will be) and start their reads
+    // before its attention.
+    RmsNormRows(x_, weights_->layers[0].ffn_norm, 1, d, c.rms_eps, xb_);
+    moe_->ReadAhead(0, weights_->layers[0], *source_, xb_, tokens_seen_, pool_.get(),
+                    &moe_counters_);
+  }
   for (int l = 0; l < c.n_layer; ++l) {
     const LayerWeights& w = weights_->layers[l];
     const uint64_t attention_start = NowNs();

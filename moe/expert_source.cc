@@ -37,6 +37,7 @@ class CacheSource final : public ExpertSource {
   void Release(HeldExpert& held) override { cache_->Release(held.ref); }
   void Drop(int layer, std::span<const int> experts) override { cache_->Drop(layer, experts); }
   bool Contains(int layer, int expert) const override { return cache_->Contains(layer, expert); }
+  uint64_t reads_in_flight() const override { return cache_->counters().reads_in_flight; }
 
  private:
   HeldExpert Held(int layer, HeldExpert held) const {
@@ -82,6 +83,7 @@ class MappedSource final : public ExpertSource {
   void Release(HeldExpert&) override {}
   void Drop(int, std::span<const int>) override {}
   bool Contains(int, int) const override { return true; }
+  uint64_t reads_in_flight() const override { return 0; }
 
  private:
   const ModelFile& model_;

@@ -53,6 +53,8 @@ class ExpertSource {
   virtual void Drop(int layer, std::span<const int> experts) = 0;
   // Resident or being read (always true for the mmap source: nothing to read ahead).
   virtual bool Contains(int layer, int expert) const = 0;
+  // Reads submitted and not yet complete, now (0 for the mmap source).
+  virtual uint64_t reads_in_flight() const = 0;
 };
 
 // `cache`, `model` and `weights` must outlive the source.

@@ -184,6 +184,19 @@ void MoeBlock::PrefetchNextLayer(int next_layer, const LayerWeights& next, Exper
   counters->speculative_reads += n_speculative_;
 }
 
+bool MoeBlock::ReadsAhead(const ExpertSource& source) const {
+  // Only when the cache can hold this layer's experts, the next layer's and as many again
+  // besides: a smaller cache would evict its own reads before their use.
+  return options_.prefetch_next > 0 && source.reads_ahead() && source.max_ahead() >= 3 * router_.k;
+}
+
+void MoeBlock::ReadAhead(int layer, const LayerWeights& weights, ExpertSource& source,
+                         const float* xb, int64_t token_index, ThreadPool* pool,
+                         MoeCounters* counters) {
+  if (!ReadsAhead(source)) return;
+  PrefetchNextLayer(layer, weights, source, xb, token_index, pool, counters);
+}
+
 void MoeBlock::SettlePrediction(int layer, int64_t token_index, ExpertSource& source,
                                 MoeCounters* counters) {
   if (prediction_layer_ != layer) return;
@@ -244,10 +257,12 @@ Status MoeBlock::RunExperts(int layer, ExpertSource& source, const float* xb, si
     const int e = pending_[index];
     // Keep issue order among the rest: when several are ready, the oldest read goes first.
     pending_.erase(pending_.begin() + index);
-    if (speculate.weights != nullptr && pending_.empty() && issued == n_used) {
-      // This layer's last read is in: from here until the next layer routes (this expert's
-      // compute, the next attention) the device would idle. Reading ahead only now never
-      // takes bandwidth from reads this layer waits for.
+    if (speculate.weights != nullptr && issued == n_used &&
+        (pending_.empty() || source.reads_in_flight() == 0)) {
+      // This layer's last read is in (checked on the device, not by our acquiring it: the
+      // experts still to compute would delay it by their compute time): from here until the
+      // next layer routes (the remaining experts, the next attention) the device would idle.
+      // Reading ahead only now never takes bandwidth from reads this layer waits for.
       PrefetchNextLayer(speculate.layer, *speculate.weights, source, xb, speculate.token, pool,
                         counters);
       speculate.weights = nullptr;
@@ -331,12 +346,9 @@ Status MoeBlock::Forward(int layer, const LayerWeights& weights, ExpertSource& s
   pending_.clear();
   size_t issued = 0;
   IssueReads(layer, source, 0, ReadWindow(source), &issued);
-  // Read ahead for the next layer once this one's reads are all in (RunExperts), and only when
-  // the cache can hold this layer's experts, the next layer's and as many again besides: a
-  // smaller cache would evict its own reads before their use.
+  // Read ahead for the next layer once this one's reads are all in (RunExperts).
   Speculation speculate;
-  if (options_.prefetch_next > 0 && n == 1 && next_weights != nullptr && source.reads_ahead() &&
-      source.max_ahead() >= 3 * router_.k) {
+  if (n == 1 && next_weights != nullptr && ReadsAhead(source)) {
     speculate = {.layer = next_layer, .weights = next_weights, .token = token_index0};
   }
   if (config_.has_shared_expert()) {

@@ -4,7 +4,8 @@
 //   cache allows); when decoding one token, once the last of them is in, also a few of the
 //   experts the NEXT layer will probably use (its router applied to this layer's state, or the
 //   hook's prediction), so the device keeps reading while this layer finishes and the next one
-//   runs attention (options.prefetch_next; off by default: docs/benchmarks.md);
+//   runs attention (options.prefetch_next; docs/benchmarks.md measures it); ReadAhead does
+//   the same for a token's first layer before its attention;
 //   run the shared expert while the reads are in flight;
 //   run each routed expert ONCE over all its tokens (one MatMul), in the order the reads
 //   complete (no head-of-line blocking behind one slow read);
@@ -66,6 +67,17 @@ class MoeBlock {
                  int64_t n, int64_t token_index0, float* out, ThreadPool* pool,
                  MoeCounters* counters, int next_layer = -1,
                  const LayerWeights* next_weights = nullptr);
+
+  // Decoding, before layer `layer`'s attention when no earlier layer of this token could read
+  // ahead for it (layer 0): reads up to prefetch_next of its predicted missing experts, so the
+  // device works through that attention too. xb: (1, n_embd) the token's state normalised for
+  // `layer`'s router (the prediction's input; the hook's prediction ignores it). Forward of
+  // `layer` for the same token settles the guess.
+  void ReadAhead(int layer, const LayerWeights& weights, ExpertSource& source, const float* xb,
+                 int64_t token_index, ThreadPool* pool, MoeCounters* counters);
+  // Whether a single-token Forward reads ahead (prefetch_next > 0 and a cache that reads and
+  // holds three layers' worth of experts).
+  bool ReadsAhead(const ExpertSource& source) const;
 
   // The routes of the last Forward (n of them), for tests and traces.
   const Route* routes() const { return routes_.data(); }

@@ -233,9 +233,9 @@ TEST_F(Streaming, NextLayerPrefetchDoesNotChangeResults) {
     ASSERT_GE(runs[1].slot_count, 3 * spec_.n_expert_used) << what;
     ExpectIdentical(runs[0], runs[1], what + ": prefetch on vs off");
     EXPECT_EQ(runs[0].counters.predicted_experts, 0u) << what;
-    // 6 decoded tokens x 2 layers with a next layer x k predicted experts.
-    EXPECT_EQ(runs[1].counters.predicted_experts,
-              uint64_t(6 * (spec_.n_layer - 1) * spec_.n_expert_used))
+    // 6 decoded tokens x every layer x k predicted experts: layers 1.. by the layer before
+    // them, layer 0 from the token's embedding before its attention.
+    EXPECT_EQ(runs[1].counters.predicted_experts, uint64_t(6 * spec_.n_layer * spec_.n_expert_used))
         << what;
     EXPECT_GT(runs[1].counters.speculative_reads, 0u) << what;
     EXPECT_LE(runs[1].counters.speculative_used, runs[1].counters.speculative_reads) << what;
