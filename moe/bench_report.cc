@@ -251,8 +251,8 @@ std::string BenchReportText(const BenchReport& r) {
                              run.expert_compute_fraction - run.verify_fraction)) +
        "\n";
   if (run.device_busy_fraction >= 0) {
-    t += "device:   reads in flight " + Pct(run.device_busy_fraction) +
-         " of the decode time (idle the rest)\n";
+    t += "busy:     a read in flight " + Pct(run.device_busy_fraction) +
+         " of the decode time (the device had nothing of ours to read the rest)\n";
   }
   if (run.prefetch_next > 0 && run.prediction_accuracy >= 0) {
     t += "prefetch: next layer's experts predicted " + Pct(run.prediction_accuracy) +

@@ -196,6 +196,7 @@ TEST_F(SynthBenchTest, JsonHasTheDocumentedSchema) {
   r.run.bytes_read_per_token = 0.5e9;
   r.run.read_GBps = 1.0;
   r.run.hit_rate = 0.5;
+  r.run.device_busy_fraction = 0.75;
   r.run.ram_budget_bytes = 1 << 30;
   r.sweep = {r.run, r.run};
   r.sweep[1].ram_budget_bytes = 2 << 30;
@@ -242,8 +243,11 @@ TEST_F(SynthBenchTest, JsonHasTheDocumentedSchema) {
   EXPECT_EQ(svg.rfind("<svg", 0), 0u);
   EXPECT_NE(svg.find("<polyline"), std::string::npos);
   EXPECT_NE(svg.find("</svg>"), std::string::npos);
-  EXPECT_NE(BenchReportText(r).find("random weights"), std::string::npos)
+  EXPECT_NE(json.find("\"device_busy_fraction\": 0.75"), std::string::npos) << json;
+  const std::string text = BenchReportText(r);
+  EXPECT_NE(text.find("random weights"), std::string::npos)
       << "the text says the weights are random";
+  EXPECT_NE(text.find("a read in flight 75% of the decode time"), std::string::npos) << text;
 }
 
 TEST(BenchMemory, PeakRssAndBalloon) {
