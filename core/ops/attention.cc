@@ -111,8 +111,12 @@ void Attention(const AttentionShape& shape, const float* q, const KvView& kv, in
   const int64_t k_row = static_cast<int64_t>(shape.n_head_kv) * shape.head_dim_k;
   const int64_t v_row = static_cast<int64_t>(shape.n_head_kv) * shape.head_dim_v;
   const size_t elem = KvTypeBytes(kv.type);
+#if defined(__x86_64__)
   const attention_simd::Kernels& kern =
       ActiveIsa() == Isa::kScalar ? attention_simd::ScalarKernels() : attention_simd::Avx2Kernels();
+#else
+  const attention_simd::Kernels& kern = attention_simd::ScalarKernels();
+#endif
   auto run = [&](int64_t begin, int64_t end) {
     for (int64_t h = begin; h < end; ++h) {
       const int64_t g = h / group;

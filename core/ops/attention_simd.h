@@ -18,6 +18,8 @@ struct Kernels {
 };
 
 const Kernels& ScalarKernels();
+#if defined(__x86_64__)
 const Kernels& Avx2Kernels();  // defined in attention_avx2.cc (AVX2 + FMA + F16C)
+#endif
 
 }  // namespace sluice::attention_simd

@@ -3,10 +3,12 @@
 #include "core/kernels/dispatch.h"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -52,15 +54,24 @@ TEST(Dispatch, ChildChecksActiveIsa) {
   EXPECT_STREQ(IsaName(ActiveIsa()), expected);
 }
 
+// This test binary re-run with SLUICE_ISA set, checking its own active path; returns the
+// shell's status. The path comes from /proc/self/exe as this process sees it (under qemu-user
+// that is the emulated binary, not the emulator).
 int RunChild(const std::string& isa_env, const std::string& expected) {
-  const std::string cmd = "SLUICE_ISA=" + isa_env + " SLUICE_ISA_EXPECT=" + expected + " /proc/" +
-                          std::to_string(getpid()) +
-                          "/exe --gtest_filter=Dispatch.ChildChecksActiveIsa >/dev/null 2>&1";
+  std::error_code ec;
+  const std::string self = std::filesystem::read_symlink("/proc/self/exe", ec).string();
+  const std::string cmd = "SLUICE_ISA=" + isa_env + " SLUICE_ISA_EXPECT=" + expected + " '" + self +
+                          "' --gtest_filter=Dispatch.ChildChecksActiveIsa >/dev/null 2>&1";
   return std::system(cmd.c_str());
 }
 
 TEST(Dispatch, EnvironmentVariableSelectsThePath) {
-  EXPECT_EQ(RunChild("scalar", "scalar"), 0);
+  const int status = RunChild("scalar", "scalar");
+  if (WIFEXITED(status) && (WEXITSTATUS(status) == 126 || WEXITSTATUS(status) == 127)) {
+    // A cross-compiled binary under qemu-user without binfmt_misc: the shell cannot run it.
+    GTEST_SKIP() << "cannot re-execute this test binary (exit " << WEXITSTATUS(status) << ")";
+  }
+  EXPECT_EQ(status, 0);
   EXPECT_NE(RunChild("scalar", "avx2"), 0) << "the child check must be able to fail";
   // Unknown or unsupported requests fall back to the best path.
   EXPECT_EQ(RunChild("bogus", IsaName(BestIsa())), 0);
