@@ -201,12 +201,14 @@ void ExpertCacheImpl::Release(ExpertRef& ref) {
 ExpertCacheCounters ExpertCacheImpl::counters() const {
   std::lock_guard<std::mutex> lock(mu_);
   ExpertCacheCounters c = counters_;
-  if (c.reads_in_flight > 0) {  // the busy stretch still running counts up to now
-    c.busy_ns += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                           std::chrono::steady_clock::now() - busy_since_)
-                                           .count());
-  }
+  // The busy stretch still running counts up to now.
+  if (c.reads_in_flight > 0) c.busy_ns += BusyStretchNsLocked();
   return c;
+}
+
+uint64_t ExpertCacheImpl::reads_in_flight() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return counters_.reads_in_flight;
 }
 
 void ExpertCacheImpl::ResetCounters() {

@@ -119,6 +119,8 @@ class ExpertCache {
   virtual void Drop(int layer, std::span<const int> experts) = 0;
   // Whether the expert is resident or being read (a snapshot: it may change right after).
   virtual bool Contains(int layer, int expert) const = 0;
+  // counters().reads_in_flight without copying the counters (the engine asks once per expert).
+  virtual uint64_t reads_in_flight() const = 0;
   virtual void Release(ExpertRef& ref) = 0;
 
   virtual uint64_t slot_bytes() const = 0;

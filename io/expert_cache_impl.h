@@ -84,6 +84,7 @@ class ExpertCacheImpl final : public ExpertCache {
     return memory_.data() + static_cast<uint64_t>(s) * slot_bytes_;
   }
   ExpertCacheCounters counters() const override;
+  uint64_t reads_in_flight() const override;
   void ResetCounters() override;
   void Clear() override;
 
@@ -111,6 +112,7 @@ class ExpertCacheImpl final : public ExpertCache {
   // Keep counters_.busy_ns: call before reads_in_flight changes (from 0) and after (to 0).
   void StartBusyLocked();
   void EndBusyLocked();
+  uint64_t BusyStretchNsLocked() const;  // since busy_since_
   Status AllPinnedError(int layer, int expert) const;
   void CompletionLoop();
   void FinishLoadLocked(int s);  // all reads of slot s are in

@@ -237,11 +237,14 @@ void ExpertCacheImpl::StartBusyLocked() {
   if (counters_.reads_in_flight == 0) busy_since_ = std::chrono::steady_clock::now();
 }
 
+uint64_t ExpertCacheImpl::BusyStretchNsLocked() const {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now() - busy_since_)
+                                   .count());
+}
+
 void ExpertCacheImpl::EndBusyLocked() {
-  if (counters_.reads_in_flight != 0) return;
-  counters_.busy_ns += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                                 std::chrono::steady_clock::now() - busy_since_)
-                                                 .count());
+  if (counters_.reads_in_flight == 0) counters_.busy_ns += BusyStretchNsLocked();
 }
 
 void ExpertCacheImpl::CompletionLoop() {

@@ -35,6 +35,9 @@ std::string Num(double v) {
 }
 std::string Int(uint64_t v) { return std::to_string(v); }
 
+// The BenchRun convention: a negative value was not measured (mmap source, no prediction).
+std::string NumOrNull(double v) { return v < 0 ? "null" : Num(v); }
+
 class JsonObject {
  public:
   JsonObject& Add(const std::string& key, const std::string& raw) {
@@ -58,24 +61,21 @@ void AddRunKeys(const BenchReport& r, const BenchRun& run, JsonObject& o) {
       .Add("decode_tok_s", Num(run.decode_tok_s))
       .Add("ttft_s", Num(run.ttft_s))
       .Add("bytes_read_per_token", Num(run.bytes_read_per_token))
-      .Add("hit_rate", run.hit_rate < 0 ? "null" : Num(run.hit_rate))
+      .Add("hit_rate", NumOrNull(run.hit_rate))
       .Add("read_GBps", Num(run.read_GBps))
       .Add("read_bw_ratio", Num(run.read_GBps / r.device_GBps()))
       .Add("bound_tok_s", bound > 0 ? Num(bound) : "null")
       .Add("bound_ratio", bound > 0 ? Num(run.decode_tok_s / bound) : "null")
       .Add("peak_rss_bytes", Int(run.peak_rss_bytes))
-      .Add("io_wait_fraction", run.io_wait_fraction < 0 ? "null" : Num(run.io_wait_fraction))
+      .Add("io_wait_fraction", NumOrNull(run.io_wait_fraction))
       .Add("attention_fraction", Num(run.attention_fraction))
       .Add("expert_compute_fraction", Num(run.expert_compute_fraction))
       .Add("verify_fraction", Num(run.verify_fraction))
-      .Add("device_busy_fraction",
-           run.device_busy_fraction < 0 ? "null" : Num(run.device_busy_fraction))
+      .Add("device_busy_fraction", NumOrNull(run.device_busy_fraction))
       .Add("prefetch_next", Int(run.prefetch_next))
-      .Add("prediction_accuracy",
-           run.prediction_accuracy < 0 ? "null" : Num(run.prediction_accuracy))
+      .Add("prediction_accuracy", NumOrNull(run.prediction_accuracy))
       .Add("speculative_reads_per_token", Num(run.speculative_per_token))
-      .Add("speculative_used_fraction",
-           run.speculative_used < 0 ? "null" : Num(run.speculative_used))
+      .Add("speculative_used_fraction", NumOrNull(run.speculative_used))
       .Add("wasted_bytes_per_token", Num(run.wasted_bytes_per_token))
       .Add("needed_bound_ratio", Num(r.NeededBoundRatio(run)))
       .Add("expert_cache_bytes", Int(run.expert_cache_bytes))

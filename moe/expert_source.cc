@@ -37,7 +37,7 @@ class CacheSource final : public ExpertSource {
   void Release(HeldExpert& held) override { cache_->Release(held.ref); }
   void Drop(int layer, std::span<const int> experts) override { cache_->Drop(layer, experts); }
   bool Contains(int layer, int expert) const override { return cache_->Contains(layer, expert); }
-  uint64_t reads_in_flight() const override { return cache_->counters().reads_in_flight; }
+  uint64_t reads_in_flight() const override { return cache_->reads_in_flight(); }
 
  private:
   HeldExpert Held(int layer, HeldExpert held) const {
