@@ -62,8 +62,8 @@ class LfuDecayPolicy final : public EvictionPolicy {
   }
   SlotList list_;
   std::vector<int> slot_key_;
-  std::vector<double> count_;       // per expert: decayed use count as of last_use_
-  std::vector<uint64_t> last_use_;  // per expert: clock_ at its last use
+  std::vector<double> count_;       // per block: decayed use count as of last_use_
+  std::vector<uint64_t> last_use_;  // per block: clock_ at its last use
   uint64_t clock_ = 0;              // uses so far
   double half_life_;
 };

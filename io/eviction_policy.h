@@ -1,16 +1,16 @@
-// Eviction policies of the expert cache (io/expert_cache.h). A policy sees only slot and key
-// numbers: the cache tells it which slots are evictable (resident and unpinned) and which experts
+// Eviction policies of the weight cache (io/weight_cache.h). A policy sees only slot and key
+// numbers: the cache tells it which slots are evictable (resident and unpinned) and which blocks
 // are used, and asks it for a victim among the evictable slots. Pinned and loading slots are never
 // offered, so a policy cannot evict them.
 //
 //   LRU: the evictable slot released (or loaded) longest ago. Field reports (FIELD-NOTES.md) find
 //        no online policy beating it by more than ~5 points of hit rate on real routing traces.
-//   LFU with decay: the evictable slot whose expert has the lowest use count, each use's weight
-//        halving every `half_life` uses of the cache (so a once-hot expert fades out), ties to
-//        the least recently released. Counts live per expert, not per slot, so an evicted hot
-//        expert comes back with its history.
+//   LFU with decay: the evictable slot whose block has the lowest use count, each use's weight
+//        halving every `half_life` uses of the cache (so a once-hot block fades out), ties to
+//        the least recently released. Counts live per block, not per slot, so an evicted hot
+//        block comes back with its history.
 //
-// Memory: fixed arrays sized at construction (slots, experts); nothing allocated afterwards.
+// Memory: fixed arrays sized at construction (slots, blocks); nothing allocated afterwards.
 // Thread-safety: none; the cache calls it under its mutex.
 #pragma once
 
@@ -19,13 +19,13 @@
 #include <vector>
 
 #include "core/base/check.h"
-#include "io/expert_cache.h"
+#include "io/weight_cache.h"
 
 namespace sluice {
 
 // Slots in insertion order (head = inserted longest ago): an intrusive doubly linked list over
 // slot indices, so insert/erase are O(1) and allocation-free. Used by the policies and by the
-// cache for prefetched experts not yet used.
+// cache for prefetched blocks not yet used.
 class SlotList {
  public:
   explicit SlotList(int slot_count)

@@ -18,7 +18,7 @@
 #include "core/base/progress.h"
 #include "io/archive_reader.h"
 #include "io/archive_writer.h"
-#include "io/expert_cache.h"
+#include "moe/expert_cache.h"
 #include "io/io_bench_raw.h"
 
 namespace sluice {
@@ -202,7 +202,8 @@ Result<IoBenchResult> RunIoBench(const IoBenchOptions& o,
                        CreateIoBackend({.kind = o.io, .queue_depth = qd}, model->file_paths()));
       ASSIGN_OR_RETURN(
           std::unique_ptr<ExpertCache> cache,
-          ExpertCache::Create(*model, io.get(), {.budget_bytes = (qd + 3) * slot_bytes}));
+          ExpertCache::Create(*model, static_cast<int>(o.expert_bytes.size()), io.get(),
+                              {.budget_bytes = (qd + 3) * slot_bytes}));
       // After the cache registered its slots, so the description says whether that worked.
       if (result.cache_backend.empty()) {
         const std::string d = io->Describe();  // "io_uring (..., QD 1)": the QD is per point

@@ -4,7 +4,8 @@
 //
 // Dense tensors (attention, embeddings, norms, router, shared experts) are memory-mapped and
 // exposed as pointers. Routed experts are NOT mapped for compute: the engine reads them through
-// the expert cache (io/expert_cache.h), which asks LocateExpert() where each one lives.
+// the expert cache (moe/expert_cache.h, over io/weight_cache.h), which asks LocateExpert() where
+// each one lives.
 //
 // Thread-safety: all const methods may be called concurrently after Open() returns.
 #pragma once

@@ -4,7 +4,8 @@
 #include <chrono>
 #include <vector>
 
-#include "io/expert_read_plan.h"
+#include "io/block_read_plan.h"
+#include "moe/expert_cache.h"
 #include "io/io_bench.h"
 #include "io/model_open.h"
 #include "moe/bench_memory.h"
@@ -36,8 +37,8 @@ Result<DeviceProbe> ProbeDevice(const ModelFile& model, int queue_depth, uint64_
   for (int i = 0; i < 4096; ++i) {
     const int layer = layers[rng.Below(static_cast<uint32_t>(layers.size()))];
     const int expert = static_cast<int>(rng.Below(static_cast<uint32_t>(shape.n_expert)));
-    ASSIGN_OR_RETURN(ExpertReadPlan plan, PlanExpertRead(model.LocateExpert(layer, expert)));
-    const ExpertRead& read = plan.reads[0];
+    ASSIGN_OR_RETURN(BlockReadPlan plan, PlanBlockRead(ExpertBlock(model.LocateExpert(layer, expert))));
+    const BlockRead& read = plan.reads[0];
     if (read.file_index != 0) continue;
     if (raw.read_bytes == 0) raw.read_bytes = read.length;
     if (read.length != raw.read_bytes) continue;  // one size per probe (all equal in archives)

@@ -1,7 +1,7 @@
 // The model benchmark behind `sluice bench`: prompt processing and N decoded tokens at a RAM
 // budget, measured against the storage device's own random-read bandwidth in the same run.
 //
-//   device: the expert reads the cache would issue (io/expert_read_plan.h), at random experts of
+//   device: the expert reads the cache would issue (io/block_read_plan.h), at random experts of
 //           the model file itself, as plain O_DIRECT preads by queue_depth threads
 //           (io/io_bench.h MeasureRawReads): before and after the engine runs, averaged.
 //   engine: Prefill(prompt_tokens random ids), then decode_tokens tokens (sampled, seeded); the

@@ -91,7 +91,7 @@ Status Engine::Init() {
     ASSIGN_OR_RETURN(io_, CreateIoBackend(IoOptions{.kind = o.io, .queue_depth = o.queue_depth},
                                           model_->file_paths()));
     ASSIGN_OR_RETURN(
-        cache_, ExpertCache::Create(*model_, io_.get(),
+        cache_, ExpertCache::Create(*model_, c.n_layer, io_.get(),
                                     ExpertCacheOptions{.budget_bytes = plan_.expert_cache_bytes,
                                                        .min_resident_experts = experts_per_token_,
                                                        .policy = o.cache_policy,

@@ -29,7 +29,7 @@
 
 #include "core/base/status.h"
 #include "core/threads/thread_pool.h"
-#include "io/expert_cache.h"
+#include "moe/expert_cache.h"
 #include "io/io_backend.h"
 #include "io/model_file.h"
 #include "moe/attention_block.h"

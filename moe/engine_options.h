@@ -6,7 +6,7 @@
 #include <cstdint>
 
 #include "core/ops/attention.h"
-#include "io/expert_cache.h"
+#include "moe/expert_cache.h"
 #include "io/io_backend.h"
 #include "moe/expert_source.h"
 #include "moe/routing_hook.h"

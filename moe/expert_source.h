@@ -1,5 +1,5 @@
 // ExpertSource: where the MoE block gets a routed expert's weights while it computes.
-//   cache  (default): through the ExpertCache (io/expert_cache.h): bounded RAM, reads with
+//   cache  (default): through the ExpertCache (moe/expert_cache.h): bounded RAM, reads with
 //                     io_uring/pread, each expert read once per miss.
 //   mmap   (baseline): straight from ModelFile::mapped_file() + the expert's offset, letting the
 //                     page cache decide what stays, as llama.cpp does by default. Exists so the
@@ -13,7 +13,7 @@
 #include <span>
 
 #include "core/base/status.h"
-#include "io/expert_cache.h"
+#include "moe/expert_cache.h"
 #include "io/model_file.h"
 #include "moe/expert_ffn.h"
 #include "moe/model_config.h"

@@ -3,7 +3,8 @@
 #include <algorithm>
 
 #include "core/base/byte_size.h"
-#include "io/expert_read_plan.h"
+#include "io/block_read_plan.h"
+#include "moe/expert_cache.h"
 #include "moe/attention_block.h"
 #include "moe/kv_cache.h"
 #include "moe/moe_block.h"
@@ -28,7 +29,7 @@ Result<uint64_t> ExpertSlotBytes(const ModelFile& model, const ModelConfig& conf
   uint64_t slot = 0;
   for (int l = 0; l < config.n_layer; ++l) {
     for (int e = 0; e < config.n_expert; ++e) {
-      ASSIGN_OR_RETURN(ExpertReadPlan plan, PlanExpertRead(model.LocateExpert(l, e)));
+      ASSIGN_OR_RETURN(BlockReadPlan plan, PlanBlockRead(ExpertBlock(model.LocateExpert(l, e))));
       slot = std::max(slot, plan.slot_bytes);
     }
   }

@@ -37,7 +37,7 @@ struct MemoryPlan {
 };
 
 // Bytes one expert occupies in a cache slot, exactly as io/expert_cache sizes it (its reads
-// aligned outward to 4 KiB, io/expert_read_plan.h), maximised over the model.
+// aligned outward to 4 KiB, io/block_read_plan.h), maximised over the model.
 Result<uint64_t> ExpertSlotBytes(const ModelFile& model, const ModelConfig& config);
 
 // `experts_per_token` and `context_length` already resolved.

@@ -1,6 +1,6 @@
 // ExpertCache over real archives and a GGUF-shaped file, on both backends: bytes equal the file,
 // checksum and I/O failures never hand out data, budget, pins, policies and concurrency.
-#include "io/expert_cache.h"
+#include "moe/expert_cache.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -14,7 +14,6 @@
 
 #include "core/base/byte_size.h"
 #include "io/archive_reader.h"
-#include "io/expert_read_plan.h"
 #include "io/io_probe.h"
 #include "tests/io/test_util.h"
 
@@ -81,6 +80,9 @@ class CacheTest : public ::testing::TestWithParam<IoBackendKind> {
     ASSERT_TRUE(io.ok()) << io.status().ToString();
     io_ = std::move(*io);
   }
+  int NLayer() const {
+    return *std::max_element(spec_.expert_layers.begin(), spec_.expert_layers.end()) + 1;
+  }
   // Slot size of this archive: one aligned read of the block.
   uint64_t SlotBytes() const {
     const ExpertLayerEntry& e = model_->expert_layer_entries()[0];
@@ -89,7 +91,7 @@ class CacheTest : public ::testing::TestWithParam<IoBackendKind> {
   std::unique_ptr<ExpertCache> MakeCache(int slots,
                                          EvictionPolicyKind policy = EvictionPolicyKind::kLru) {
     auto c = ExpertCache::Create(
-        *model_, io_.get(),
+        *model_, NLayer(), io_.get(),
         {.budget_bytes = SlotBytes() * slots + 100, .min_resident_experts = 2, .policy = policy});
     EXPECT_TRUE(c.ok()) << c.status().ToString();
     return c.ok() ? std::move(*c) : nullptr;
@@ -209,7 +211,7 @@ TEST_P(CacheTest, IoErrorSurfacesAndNoisyDiskNeverCorrupts) {
 TEST_P(CacheTest, BudgetBelowTheMinimumIsRefusedWithTheMinimum) {
   MakeIo();
   const uint64_t min_bytes = 4 * SlotBytes();
-  auto c = ExpertCache::Create(*model_, io_.get(),
+  auto c = ExpertCache::Create(*model_, NLayer(), io_.get(),
                                {.budget_bytes = min_bytes - 1, .min_resident_experts = 4});
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.status().code(), StatusCode::kResourceExhausted);
@@ -217,7 +219,7 @@ TEST_P(CacheTest, BudgetBelowTheMinimumIsRefusedWithTheMinimum) {
                                       std::to_string(min_bytes) + " bytes)"),
             std::string::npos)
       << c.status().message();
-  auto ok = ExpertCache::Create(*model_, io_.get(),
+  auto ok = ExpertCache::Create(*model_, NLayer(), io_.get(),
                                 {.budget_bytes = min_bytes, .min_resident_experts = 4});
   ASSERT_TRUE(ok.ok());
   EXPECT_EQ((*ok)->slot_count(), 4);
@@ -310,8 +312,8 @@ TEST_P(CacheTest, ConcurrentPrefetchAndAcquireStayCorrectAndInBudget) {
   MakeIo(nullptr, 3);
   const int slots = 6;
   const uint64_t budget = SlotBytes() * slots + 100;
-  auto made =
-      ExpertCache::Create(*model_, io_.get(), {.budget_bytes = budget, .min_resident_experts = 2});
+  auto made = ExpertCache::Create(*model_, NLayer(), io_.get(),
+                                  {.budget_bytes = budget, .min_resident_experts = 2});
   ASSERT_TRUE(made.ok());
   ExpertCache* cache = made->get();
   EXPECT_LE(cache->allocated_bytes(), budget);

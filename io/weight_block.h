@@ -1,0 +1,50 @@
+// WeightBlock: the unit the weight cache (io/weight_cache.h) reads, holds and evicts: one or more
+// byte ranges of the model's files, read together and handed out together. A routed expert of an
+// MoE layer is one (gate, up, down: three ranges), and so can be a UNet block, a VAE decoder stage
+// or a text-encoder layer. The model code numbers its blocks 0..n-1 and describes each through a
+// WeightBlockTable, the one seam between model code and the cache; the cache knows nothing else
+// of what a block is.
+//
+// Thread-safety: a WeightBlockTable is read from several threads at once (its methods are const
+// and must be safe to call concurrently).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace sluice {
+
+// Parts of one block the caller gets pointers to (an expert has 3; gpt-oss's, with biases, 6).
+inline constexpr int kMaxBlockParts = 8;
+
+// Bytes [offset, offset + bytes) of file `file_index` of the table's files.
+struct ByteRange {
+  int file_index = 0;
+  uint64_t offset = 0;
+  uint64_t bytes = 0;
+};
+
+struct WeightBlock {
+  int n_parts = 0;
+  std::array<ByteRange, kMaxBlockParts> parts;  // in the order WeightRef::part(i) returns them
+  // With a checksum: the xxh3-64 of the one contiguous span from the first to the last byte of
+  // the parts (the streaming archive writes each block so; a GGUF has no checksums).
+  bool has_checksum = false;
+  uint64_t xxh3 = 0;
+};
+
+class WeightBlockTable {
+ public:
+  virtual ~WeightBlockTable() = default;
+  // Blocks are numbered 0..block_count()-1.
+  virtual uint32_t block_count() const = 0;
+  virtual WeightBlock Locate(uint32_t id) const = 0;
+  // Names block `id` in messages, e.g. "expert (layer 3, expert 17)" or "unet.input_blocks.4".
+  virtual std::string Describe(uint32_t id) const = 0;
+  // The files ByteRange::file_index indexes.
+  virtual const std::vector<std::string>& file_paths() const = 0;
+};
+
+}  // namespace sluice
