@@ -11,6 +11,9 @@
 #include <memory>
 #include <string>
 
+#include "bench/bench_memory.h"
+#include "bench/bench_model.h"
+#include "bench/bench_report.h"
 #include "cli/command.h"
 #include "cli/demo_model.h"
 #include "cli/engine_flags.h"
@@ -18,10 +21,7 @@
 #include "core/base/log.h"
 #include "core/base/progress.h"
 #include "io/model_open.h"
-#include "moe/bench_memory.h"
-#include "moe/bench_model.h"
-#include "moe/bench_report.h"
-#include "moe/synth.h"
+#include "synth/synth.h"
 
 DEFINE_int32(prompt_tokens, 64, "bench: prompt tokens processed before decoding (random ids).");
 DEFINE_string(compare, "",

@@ -1,6 +1,6 @@
 // The model benchmark of `sluice bench` (everything but --io-only, which cli/cmd_bench.cc runs
-// itself): flags -> moe/bench_model.h runs -> moe/bench_report.h output. Kept in its own file so
-// the two benchmarks of one command stay separate.
+// itself): flags -> bench/bench_model.h runs -> bench/bench_report.h output. Kept in its own file
+// so the two benchmarks of one command stay separate.
 #pragma once
 
 #include <vector>

@@ -11,10 +11,10 @@
 #include <string>
 #include <vector>
 
+#include "chat/chat_session.h"
+#include "chat/engine_token_engine.h"
 #include "core/base/status.h"
-#include "moe/chat_session.h"
-#include "moe/engine.h"
-#include "moe/engine_token_engine.h"
+#include "llm/engine.h"
 #include "moe/routing_spec.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"

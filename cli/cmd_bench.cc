@@ -1,6 +1,6 @@
 // `sluice bench`: measurements with their limits beside them.
 //   --io-only: expert reads through the cache vs the device's raw O_DIRECT bandwidth at the same
-//              block size and queue depth (io/io_bench.h), without a model.
+//              block size and queue depth (bench/io_bench.h), without a model.
 //   (default):  the model benchmark, tok/s against storage bandwidth (issue 6): its own files,
 //               cli/bench_model_cmd.{h,cc}, moe/bench_*.h; this file only dispatches to it.
 #include <gflags/gflags.h>
@@ -10,10 +10,10 @@
 #include <string>
 #include <vector>
 
+#include "bench/io_bench.h"
 #include "cli/bench_model_cmd.h"
 #include "cli/command.h"
 #include "core/base/byte_size.h"
-#include "io/io_bench.h"
 
 DEFINE_bool(io_only, false,
             "bench: measure only expert I/O (cache path vs raw O_DIRECT reads of the device) on a "

@@ -13,12 +13,12 @@
 #include <string>
 #include <vector>
 
+#include "chat/chat_session.h"
 #include "cli/chat_setup.h"
 #include "cli/command.h"
 #include "cli/interrupt.h"
 #include "cli/line_reader.h"
 #include "core/base/str_cat.h"
-#include "moe/chat_session.h"
 
 namespace sluice::cli {
 namespace {

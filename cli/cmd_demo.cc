@@ -19,7 +19,7 @@
 #include "core/base/byte_size.h"
 #include "core/base/str_cat.h"
 #include "io/model_open.h"
-#include "moe/synth_presets.h"
+#include "synth/synth_presets.h"
 
 DECLARE_string(model);
 DECLARE_string(ram);

@@ -10,13 +10,13 @@
 #include <string>
 #include <vector>
 
+#include "bench/decode_bench.h"
+#include "chat/sampler.h"
 #include "cli/command.h"
 #include "cli/engine_flags.h"
 #include "core/base/byte_size.h"
 #include "core/base/log.h"
-#include "moe/decode_bench.h"
-#include "moe/engine.h"
-#include "moe/sampler.h"
+#include "llm/engine.h"
 
 DEFINE_string(
     tokens, "",

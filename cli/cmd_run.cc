@@ -13,10 +13,10 @@
 #include <string>
 #include <vector>
 
+#include "chat/chat_session.h"
 #include "cli/chat_setup.h"
 #include "cli/command.h"
 #include "cli/interrupt.h"
-#include "moe/chat_session.h"
 
 DECLARE_string(prompt);
 DECLARE_string(file);

@@ -1,5 +1,5 @@
 // `sluice synth`: write a synthetic model (real expert shapes, random weights) as an archive or a
-// GGUF. The work is in moe/synth.h; this file turns flags into SynthOptions and shows progress.
+// GGUF. The work is in synth/synth.h; this file turns flags into SynthOptions and shows progress.
 #include <gflags/gflags.h>
 
 #include <atomic>
@@ -12,8 +12,8 @@
 #include "cli/interrupt.h"
 #include "core/base/byte_size.h"
 #include "core/base/progress.h"
-#include "moe/synth.h"
-#include "moe/synth_presets.h"
+#include "synth/synth.h"
+#include "synth/synth_presets.h"
 
 DEFINE_string(preset, "",
               "synth: the model shape: qwen3.5-397b-a17b, qwen3-235b-a22b, qwen3-30b-a3b, "

@@ -20,7 +20,7 @@
 
 namespace sluice::cli {
 
-// The synth preset written for the demo (moe/synth_presets.h).
+// The synth preset written for the demo (synth/synth_presets.h).
 inline constexpr const char* kDemoPreset = "demo";
 
 struct DemoModel {

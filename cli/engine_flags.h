@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "core/base/status.h"
-#include "moe/engine_options.h"
+#include "llm/engine_options.h"
 
 namespace sluice::cli {
 

@@ -1,18 +1,9 @@
 #include "moe/expert_ffn.h"
 
-#include "core/kernels/matmul.h"
+#include "core/base/check.h"
 #include "core/ops/activation.h"
 
 namespace sluice {
-
-void Linear(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool) {
-  DCHECK(w.data != nullptr);
-  if (n_tokens == 1) {
-    MatVec(w.type, w.data, w.rows, w.cols, x, y, pool);
-  } else {
-    MatMul(w.type, w.data, w.rows, w.cols, x, n_tokens, y, pool);
-  }
-}
 
 void ExpertFfn(const ExpertWeights& w, const float* x, int64_t n_tokens, float* gate_buf,
                float* up_buf, float* y, ThreadPool* pool) {

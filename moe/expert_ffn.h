@@ -1,20 +1,17 @@
 // The SwiGLU feed-forward of one expert (routed or shared) over a batch of tokens:
 //   y[t] = down(silu(gate x[t]) * up x[t])
-// and Linear(), the one place the forward pass calls the kernels: MatVec for a single token,
-// MatMul for several (whose rows equal MatVec bit for bit, so batching never changes results).
+// on core/ops/linear.h's Linear (MatVec for a single token, MatMul for several, whose rows equal
+// MatVec bit for bit, so batching never changes results).
 //
 // Thread-safety: reentrant; the pool is used by one caller at a time.
 #pragma once
 
 #include <cstdint>
 
+#include "core/ops/linear.h"
 #include "core/threads/thread_pool.h"
-#include "moe/weights.h"
 
 namespace sluice {
-
-// y: (n_tokens, w.rows) = x: (n_tokens, w.cols) times w transposed.
-void Linear(const Matrix& w, const float* x, int64_t n_tokens, float* y, ThreadPool* pool);
 
 struct ExpertWeights {
   Matrix gate;  // (n_ff, n_embd)

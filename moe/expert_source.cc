@@ -5,19 +5,19 @@
 namespace sluice {
 namespace {
 
-ExpertWeights MakeExpertWeights(const ModelConfig& c, const LayerWeights& layer,
-                                const uint8_t* gate, const uint8_t* up, const uint8_t* down) {
+ExpertWeights MakeExpertWeights(const MoeShape& c, const ExpertTypes& types, const uint8_t* gate,
+                                const uint8_t* up, const uint8_t* down) {
   return ExpertWeights{
-      .gate = Matrix{layer.expert_types[0], gate, c.n_ff_exp, c.n_embd},
-      .up = Matrix{layer.expert_types[1], up, c.n_ff_exp, c.n_embd},
-      .down = Matrix{layer.expert_types[2], down, c.n_embd, c.n_ff_exp},
+      .gate = Matrix{types[0], gate, c.n_ff_exp, c.n_embd},
+      .up = Matrix{types[1], up, c.n_ff_exp, c.n_embd},
+      .down = Matrix{types[2], down, c.n_embd, c.n_ff_exp},
   };
 }
 
 class CacheSource final : public ExpertSource {
  public:
-  CacheSource(ExpertCache* cache, const ModelConfig& config, const ModelWeights& weights)
-      : cache_(cache), config_(config), weights_(weights) {}
+  CacheSource(ExpertCache* cache, const MoeShape& shape, std::vector<ExpertTypes> types)
+      : cache_(cache), shape_(shape), types_(std::move(types)) {}
 
   int max_ahead() const override { return cache_->slot_count(); }
   bool reads_ahead() const override { return true; }
@@ -42,20 +42,20 @@ class CacheSource final : public ExpertSource {
  private:
   HeldExpert Held(int layer, HeldExpert held) const {
     held.weights =
-        MakeExpertWeights(config_, weights_.layers[layer], held.ref.matrix(ExpertMatrix::kGate),
+        MakeExpertWeights(shape_, types_[layer], held.ref.matrix(ExpertMatrix::kGate),
                           held.ref.matrix(ExpertMatrix::kUp), held.ref.matrix(ExpertMatrix::kDown));
     return held;
   }
 
   ExpertCache* cache_;
-  const ModelConfig& config_;
-  const ModelWeights& weights_;
+  const MoeShape shape_;
+  const std::vector<ExpertTypes> types_;  // (n_layer)
 };
 
 class MappedSource final : public ExpertSource {
  public:
-  MappedSource(const ModelFile& model, const ModelConfig& config, const ModelWeights& weights)
-      : model_(model), config_(config), weights_(weights) {}
+  MappedSource(const ModelFile& model, const MoeShape& shape, std::vector<ExpertTypes> types)
+      : model_(model), shape_(shape), types_(std::move(types)) {}
 
   int max_ahead() const override { return std::numeric_limits<int>::max(); }
   bool reads_ahead() const override { return false; }
@@ -77,7 +77,7 @@ class MappedSource final : public ExpertSource {
       m[i] = base + loc.matrices[i].offset;
     }
     HeldExpert held;
-    held.weights = MakeExpertWeights(config_, weights_.layers[layer], m[0], m[1], m[2]);
+    held.weights = MakeExpertWeights(shape_, types_[layer], m[0], m[1], m[2]);
     return held;
   }
   void Release(HeldExpert&) override {}
@@ -87,8 +87,8 @@ class MappedSource final : public ExpertSource {
 
  private:
   const ModelFile& model_;
-  const ModelConfig& config_;
-  const ModelWeights& weights_;
+  const MoeShape shape_;
+  const std::vector<ExpertTypes> types_;  // (n_layer)
 };
 
 }  // namespace
@@ -103,19 +103,20 @@ const char* ExpertSourceName(ExpertSourceKind kind) {
   return kind == ExpertSourceKind::kCache ? "cache" : "mmap";
 }
 
-std::unique_ptr<ExpertSource> MakeCacheExpertSource(ExpertCache* cache, const ModelConfig& config,
-                                                    const ModelWeights& weights) {
-  return std::make_unique<CacheSource>(cache, config, weights);
+std::unique_ptr<ExpertSource> MakeCacheExpertSource(ExpertCache* cache, const MoeShape& shape,
+                                                    std::vector<ExpertTypes> types) {
+  return std::make_unique<CacheSource>(cache, shape, std::move(types));
 }
 
 Result<std::unique_ptr<ExpertSource>> MakeMappedExpertSource(const ModelFile& model,
-                                                             const ModelConfig& config,
-                                                             const ModelWeights& weights) {
+                                                             const MoeShape& shape,
+                                                             std::vector<ExpertTypes> types) {
   if (model.file_paths().empty() || model.mapped_file(0) == nullptr) {
     return Unsupported(model.path(),
                        ": this model file does not map whole files; use --expert-source cache");
   }
-  return std::unique_ptr<ExpertSource>(std::make_unique<MappedSource>(model, config, weights));
+  return std::unique_ptr<ExpertSource>(
+      std::make_unique<MappedSource>(model, shape, std::move(types)));
 }
 
 }  // namespace sluice

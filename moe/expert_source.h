@@ -13,11 +13,10 @@
 #include <span>
 
 #include "core/base/status.h"
-#include "moe/expert_cache.h"
 #include "io/model_file.h"
+#include "moe/expert_cache.h"
 #include "moe/expert_ffn.h"
-#include "moe/model_config.h"
-#include "moe/weights.h"
+#include "moe/moe_layer.h"
 
 namespace sluice {
 
@@ -57,12 +56,13 @@ class ExpertSource {
   virtual uint64_t reads_in_flight() const = 0;
 };
 
-// `cache`, `model` and `weights` must outlive the source.
-std::unique_ptr<ExpertSource> MakeCacheExpertSource(ExpertCache* cache, const ModelConfig& config,
-                                                    const ModelWeights& weights);
+// `cache` and `model` must outlive the source. types: each layer's routed expert types (gate, up,
+// down), indexed by layer.
+std::unique_ptr<ExpertSource> MakeCacheExpertSource(ExpertCache* cache, const MoeShape& shape,
+                                                    std::vector<ExpertTypes> types);
 // Unsupported when the model file does not map whole files.
 Result<std::unique_ptr<ExpertSource>> MakeMappedExpertSource(const ModelFile& model,
-                                                             const ModelConfig& config,
-                                                             const ModelWeights& weights);
+                                                             const MoeShape& shape,
+                                                             std::vector<ExpertTypes> types);
 
 }  // namespace sluice

@@ -23,7 +23,7 @@ struct ScratchLayout {
   int64_t total() const { return router + xe + gate + up + ye + expert_out + deq + shared_out; }
 };
 
-ScratchLayout Layout(const ModelConfig& c, const MoeBlockOptions& o) {
+ScratchLayout Layout(const MoeShape& c, const MoeBlockOptions& o) {
   const int64_t t = o.max_tokens;
   const int64_t n_ff = std::max(c.n_ff_exp, c.n_ff_shexp);
   return ScratchLayout{
@@ -46,17 +46,17 @@ size_t ReadWindow(const ExpertSource& source) {
 
 }  // namespace
 
-uint64_t MoeBlock::ScratchBytes(const ModelConfig& config, const MoeBlockOptions& options) {
+uint64_t MoeBlock::ScratchBytes(const MoeShape& config, const MoeBlockOptions& options) {
   return Layout(config, options).total() * sizeof(float) +
          options.max_tokens *
              (sizeof(Route) + sizeof(float) + options.experts_per_token * sizeof(int)) +
          (4 * config.n_expert + 1) * sizeof(int);
 }
 
-MoeBlock::MoeBlock(const ModelConfig& config, const MoeBlockOptions& options)
+MoeBlock::MoeBlock(const MoeShape& config, const MoeBlockOptions& options)
     : config_(config), options_(options) {}
 
-Result<std::unique_ptr<MoeBlock>> MoeBlock::Create(const ModelConfig& config,
+Result<std::unique_ptr<MoeBlock>> MoeBlock::Create(const MoeShape& config,
                                                    const MoeBlockOptions& options) {
   CHECK(options.max_tokens >= 1);
   CHECK(options.experts_per_token >= 1 && options.experts_per_token <= config.n_expert &&
@@ -98,7 +98,7 @@ Result<std::unique_ptr<MoeBlock>> MoeBlock::Create(const ModelConfig& config,
   return b;
 }
 
-Status MoeBlock::RouteTokens(int layer, const LayerWeights& weights, const float* xb, int64_t n,
+Status MoeBlock::RouteTokens(int layer, const MoeLayerWeights& weights, const float* xb, int64_t n,
                              int64_t token_index0, ThreadPool* pool) {
   const int n_expert = config_.n_expert;
   Linear(weights.router, xb, n, router_logits_, pool);
@@ -158,7 +158,7 @@ void MoeBlock::IssueReads(int layer, ExpertSource& source, size_t done, size_t w
   *issued = want;
 }
 
-void MoeBlock::PrefetchNextLayer(int next_layer, const LayerWeights& next, ExpertSource& source,
+void MoeBlock::PrefetchNextLayer(int next_layer, const MoeLayerWeights& next, ExpertSource& source,
                                  const float* xb, int64_t token_index, ThreadPool* pool,
                                  MoeCounters* counters) {
   Route& p = prediction_;
@@ -190,7 +190,7 @@ bool MoeBlock::ReadsAhead(const ExpertSource& source) const {
   return options_.prefetch_next > 0 && source.reads_ahead() && source.max_ahead() >= 3 * router_.k;
 }
 
-void MoeBlock::ReadAhead(int layer, const LayerWeights& weights, ExpertSource& source,
+void MoeBlock::ReadAhead(int layer, const MoeLayerWeights& weights, ExpertSource& source,
                          const float* xb, int64_t token_index, ThreadPool* pool,
                          MoeCounters* counters) {
   if (!ReadsAhead(source)) return;
@@ -311,7 +311,7 @@ void MoeBlock::Combine(int64_t n, float* out) const {
   }
 }
 
-void MoeBlock::RunSharedExpert(const LayerWeights& weights, const float* xb, int64_t n,
+void MoeBlock::RunSharedExpert(const MoeLayerWeights& weights, const float* xb, int64_t n,
                                ThreadPool* pool) {
   const int64_t n_embd = config_.n_embd;
   const ExpertWeights shared{weights.shexp_gate, weights.shexp_up, weights.shexp_down};
@@ -335,10 +335,10 @@ void MoeBlock::AddShared(int64_t n, float* out) const {
   }
 }
 
-Status MoeBlock::Forward(int layer, const LayerWeights& weights, ExpertSource& source,
+Status MoeBlock::Forward(int layer, const MoeLayerWeights& weights, ExpertSource& source,
                          const float* xb, int64_t n, int64_t token_index0, float* out,
                          ThreadPool* pool, MoeCounters* counters, int next_layer,
-                         const LayerWeights* next_weights) {
+                         const MoeLayerWeights* next_weights) {
   CHECK(n >= 1 && n <= options_.max_tokens) << n;
   RETURN_IF_ERROR(RouteTokens(layer, weights, xb, n, token_index0, pool));
   if (n == 1) SettlePrediction(layer, token_index0, source, counters);

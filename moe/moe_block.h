@@ -24,10 +24,9 @@
 #include "core/base/status.h"
 #include "core/threads/thread_pool.h"
 #include "moe/expert_source.h"
-#include "moe/model_config.h"
+#include "moe/moe_layer.h"
 #include "moe/router.h"
 #include "moe/routing_hook.h"
-#include "moe/weights.h"
 
 namespace sluice {
 
@@ -55,25 +54,25 @@ struct MoeCounters {
 
 class MoeBlock {
  public:
-  static uint64_t ScratchBytes(const ModelConfig& config, const MoeBlockOptions& options);
-  static Result<std::unique_ptr<MoeBlock>> Create(const ModelConfig& config,
+  static uint64_t ScratchBytes(const MoeShape& config, const MoeBlockOptions& options);
+  static Result<std::unique_ptr<MoeBlock>> Create(const MoeShape& config,
                                                   const MoeBlockOptions& options);
 
   // xb: (n, n_embd) the normalised hidden states; out: (n, n_embd) receives the block's output
   // (routed + shared). token_index0: run-wide index of token 0 (for the hook). next: the next
   // layer's index and weights when there is one (its experts are predicted and prefetched when
   // n == 1), else -1 and null.
-  Status Forward(int layer, const LayerWeights& weights, ExpertSource& source, const float* xb,
+  Status Forward(int layer, const MoeLayerWeights& weights, ExpertSource& source, const float* xb,
                  int64_t n, int64_t token_index0, float* out, ThreadPool* pool,
                  MoeCounters* counters, int next_layer = -1,
-                 const LayerWeights* next_weights = nullptr);
+                 const MoeLayerWeights* next_weights = nullptr);
 
   // Decoding, before layer `layer`'s attention when no earlier layer of this token could read
   // ahead for it (layer 0): reads up to prefetch_next of its predicted missing experts, so the
   // device works through that attention too. xb: (1, n_embd) the token's state normalised for
   // `layer`'s router (the prediction's input; the hook's prediction ignores it). Forward of
   // `layer` for the same token settles the guess.
-  void ReadAhead(int layer, const LayerWeights& weights, ExpertSource& source, const float* xb,
+  void ReadAhead(int layer, const MoeLayerWeights& weights, ExpertSource& source, const float* xb,
                  int64_t token_index, ThreadPool* pool, MoeCounters* counters);
   // Whether a single-token Forward reads ahead (prefetch_next > 0 and a cache that reads and
   // holds three layers' worth of experts).
@@ -83,12 +82,12 @@ class MoeBlock {
   const Route* routes() const { return routes_.data(); }
 
  private:
-  MoeBlock(const ModelConfig& config, const MoeBlockOptions& options);
-  Status RouteTokens(int layer, const LayerWeights& weights, const float* xb, int64_t n,
+  MoeBlock(const MoeShape& config, const MoeBlockOptions& options);
+  Status RouteTokens(int layer, const MoeLayerWeights& weights, const float* xb, int64_t n,
                      int64_t token_index0, ThreadPool* pool);
   // Prefetches used_experts_[*issued..) up to `window` beyond `done` and adds them to pending_.
   void IssueReads(int layer, ExpertSource& source, size_t done, size_t window, size_t* issued);
-  void PrefetchNextLayer(int next_layer, const LayerWeights& next, ExpertSource& source,
+  void PrefetchNextLayer(int next_layer, const MoeLayerWeights& next, ExpertSource& source,
                          const float* xb, int64_t token_index, ThreadPool* pool,
                          MoeCounters* counters);
   // Once `layer` has routed: counts how much of its prediction was right and drops the wrong
@@ -97,7 +96,7 @@ class MoeBlock {
                         MoeCounters* counters);
   struct Speculation {
     int layer = -1;
-    const LayerWeights* weights = nullptr;  // null: nothing (more) to read ahead
+    const MoeLayerWeights* weights = nullptr;  // null: nothing (more) to read ahead
     int64_t token = -1;
   };
   // Computes the routed experts; reads ahead for `speculate` once this layer's reads are in.
@@ -105,11 +104,12 @@ class MoeBlock {
                     Speculation speculate, ThreadPool* pool, MoeCounters* counters);
   void Combine(int64_t n, float* out) const;
   // Into shared_out_ / shared_scale_; AddShared adds them to out after Combine.
-  void RunSharedExpert(const LayerWeights& weights, const float* xb, int64_t n, ThreadPool* pool);
+  void RunSharedExpert(const MoeLayerWeights& weights, const float* xb, int64_t n,
+                       ThreadPool* pool);
   void AddShared(int64_t n, float* out) const;
   ExpertWeights Dequantize(const ExpertWeights& w);
 
-  const ModelConfig& config_;
+  const MoeShape config_;
   MoeBlockOptions options_;
   RouterParams router_;
   int64_t n_ff_max_ = 0;

@@ -6,6 +6,16 @@
 
 namespace sluice {
 
+const char* GatingFuncName(GatingFunc gating) {
+  switch (gating) {
+    case GatingFunc::kSoftmax:
+      return "softmax";
+    case GatingFunc::kSigmoid:
+      return "sigmoid";
+  }
+  return "?";
+}
+
 void ComputeRoute(const RouterParams& params, std::span<float> logits, Route* route) {
   const int n = static_cast<int>(logits.size());
   CHECK(params.k >= 1 && params.k <= n && params.k <= kMaxExpertsPerToken)

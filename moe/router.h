@@ -11,10 +11,16 @@
 #include <span>
 
 #include "core/base/status.h"
-#include "moe/arch_spec.h"
 #include "moe/routing_hook.h"
 
 namespace sluice {
+
+// How router logits become expert probabilities.
+enum class GatingFunc {
+  kSoftmax = 1,  // softmax over all experts (Qwen, Mixtral); GGUF expert_gating_func = 1
+  kSigmoid = 2,  // independent sigmoid per expert (DeepSeek-V3); GGUF expert_gating_func = 2
+};
+const char* GatingFuncName(GatingFunc gating);
 
 struct RouterParams {
   GatingFunc gating = GatingFunc::kSoftmax;

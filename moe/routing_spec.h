@@ -25,7 +25,7 @@
 
 namespace sluice {
 
-// Metadata keys `sluice synth` writes (moe/synth.h) and the engine/bench read.
+// Metadata keys `sluice synth` writes (synth/synth.h) and the engine/bench read.
 inline constexpr char kMetaSynthetic[] = "sluice.synthetic";             // bool: weights are random
 inline constexpr char kMetaDefaultRouting[] = "sluice.default_routing";  // a --routing value
 inline constexpr char kMetaSynthPreset[] = "sluice.synth.preset";        // preset name

@@ -6,7 +6,7 @@
 #include <cstdio>
 #include <numeric>
 
-#include "moe/synth_random.h"
+#include "core/base/random.h"
 
 namespace sluice {
 namespace {

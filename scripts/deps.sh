@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages sluice builds with, when any is missing. Needs root or sudo.
 set -euo pipefail
-packages=(build-essential cmake ninja-build pkg-config liburing-dev libnuma-dev libxxhash-dev
+packages=(build-essential cmake ninja-build pkg-config python3 liburing-dev libnuma-dev libxxhash-dev
           libsentencepiece-dev libgflags-dev libgtest-dev libgmock-dev libbenchmark-dev libedit-dev)
 missing=()
 for p in "${packages[@]}"; do

@@ -1,6 +1,6 @@
 // `sluice chat` on a pseudo-terminal (typing, streamed output, Ctrl-C,
 // /commands, exit codes) and in a pipe. The test model's replies never end on
-// their own (tests/cli/test_model.h), so a reply without -n runs until it is
+// their own (tests/support/test_model.h), so a reply without -n runs until it is
 // cancelled or fills the 4096-token context.
 #include <gtest/gtest.h>
 
@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "tests/cli/subprocess.h"
-#include "tests/cli/test_model.h"
+#include "tests/support/test_model.h"
 
 namespace sluice::testing {
 namespace {

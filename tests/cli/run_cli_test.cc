@@ -1,6 +1,6 @@
 // `sluice run` as users run it: in pipes, against reference outputs, and with bad input. Each
 // test runs the built binary (tests/cli/subprocess.h) on a model written by the test
-// (tests/cli/test_model.h) or on ../shared/refdata.
+// (tests/support/test_model.h) or on ../shared/refdata.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -11,7 +11,7 @@
 
 #include "io/model_open.h"
 #include "tests/cli/subprocess.h"
-#include "tests/cli/test_model.h"
+#include "tests/support/test_model.h"
 #include "tokenizer/stream_decoder.h"
 #include "tokenizer/tokenizer.h"
 

@@ -12,7 +12,7 @@
 
 #include "io/archive_reader.h"
 #include "io/archive_writer.h"
-#include "tests/io/test_util.h"
+#include "tests/support/test_util.h"
 
 namespace sluice {
 namespace {

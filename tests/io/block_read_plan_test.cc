@@ -11,7 +11,7 @@
 
 #include "io/io_probe.h"
 #include "io/weight_cache.h"
-#include "tests/io/test_util.h"
+#include "tests/support/test_util.h"
 
 namespace sluice {
 namespace {

@@ -19,7 +19,7 @@
 #include "io/io_probe.h"
 #include "io/pread_backend.h"
 #include "io/uring_backend.h"
-#include "tests/io/test_util.h"
+#include "tests/support/test_util.h"
 
 namespace sluice {
 namespace {

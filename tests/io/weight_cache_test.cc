@@ -13,7 +13,7 @@
 
 #include "io/io_probe.h"
 #include "io/xxh3.h"
-#include "tests/io/test_util.h"
+#include "tests/support/test_util.h"
 
 namespace sluice {
 namespace {
@@ -168,11 +168,10 @@ TEST_P(WeightCacheTest, BudgetBelowEveryClassMinimumIsRefusedWithTheMinimum) {
   Open(table);
   if (!io_) return;
   // Two classes (401408 and 32768 bytes a slot), two blocks each at once: 868352 bytes.
-  auto c = WeightCache::Create(table, io_.get(),
-                               {.budget_bytes = 868351, .min_resident_blocks = 2});
+  auto c =
+      WeightCache::Create(table, io_.get(), {.budget_bytes = 868351, .min_resident_blocks = 2});
   ASSERT_FALSE(c.ok());
-  EXPECT_NE(c.status().message().find("(868352 bytes)"), std::string::npos)
-      << c.status().message();
+  EXPECT_NE(c.status().message().find("(868352 bytes)"), std::string::npos) << c.status().message();
   EXPECT_TRUE(
       WeightCache::Create(table, io_.get(), {.budget_bytes = 868352, .min_resident_blocks = 2})
           .ok());

@@ -15,7 +15,7 @@
 #include "core/base/byte_size.h"
 #include "io/archive_reader.h"
 #include "io/io_probe.h"
-#include "tests/io/test_util.h"
+#include "tests/support/test_util.h"
 
 namespace sluice {
 namespace {

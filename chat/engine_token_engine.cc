@@ -1,0 +1,38 @@
+#include "chat/engine_token_engine.h"
+
+namespace sluice {
+
+EngineTokenEngine::EngineTokenEngine(Engine* engine, const SamplerOptions& sampling)
+    : engine_(engine), sampler_(sampling) {
+  CHECK(engine_ != nullptr);
+}
+
+int EngineTokenEngine::context_length() const { return static_cast<int>(engine_->n_ctx()); }
+
+int EngineTokenEngine::kv_length() const { return static_cast<int>(engine_->n_past()); }
+
+Status EngineTokenEngine::TruncateKv(int n) {
+  CHECK_GE(n, 0);
+  CHECK_LE(n, kv_length());
+  engine_->Truncate(n);
+  return Status::Ok();
+}
+
+Status EngineTokenEngine::Append(std::span<const int32_t> tokens) {
+  if (tokens.size() == 1) return engine_->Decode(tokens[0]);
+  return engine_->Prefill(tokens);
+}
+
+Result<int32_t> EngineTokenEngine::SampleNext() {
+  return sampler_.Sample(engine_->logits(), engine_->history());
+}
+
+EngineCounterSnapshot EngineTokenEngine::counters() const {
+  EngineCounters c = engine_->counters();
+  return EngineCounterSnapshot{.expert_hits = c.cache.hits,
+                               .expert_misses = c.cache.misses,
+                               .bytes_read = c.cache.bytes_read,
+                               .io_wait_ns = c.expert_wait_ns};
+}
+
+}  // namespace sluice

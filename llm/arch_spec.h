@@ -1,0 +1,69 @@
+// ArchSpec: everything that distinguishes one MoE architecture from another, as data.
+//
+// The forward pass (llm/engine.cc and the blocks it calls) is shared and never tests the
+// architecture's name; it reads these fields instead. Each architecture is one file under
+// llm/arch/ that fills an ArchSpec, plus one line in llm/arch_registry.cc. docs/adding-a-model.md
+// explains what to do when a new model needs something these fields cannot express.
+//
+// Metadata keys are "<name>.<key>" (GGUF's convention: "qwen3moe.block_count"). Where GGUF has a
+// key for a choice (expert_gating_func, expert_weights_norm, expert_weights_scale), the key wins
+// over the spec's default, so a converter can state the model's choice explicitly.
+//
+// Thread-safety: specs are immutable statics; lookups are safe from any thread.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/base/status.h"
+#include "core/ops/rope.h"
+#include "moe/router.h"  // GatingFunc
+
+namespace sluice {
+
+// The always-on shared expert(s) some models add to the routed ones.
+enum class SharedExpertKind {
+  kNone,   // no shared expert (Qwen3-MoE, Mixtral)
+  kGated,  // ffn_{gate,up,down}_shexp scaled by sigmoid(ffn_gate_inp_shexp . h) (Qwen2-MoE,
+           // Qwen3-Next / Qwen3.5)
+  kPlain,  // ffn_{gate,up,down}_shexp added with weight 1 (DeepSeek-V2/V3)
+};
+
+// Whether a tensor family must be in the file.
+enum class Presence {
+  kAbsent,    // the architecture never has it; a file carrying it gets a warning (unused)
+  kRequired,  // missing -> NotFound naming the tensor
+  kOptional,  // used when present (e.g. output.weight: absent means tied to token_embd)
+};
+
+struct ArchSpec {
+  const char* name = "";         // general.architecture, also the metadata key prefix
+  const char* description = "";  // one line for errors and `sluice inspect`
+
+  // Attention.
+  RopeLayout rope_layout = RopeLayout::kNeox;
+  Presence qk_norm = Presence::kAbsent;   // attn_q_norm / attn_k_norm: per-head RMSNorm of q
+                                          // and k (shape head_dim), applied before RoPE
+  Presence qkv_bias = Presence::kAbsent;  // attn_q.bias, attn_k.bias, attn_v.bias
+
+  // Routing defaults (metadata keys override, see above).
+  GatingFunc gating = GatingFunc::kSoftmax;
+  bool norm_topk = true;  // renormalise the k selected probabilities to sum to 1
+
+  // Key holding the routed experts' hidden size: "expert_feed_forward_length" (Qwen MoE), or
+  // "feed_forward_length" (Mixtral, whose GGUFs only have the latter).
+  const char* expert_ff_key = "expert_feed_forward_length";
+
+  SharedExpertKind shared_expert = SharedExpertKind::kNone;
+  // Key of the shared expert's hidden size (per shared expert; n_shared copies are packed into
+  // one wider matrix in GGUF, so the tensors are n_shared * this wide).
+  const char* shared_ff_key = "expert_shared_feed_forward_length";
+};
+
+// The spec registered under `name`; Unsupported (listing the known names) otherwise.
+Result<const ArchSpec*> FindArchSpec(std::string_view name);
+// Names of every registered architecture, in registry order.
+std::vector<std::string> RegisteredArchitectures();
+
+}  // namespace sluice

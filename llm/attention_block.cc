@@ -1,0 +1,88 @@
+#include "llm/attention_block.h"
+
+#include <cmath>
+
+#include "core/base/byte_size.h"
+#include "core/ops/attention.h"
+#include "core/ops/norm.h"
+#include "core/ops/rope.h"
+#include "moe/expert_ffn.h"
+
+namespace sluice {
+namespace {
+
+int64_t ScratchFloats(const ModelConfig& c, int max_tokens, int64_t n_ctx) {
+  return max_tokens * (c.q_dim() + c.k_dim() + c.v_dim() + c.attn_out_dim()) + c.n_head * n_ctx +
+         c.n_rot;
+}
+
+void AddBias(const float* bias, int64_t n_tokens, int64_t dim, float* x) {
+  if (bias == nullptr) return;
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    for (int64_t i = 0; i < dim; ++i) x[t * dim + i] += bias[i];
+  }
+}
+
+}  // namespace
+
+uint64_t AttentionBlock::ScratchBytes(const ModelConfig& config, int max_tokens, int64_t n_ctx) {
+  return ScratchFloats(config, max_tokens, n_ctx) * sizeof(float);
+}
+
+AttentionBlock::AttentionBlock(const ModelConfig& config, int max_tokens, int64_t n_ctx)
+    : config_(config), max_tokens_(max_tokens), n_ctx_(n_ctx) {}
+
+Result<std::unique_ptr<AttentionBlock>> AttentionBlock::Create(const ModelConfig& c, int max_tokens,
+                                                               int64_t n_ctx) {
+  std::unique_ptr<AttentionBlock> b(new AttentionBlock(c, max_tokens, n_ctx));
+  const uint64_t bytes = ScratchBytes(c, max_tokens, n_ctx);
+  b->buffer_ = AlignedBuffer(bytes);
+  if (b->buffer_.data() == nullptr) {
+    return ResourceExhausted("cannot allocate ", FormatBytes(bytes), " of attention scratch");
+  }
+  float* p = reinterpret_cast<float*>(b->buffer_.data());
+  b->q_ = p;
+  b->k_ = b->q_ + max_tokens * c.q_dim();
+  b->v_ = b->k_ + max_tokens * c.k_dim();
+  b->attn_ = b->v_ + max_tokens * c.v_dim();
+  b->scores_ = b->attn_ + max_tokens * c.attn_out_dim();
+  b->cos_sin_ = b->scores_ + c.n_head * n_ctx;
+  return b;
+}
+
+void AttentionBlock::Forward(int layer, const LayerWeights& w, KvCache& kv, const float* xb,
+                             int64_t n, int64_t pos0, float* out, ThreadPool* pool) {
+  const ModelConfig& c = config_;
+  CHECK(n >= 1 && n <= max_tokens_ && pos0 + n <= n_ctx_) << n << " tokens at " << pos0;
+  Linear(w.wq, xb, n, q_, pool);
+  Linear(w.wk, xb, n, k_, pool);
+  Linear(w.wv, xb, n, v_, pool);
+  AddBias(w.bq, n, c.q_dim(), q_);
+  AddBias(w.bk, n, c.k_dim(), k_);
+  AddBias(w.bv, n, c.v_dim(), v_);
+
+  const RopeParams rope = c.rope();
+  const KvType kv_type = kv.shape().type;
+  for (int64_t t = 0; t < n; ++t) {
+    float* q = q_ + t * c.q_dim();
+    float* k = k_ + t * c.k_dim();
+    if (w.q_norm != nullptr) RmsNormRows(q, w.q_norm, c.n_head, c.head_dim_k, c.rms_eps, q);
+    if (w.k_norm != nullptr) RmsNormRows(k, w.k_norm, c.n_head_kv, c.head_dim_k, c.rms_eps, k);
+    RopeAngles(rope, pos0 + t, cos_sin_);
+    RopeApply(rope, cos_sin_, c.n_head, q);
+    RopeApply(rope, cos_sin_, c.n_head_kv, k);
+    StoreKv(k, kv_type, kv.k_at(layer, pos0 + t), c.k_dim());
+    StoreKv(v_ + t * c.v_dim(), kv_type, kv.v_at(layer, pos0 + t), c.v_dim());
+  }
+
+  const AttentionShape shape{c.n_head, c.n_head_kv, c.head_dim_k, c.head_dim_v};
+  const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim_k));
+  const KvView view = kv.view(layer);
+  for (int64_t t = 0; t < n; ++t) {
+    Attention(shape, q_ + t * c.q_dim(), view, pos0 + t + 1, scale, scores_,
+              attn_ + t * c.attn_out_dim(), pool);
+  }
+  Linear(w.wo, attn_, n, out, pool);
+}
+
+}  // namespace sluice

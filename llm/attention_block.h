@@ -1,0 +1,50 @@
+// The attention block of one layer over a batch of consecutive tokens at positions
+// pos0 .. pos0 + n - 1:
+//   q, k, v = Wq xb, Wk xb, Wv xb (+ biases)     one MatMul each over the batch
+//   per-head RMSNorm of q and k (when the model has q/k norms), then RoPE at each position
+//   k, v appended to the KV cache; each token then attends to positions 0 .. its own
+//   out = Wo attn                                  one MatMul over the batch
+// Every token's attention is computed exactly as in one-token decoding, so batches of any size
+// give bit-identical results.
+//
+// Thread-safety: none; one engine thread. Kernels and the attention op use the pool.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "core/base/aligned_buffer.h"
+#include "core/base/status.h"
+#include "core/threads/thread_pool.h"
+#include "llm/kv_cache.h"
+#include "llm/model_config.h"
+#include "llm/weights.h"
+
+namespace sluice {
+
+class AttentionBlock {
+ public:
+  static uint64_t ScratchBytes(const ModelConfig& config, int max_tokens, int64_t n_ctx);
+  static Result<std::unique_ptr<AttentionBlock>> Create(const ModelConfig& config, int max_tokens,
+                                                        int64_t n_ctx);
+
+  // xb: (n, n_embd) normalised hidden states; out: (n, n_embd) the block's output.
+  void Forward(int layer, const LayerWeights& weights, KvCache& kv, const float* xb, int64_t n,
+               int64_t pos0, float* out, ThreadPool* pool);
+
+ private:
+  AttentionBlock(const ModelConfig& config, int max_tokens, int64_t n_ctx);
+
+  const ModelConfig& config_;
+  int max_tokens_;
+  int64_t n_ctx_;
+  AlignedBuffer buffer_;
+  float* q_ = nullptr;        // (max_tokens, q_dim)
+  float* k_ = nullptr;        // (max_tokens, k_dim)
+  float* v_ = nullptr;        // (max_tokens, v_dim)
+  float* attn_ = nullptr;     // (max_tokens, attn_out_dim)
+  float* scores_ = nullptr;   // (n_head, n_ctx)
+  float* cos_sin_ = nullptr;  // (n_rot)
+};
+
+}  // namespace sluice

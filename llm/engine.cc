@@ -1,0 +1,278 @@
+#include "llm/engine.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include "core/base/byte_size.h"
+#include "core/base/log.h"
+#include "core/kernels/matmul.h"
+#include "core/ops/norm.h"
+#include "io/model_open.h"
+
+namespace sluice {
+namespace {
+
+uint64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+void AddInPlace(float* x, const float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] += y[i];
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Engine>> Engine::Open(const std::string& path,
+                                             const EngineOptions& options) {
+  ASSIGN_OR_RETURN(std::unique_ptr<ModelFile> model, OpenModelFile(path));
+  return Create(std::move(model), options);
+}
+
+Result<std::unique_ptr<Engine>> Engine::Create(std::unique_ptr<ModelFile> model,
+                                               const EngineOptions& options) {
+  CHECK(model != nullptr);
+  std::unique_ptr<Engine> engine(new Engine());
+  engine->options_ = options;
+  engine->model_ = std::move(model);
+  RETURN_IF_ERROR(engine->Init());
+  return engine;
+}
+
+Engine::~Engine() = default;
+
+Status Engine::Init() {
+  const EngineOptions& o = options_;
+  ASSIGN_OR_RETURN(config_, ReadModelConfig(model_->metadata()));
+  const ModelConfig& c = config_;
+
+  experts_per_token_ = o.experts_per_token > 0 ? o.experts_per_token : c.n_expert_used;
+  if (experts_per_token_ > c.n_expert || experts_per_token_ > kMaxExpertsPerToken) {
+    return InvalidArgument("experts per token ", experts_per_token_, " exceeds the model's ",
+                           c.n_expert, " experts (or the limit ", kMaxExpertsPerToken, ")");
+  }
+  if (experts_per_token_ != c.n_expert_used) {
+    LOG(WARNING) << "using " << experts_per_token_ << " experts per token instead of the model's "
+                 << c.n_expert_used << ": faster, but the output quality changes";
+  }
+  n_ctx_ = o.context_length > 0 ? o.context_length
+                                : std::min<int64_t>(c.n_ctx_train, kDefaultContextLength);
+  if (n_ctx_ > c.n_ctx_train) {
+    LOG(WARNING) << "context " << n_ctx_ << " exceeds the model's training context "
+                 << c.n_ctx_train << "; quality past it is not guaranteed";
+  }
+  if (o.batch_size < 1) return InvalidArgument("batch size ", o.batch_size, " must be >= 1");
+  batch_size_ = o.batch_size;
+
+  ASSIGN_OR_RETURN(plan_, PlanMemory(*model_, c, o, experts_per_token_, n_ctx_));
+  LOG(DEBUG) << DescribeConfig(c) << "; memory: " << DescribeMemoryPlan(plan_);
+
+  const int threads = o.threads > 0
+                          ? o.threads
+                          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  pool_ = std::make_unique<ThreadPool>(threads);
+
+  ASSIGN_OR_RETURN(weights_,
+                   ModelWeights::Load(*model_, c,
+                                      WeightOptions{.residency = o.dense,
+                                                    .lock_copy = o.lock_memory,
+                                                    .dequantize_to_f32 = o.dequantize_weights}));
+  ASSIGN_OR_RETURN(kv_, KvCache::Create(KvCacheShape{.n_layer = c.n_layer,
+                                                     .n_ctx = n_ctx_,
+                                                     .k_dim = c.k_dim(),
+                                                     .v_dim = c.v_dim(),
+                                                     .type = o.kv_type},
+                                        o.lock_memory));
+
+  if (o.expert_source == ExpertSourceKind::kCache) {
+    ASSIGN_OR_RETURN(io_, CreateIoBackend(IoOptions{.kind = o.io, .queue_depth = o.queue_depth},
+                                          model_->file_paths()));
+    ASSIGN_OR_RETURN(
+        cache_, ExpertCache::Create(*model_, c.n_layer, io_.get(),
+                                    ExpertCacheOptions{.budget_bytes = plan_.expert_cache_bytes,
+                                                       .min_resident_experts = experts_per_token_,
+                                                       .policy = o.cache_policy,
+                                                       .lock_memory = o.lock_memory,
+                                                       .verify_checksums = o.verify_checksums}));
+    source_ = MakeCacheExpertSource(cache_.get(), c.moe(), weights_->expert_types());
+  } else {
+    ASSIGN_OR_RETURN(source_, MakeMappedExpertSource(*model_, c.moe(), weights_->expert_types()));
+  }
+
+  ASSIGN_OR_RETURN(attention_, AttentionBlock::Create(c, batch_size_, n_ctx_));
+  ASSIGN_OR_RETURN(moe_, MoeBlock::Create(c.moe(), MoeBlockOptions{
+                                                       .max_tokens = batch_size_,
+                                                       .experts_per_token = experts_per_token_,
+                                                       .dequantize_experts = o.dequantize_weights,
+                                                       .prefetch_next = o.prefetch_next,
+                                                       .hook = o.routing_hook,
+                                                   }));
+  const uint64_t act_bytes = 3ull * batch_size_ * c.n_embd * sizeof(float);
+  activations_ = AlignedBuffer(act_bytes);
+  if (activations_.data() == nullptr) {
+    return ResourceExhausted("cannot allocate ", FormatBytes(act_bytes), " of activations");
+  }
+  x_ = reinterpret_cast<float*>(activations_.data());
+  xb_ = x_ + batch_size_ * c.n_embd;
+  out_ = xb_ + batch_size_ * c.n_embd;
+  logits_.assign(c.n_vocab, 0.0f);
+  history_.reserve(n_ctx_);
+  return Status::Ok();
+}
+
+Status Engine::CheckTokens(std::span<const int32_t> tokens) const {
+  if (n_past_ + static_cast<int64_t>(tokens.size()) > n_ctx_) {
+    return InvalidArgument("context full: ", n_past_, " tokens in context + ", tokens.size(),
+                           " new exceed the context length ", n_ctx_, " (set with --ctx; ",
+                           config_.arch, " was trained on ", config_.n_ctx_train, ")");
+  }
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    if (tokens[i] < 0 || tokens[i] >= config_.n_vocab) {
+      return InvalidArgument("token id ", tokens[i], " at index ", i,
+                             " is outside the vocabulary"
+                             " [0, ",
+                             config_.n_vocab, ")");
+    }
+  }
+  return Status::Ok();
+}
+
+void Engine::Embed(const int32_t* tokens, int64_t n, float* x) const {
+  const Matrix& embd = weights_->token_embd;
+  for (int64_t t = 0; t < n; ++t) {
+    DequantizeRow(embd.type, embd.row(tokens[t]), x + t * config_.n_embd, config_.n_embd);
+  }
+}
+
+void Engine::Logits(const float* x, int64_t n, float* all_logits) {
+  const int64_t d = config_.n_embd;
+  if (all_logits != nullptr) {
+    RmsNormRows(x, weights_->output_norm, n, d, config_.rms_eps, xb_);
+    Linear(weights_->output, xb_, n, all_logits, pool_.get());
+    std::memcpy(logits_.data(), all_logits + (n - 1) * config_.n_vocab,
+                sizeof(float) * config_.n_vocab);
+  } else {
+    RmsNorm(x + (n - 1) * d, weights_->output_norm, d, config_.rms_eps, xb_);
+    Linear(weights_->output, xb_, 1, logits_.data(), pool_.get());
+  }
+}
+
+Status Engine::ForwardBatch(const int32_t* tokens, int64_t n, float* all_logits) {
+  const ModelConfig& c = config_;
+  const int64_t d = c.n_embd;
+  Embed(tokens, n, x_);
+  if (n == 1 && moe_->ReadsAhead(*source_)) {
+    // No earlier layer read ahead for layer 0: guess its experts from the embedding (its
+    // router on the embedding normalised as its MoE input will be) and start their reads
+    // before its attention.
+    RmsNormRows(x_, weights_->layers[0].ffn_norm, 1, d, c.rms_eps, xb_);
+    moe_->ReadAhead(0, weights_->layers[0].moe, *source_, xb_, tokens_seen_, pool_.get(),
+                    &moe_counters_);
+  }
+  for (int l = 0; l < c.n_layer; ++l) {
+    const LayerWeights& w = weights_->layers[l];
+    const uint64_t attention_start = NowNs();
+    RmsNormRows(x_, w.attn_norm, n, d, c.rms_eps, xb_);
+    attention_->Forward(l, w, kv_, xb_, n, n_past_, out_, pool_.get());
+    AddInPlace(x_, out_, n * d);
+    counters_.attention_ns += NowNs() - attention_start;
+    RmsNormRows(x_, w.ffn_norm, n, d, c.rms_eps, xb_);
+    const int next = l + 1 < c.n_layer ? l + 1 : -1;
+    RETURN_IF_ERROR(moe_->Forward(l, w.moe, *source_, xb_, n, tokens_seen_, out_, pool_.get(),
+                                  &moe_counters_, next,
+                                  next >= 0 ? &weights_->layers[next].moe : nullptr));
+    AddInPlace(x_, out_, n * d);
+  }
+  Logits(x_, n, all_logits);
+  n_past_ += n;
+  tokens_seen_ += n;
+  history_.insert(history_.end(), tokens, tokens + n);
+  return Status::Ok();
+}
+
+Status Engine::Prefill(std::span<const int32_t> tokens, std::span<float> all_logits) {
+  if (tokens.empty()) return InvalidArgument("prefill of an empty prompt");
+  RETURN_IF_ERROR(CheckTokens(tokens));
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  if (!all_logits.empty() && static_cast<int64_t>(all_logits.size()) != n * config_.n_vocab) {
+    return InvalidArgument("logits buffer of ", all_logits.size(), " floats, expected ", n, " x ",
+                           config_.n_vocab);
+  }
+  const uint64_t start = NowNs();
+  Status status = Status::Ok();
+  for (int64_t b = 0; b < n && status.ok(); b += batch_size_) {
+    const int64_t count = std::min<int64_t>(batch_size_, n - b);
+    float* rows = all_logits.empty() ? nullptr : all_logits.data() + b * config_.n_vocab;
+    status = ForwardBatch(tokens.data() + b, count, rows);
+    if (status.ok()) counters_.prompt_tokens += count;
+  }
+  counters_.prefill_ns += NowNs() - start;
+  return status;
+}
+
+Status Engine::Decode(int32_t token) {
+  RETURN_IF_ERROR(CheckTokens(std::span<const int32_t>(&token, 1)));
+  const uint64_t start = NowNs();
+  Status status = ForwardBatch(&token, 1, nullptr);
+  counters_.decode_ns += NowNs() - start;
+  if (status.ok()) counters_.decoded_tokens += 1;
+  return status;
+}
+
+void Engine::Reset() {
+  n_past_ = 0;
+  history_.clear();
+}
+
+Status Engine::PreloadExperts() {
+  if (cache_ == nullptr) return Status::Ok();
+  const int64_t all = int64_t{config_.n_layer} * config_.n_expert;
+  if (cache_->slot_count() < all) {
+    return InvalidArgument("the expert cache holds ", cache_->slot_count(), " of the model's ", all,
+                           " experts: raise --ram to at least ",
+                           FormatBytes(plan_.fixed_bytes() + plan_.all_experts_bytes),
+                           " to preload them all");
+  }
+  std::vector<int> ids(config_.n_expert);
+  for (int e = 0; e < config_.n_expert; ++e) ids[e] = e;
+  for (int l = 0; l < config_.n_layer; ++l) {
+    cache_->Prefetch(l, ids);
+    for (int e : ids) {
+      ASSIGN_OR_RETURN(ExpertRef ref, cache_->Acquire(l, e));
+      cache_->Release(ref);
+    }
+  }
+  return Status::Ok();
+}
+
+void Engine::Truncate(int64_t n) {
+  CHECK(n >= 0 && n <= n_past_) << n << " of " << n_past_;
+  n_past_ = n;
+  history_.resize(n);
+}
+
+EngineCounters Engine::counters() const {
+  EngineCounters c = counters_;
+  c.expert_wait_ns = moe_counters_.expert_wait_ns;
+  c.expert_loads = moe_counters_.expert_loads;
+  c.expert_tokens = moe_counters_.expert_tokens;
+  c.expert_bytes_used = moe_counters_.expert_bytes_used;
+  c.expert_compute_ns = moe_counters_.expert_compute_ns;
+  c.predicted_experts = moe_counters_.predicted_experts;
+  c.predicted_used = moe_counters_.predicted_used;
+  c.speculative_reads = moe_counters_.speculative_reads;
+  c.speculative_used = moe_counters_.speculative_used;
+  if (cache_ != nullptr) c.cache = cache_->counters();
+  return c;
+}
+
+void Engine::ResetCounters() {
+  counters_ = EngineCounters{};
+  moe_counters_ = MoeCounters{};
+  if (cache_ != nullptr) cache_->ResetCounters();
+}
+
+}  // namespace sluice

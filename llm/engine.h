@@ -1,0 +1,157 @@
+// Engine: runs a mixture-of-experts model on the CPU with its routed experts streamed from
+// storage through a fixed-budget expert cache.
+//
+//   ASSIGN_OR_RETURN(auto engine, Engine::Open("model.gguf", {.ram_budget_bytes = 12ull << 30}));
+//   RETURN_IF_ERROR(engine->Prefill(prompt_ids));           // batches of options.batch_size
+//   Sampler sampler({.temperature = 0.7f, .seed = 1});      // chat/sampler.h
+//   for (int i = 0; i < n; ++i) {
+//     int32_t id = sampler.Sample(engine->logits(), engine->history());
+//     RETURN_IF_ERROR(engine->Decode(id));                  // one token
+//   }
+//
+// The forward pass (per batch of consecutive tokens):
+//   x = embed(tokens)                                       quantized rows dequantized on lookup
+//   per layer: x += attention(rmsnorm(x) * attn_norm)       llm/attention_block.h
+//              x += moe(rmsnorm(x) * ffn_norm)              moe/moe_block.h
+//   logits = output(rmsnorm(x) * output_norm)               tied to token_embd when absent
+// Results do not depend on the RAM budget, the expert source, the batch size or the thread count:
+// every path computes the same operations in the same order on the same bytes.
+//
+// Non-goals: several sequences at once, GPU offload, speculative decoding.
+// Thread-safety: one thread drives an engine; it uses its own thread pool inside.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/base/status.h"
+#include "core/threads/thread_pool.h"
+#include "io/io_backend.h"
+#include "io/model_file.h"
+#include "llm/attention_block.h"
+#include "llm/engine_options.h"
+#include "llm/kv_cache.h"
+#include "llm/memory_plan.h"
+#include "llm/model_config.h"
+#include "llm/weights.h"
+#include "moe/expert_cache.h"
+#include "moe/expert_source.h"
+#include "moe/moe_block.h"
+
+namespace sluice {
+
+struct EngineCounters {
+  int64_t prompt_tokens = 0;    // tokens processed by Prefill
+  int64_t decoded_tokens = 0;   // tokens processed by Decode
+  uint64_t prefill_ns = 0;      // wall time in Prefill
+  uint64_t decode_ns = 0;       // wall time in Decode
+  uint64_t attention_ns = 0;    // of those, in the attention blocks (norm, QKV, attention, out)
+  uint64_t expert_wait_ns = 0;  // part of the above blocked waiting for expert reads
+  uint64_t expert_loads = 0;    // experts acquired (once per layer per batch per distinct expert)
+  uint64_t expert_tokens = 0;   // (token, expert) products computed
+  uint64_t expert_bytes_used = 0;  // expert weight bytes computed with (sum over acquisitions)
+  uint64_t expert_compute_ns = 0;  // in routed and shared expert FFNs (not waiting)
+  uint64_t predicted_experts = 0;  // experts prefetched for the next layer on a prediction
+  uint64_t predicted_used = 0;     // of those, the ones that layer then used
+  uint64_t speculative_reads = 0;  // predicted experts read ahead
+  uint64_t speculative_used = 0;   // of those, the ones that layer then used
+  ExpertCacheCounters cache;       // the expert cache's own counters (zero for the mmap source)
+
+  uint64_t compute_ns() const { return prefill_ns + decode_ns - expert_wait_ns; }
+};
+
+class Engine {
+ public:
+  // Opens the model (GGUF or archive, io/model_open.h) and creates the engine.
+  static Result<std::unique_ptr<Engine>> Open(const std::string& path,
+                                              const EngineOptions& options);
+  // Checks every tensor against the config, plans memory against the budget (ResourceExhausted
+  // naming what is needed), loads the dense weights, and creates the KV cache, the I/O backend
+  // and the expert cache.
+  static Result<std::unique_ptr<Engine>> Create(std::unique_ptr<ModelFile> model,
+                                                const EngineOptions& options);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Processes `tokens` after the n_past() already in the KV cache, in batches. `all_logits`:
+  // empty, or (tokens.size(), n_vocab) to receive the logits of every position. InvalidArgument
+  // for a token id out of range or when the context would overflow (nothing is processed).
+  Status Prefill(std::span<const int32_t> tokens, std::span<float> all_logits = {});
+  // Processes one token (the next position).
+  Status Decode(int32_t token);
+  // The logits after the last processed token: (n_vocab).
+  std::span<const float> logits() const { return {logits_.data(), logits_.size()}; }
+
+  // Reads every routed expert into the expert cache, for runs meant to be fully resident
+  // (benchmarks, a budget above the model's size): decoding then never waits on storage.
+  // InvalidArgument when the cache cannot hold them all; nothing to do for the mmap source.
+  Status PreloadExperts();
+
+  // Forgets the context (the KV cache is reused from position 0).
+  void Reset();
+  // Keeps the first n <= n_past() positions and forgets the rest: the KV rows of a position
+  // depend only on the tokens before it, so this is exact and costs nothing (chat uses it to
+  // drop a cancelled or regenerated reply). logits() are stale until the next Prefill/Decode.
+  void Truncate(int64_t n);
+  int64_t n_past() const { return n_past_; }
+  int64_t n_ctx() const { return n_ctx_; }
+  int experts_per_token() const { return experts_per_token_; }
+  std::span<const int32_t> history() const { return history_; }
+
+  const ModelConfig& config() const { return config_; }
+  const ModelFile& model() const { return *model_; }
+  const ModelWeights& weights() const { return *weights_; }
+  const MemoryPlan& memory_plan() const { return plan_; }
+  const EngineOptions& options() const { return options_; }
+  // Null for the mmap expert source.
+  ExpertCache* expert_cache() const { return cache_.get(); }
+  const IoBackend* io_backend() const { return io_.get(); }
+
+  EngineCounters counters() const;
+  void ResetCounters();
+
+ private:
+  Engine() = default;
+  Status Init();
+  Status CheckTokens(std::span<const int32_t> tokens) const;
+  // Runs n <= batch_size tokens at positions n_past_...; logits of every row into `all_logits`
+  // (n, n_vocab) when not null, and of the last row into logits_ always.
+  Status ForwardBatch(const int32_t* tokens, int64_t n, float* all_logits);
+  void Embed(const int32_t* tokens, int64_t n, float* x) const;
+  void Logits(const float* x, int64_t n, float* all_logits);
+
+  EngineOptions options_;
+  std::unique_ptr<ModelFile> model_;
+  ModelConfig config_;
+  MemoryPlan plan_;
+  int experts_per_token_ = 0;
+  int64_t n_ctx_ = 0;
+  int batch_size_ = 1;
+
+  std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<ModelWeights> weights_;
+  KvCache kv_;
+  std::unique_ptr<IoBackend> io_;
+  std::unique_ptr<ExpertCache> cache_;
+  std::unique_ptr<ExpertSource> source_;
+  std::unique_ptr<AttentionBlock> attention_;
+  std::unique_ptr<MoeBlock> moe_;
+
+  AlignedBuffer activations_;     // x, xb, out below
+  float* x_ = nullptr;            // (batch_size, n_embd) residual stream
+  float* xb_ = nullptr;           // (batch_size, n_embd) normalised
+  float* out_ = nullptr;          // (batch_size, n_embd) a block's output
+  std::vector<float> logits_;     // (n_vocab)
+  std::vector<int32_t> history_;  // tokens in the KV cache, in order (capacity n_ctx)
+
+  int64_t n_past_ = 0;
+  int64_t tokens_seen_ = 0;  // run-wide token index for the routing hook (not reset by Reset)
+  EngineCounters counters_;
+  MoeCounters moe_counters_;
+};
+
+}  // namespace sluice

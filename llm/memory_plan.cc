@@ -1,0 +1,93 @@
+#include "llm/memory_plan.h"
+
+#include <algorithm>
+
+#include "core/base/byte_size.h"
+#include "io/block_read_plan.h"
+#include "llm/attention_block.h"
+#include "llm/kv_cache.h"
+#include "moe/expert_cache.h"
+#include "moe/moe_block.h"
+
+namespace sluice {
+namespace {
+
+uint64_t ScratchBytes(const ModelConfig& c, const EngineOptions& o, int k, int64_t n_ctx) {
+  const int batch = std::max(1, o.batch_size);
+  const uint64_t residual = 3ull * batch * c.n_embd * sizeof(float);  // x, xb, block output
+  const uint64_t logits = static_cast<uint64_t>(c.n_vocab) * sizeof(float);
+  const MoeBlockOptions moe{
+      .max_tokens = batch, .experts_per_token = k, .dequantize_experts = o.dequantize_weights};
+  return residual + logits + AttentionBlock::ScratchBytes(c, batch, n_ctx) +
+         MoeBlock::ScratchBytes(c.moe(), moe) +
+         static_cast<uint64_t>(n_ctx) * sizeof(int32_t);  // token history
+}
+
+}  // namespace
+
+Result<uint64_t> ExpertSlotBytes(const ModelFile& model, const ModelConfig& config) {
+  uint64_t slot = 0;
+  for (int l = 0; l < config.n_layer; ++l) {
+    for (int e = 0; e < config.n_expert; ++e) {
+      ASSIGN_OR_RETURN(BlockReadPlan plan, PlanBlockRead(ExpertBlock(model.LocateExpert(l, e))));
+      slot = std::max(slot, plan.slot_bytes);
+    }
+  }
+  return slot;
+}
+
+Result<MemoryPlan> PlanMemory(const ModelFile& model, const ModelConfig& c, const EngineOptions& o,
+                              int k, int64_t n_ctx) {
+  MemoryPlan p;
+  p.budget_bytes = o.ram_budget_bytes;
+  p.dense_bytes = ModelWeights::ResidentBytes(
+      model, c, WeightOptions{.residency = o.dense, .dequantize_to_f32 = o.dequantize_weights});
+  p.kv_bytes = KvCache::BytesFor(KvCacheShape{.n_layer = c.n_layer,
+                                              .n_ctx = n_ctx,
+                                              .k_dim = c.k_dim(),
+                                              .v_dim = c.v_dim(),
+                                              .type = o.kv_type});
+  p.scratch_bytes = ScratchBytes(c, o, k, n_ctx);
+  p.overhead_bytes = kFixedOverheadBytes;
+  const bool cached = o.expert_source == ExpertSourceKind::kCache;
+  if (cached) {
+    ASSIGN_OR_RETURN(p.slot_bytes, ExpertSlotBytes(model, c));
+    p.min_slots = k;
+    p.all_experts_bytes = p.slot_bytes * c.n_layer * c.n_expert;
+  }
+  p.minimum_budget_bytes = p.fixed_bytes() + p.slot_bytes * p.min_slots;
+  if (p.budget_bytes == 0) {
+    p.expert_cache_bytes = p.all_experts_bytes;
+    return p;
+  }
+  if (p.budget_bytes < p.minimum_budget_bytes) {
+    std::string experts = cached
+                              ? StrCat(" + expert cache ", FormatBytes(p.slot_bytes * p.min_slots),
+                                       " (", k, " experts of ", FormatBytes(p.slot_bytes), ")")
+                              : std::string();
+    return ResourceExhausted(
+        "RAM budget ", FormatBytes(p.budget_bytes), " is too small for ", model.path(),
+        ": it needs at least ", FormatBytes(p.minimum_budget_bytes), " = dense weights ",
+        FormatBytes(p.dense_bytes), " + KV cache ", FormatBytes(p.kv_bytes), " (", n_ctx,
+        " positions) + scratch ", FormatBytes(p.scratch_bytes), " + overhead ",
+        FormatBytes(p.overhead_bytes), experts, "; raise --ram or lower --ctx");
+  }
+  if (cached) {
+    p.expert_cache_bytes = std::min(p.budget_bytes - p.fixed_bytes(), p.all_experts_bytes);
+  }
+  return p;
+}
+
+std::string DescribeMemoryPlan(const MemoryPlan& p) {
+  std::string s =
+      StrCat("dense ", FormatBytes(p.dense_bytes), " + KV ", FormatBytes(p.kv_bytes), " + scratch ",
+             FormatBytes(p.scratch_bytes), " + overhead ", FormatBytes(p.overhead_bytes));
+  if (p.slot_bytes > 0) {
+    s += StrCat(" + expert cache ", FormatBytes(p.expert_cache_bytes), " (",
+                p.expert_cache_bytes / p.slot_bytes, " slots of ", FormatBytes(p.slot_bytes), ")");
+  }
+  if (p.budget_bytes > 0) s += StrCat(", budget ", FormatBytes(p.budget_bytes));
+  return s;
+}
+
+}  // namespace sluice

@@ -1,0 +1,76 @@
+// ModelConfig: the blueprint of a MoE model (shapes and hyper-parameters), read from the model's
+// metadata through its architecture's key prefix. No weights, no run state.
+//
+// Non-goals: per-layer varying shapes (head counts given as arrays), sliding-window attention,
+// YaRN rope scaling: each is refused at load with Unsupported naming the key.
+// Thread-safety: a plain value.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/base/status.h"
+#include "io/metadata.h"
+#include "llm/arch_spec.h"
+#include "moe/moe_layer.h"
+
+namespace sluice {
+
+struct ModelConfig {
+  const ArchSpec* spec = nullptr;  // the architecture (never null in a loaded config)
+  std::string arch;                // general.architecture
+
+  int64_t n_vocab = 0;      // token count (tokenizer.ggml.tokens, or <arch>.vocab_size)
+  int64_t n_embd = 0;       // hidden size (embedding_length)
+  int n_layer = 0;          // block_count
+  int n_head = 0;           // attention.head_count
+  int n_head_kv = 0;        // attention.head_count_kv (default n_head)
+  int head_dim_k = 0;       // attention.key_length (default n_embd / n_head)
+  int head_dim_v = 0;       // attention.value_length (default head_dim_k)
+  int n_rot = 0;            // rope.dimension_count (default head_dim_k)
+  int64_t n_ctx_train = 0;  // context_length: the longest context the model was trained on
+
+  int n_expert = 0;         // expert_count: routed experts per layer
+  int n_expert_used = 0;    // expert_used_count: experts per token (k)
+  int64_t n_ff_exp = 0;     // hidden size of one routed expert
+  int n_expert_shared = 0;  // shared experts per layer (0 or the count packed in the shexp tensors)
+  int64_t n_ff_shexp = 0;   // hidden size of the shared-expert tensors (all shared experts packed)
+
+  float rms_eps = 1e-6f;                     // attention.layer_norm_rms_epsilon
+  float rope_freq_base = 10000.0f;           // rope.freq_base
+  float rope_freq_scale = 1.0f;              // 1 / rope.scaling.factor (linear scaling), else 1
+  GatingFunc gating = GatingFunc::kSoftmax;  // spec default or expert_gating_func
+  bool norm_topk = true;                     // spec default or expert_weights_norm
+  float expert_weights_scale = 1.0f;         // expert_weights_scale (routed output multiplier)
+
+  int64_t q_dim() const { return int64_t{n_head} * head_dim_k; }         // rows of Wq
+  int64_t k_dim() const { return int64_t{n_head_kv} * head_dim_k; }      // rows of Wk
+  int64_t v_dim() const { return int64_t{n_head_kv} * head_dim_v; }      // rows of Wv
+  int64_t attn_out_dim() const { return int64_t{n_head} * head_dim_v; }  // cols of Wo
+  bool has_shared_expert() const { return n_ff_shexp > 0; }
+  MoeShape moe() const {
+    return MoeShape{.n_embd = n_embd,
+                    .n_expert = n_expert,
+                    .n_ff_exp = n_ff_exp,
+                    .n_ff_shexp = n_ff_shexp,
+                    .gating = gating,
+                    .norm_topk = norm_topk,
+                    .expert_weights_scale = expert_weights_scale};
+  }
+  RopeParams rope() const {
+    return RopeParams{.layout = spec->rope_layout,
+                      .head_dim = head_dim_k,
+                      .n_rot = n_rot,
+                      .freq_base = rope_freq_base,
+                      .freq_scale = rope_freq_scale};
+  }
+};
+
+// Reads and validates the config. Errors name the metadata source and the key, with the value
+// found and what was expected (e.g. "expert_used_count 12 > expert_count 8").
+Result<ModelConfig> ReadModelConfig(const Metadata& metadata);
+
+// "qwen3moe: 2 layers, n_embd 64, 4/2 heads x 16, 8 experts (2 used) x 32, vocab 299, ctx 256".
+std::string DescribeConfig(const ModelConfig& config);
+
+}  // namespace sluice

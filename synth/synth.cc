@@ -1,0 +1,430 @@
+#include "synth/synth.h"
+
+#include <sys/statvfs.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "core/base/byte_size.h"
+#include "core/base/log.h"
+#include "core/base/random.h"
+#include "io/archive_writer.h"
+#include "io/gguf_writer.h"
+#include "llm/arch_spec.h"
+#include "moe/routing_spec.h"
+#include "synth/synth_vocab.h"
+#include "synth/synth_weights.h"
+
+namespace sluice {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+enum class Init { kOnes, kZeros, kGauss };
+
+// One dense (non-routed) tensor to write.
+struct DenseTensor {
+  std::string name;
+  GgmlType type = GgmlType::kF32;
+  int n_dims = 1;
+  std::array<int64_t, 4> ne{1, 1, 1, 1};
+  Init init = Init::kOnes;
+  float stddev = 0;  // kGauss
+  int layer = -1;    // -1: global tensors; for GGUF ordering
+
+  uint64_t bytes() const { return RowBytes(type, ne[0]) * ne[1] * ne[2] * ne[3]; }
+};
+
+enum class ExpertMatrixKind { kGate = 0, kUp = 1, kDown = 2 };
+
+// Everything needed to produce the bytes: tensors, scales, row pools.
+struct SynthPlan {
+  SynthShape shape;
+  const ArchSpec* spec = nullptr;
+  SynthScales scales;
+  int64_t n_vocab = 0;
+  uint64_t seed = 1;
+  std::vector<DenseTensor> dense;
+  // Pools by (type, cols, stddev).
+  std::map<std::tuple<GgmlType, int64_t, float>, std::unique_ptr<SynthRowPool>> pools;
+
+  const SynthRowPool& Pool(GgmlType type, int64_t cols, float stddev) const {
+    auto it = pools.find({type, cols, stddev});
+    CHECK(it != pools.end()) << "no row pool for " << TypeName(type) << " x " << cols;
+    return *it->second;
+  }
+  float ExpertStddev(ExpertMatrixKind m) const {
+    return m == ExpertMatrixKind::kDown ? scales.expert_down : scales.in_proj;
+  }
+  int64_t ExpertCols(ExpertMatrixKind m) const {
+    return m == ExpertMatrixKind::kDown ? shape.n_ff_exp : shape.n_embd;
+  }
+  int64_t ExpertRows(ExpertMatrixKind m) const {
+    return m == ExpertMatrixKind::kDown ? shape.n_embd : shape.n_ff_exp;
+  }
+  uint64_t ExpertMatrixBytes(ExpertMatrixKind m) const {
+    return RowBytes(shape.expert_type, ExpertCols(m)) * ExpertRows(m);
+  }
+  // Fills one routed expert matrix.
+  void FillExpert(int layer, int expert, ExpertMatrixKind m, uint8_t* dst) const {
+    const SynthRowPool& pool = Pool(shape.expert_type, ExpertCols(m), ExpertStddev(m));
+    pool.FillMatrix(SynthKey(seed, static_cast<uint64_t>(layer), static_cast<uint64_t>(m) + 1,
+                             static_cast<uint64_t>(expert)),
+                    ExpertRows(m), dst);
+  }
+};
+
+uint64_t NameKey(const std::string& name) {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a
+  for (unsigned char c : name) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+std::string Blk(int layer, const char* suffix) { return StrCat("blk.", layer, ".", suffix); }
+
+std::vector<DenseTensor> DenseTensors(const SynthShape& s, const ArchSpec& spec,
+                                      const SynthScales& sc, int64_t n_vocab) {
+  std::vector<DenseTensor> out;
+  auto add = [&](std::string name, GgmlType type, std::vector<int64_t> dims, Init init,
+                 float stddev, int layer) {
+    DenseTensor t;
+    t.name = std::move(name);
+    t.type = type;
+    t.n_dims = static_cast<int>(dims.size());
+    for (size_t i = 0; i < dims.size(); ++i) t.ne[i] = dims[i];
+    t.init = init;
+    t.stddev = stddev;
+    t.layer = layer;
+    out.push_back(std::move(t));
+  };
+  const GgmlType f32 = GgmlType::kF32, dq = s.dense_type;
+  add("token_embd.weight", dq, {s.n_embd, n_vocab}, Init::kGauss, sc.embedding, -1);
+  for (int l = 0; l < s.n_layer; ++l) {
+    add(Blk(l, "attn_norm.weight"), f32, {s.n_embd}, Init::kOnes, 0, l);
+    add(Blk(l, "attn_q.weight"), dq, {s.n_embd, s.q_dim()}, Init::kGauss, sc.in_proj, l);
+    add(Blk(l, "attn_k.weight"), dq, {s.n_embd, s.kv_dim()}, Init::kGauss, sc.in_proj, l);
+    add(Blk(l, "attn_v.weight"), dq, {s.n_embd, s.kv_dim()}, Init::kGauss, sc.in_proj, l);
+    add(Blk(l, "attn_output.weight"), dq, {s.q_dim(), s.n_embd}, Init::kGauss, sc.attn_out, l);
+    if (spec.qkv_bias != Presence::kAbsent) {
+      add(Blk(l, "attn_q.bias"), f32, {s.q_dim()}, Init::kZeros, 0, l);
+      add(Blk(l, "attn_k.bias"), f32, {s.kv_dim()}, Init::kZeros, 0, l);
+      add(Blk(l, "attn_v.bias"), f32, {s.kv_dim()}, Init::kZeros, 0, l);
+    }
+    if (spec.qk_norm != Presence::kAbsent) {
+      add(Blk(l, "attn_q_norm.weight"), f32, {s.head_dim}, Init::kOnes, 0, l);
+      add(Blk(l, "attn_k_norm.weight"), f32, {s.head_dim}, Init::kOnes, 0, l);
+    }
+    add(Blk(l, "ffn_norm.weight"), f32, {s.n_embd}, Init::kOnes, 0, l);
+    // The router stays f32 as GGUF producers keep it; zero-mean, so no expert is favoured.
+    add(Blk(l, "ffn_gate_inp.weight"), f32, {s.n_embd, s.n_expert}, Init::kGauss, sc.in_proj, l);
+    if (s.n_ff_shexp > 0) {
+      add(Blk(l, "ffn_gate_shexp.weight"), dq, {s.n_embd, s.n_ff_shexp}, Init::kGauss, sc.in_proj,
+          l);
+      add(Blk(l, "ffn_up_shexp.weight"), dq, {s.n_embd, s.n_ff_shexp}, Init::kGauss, sc.in_proj, l);
+      float down = static_cast<float>(sc.block_gain / (kSiluUnitRms * std::sqrt(s.n_ff_shexp)));
+      add(Blk(l, "ffn_down_shexp.weight"), dq, {s.n_ff_shexp, s.n_embd}, Init::kGauss, down, l);
+      if (spec.shared_expert == SharedExpertKind::kGated) {
+        add(Blk(l, "ffn_gate_inp_shexp.weight"), f32, {s.n_embd}, Init::kGauss, sc.in_proj, l);
+      }
+    }
+  }
+  add("output_norm.weight", f32, {s.n_embd}, Init::kOnes, 0, -1);
+  add("output.weight", dq, {s.n_embd, n_vocab}, Init::kGauss, sc.in_proj, -1);
+  return out;
+}
+
+Result<SynthPlan> MakePlan(const SynthShape& shape, uint64_t seed, uint64_t pool_bytes) {
+  SynthPlan p;
+  p.shape = shape;
+  p.seed = seed;
+  ASSIGN_OR_RETURN(p.spec, FindArchSpec(shape.arch));
+  p.n_vocab = SynthVocabSize();
+  p.scales = SynthScales::For(shape.n_layer, shape.n_embd, shape.q_dim(), shape.n_ff_exp);
+  p.dense = DenseTensors(shape, *p.spec, p.scales, p.n_vocab);
+  // One pool per (type, row length, stddev) of every quantized matrix.
+  std::vector<std::tuple<GgmlType, int64_t, float>> keys;
+  for (const DenseTensor& t : p.dense) {
+    if (t.init == Init::kGauss && t.type != GgmlType::kF32)
+      keys.emplace_back(t.type, t.ne[0], t.stddev);
+  }
+  for (ExpertMatrixKind m : {ExpertMatrixKind::kGate, ExpertMatrixKind::kDown}) {
+    keys.emplace_back(shape.expert_type, p.ExpertCols(m), p.ExpertStddev(m));
+  }
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  // Quantizing ~4 MB per pool with the reference quantizers takes ~0.1-1 s; two threads.
+  std::vector<std::unique_ptr<SynthRowPool>> built(keys.size());
+  std::vector<std::thread> threads;
+  for (int w = 0; w < 2; ++w) {
+    threads.emplace_back([&, w] {
+      for (size_t i = w; i < keys.size(); i += 2) {
+        auto [type, cols, stddev] = keys[i];
+        built[i] = std::make_unique<SynthRowPool>(type, cols, stddev, seed, pool_bytes);
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (size_t i = 0; i < keys.size(); ++i) p.pools[keys[i]] = std::move(built[i]);
+  return p;
+}
+
+std::vector<uint8_t> DenseBytes(const SynthPlan& p, const DenseTensor& t) {
+  std::vector<uint8_t> out(t.bytes());
+  const int64_t rows = t.ne[1] * t.ne[2] * t.ne[3];
+  if (t.type == GgmlType::kF32) {
+    float* f = reinterpret_cast<float*>(out.data());
+    const int64_t n = t.ne[0] * rows;
+    SynthRng rng(SynthKey(p.seed, NameKey(t.name)));
+    for (int64_t i = 0; i < n; ++i) {
+      f[i] = t.init == Init::kOnes    ? 1.0f
+             : t.init == Init::kZeros ? 0.0f
+                                      : static_cast<float>(t.stddev * rng.Normal());
+    }
+    return out;
+  }
+  CHECK(t.init == Init::kGauss) << t.name;
+  p.Pool(t.type, t.ne[0], t.stddev).FillMatrix(SynthKey(p.seed, NameKey(t.name)), rows, out.data());
+  return out;
+}
+
+ExpertTensors ExpertTensorsOf(const SynthShape& s, int layer) {
+  ExpertTensors e;
+  auto set = [&](TensorInfo& t, const char* suffix, int64_t in, int64_t out) {
+    t.name = Blk(layer, suffix);
+    t.type = s.expert_type;
+    t.n_dims = 3;
+    t.ne = {in, out, s.n_expert, 1};
+  };
+  set(e.gate, "ffn_gate_exps.weight", s.n_embd, s.n_ff_exp);
+  set(e.up, "ffn_up_exps.weight", s.n_embd, s.n_ff_exp);
+  set(e.down, "ffn_down_exps.weight", s.n_ff_exp, s.n_embd);
+  return e;
+}
+
+bool IsCancelled(const SynthOptions& o) {
+  return o.cancel != nullptr && o.cancel->load(std::memory_order_relaxed);
+}
+
+Status WriteArchive(const std::string& path, const SynthPlan& p, const SynthOptions& o,
+                    SynthResult* result) {
+  ArchivePlan plan;
+  plan.metadata = SynthMetadata(p.shape, p.seed);
+  for (const DenseTensor& t : p.dense) {
+    TensorInfo info;
+    info.name = t.name;
+    info.type = t.type;
+    info.n_dims = t.n_dims;
+    info.ne = t.ne;
+    plan.dense.push_back(info);
+  }
+  for (int l = 0; l < p.shape.n_layer; ++l) {
+    plan.expert_layers.push_back({.layer = l, .tensors = ExpertTensorsOf(p.shape, l)});
+  }
+  ArchiveWriterOptions wo;
+  wo.check_free_space = o.check_free_space;
+  ASSIGN_OR_RETURN(auto writer, ArchiveWriter::Create(path, std::move(plan), wo));
+  for (size_t i = 0; i < p.dense.size(); ++i) {
+    if (IsCancelled(o)) return Cancelled("sluice synth: cancelled");
+    std::vector<uint8_t> bytes = DenseBytes(p, p.dense[i]);
+    RETURN_IF_ERROR(writer->WriteDense(i, bytes));
+  }
+  // Experts on worker threads, in (layer, expert) order so the file fills front to back.
+  const int64_t jobs = static_cast<int64_t>(p.shape.n_layer) * p.shape.n_expert;
+  std::atomic<int64_t> next{0};
+  std::atomic<bool> stop{false};
+  std::atomic<int> workers_done{0};
+  std::mutex error_mu;
+  Status first_error;
+  auto worker = [&] {
+    std::vector<uint8_t> m[3];
+    for (int i = 0; i < 3; ++i) m[i].resize(p.ExpertMatrixBytes(static_cast<ExpertMatrixKind>(i)));
+    for (int64_t job = next++; job < jobs && !stop; job = next++) {
+      const int layer = static_cast<int>(job / p.shape.n_expert);
+      const int expert = static_cast<int>(job % p.shape.n_expert);
+      for (int i = 0; i < 3; ++i) {
+        p.FillExpert(layer, expert, static_cast<ExpertMatrixKind>(i), m[i].data());
+      }
+      Status st = writer->AddExpert(layer, expert, m[0], m[1], m[2]);
+      if (!st.ok()) {
+        std::lock_guard<std::mutex> lock(error_mu);
+        if (first_error.ok()) first_error = st;
+        stop = true;
+      }
+    }
+    ++workers_done;
+  };
+  std::vector<std::thread> threads;
+  const int n_threads = std::max(1, o.threads);
+  for (int t = 0; t < n_threads; ++t) threads.emplace_back(worker);
+  while (workers_done.load() < n_threads) {
+    if (IsCancelled(o)) stop = true;
+    if (o.progress) o.progress(writer->bytes_written(), writer->payload_bytes());
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  for (std::thread& t : threads) t.join();
+  if (!first_error.ok()) return first_error;
+  if (IsCancelled(o)) return Cancelled("sluice synth: cancelled");
+  RETURN_IF_ERROR(writer->Finish());
+  if (o.progress) o.progress(writer->payload_bytes(), writer->payload_bytes());
+  result->file_bytes = writer->file_bytes();
+  return Status::Ok();
+}
+
+Status WriteGguf(const std::string& path, const SynthPlan& p, const SynthOptions& o,
+                 SynthResult* result) {
+  // GGUF order: token_embd, then each layer's tensors with its *_exps, then the output.
+  std::vector<GgufTensorSpec> specs;
+  struct Item {
+    const DenseTensor* dense = nullptr;  // or an experts tensor:
+    int layer = -1;
+    ExpertMatrixKind kind = ExpertMatrixKind::kGate;
+  };
+  std::vector<Item> items;
+  auto add_dense = [&](const DenseTensor& t) {
+    specs.push_back({t.name, t.type, std::vector<int64_t>(t.ne.begin(), t.ne.begin() + t.n_dims)});
+    items.push_back({&t});
+  };
+  size_t i = 0;
+  while (i < p.dense.size() && p.dense[i].layer < 0) add_dense(p.dense[i++]);
+  for (int l = 0; l < p.shape.n_layer; ++l) {
+    while (i < p.dense.size() && p.dense[i].layer == l) add_dense(p.dense[i++]);
+    ExpertTensors e = ExpertTensorsOf(p.shape, l);
+    const TensorInfo* infos[3] = {&e.gate, &e.up, &e.down};
+    for (int m = 0; m < 3; ++m) {
+      specs.push_back(
+          {infos[m]->name, infos[m]->type, {infos[m]->ne[0], infos[m]->ne[1], infos[m]->ne[2]}});
+      items.push_back({nullptr, l, static_cast<ExpertMatrixKind>(m)});
+    }
+  }
+  while (i < p.dense.size()) add_dense(p.dense[i++]);
+
+  ASSIGN_OR_RETURN(auto writer, GgufWriter::Create(path, SynthMetadata(p.shape, p.seed), specs));
+  const uint64_t total = writer->total_bytes();
+  uint64_t done = 0;
+  auto last = Clock::now();
+  std::vector<uint8_t> buffer;
+  for (const Item& item : items) {
+    if (item.dense != nullptr) {
+      std::vector<uint8_t> bytes = DenseBytes(p, *item.dense);
+      RETURN_IF_ERROR(writer->Append(bytes.data(), bytes.size()));
+      done += bytes.size();
+      continue;
+    }
+    buffer.resize(p.ExpertMatrixBytes(item.kind));
+    for (int e = 0; e < p.shape.n_expert; ++e) {
+      if (IsCancelled(o)) return Cancelled("sluice synth: cancelled");
+      p.FillExpert(item.layer, e, item.kind, buffer.data());
+      RETURN_IF_ERROR(writer->Append(buffer.data(), buffer.size()));
+      done += buffer.size();
+      if (o.progress && Clock::now() - last > std::chrono::milliseconds(100)) {
+        o.progress(done, total);
+        last = Clock::now();
+      }
+    }
+  }
+  RETURN_IF_ERROR(writer->Finish());
+  if (o.progress) o.progress(total, total);
+  result->file_bytes = total;
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<SynthFormat> ParseSynthFormat(std::string_view name) {
+  if (name == "archive" || name == "sluice") return SynthFormat::kArchive;
+  if (name == "gguf") return SynthFormat::kGguf;
+  return InvalidArgument("--format '", name, "': expected archive or gguf");
+}
+
+Metadata SynthMetadata(const SynthShape& s, uint64_t seed) {
+  Result<const ArchSpec*> spec_or = FindArchSpec(s.arch);
+  CHECK(spec_or.ok()) << spec_or.status().ToString();
+  const ArchSpec& spec = **spec_or;
+  Metadata m("synthetic " + s.preset);
+  const std::string a = s.arch + ".";
+  m.SetString("general.architecture", s.arch);
+  m.SetString("general.name", StrCat("sluice synthetic ", s.preset, " (random weights)"));
+  m.SetString("general.description", s.description);
+  m.SetU32(a + "context_length", static_cast<uint32_t>(s.n_ctx));
+  m.SetU32(a + "embedding_length", static_cast<uint32_t>(s.n_embd));
+  m.SetU32(a + "block_count", static_cast<uint32_t>(s.n_layer));
+  m.SetU32(a + "attention.head_count", static_cast<uint32_t>(s.n_head));
+  m.SetU32(a + "attention.head_count_kv", static_cast<uint32_t>(s.n_head_kv));
+  m.SetU32(a + "attention.key_length", static_cast<uint32_t>(s.head_dim));
+  m.SetU32(a + "attention.value_length", static_cast<uint32_t>(s.head_dim));
+  m.SetU32(a + "rope.dimension_count", static_cast<uint32_t>(s.head_dim));
+  m.SetF32(a + "rope.freq_base", s.rope_freq_base);
+  m.SetF32(a + "attention.layer_norm_rms_epsilon", s.rms_eps);
+  m.SetU32(a + "expert_count", static_cast<uint32_t>(s.n_expert));
+  m.SetU32(a + "expert_used_count", static_cast<uint32_t>(s.n_expert_used));
+  m.SetU32(a + spec.expert_ff_key, static_cast<uint32_t>(s.n_ff_exp));
+  if (s.n_ff_shexp > 0) m.SetU32(a + spec.shared_ff_key, static_cast<uint32_t>(s.n_ff_shexp));
+  AddSynthTokenizer(&m);
+  m.SetBool(kMetaSynthetic, true);
+  m.SetString(kMetaDefaultRouting, "synthetic");
+  m.SetString(kMetaSynthPreset, s.preset);
+  m.SetU64("sluice.synth.seed", seed);
+  m.SetU32("sluice.synth.full_layers", static_cast<uint32_t>(s.full_layers));
+  m.SetU32("sluice.synth.full_experts", static_cast<uint32_t>(s.full_experts));
+  return m;
+}
+
+uint64_t SynthFileBytes(const SynthShape& s) {
+  // Archive expert blocks are 4 KiB aligned with each matrix 64-byte aligned inside; GGUF packs
+  // them, so this is an upper bound for GGUF. 1 MiB covers headers, metadata and directory.
+  const uint64_t block = AlignUp(s.expert_bytes() + 3 * 64, 4096);
+  return static_cast<uint64_t>(s.n_layer) * s.n_expert * block + s.dense_bytes(SynthVocabSize()) +
+         (1ull << 20) + static_cast<uint64_t>(s.n_layer) * 32 * 64;  // dense tensor alignment
+}
+
+Status CheckSynthFreeSpace(const std::string& path, const SynthShape& shape) {
+  std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  if (dir.empty()) dir = ".";
+  struct statvfs vfs;
+  if (statvfs(dir.c_str(), &vfs) != 0) {
+    return IoError(path, ": statvfs(", dir.string(), "): ", ErrnoString(errno));
+  }
+  const uint64_t have = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+  const uint64_t margin = 1ull << 30;
+  const uint64_t need = SynthFileBytes(shape);
+  if (need + margin <= have) return Status::Ok();
+  SynthShape none = shape;
+  none.n_layer = 0;
+  const uint64_t global = SynthFileBytes(none);
+  const uint64_t per_layer = (need - global) / std::max(1, shape.n_layer);
+  const int64_t fit =
+      have > global + margin ? static_cast<int64_t>((have - global - margin) / per_layer) : 0;
+  return ResourceExhausted(path, ": ", shape.preset, " needs ", FormatBytes(need), " (",
+                           FormatBytes(per_layer), " per layer), ", dir.string(), " has ",
+                           FormatBytes(have), " free (keeping ", FormatBytes(margin),
+                           "); --layers ", fit, " would fit",
+                           fit > 0 ? "" : " (none: free some space)");
+}
+
+Result<SynthResult> WriteSynthModel(const std::string& path, const SynthOptions& o) {
+  const auto start = Clock::now();
+  if (o.check_free_space) RETURN_IF_ERROR(CheckSynthFreeSpace(path, o.shape));
+  ASSIGN_OR_RETURN(SynthPlan plan, MakePlan(o.shape, o.seed, o.pool_bytes));
+  SynthResult result;
+  result.path = path;
+  result.expert_bytes = o.shape.all_expert_bytes();
+  result.dense_bytes = o.shape.dense_bytes(plan.n_vocab);
+  if (o.format == SynthFormat::kArchive) {
+    RETURN_IF_ERROR(WriteArchive(path, plan, o, &result));
+  } else {
+    RETURN_IF_ERROR(WriteGguf(path, plan, o, &result));
+  }
+  result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return result;
+}
+
+}  // namespace sluice

@@ -1,0 +1,139 @@
+#include "synth/synth_presets.h"
+
+#include "core/base/byte_size.h"
+#include "core/kernels/matmul.h"
+#include "llm/arch_spec.h"
+
+namespace sluice {
+namespace {
+
+SynthShape Preset(std::string name, std::string description, std::string arch, int n_layer,
+                  int64_t n_embd, int n_head, int n_head_kv, int head_dim, int64_t n_ctx,
+                  int n_expert, int k, int64_t n_ff_exp, int64_t n_ff_shexp, float rope_base,
+                  float rms_eps) {
+  SynthShape s;
+  s.preset = std::move(name);
+  s.description = std::move(description);
+  s.arch = std::move(arch);
+  s.n_layer = s.full_layers = n_layer;
+  s.n_embd = n_embd;
+  s.n_head = n_head;
+  s.n_head_kv = n_head_kv;
+  s.head_dim = head_dim;
+  s.n_ctx = n_ctx;
+  s.n_expert = s.full_experts = n_expert;
+  s.n_expert_used = k;
+  s.n_ff_exp = n_ff_exp;
+  s.n_ff_shexp = n_ff_shexp;
+  s.rope_freq_base = rope_base;
+  s.rms_eps = rms_eps;
+  return s;
+}
+
+uint64_t MatrixBytes(GgmlType type, int64_t cols, int64_t rows) {
+  return RowBytes(type, cols) * static_cast<uint64_t>(rows);
+}
+
+}  // namespace
+
+const std::vector<SynthShape>& SynthPresets() {
+  // Shapes from the models' published configs (FIELD-NOTES.md has the expert byte sizes).
+  static const std::vector<SynthShape> presets = {
+      Preset("qwen3.5-397b-a17b",
+             "Qwen3.5-397B-A17B experts (512 x 4096->1024, 10 routed + 1 gated shared); GQA "
+             "attention (96 x 128 heads, 8 KV) stands in for its gated delta-net and gated "
+             "attention layers with the same weight count (~110M per layer)",
+             "qwen2moe", 60, 4096, 96, 8, 128, 32768, 512, 10, 1024, 1024, 1e7f, 1e-6f),
+      Preset("qwen3-235b-a22b", "Qwen3-235B-A22B (128 x 4096->1536, 8 routed), qwen3moe as is",
+             "qwen3moe", 94, 4096, 64, 4, 128, 40960, 128, 8, 1536, 0, 1e6f, 1e-6f),
+      Preset("qwen3-30b-a3b", "Qwen3-30B-A3B (128 x 2048->768, 8 routed), qwen3moe as is",
+             "qwen3moe", 48, 2048, 32, 4, 128, 40960, 128, 8, 768, 0, 1e6f, 1e-6f),
+      Preset("mixtral-8x22b", "Mixtral 8x22B (8 x 6144->16384, 2 routed), llama with experts",
+             "llama", 56, 6144, 48, 8, 128, 65536, 8, 2, 16384, 0, 1e6f, 1e-5f),
+      Preset("deepseek-v3",
+             "DeepSeek-V3 expert shapes (256 x 7168->2048, 8 routed + 1 shared); GQA attention "
+             "(96 x 128 heads, 8 KV) stands in for MLA with about its weight count (~190M per "
+             "layer), the 3 leading dense layers are MoE layers, the shared expert is gated "
+             "(qwen2moe)",
+             "qwen2moe", 61, 7168, 96, 8, 128, 32768, 256, 8, 2048, 2048, 1e4f, 1e-6f),
+      Preset("demo",
+             "a small Qwen3-MoE-shaped model for the README demo (64 x 1024->512, 4 routed)",
+             "qwen3moe", 8, 1024, 16, 4, 64, 4096, 64, 4, 512, 0, 1e6f, 1e-6f),
+  };
+  return presets;
+}
+
+Result<SynthShape> FindSynthPreset(std::string_view name) {
+  std::string known;
+  for (const SynthShape& s : SynthPresets()) {
+    if (s.preset == name) return s;
+    known += (known.empty() ? "" : ", ") + s.preset;
+  }
+  return NotFound("unknown synth preset '", name, "' (presets: ", known, ")");
+}
+
+uint64_t SynthShape::expert_bytes() const {
+  return 2 * MatrixBytes(expert_type, n_embd, n_ff_exp) +
+         MatrixBytes(expert_type, n_ff_exp, n_embd);
+}
+
+uint64_t SynthShape::all_expert_bytes() const {
+  return static_cast<uint64_t>(n_layer) * n_expert * expert_bytes();
+}
+
+uint64_t SynthShape::dense_bytes(int64_t n_vocab) const {
+  Result<const ArchSpec*> spec = FindArchSpec(arch);
+  CHECK(spec.ok()) << spec.status().ToString();
+  const uint64_t f32 = 4;
+  uint64_t layer = 2 * n_embd * f32;                                 // attn_norm, ffn_norm
+  layer += MatrixBytes(dense_type, n_embd, q_dim() + 2 * kv_dim());  // q, k, v
+  layer += MatrixBytes(dense_type, q_dim(), n_embd);                 // output
+  if ((*spec)->qk_norm != Presence::kAbsent) layer += 2 * head_dim * f32;
+  if ((*spec)->qkv_bias != Presence::kAbsent) layer += (q_dim() + 2 * kv_dim()) * f32;
+  layer += n_expert * n_embd * f32;  // router (f32, as GGUF producers keep it)
+  if (n_ff_shexp > 0) {
+    layer += 2 * MatrixBytes(dense_type, n_embd, n_ff_shexp) +
+             MatrixBytes(dense_type, n_ff_shexp, n_embd) + n_embd * f32;
+  }
+  return layer * n_layer + 2 * MatrixBytes(dense_type, n_embd, n_vocab) + n_embd * f32;
+}
+
+std::string SynthShape::ToString() const {
+  return StrCat(preset, ": ", n_layer, " layers (of ", full_layers, "), ", n_expert,
+                " experts (of ", full_experts, ") x ", FormatBytes(expert_bytes()), " ",
+                TypeName(expert_type), ", k=", n_expert_used, n_ff_shexp > 0 ? " + shared" : "",
+                ", n_embd ", n_embd, ", ", arch);
+}
+
+Result<SynthShape> ScaleSynthShape(const SynthShape& preset, const SynthScale& scale) {
+  SynthShape s = preset;
+  if (scale.layers < 0 || scale.layers > preset.full_layers) {
+    return InvalidArgument("--layers ", scale.layers, ": ", preset.preset, " has ",
+                           preset.full_layers, " layers (synth scales down, 1..",
+                           preset.full_layers, ")");
+  }
+  if (scale.experts < 0 || scale.experts > preset.full_experts) {
+    return InvalidArgument("--experts ", scale.experts, ": ", preset.preset, " has ",
+                           preset.full_experts, " experts per layer (synth scales down, ",
+                           preset.n_expert_used, "..", preset.full_experts, ")");
+  }
+  if (scale.layers > 0) s.n_layer = scale.layers;
+  if (scale.experts > 0) s.n_expert = scale.experts;
+  if (s.n_expert < s.n_expert_used) {
+    return InvalidArgument("--experts ", s.n_expert, " is below the ", s.n_expert_used,
+                           " experts every token uses in ", preset.preset);
+  }
+  if (scale.quant.has_value()) s.expert_type = *scale.quant;
+  if (!IsSupportedWeightType(s.expert_type) || s.expert_type == GgmlType::kF32) {
+    return InvalidArgument("--quant ", TypeName(s.expert_type),
+                           " is not a quantized type the kernels compute with");
+  }
+  if (!IsValidRowLength(s.expert_type, s.n_embd) || !IsValidRowLength(s.expert_type, s.n_ff_exp)) {
+    return InvalidArgument("--quant ", TypeName(s.expert_type), ": rows of ", s.n_embd, " and ",
+                           s.n_ff_exp, " elements are not whole ", TypeName(s.expert_type),
+                           " blocks");
+  }
+  return s;
+}
+
+}  // namespace sluice

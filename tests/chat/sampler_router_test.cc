@@ -1,0 +1,184 @@
+// Sampler and router against independent computations: frequencies of draws against the
+// probabilities each filter implies, routes against a double-precision softmax/top-k.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+
+#include "chat/sampler.h"
+#include "moe/router.h"
+
+namespace sluice {
+namespace {
+
+std::vector<float> LogitsFromProbs(const std::vector<double>& p) {
+  std::vector<float> l;
+  for (double x : p) l.push_back(static_cast<float>(std::log(x)));
+  return l;
+}
+
+// Draw counts per id over n samples.
+std::vector<double> Frequencies(Sampler& s, const std::vector<float>& logits, int n) {
+  std::vector<double> f(logits.size(), 0.0);
+  for (int i = 0; i < n; ++i) f[s.Sample(logits, {})] += 1.0 / n;
+  return f;
+}
+
+SamplerOptions Plain(float temperature) {
+  return SamplerOptions{
+      .temperature = temperature, .top_k = 0, .top_p = 1.0f, .min_p = 0.0f, .seed = 123};
+}
+
+TEST(Sampler, GreedyIsArgmaxWithTiesToTheLowestId) {
+  Sampler s(Plain(0.0f));
+  EXPECT_EQ(s.Sample(std::vector<float>{0.1f, 3.0f, -1.0f, 3.0f}, {}), 1);
+  EXPECT_EQ(ArgMax(std::vector<float>{2.0f, 2.0f}), 0);
+}
+
+TEST(Sampler, TemperatureOneDrawsFromTheSoftmax) {
+  const std::vector<double> p = {0.5, 0.3, 0.15, 0.05};
+  Sampler s(Plain(1.0f));
+  const int n = 40000;
+  const std::vector<double> f = Frequencies(s, LogitsFromProbs(p), n);
+  for (size_t i = 0; i < p.size(); ++i) {
+    EXPECT_NEAR(f[i], p[i], 4 * std::sqrt(p[i] * (1 - p[i]) / n)) << i;
+  }
+}
+
+TEST(Sampler, TemperatureSharpensAsPowerOfProbabilities) {
+  const std::vector<double> p = {0.5, 0.3, 0.2};
+  Sampler s(Plain(0.5f));  // p^(1/T) = p^2, renormalised
+  const double z = 0.25 + 0.09 + 0.04;
+  const std::vector<double> want = {0.25 / z, 0.09 / z, 0.04 / z};
+  const int n = 40000;
+  const std::vector<double> f = Frequencies(s, LogitsFromProbs(p), n);
+  for (size_t i = 0; i < p.size(); ++i) {
+    EXPECT_NEAR(f[i], want[i], 4 * std::sqrt(want[i] * (1 - want[i]) / n)) << i;
+  }
+}
+
+TEST(Sampler, TopKTopPAndMinPCutTheTail) {
+  const std::vector<float> logits = LogitsFromProbs({0.5, 0.3, 0.15, 0.05});
+  SamplerOptions o = Plain(1.0f);
+  o.top_k = 2;
+  Sampler top_k(o);
+  std::vector<double> f = Frequencies(top_k, logits, 20000);
+  EXPECT_EQ(f[2] + f[3], 0.0);
+  EXPECT_NEAR(f[0], 0.5 / 0.8, 0.02);
+
+  o = Plain(1.0f);
+  o.top_p = 0.85f;  // 0.5 + 0.3 = 0.8 < 0.85: the third token completes the nucleus
+  Sampler top_p(o);
+  f = Frequencies(top_p, logits, 20000);
+  EXPECT_EQ(f[3], 0.0);
+  EXPECT_GT(f[2], 0.1);
+
+  o = Plain(1.0f);
+  o.min_p = 0.5f;  // keep p >= 0.25: ids 0 (0.5) and 1 (0.3)
+  Sampler min_p(o);
+  f = Frequencies(min_p, logits, 20000);
+  EXPECT_EQ(f[2] + f[3], 0.0);
+  EXPECT_NEAR(f[1], 0.3 / 0.8, 0.02);
+}
+
+TEST(Sampler, RepetitionPenaltyDividesPositiveAndMultipliesNegativeLogits) {
+  SamplerOptions o = Plain(0.0f);
+  o.repeat_penalty = 1.1f;
+  Sampler s(o);
+  // 2.0 / 1.1 = 1.82 < 1.9: the repeated token loses.
+  EXPECT_EQ(s.Sample(std::vector<float>{2.0f, 1.9f}, std::vector<int32_t>{0, 0}), 1);
+  // -1.0 * 1.1 = -1.1 < -1.05.
+  EXPECT_EQ(s.Sample(std::vector<float>{-1.0f, -1.05f}, std::vector<int32_t>{0}), 1);
+  // Outside the window (last 1 token) no penalty.
+  o.repeat_last_n = 1;
+  Sampler window(o);
+  EXPECT_EQ(window.Sample(std::vector<float>{2.0f, 1.9f}, std::vector<int32_t>{0, 1}), 0);
+}
+
+TEST(Sampler, SameSeedSameTokensDifferentSeedDifferentTokens) {
+  std::vector<float> logits(50);
+  for (int i = 0; i < 50; ++i) logits[i] = std::sin(i * 0.7f);
+  SamplerOptions o = Plain(1.0f);
+  auto draw = [&](uint64_t seed) {
+    o.seed = seed;
+    Sampler s(o);
+    std::vector<int32_t> ids;
+    for (int i = 0; i < 64; ++i) ids.push_back(s.Sample(logits, {}));
+    return ids;
+  };
+  EXPECT_EQ(draw(5), draw(5));
+  EXPECT_NE(draw(5), draw(6));
+}
+
+TEST(Sampler, OptionsAreValidated) {
+  EXPECT_FALSE(ValidateSamplerOptions({.top_p = 0.0f}).ok());
+  EXPECT_FALSE(ValidateSamplerOptions({.min_p = 1.5f}).ok());
+  EXPECT_FALSE(ValidateSamplerOptions({.top_k = -1}).ok());
+  EXPECT_FALSE(ValidateSamplerOptions({.repeat_penalty = 0.0f}).ok());
+  EXPECT_TRUE(ValidateSamplerOptions({}).ok());
+}
+
+TEST(Router, SoftmaxTopKRenormalisedMatchesDoubleReference) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> dist(0.0f, 2.0f);
+  for (int trial = 0; trial < 50; ++trial) {
+    const int n = 64, k = 1 + trial % 8;
+    std::vector<float> logits(n);
+    for (float& x : logits) x = dist(rng);
+    std::vector<double> p(n);
+    const double mx = *std::max_element(logits.begin(), logits.end());
+    double z = 0;
+    for (int e = 0; e < n; ++e) z += p[e] = std::exp(logits[e] - mx);
+    std::vector<int> order(n);
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return p[a] > p[b]; });
+    double top = 0;
+    for (int j = 0; j < k; ++j) top += p[order[j]];
+
+    Route route;
+    ComputeRoute(RouterParams{.k = k}, logits, &route);
+    ASSERT_EQ(route.k, k);
+    for (int j = 0; j < k; ++j) {
+      EXPECT_EQ(route.ids[j], order[j]);
+      EXPECT_NEAR(route.weights[j], p[order[j]] / top, 1e-6);
+      EXPECT_NEAR(logits[order[j]], p[order[j]] / z, 1e-6);  // probabilities left in place
+    }
+  }
+}
+
+TEST(Router, TiesGoToTheLowerIdAndOptionsApply) {
+  std::vector<float> logits = {1.0f, 3.0f, 3.0f, 0.0f};
+  Route route;
+  ComputeRoute(RouterParams{.norm_topk = false, .scale = 2.0f, .k = 2}, logits, &route);
+  EXPECT_EQ(route.ids[0], 1);
+  EXPECT_EQ(route.ids[1], 2);
+  const double p = std::exp(3.0) / (std::exp(1.0) + 2 * std::exp(3.0) + 1.0);
+  EXPECT_NEAR(route.weights[0], 2 * p, 1e-6);  // not renormalised, scaled
+
+  logits = {0.0f, 2.0f, -1.0f};
+  ComputeRoute(RouterParams{.gating = GatingFunc::kSigmoid, .norm_topk = false, .k = 1}, logits,
+               &route);
+  EXPECT_EQ(route.ids[0], 1);
+  EXPECT_NEAR(route.weights[0], 1.0 / (1.0 + std::exp(-2.0)), 1e-6);
+}
+
+TEST(Router, HookRoutesAreValidated) {
+  Route r;
+  r.k = 2;
+  r.ids[0] = 1, r.ids[1] = 1;
+  EXPECT_FALSE(ValidateRoute(r, 2, 8, 0, 0).ok());
+  r.ids[1] = 8;
+  EXPECT_FALSE(ValidateRoute(r, 2, 8, 0, 0).ok());
+  r.ids[1] = 2;
+  EXPECT_TRUE(ValidateRoute(r, 2, 8, 0, 0).ok());
+  r.k = 3;
+  EXPECT_FALSE(ValidateRoute(r, 2, 8, 0, 0).ok());
+  r.k = 2;
+  r.weights[0] = std::nanf("");
+  EXPECT_FALSE(ValidateRoute(r, 2, 8, 0, 0).ok());
+}
+
+}  // namespace
+}  // namespace sluice

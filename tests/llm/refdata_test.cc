@@ -1,0 +1,168 @@
+// sluice against logits an outside implementation computed on the tiny qwen3moe models in
+// ../shared/refdata (README.md there): F32 models within 1e-4 and the same greedy tokens;
+// quantized models close in statistics (activations quantized as that implementation does);
+// dequantized to f32 at load, within 1e-4 of its deq/ references.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "core/ops/argmax.h"
+#include "tests/support/tiny_model.h"
+
+namespace sluice::testing {
+namespace {
+
+const std::string kRefDir = SLUICE_REFDATA_DIR;
+constexpr int64_t kVocab = 299;
+constexpr int kGenerated = 16;
+
+bool HaveRefdata() { return std::filesystem::exists(kRefDir + "/README.md"); }
+
+std::vector<float> ReadF32(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  EXPECT_TRUE(in.good()) << path;
+  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<float> v(bytes.size() / sizeof(float));
+  std::memcpy(v.data(), bytes.data(), v.size() * sizeof(float));
+  return v;
+}
+
+std::vector<int32_t> ReadIdsLine(const std::string& path, const std::string& prefix) {
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(prefix, 0) == 0) {
+      std::istringstream s(line.substr(prefix.size()));
+      std::vector<int32_t> ids;
+      int32_t id;
+      while (s >> id) ids.push_back(id);
+      return ids;
+    }
+  }
+  ADD_FAILURE() << path << ": no line starting with '" << prefix << "'";
+  return {};
+}
+
+std::vector<int32_t> LongPrompt() {
+  std::ifstream in(kRefDir + "/logits/long_prompt_tokens.txt");
+  std::vector<int32_t> ids;
+  std::string item;
+  while (std::getline(in, item, ',')) ids.push_back(std::stoi(item));
+  EXPECT_EQ(ids.size(), 200u);
+  return ids;
+}
+
+std::vector<int32_t> ShortPrompt() {
+  std::vector<int32_t> ids;
+  for (int i = 1; i <= 32; ++i) ids.push_back(i);
+  return ids;
+}
+
+struct ModelRun {
+  std::vector<float> prompt_logits;  // (n_prompt, vocab)
+  std::vector<int32_t> generated;    // greedy ids
+  std::vector<float> gen_logits;     // (16, vocab): the row each id was chosen from
+};
+
+// Whole prompt at once (batch_size 256 >= 200) or one token at a time.
+ModelRun RunModel(const std::string& model, std::span<const int32_t> prompt, bool dequantize,
+                  bool one_at_a_time = false) {
+  EngineOptions o{
+      .threads = 2, .batch_size = 256, .kv_type = KvType::kF32, .dequantize_weights = dequantize};
+  ModelRun r;
+  auto engine = Engine::Open(model, o);
+  EXPECT_TRUE(engine.ok()) << engine.status().ToString();
+  if (!engine.ok()) return r;
+  Engine& e = **engine;
+  r.prompt_logits.resize(prompt.size() * kVocab);
+  if (one_at_a_time) {
+    for (size_t i = 0; i < prompt.size(); ++i) {
+      EXPECT_TRUE(e.Decode(prompt[i]).ok());
+      std::copy(e.logits().begin(), e.logits().end(), r.prompt_logits.begin() + i * kVocab);
+    }
+  } else {
+    Status s = e.Prefill(prompt, r.prompt_logits);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+  }
+  for (int k = 0; k < kGenerated; ++k) {
+    r.gen_logits.insert(r.gen_logits.end(), e.logits().begin(), e.logits().end());
+    const int32_t id = ArgMax(e.logits());
+    r.generated.push_back(id);
+    EXPECT_TRUE(e.Decode(id).ok());
+  }
+  return r;
+}
+
+struct Reference {
+  std::vector<float> logits, gen_logits;
+  std::vector<int32_t> generated;
+};
+
+Reference Load(const std::string& prefix) {
+  return Reference{ReadF32(prefix + ".logits.f32"), ReadF32(prefix + ".genlogits.f32"),
+                   ReadIdsLine(prefix + ".greedy.txt", "generated:")};
+}
+
+void ExpectExact(const std::string& what, const ModelRun& run, const Reference& ref) {
+  const Diff p = CompareLogits(run.prompt_logits, ref.logits, kVocab);
+  const Diff g = CompareLogits(run.gen_logits, ref.gen_logits, kVocab);
+  std::printf("%-44s prompt max |diff| %.2e, generated max |diff| %.2e\n", what.c_str(), p.max_abs,
+              g.max_abs);
+  EXPECT_LT(p.max_abs, 1e-4) << what;
+  EXPECT_EQ(p.argmax_agreement, 1.0) << what;
+  EXPECT_EQ(run.generated, ref.generated) << what;
+  EXPECT_LT(g.max_abs, 1e-4) << what;
+}
+
+class RefData : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!HaveRefdata()) GTEST_SKIP() << "reference data not found at " << kRefDir;
+  }
+};
+
+TEST_F(RefData, F32ModelsMatchWithin1e4AndGreedyTokensAreIdentical) {
+  for (std::string name : {"tiny-qwen3moe-f32", "tiny-qwen3moe256-f32"}) {
+    const std::string model = kRefDir + "/" + name + ".gguf";
+    const std::string ref = kRefDir + "/logits/" + name;
+    ExpectExact(name, RunModel(model, ShortPrompt(), false), Load(ref));
+    ExpectExact(name + ".long", RunModel(model, LongPrompt(), false), Load(ref + ".long"));
+    ExpectExact(name + ".seq", RunModel(model, ShortPrompt(), false, true), Load(ref + ".seq"));
+  }
+}
+
+TEST_F(RefData, QuantizedModelsDequantizedMatchDeqWithin1e4) {
+  for (std::string name :
+       {"tiny-qwen3moe-q8_0", "tiny-qwen3moe-q4_0-pure", "tiny-qwen3moe256-q4_k-pure"}) {
+    const std::string model = kRefDir + "/" + name + ".gguf";
+    const std::string ref = kRefDir + "/deq/" + name + "-deq";
+    ExpectExact(name + " (deq)", RunModel(model, ShortPrompt(), true), Load(ref));
+    ExpectExact(name + ".long (deq)", RunModel(model, LongPrompt(), true), Load(ref + ".long"));
+  }
+}
+
+TEST_F(RefData, QuantizedModelsOnBlocksAreClose) {
+  for (std::string name :
+       {"tiny-qwen3moe-q8_0", "tiny-qwen3moe-q4_0-pure", "tiny-qwen3moe256-q4_k-pure"}) {
+    const std::string model = kRefDir + "/" + name + ".gguf";
+    for (std::string suffix : {"", ".long"}) {
+      const std::string ref = kRefDir + "/logits/" + name + suffix;
+      const ModelRun run = RunModel(model, suffix.empty() ? ShortPrompt() : LongPrompt(), false);
+      const Reference want = Load(ref);
+      const Diff d = CompareLogits(run.prompt_logits, want.logits, kVocab);
+      int same = 0;
+      while (same < kGenerated && run.generated[same] == want.generated[same]) ++same;
+      std::printf("%-44s mean |diff| %.2e, max %.2e, argmax agreement %.3f, greedy prefix %d/16\n",
+                  (name + suffix).c_str(), d.mean_abs, d.max_abs, d.argmax_agreement, same);
+      EXPECT_LE(d.mean_abs, 0.05) << name << suffix;
+      EXPECT_GE(d.argmax_agreement, 0.9) << name << suffix;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace sluice::testing

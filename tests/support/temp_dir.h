@@ -1,0 +1,23 @@
+// TempDir: a fresh directory under $TMPDIR (or /tmp), removed with everything in it on
+// destruction. (tests/support/test_util.h's ScratchDir is the one under the build directory, for
+// tests that need a disk filesystem: O_DIRECT and io_uring refuse tmpfs on some kernels.)
+#pragma once
+
+#include <string>
+
+namespace sluice::testing {
+
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace sluice::testing
