@@ -107,22 +107,18 @@ Result<ReplyStats> ChatSession::Complete(std::string_view text, const TextSink& 
 Status ChatSession::Reset() {
   history_.clear();
   generated_.clear();
-  kv_tokens_.clear();
   return engine_->TruncateKv(0);
 }
 
 Result<int> ChatSession::ReusePrefix(const std::vector<int32_t>& tokens) {
-  CHECK_EQ(static_cast<int>(kv_tokens_.size()), engine_->kv_length());
+  const std::span<const int32_t> kv = engine_->kv_tokens();
   size_t common = 0;
-  size_t limit = std::min(kv_tokens_.size(), tokens.size());
-  while (common < limit && kv_tokens_[common] == tokens[common]) ++common;
+  size_t limit = std::min(kv.size(), tokens.size());
+  while (common < limit && kv[common] == tokens[common]) ++common;
   // The last prompt token is always appended again: its logits are what the reply samples from,
   // and the engine keeps only the logits of its latest Append.
   if (common == tokens.size()) --common;
-  if (common < kv_tokens_.size()) {
-    RETURN_IF_ERROR(engine_->TruncateKv(static_cast<int>(common)));
-    kv_tokens_.resize(common);
-  }
+  if (common < kv.size()) RETURN_IF_ERROR(engine_->TruncateKv(static_cast<int>(common)));
   return static_cast<int>(common);
 }
 
@@ -139,7 +135,6 @@ Result<ReplyStats> ChatSession::Generate(const std::vector<int32_t>& tokens, con
   // Prefill in chunks so Ctrl-C during a long prompt takes effect within one chunk.
   auto fail = [&](Status status) -> Status {
     // After a failed Append the engine's KV state is unknown: start the next turn from empty.
-    kv_tokens_.clear();
     Status truncated = engine_->TruncateKv(0);
     (void)truncated;  // the first error is the one to report
     return status;
@@ -155,7 +150,6 @@ Result<ReplyStats> ChatSession::Generate(const std::vector<int32_t>& tokens, con
     size_t n = std::min(tokens.size() - pos, static_cast<size_t>(options_.prefill_chunk));
     std::span<const int32_t> chunk(tokens.data() + pos, n);
     if (Status s = engine_->Append(chunk); !s.ok()) return fail(std::move(s));
-    kv_tokens_.insert(kv_tokens_.end(), chunk.begin(), chunk.end());
     stats.prompt_tokens += static_cast<int>(n);
     pos += n;
   }
@@ -203,7 +197,6 @@ Result<ReplyStats> ChatSession::Generate(const std::vector<int32_t>& tokens, con
     if (Status s = engine_->Append(std::span<const int32_t>(&*token, 1)); !s.ok()) {
       return fail(std::move(s));
     }
-    kv_tokens_.push_back(*token);
     stats.decoded_tokens += 1;
     last_pass_end = Clock::now();
   }

@@ -37,7 +37,10 @@ class TokenEngine {
  public:
   virtual ~TokenEngine() = default;
   virtual int context_length() const = 0;  // KV positions available
-  virtual int kv_length() const = 0;       // KV positions filled
+  // The tokens whose keys and values are in the KV cache, in order: the session's one record of
+  // what the engine holds (it keeps no copy of its own).
+  virtual std::span<const int32_t> kv_tokens() const = 0;
+  int kv_length() const { return static_cast<int>(kv_tokens().size()); }
   // Keeps the first `n` KV positions (n <= kv_length()) and drops the rest.
   virtual Status TruncateKv(int n) = 0;
   // Appends `tokens` at kv_length() and computes the logits after the last one.
@@ -104,7 +107,6 @@ class ChatSession {
   std::vector<ChatMessage> history_;
   // Per history_ message: the tokens the model generated for a reply; empty for user turns.
   std::vector<std::vector<int32_t>> generated_;
-  std::vector<int32_t> kv_tokens_;  // the tokens whose keys and values are in the KV cache
   SessionTotals totals_;
 };
 

@@ -18,11 +18,12 @@ namespace sluice {
 
 class EngineTokenEngine : public TokenEngine {
  public:
-  // `engine` must outlive this object.
-  EngineTokenEngine(Engine* engine, const SamplerOptions& sampling);
+  // `engine` and `sequence` must outlive this object. sequence: the conversation's own
+  // (Engine::NewSequence), or null for the engine's.
+  EngineTokenEngine(Engine* engine, const SamplerOptions& sampling, Sequence* sequence = nullptr);
 
   int context_length() const override;
-  int kv_length() const override;
+  std::span<const int32_t> kv_tokens() const override { return seq_->tokens(); }
   Status TruncateKv(int n) override;
   Status Append(std::span<const int32_t> tokens) override;
   Result<int32_t> SampleNext() override;
@@ -30,6 +31,7 @@ class EngineTokenEngine : public TokenEngine {
 
  private:
   Engine* engine_;
+  Sequence* seq_;
   Sampler sampler_;
 };
 

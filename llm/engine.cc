@@ -80,12 +80,7 @@ Status Engine::Init() {
                                       WeightOptions{.residency = o.dense,
                                                     .lock_copy = o.lock_memory,
                                                     .dequantize_to_f32 = o.dequantize_weights}));
-  ASSIGN_OR_RETURN(kv_, KvCache::Create(KvCacheShape{.n_layer = c.n_layer,
-                                                     .n_ctx = n_ctx_,
-                                                     .k_dim = c.k_dim(),
-                                                     .v_dim = c.v_dim(),
-                                                     .type = o.kv_type},
-                                        o.lock_memory));
+  ASSIGN_OR_RETURN(own_, MakeSequence());
 
   if (o.expert_source == ExpertSourceKind::kCache) {
     ASSIGN_OR_RETURN(io_, CreateIoBackend(IoOptions{.kind = o.io, .queue_depth = o.queue_depth},
@@ -118,14 +113,38 @@ Status Engine::Init() {
   x_ = reinterpret_cast<float*>(activations_.data());
   xb_ = x_ + batch_size_ * c.n_embd;
   out_ = xb_ + batch_size_ * c.n_embd;
-  logits_.assign(c.n_vocab, 0.0f);
-  history_.reserve(n_ctx_);
   return Status::Ok();
 }
 
-Status Engine::CheckTokens(std::span<const int32_t> tokens) const {
-  if (n_past_ + static_cast<int64_t>(tokens.size()) > n_ctx_) {
-    return InvalidArgument("context full: ", n_past_, " tokens in context + ", tokens.size(),
+Result<std::unique_ptr<Sequence>> Engine::MakeSequence() {
+  const int max = std::max(1, options_.max_sequences);
+  if (live_sequences_ >= max) {
+    return ResourceExhausted("all ", max, " sequences the memory plan reserved a KV cache for (",
+                             FormatBytes(plan_.kv_bytes / max),
+                             " each) are in use; raise max_sequences");
+  }
+  const ModelConfig& c = config_;
+  std::unique_ptr<Sequence> seq(new Sequence(this));
+  ASSIGN_OR_RETURN(seq->kv_, KvCache::Create(KvCacheShape{.n_layer = c.n_layer,
+                                                          .n_ctx = n_ctx_,
+                                                          .k_dim = c.k_dim(),
+                                                          .v_dim = c.v_dim(),
+                                                          .type = options_.kv_type},
+                                             options_.lock_memory));
+  seq->tokens_.reserve(n_ctx_);
+  seq->logits_.assign(c.n_vocab, 0.0f);
+  ++live_sequences_;
+  return seq;
+}
+
+Result<std::unique_ptr<Sequence>> Engine::NewSequence() { return MakeSequence(); }
+
+Sequence::~Sequence() { --engine_->live_sequences_; }
+
+Status Engine::CheckTokens(const Sequence& seq, std::span<const int32_t> tokens) const {
+  const int64_t n_past = seq.n_past();
+  if (n_past + static_cast<int64_t>(tokens.size()) > n_ctx_) {
+    return InvalidArgument("context full: ", n_past, " tokens in context + ", tokens.size(),
                            " new exceed the context length ", n_ctx_, " (set with --ctx; ",
                            config_.arch, " was trained on ", config_.n_ctx_train, ")");
   }
@@ -147,20 +166,20 @@ void Engine::Embed(const int32_t* tokens, int64_t n, float* x) const {
   }
 }
 
-void Engine::Logits(const float* x, int64_t n, float* all_logits) {
+void Engine::Logits(const float* x, int64_t n, float* all_logits, float* last_logits) {
   const int64_t d = config_.n_embd;
   if (all_logits != nullptr) {
     RmsNormRows(x, weights_->output_norm, n, d, config_.rms_eps, xb_);
     Linear(weights_->output, xb_, n, all_logits, pool_.get());
-    std::memcpy(logits_.data(), all_logits + (n - 1) * config_.n_vocab,
+    std::memcpy(last_logits, all_logits + (n - 1) * config_.n_vocab,
                 sizeof(float) * config_.n_vocab);
   } else {
     RmsNorm(x + (n - 1) * d, weights_->output_norm, d, config_.rms_eps, xb_);
-    Linear(weights_->output, xb_, 1, logits_.data(), pool_.get());
+    Linear(weights_->output, xb_, 1, last_logits, pool_.get());
   }
 }
 
-Status Engine::ForwardBatch(const int32_t* tokens, int64_t n, float* all_logits) {
+Status Engine::ForwardBatch(Sequence& seq, const int32_t* tokens, int64_t n, float* all_logits) {
   const ModelConfig& c = config_;
   const int64_t d = c.n_embd;
   Embed(tokens, n, x_);
@@ -176,7 +195,7 @@ Status Engine::ForwardBatch(const int32_t* tokens, int64_t n, float* all_logits)
     const LayerWeights& w = weights_->layers[l];
     const uint64_t attention_start = NowNs();
     RmsNormRows(x_, w.attn_norm, n, d, c.rms_eps, xb_);
-    attention_->Forward(l, w, kv_, xb_, n, n_past_, out_, pool_.get());
+    attention_->Forward(l, w, seq.kv_, xb_, n, seq.n_past(), out_, pool_.get());
     AddInPlace(x_, out_, n * d);
     counters_.attention_ns += NowNs() - attention_start;
     RmsNormRows(x_, w.ffn_norm, n, d, c.rms_eps, xb_);
@@ -186,16 +205,17 @@ Status Engine::ForwardBatch(const int32_t* tokens, int64_t n, float* all_logits)
                                   next >= 0 ? &weights_->layers[next].moe : nullptr));
     AddInPlace(x_, out_, n * d);
   }
-  Logits(x_, n, all_logits);
-  n_past_ += n;
+  Logits(x_, n, all_logits, seq.logits_.data());
   tokens_seen_ += n;
-  history_.insert(history_.end(), tokens, tokens + n);
+  seq.tokens_.insert(seq.tokens_.end(), tokens, tokens + n);
   return Status::Ok();
 }
 
-Status Engine::Prefill(std::span<const int32_t> tokens, std::span<float> all_logits) {
+Status Engine::Prefill(Sequence& seq, std::span<const int32_t> tokens,
+                       std::span<float> all_logits) {
+  CHECK(seq.engine_ == this) << "a sequence of another engine";
   if (tokens.empty()) return InvalidArgument("prefill of an empty prompt");
-  RETURN_IF_ERROR(CheckTokens(tokens));
+  RETURN_IF_ERROR(CheckTokens(seq, tokens));
   const int64_t n = static_cast<int64_t>(tokens.size());
   if (!all_logits.empty() && static_cast<int64_t>(all_logits.size()) != n * config_.n_vocab) {
     return InvalidArgument("logits buffer of ", all_logits.size(), " floats, expected ", n, " x ",
@@ -206,25 +226,21 @@ Status Engine::Prefill(std::span<const int32_t> tokens, std::span<float> all_log
   for (int64_t b = 0; b < n && status.ok(); b += batch_size_) {
     const int64_t count = std::min<int64_t>(batch_size_, n - b);
     float* rows = all_logits.empty() ? nullptr : all_logits.data() + b * config_.n_vocab;
-    status = ForwardBatch(tokens.data() + b, count, rows);
+    status = ForwardBatch(seq, tokens.data() + b, count, rows);
     if (status.ok()) counters_.prompt_tokens += count;
   }
   counters_.prefill_ns += NowNs() - start;
   return status;
 }
 
-Status Engine::Decode(int32_t token) {
-  RETURN_IF_ERROR(CheckTokens(std::span<const int32_t>(&token, 1)));
+Status Engine::Decode(Sequence& seq, int32_t token) {
+  CHECK(seq.engine_ == this) << "a sequence of another engine";
+  RETURN_IF_ERROR(CheckTokens(seq, std::span<const int32_t>(&token, 1)));
   const uint64_t start = NowNs();
-  Status status = ForwardBatch(&token, 1, nullptr);
+  Status status = ForwardBatch(seq, &token, 1, nullptr);
   counters_.decode_ns += NowNs() - start;
   if (status.ok()) counters_.decoded_tokens += 1;
   return status;
-}
-
-void Engine::Reset() {
-  n_past_ = 0;
-  history_.clear();
 }
 
 Status Engine::PreloadExperts() {
@@ -246,12 +262,6 @@ Status Engine::PreloadExperts() {
     }
   }
   return Status::Ok();
-}
-
-void Engine::Truncate(int64_t n) {
-  CHECK(n >= 0 && n <= n_past_) << n << " of " << n_past_;
-  n_past_ = n;
-  history_.resize(n);
 }
 
 EngineCounters Engine::counters() const {

@@ -17,8 +17,13 @@
 // Results do not depend on the RAM budget, the expert source, the batch size or the thread count:
 // every path computes the same operations in the same order on the same bytes.
 //
-// Non-goals: several sequences at once, GPU offload, speculative decoding.
-// Thread-safety: one thread drives an engine; it uses its own thread pool inside.
+// Sequences: the engine owns one (the calls without a Sequence argument use it); NewSequence()
+// makes more, each with its own KV cache, for several conversations on one engine
+// (llm/sequence.h). They share everything else.
+//
+// Non-goals: several sequences in one forward pass (the server's batching), GPU offload,
+// speculative decoding.
+// Thread-safety: one thread at a time drives an engine; it uses its own thread pool inside.
 #pragma once
 
 #include <cstdint>
@@ -36,6 +41,7 @@
 #include "llm/kv_cache.h"
 #include "llm/memory_plan.h"
 #include "llm/model_config.h"
+#include "llm/sequence.h"
 #include "llm/weights.h"
 #include "moe/expert_cache.h"
 #include "moe/expert_source.h"
@@ -80,27 +86,37 @@ class Engine {
   // Processes `tokens` after the n_past() already in the KV cache, in batches. `all_logits`:
   // empty, or (tokens.size(), n_vocab) to receive the logits of every position. InvalidArgument
   // for a token id out of range or when the context would overflow (nothing is processed).
-  Status Prefill(std::span<const int32_t> tokens, std::span<float> all_logits = {});
+  Status Prefill(Sequence& seq, std::span<const int32_t> tokens, std::span<float> all_logits = {});
   // Processes one token (the next position).
-  Status Decode(int32_t token);
-  // The logits after the last processed token: (n_vocab).
-  std::span<const float> logits() const { return {logits_.data(), logits_.size()}; }
+  Status Decode(Sequence& seq, int32_t token);
+  // The same on the engine's own sequence.
+  Status Prefill(std::span<const int32_t> tokens, std::span<float> all_logits = {}) {
+    return Prefill(*own_, tokens, all_logits);
+  }
+  Status Decode(int32_t token) { return Decode(*own_, token); }
+  // The logits after the last processed token of the engine's sequence: (n_vocab).
+  std::span<const float> logits() const { return own_->logits(); }
+
+  // A new, empty sequence with its own KV cache. ResourceExhausted when max_sequences are live
+  // (the memory plan reserved KV caches for that many) or its KV cache cannot be allocated.
+  // The engine must outlive it.
+  Result<std::unique_ptr<Sequence>> NewSequence();
+  // The engine's own sequence.
+  Sequence& sequence() { return *own_; }
 
   // Reads every routed expert into the expert cache, for runs meant to be fully resident
   // (benchmarks, a budget above the model's size): decoding then never waits on storage.
   // InvalidArgument when the cache cannot hold them all; nothing to do for the mmap source.
   Status PreloadExperts();
 
-  // Forgets the context (the KV cache is reused from position 0).
-  void Reset();
-  // Keeps the first n <= n_past() positions and forgets the rest: the KV rows of a position
-  // depend only on the tokens before it, so this is exact and costs nothing (chat uses it to
-  // drop a cancelled or regenerated reply). logits() are stale until the next Prefill/Decode.
-  void Truncate(int64_t n);
-  int64_t n_past() const { return n_past_; }
+  // The engine's sequence: forgets the context (the KV cache is reused from position 0), or
+  // keeps its first n positions (Sequence::Truncate).
+  void Reset() { own_->Reset(); }
+  void Truncate(int64_t n) { own_->Truncate(n); }
+  int64_t n_past() const { return own_->n_past(); }
   int64_t n_ctx() const { return n_ctx_; }
   int experts_per_token() const { return experts_per_token_; }
-  std::span<const int32_t> history() const { return history_; }
+  std::span<const int32_t> history() const { return own_->tokens(); }
 
   const ModelConfig& config() const { return config_; }
   const ModelFile& model() const { return *model_; }
@@ -117,12 +133,14 @@ class Engine {
  private:
   Engine() = default;
   Status Init();
-  Status CheckTokens(std::span<const int32_t> tokens) const;
-  // Runs n <= batch_size tokens at positions n_past_...; logits of every row into `all_logits`
-  // (n, n_vocab) when not null, and of the last row into logits_ always.
-  Status ForwardBatch(const int32_t* tokens, int64_t n, float* all_logits);
+  friend class Sequence;  // its destructor gives its place back
+  Status CheckTokens(const Sequence& seq, std::span<const int32_t> tokens) const;
+  // Runs n <= batch_size tokens at positions seq.n_past()...; logits of every row into
+  // `all_logits` (n, n_vocab) when not null, and of the last row into seq's logits always.
+  Status ForwardBatch(Sequence& seq, const int32_t* tokens, int64_t n, float* all_logits);
   void Embed(const int32_t* tokens, int64_t n, float* x) const;
-  void Logits(const float* x, int64_t n, float* all_logits);
+  void Logits(const float* x, int64_t n, float* all_logits, float* last_logits);
+  Result<std::unique_ptr<Sequence>> MakeSequence();
 
   EngineOptions options_;
   std::unique_ptr<ModelFile> model_;
@@ -134,21 +152,20 @@ class Engine {
 
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<ModelWeights> weights_;
-  KvCache kv_;
   std::unique_ptr<IoBackend> io_;
   std::unique_ptr<ExpertCache> cache_;
   std::unique_ptr<ExpertSource> source_;
   std::unique_ptr<AttentionBlock> attention_;
   std::unique_ptr<MoeBlock> moe_;
 
-  AlignedBuffer activations_;     // x, xb, out below
-  float* x_ = nullptr;            // (batch_size, n_embd) residual stream
-  float* xb_ = nullptr;           // (batch_size, n_embd) normalised
-  float* out_ = nullptr;          // (batch_size, n_embd) a block's output
-  std::vector<float> logits_;     // (n_vocab)
-  std::vector<int32_t> history_;  // tokens in the KV cache, in order (capacity n_ctx)
+  AlignedBuffer activations_;      // x, xb, out below
+  float* x_ = nullptr;             // (batch_size, n_embd) residual stream
+  float* xb_ = nullptr;            // (batch_size, n_embd) normalised
+  float* out_ = nullptr;           // (batch_size, n_embd) a block's output
+  int live_sequences_ = 0;         // own_ included; at most options_.max_sequences
+  std::unique_ptr<Sequence> own_;  // the sequence of the calls without one (after the count:
+                                   // its destructor decrements it)
 
-  int64_t n_past_ = 0;
   int64_t tokens_seen_ = 0;  // run-wide token index for the routing hook (not reset by Reset)
   EngineCounters counters_;
   MoeCounters moe_counters_;

@@ -28,6 +28,8 @@ struct EngineOptions {
   int experts_per_token = 0;   // 0: the model's expert_used_count; lower is faster, and changes
                                // the output (a warning is logged)
   int batch_size = 64;         // prompt tokens per forward batch (scratch scales with it)
+  int max_sequences = 1;       // sequences (each a KV cache) live at once: the engine's own one
+                               // plus NewSequence()'s; the memory plan reserves this many
   KvType kv_type = KvType::kF16;
   DenseResidency dense = DenseResidency::kCopy;  // see llm/weights.h for why copy is the default
   ExpertSourceKind expert_source = ExpertSourceKind::kCache;

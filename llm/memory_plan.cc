@@ -46,7 +46,8 @@ Result<MemoryPlan> PlanMemory(const ModelFile& model, const ModelConfig& c, cons
                                               .n_ctx = n_ctx,
                                               .k_dim = c.k_dim(),
                                               .v_dim = c.v_dim(),
-                                              .type = o.kv_type});
+                                              .type = o.kv_type}) *
+               static_cast<uint64_t>(std::max(1, o.max_sequences));
   p.scratch_bytes = ScratchBytes(c, o, k, n_ctx);
   p.overhead_bytes = kFixedOverheadBytes;
   const bool cached = o.expert_source == ExpertSourceKind::kCache;

@@ -26,7 +26,7 @@ class ScriptedEngine : public TokenEngine {
   explicit ScriptedEngine(int context) : context_(context) {}
 
   int context_length() const override { return context_; }
-  int kv_length() const override { return static_cast<int>(kv_.size()); }
+  std::span<const int32_t> kv_tokens() const override { return kv_; }
   Status TruncateKv(int n) override {
     EXPECT_LE(n, kv_length());
     kv_.resize(n);
