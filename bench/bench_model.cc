@@ -7,6 +7,7 @@
 #include "bench/bench_memory.h"
 #include "bench/io_bench.h"
 #include "chat/sampler.h"
+#include "core/base/clock.h"
 #include "core/base/random.h"
 #include "io/block_read_plan.h"
 #include "io/model_open.h"
@@ -15,13 +16,7 @@
 #include "moe/expert_cache.h"
 
 namespace sluice {
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
-
-}  // namespace
+namespace {}  // namespace
 
 Result<DeviceProbe> ProbeDevice(const ModelFile& model, int queue_depth, uint64_t total_bytes,
                                 uint64_t seed) {
@@ -145,19 +140,20 @@ Result<BenchRun> RunEngineBench(const std::string& model_path, const BenchRunOpt
     // The cache's wait counts only blocking on reads; the rest of the time in Acquire is
     // verifying the expert's checksum (on this thread, by its first user).
     run.io_wait_fraction = c.cache.io_wait_ns / 1e9 / run.decode_seconds;
-    run.verify_fraction = (c.expert_wait_ns - std::min(c.expert_wait_ns, c.cache.io_wait_ns)) /
-                          1e9 / run.decode_seconds;
+    run.verify_fraction =
+        (c.moe.expert_wait_ns - std::min(c.moe.expert_wait_ns, c.cache.io_wait_ns)) / 1e9 /
+        run.decode_seconds;
     run.device_busy_fraction = c.cache.busy_ns / 1e9 / run.decode_seconds;
     run.attention_fraction = c.attention_ns / 1e9 / run.decode_seconds;
-    run.expert_compute_fraction = c.expert_compute_ns / 1e9 / run.decode_seconds;
+    run.expert_compute_fraction = c.moe.expert_compute_ns / 1e9 / run.decode_seconds;
     // Counters were reset before decoding: these are the decode's own.
     run.prefetch_next = eo.prefetch_next;
-    if (c.predicted_experts > 0) {
-      run.prediction_accuracy = static_cast<double>(c.predicted_used) / c.predicted_experts;
+    if (c.moe.predicted_experts > 0) {
+      run.prediction_accuracy = static_cast<double>(c.moe.predicted_used) / c.moe.predicted_experts;
     }
-    run.speculative_per_token = static_cast<double>(c.speculative_reads) / o.decode_tokens;
-    if (c.speculative_reads > 0) {
-      run.speculative_used = static_cast<double>(c.speculative_used) / c.speculative_reads;
+    run.speculative_per_token = static_cast<double>(c.moe.speculative_reads) / o.decode_tokens;
+    if (c.moe.speculative_reads > 0) {
+      run.speculative_used = static_cast<double>(c.moe.speculative_used) / c.moe.speculative_reads;
     }
     // Every load reads one whole expert block (same size in every layer), so the bytes of the
     // loads never used are their share of all loads.

@@ -7,6 +7,7 @@
 
 #include "core/base/aligned_buffer.h"
 #include "core/base/byte_size.h"
+#include "core/base/clock.h"
 #include "core/threads/thread_pool.h"
 
 namespace sluice {
@@ -43,8 +44,7 @@ double MeasureDramReadGBps(int threads, uint64_t bytes) {
         sums[c] = SumWords(data + first, std::min(kChunkWords, words - first));
       }
     });
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double seconds = Seconds(start, Clock::now());
     best = std::max(best, static_cast<double>(bytes) / seconds / 1e9);
   }
   uint64_t total = 0;
@@ -69,7 +69,7 @@ Result<DecodeBenchReport> MeasureDecodeBench(const Engine& engine, uint64_t dram
   r.decode_seconds = c.decode_ns / 1e9;
   r.tok_per_s = r.decoded_tokens / r.decode_seconds;
   r.dense_bytes_per_token = engine.weights().bytes_per_token();
-  r.expert_bytes_per_token = c.expert_bytes_used / c.decoded_tokens;
+  r.expert_bytes_per_token = c.moe.expert_bytes_used / c.decoded_tokens;
   // The decoded tokens sat at positions n_past - N .. n_past - 1; the one at position p reads
   // p + 1 rows of k and v in every layer.
   const int64_t last = engine.n_past() - 1, first = last - c.decoded_tokens + 1;
@@ -83,7 +83,7 @@ Result<DecodeBenchReport> MeasureDecodeBench(const Engine& engine, uint64_t dram
   r.dram_ratio = r.dram_GBps > 0 ? r.weight_GBps / r.dram_GBps : 0;
   r.bound_tok_per_s = r.dram_GBps * 1e9 / (weight_bytes + r.kv_bytes_per_token);
   r.cache_misses = c.cache.misses;
-  r.io_wait_ns = c.expert_wait_ns;
+  r.io_wait_ns = c.moe.expert_wait_ns;
   return r;
 }
 

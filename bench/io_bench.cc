@@ -15,6 +15,7 @@
 #include "bench/io_bench_raw.h"
 #include "core/base/aligned_buffer.h"
 #include "core/base/byte_size.h"
+#include "core/base/clock.h"
 #include "core/base/log.h"
 #include "core/base/progress.h"
 #include "io/archive_reader.h"
@@ -26,9 +27,6 @@ namespace {
 
 constexpr int64_t kRowBytes = 4096;  // i8 rows of 4096: matrices of (4096, rows)
 const char* const kArch = "sluice-io-bench";
-
-using Clock = std::chrono::steady_clock;
-double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
 // Removes the scratch archive however the bench ends.
 struct ScratchFile {

@@ -7,11 +7,10 @@
 #include <chrono>
 #include <thread>
 
+#include "core/base/clock.h"
+
 namespace sluice {
-namespace {
-using Clock = std::chrono::steady_clock;
-double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
-}  // namespace
+namespace {}  // namespace
 
 Result<RawRunResult> RawPreadRun(int fd, const std::vector<uint64_t>& offsets, uint64_t n_reads,
                                  int queue_depth, uint64_t read_bytes, const RawBuffers& buffers) {

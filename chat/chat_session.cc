@@ -5,26 +5,13 @@
 #include <utility>
 
 #include "chat/chat_tokens.h"
+#include "core/base/clock.h"
 
 namespace sluice {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double Seconds(Clock::time_point from, Clock::time_point to) {
-  return std::chrono::duration<double>(to - from).count();
-}
-
 bool IsCancelled(const std::atomic<bool>* cancel) {
   return cancel != nullptr && cancel->load(std::memory_order_relaxed);
-}
-
-EngineCounterSnapshot Minus(const EngineCounterSnapshot& after,
-                            const EngineCounterSnapshot& before) {
-  return EngineCounterSnapshot{.expert_hits = after.expert_hits - before.expert_hits,
-                               .expert_misses = after.expert_misses - before.expert_misses,
-                               .bytes_read = after.bytes_read - before.bytes_read,
-                               .io_wait_ns = after.io_wait_ns - before.io_wait_ns};
 }
 
 }  // namespace
@@ -127,7 +114,7 @@ Result<ReplyStats> ChatSession::Generate(const std::vector<int32_t>& tokens, con
                                          std::vector<int32_t>* reply_tokens) {
   CHECK(!tokens.empty());
   Clock::time_point start = Clock::now();
-  EngineCounterSnapshot before = engine_->counters();
+  EngineCounters before = engine_->counters();
   ReplyStats stats;
   ASSIGN_OR_RETURN(int reused, ReusePrefix(tokens));
   stats.reused_tokens = reused;
@@ -143,7 +130,7 @@ Result<ReplyStats> ChatSession::Generate(const std::vector<int32_t>& tokens, con
     if (IsCancelled(cancel)) {
       stats.stop = StopReason::kCancelled;
       stats.total_s = Seconds(start, Clock::now());
-      stats.delta = Minus(engine_->counters(), before);
+      stats.delta = engine_->counters() - before;
       totals_.Add(stats);
       return stats;
     }
@@ -204,7 +191,7 @@ Result<ReplyStats> ChatSession::Generate(const std::vector<int32_t>& tokens, con
   Clock::time_point end = Clock::now();
   stats.decode_s = Seconds(first_token, last_pass_end);
   stats.total_s = Seconds(start, end);
-  stats.delta = Minus(engine_->counters(), before);
+  stats.delta = engine_->counters() - before;
   totals_.Add(stats);
   return stats;
 }

@@ -47,7 +47,7 @@ class TokenEngine {
   virtual Status Append(std::span<const int32_t> tokens) = 0;
   // Samples the next token from the logits of the last Append.
   virtual Result<int32_t> SampleNext() = 0;
-  virtual EngineCounterSnapshot counters() const = 0;
+  virtual EngineCounters counters() const = 0;
 };
 
 struct ChatSessionOptions {

@@ -13,9 +13,9 @@ std::string Fixed(double value, int decimals) {
   return buf;
 }
 
-double HitRate(const EngineCounterSnapshot& c) {
-  uint64_t lookups = c.expert_hits + c.expert_misses;
-  return lookups == 0 ? 0.0 : static_cast<double>(c.expert_hits) / static_cast<double>(lookups);
+double HitRate(const EngineCounters& c) {
+  uint64_t lookups = c.cache.hits + c.cache.misses;
+  return lookups == 0 ? 0.0 : static_cast<double>(c.cache.hits) / static_cast<double>(lookups);
 }
 
 double MBps(uint64_t bytes, double seconds) {
@@ -23,11 +23,11 @@ double MBps(uint64_t bytes, double seconds) {
 }
 
 // "71.2% hit, 0.42 GB read at 812 MB/s", or "no lookups" for work that touched no routed expert.
-std::string ExpertFigures(const EngineCounterSnapshot& c, double seconds) {
-  if (c.expert_hits + c.expert_misses == 0) return "no lookups";
+std::string ExpertFigures(const EngineCounters& c, double seconds) {
+  if (c.cache.hits + c.cache.misses == 0) return "no lookups";
   return StrCat(Fixed(100.0 * HitRate(c), 1), "% hit, ",
-                Fixed(static_cast<double>(c.bytes_read) / 1e9, 2), " GB read at ",
-                Fixed(MBps(c.bytes_read, seconds), 0), " MB/s");
+                Fixed(static_cast<double>(c.cache.bytes_read) / 1e9, 2), " GB read at ",
+                Fixed(MBps(c.cache.bytes_read, seconds), 0), " MB/s");
 }
 
 }  // namespace
@@ -53,13 +53,13 @@ double ReplyStats::decode_tok_s() const {
 
 double ReplyStats::hit_rate() const { return HitRate(delta); }
 
-double ReplyStats::read_MBps() const { return MBps(delta.bytes_read, total_s); }
+double ReplyStats::read_MBps() const { return MBps(delta.cache.bytes_read, total_s); }
 
 std::string FormatReplyStats(const ReplyStats& s) {
   std::string line = StrCat(s.generated_tokens, s.generated_tokens == 1 ? " token, " : " tokens, ");
   line += s.decoded_tokens >= 1 ? StrCat(Fixed(s.decode_tok_s(), 2), " tok/s, ") : "";
   line += StrCat("first token ", Fixed(s.ttft_s, 2), " s (", s.prompt_tokens, " prompt tokens), ");
-  line += s.delta.expert_hits + s.delta.expert_misses == 0
+  line += s.delta.cache.hits + s.delta.cache.misses == 0
               ? "no expert lookups"
               : "experts " + ExpertFigures(s.delta, s.total_s);
   if (s.stop != StopReason::kEndOfGeneration) line += StrCat(", stopped: ", StopReasonName(s.stop));
@@ -74,16 +74,16 @@ void SessionTotals::Add(const ReplyStats& reply) {
   prefill_s += reply.prefill_s;
   decode_s += reply.decode_s;
   total_s += reply.total_s;
-  delta.expert_hits += reply.delta.expert_hits;
-  delta.expert_misses += reply.delta.expert_misses;
-  delta.bytes_read += reply.delta.bytes_read;
-  delta.io_wait_ns += reply.delta.io_wait_ns;
+  delta.cache.hits += reply.delta.cache.hits;
+  delta.cache.misses += reply.delta.cache.misses;
+  delta.cache.bytes_read += reply.delta.cache.bytes_read;
+  delta.moe.expert_wait_ns += reply.delta.moe.expert_wait_ns;
 }
 
 std::string FormatSessionTotals(const SessionTotals& t) {
   double prefill_tok_s = t.prefill_s > 0 ? static_cast<double>(t.prompt_tokens) / t.prefill_s : 0;
   double decode_tok_s = t.decode_s > 0 ? static_cast<double>(t.decoded_tokens) / t.decode_s : 0;
-  double io_wait_s = static_cast<double>(t.delta.io_wait_ns) / 1e9;
+  double io_wait_s = static_cast<double>(t.delta.moe.expert_wait_ns) / 1e9;
   return StrCat("replies: ", t.replies, "\n",                                            //
                 "prompt: ", t.prompt_tokens, " tokens, ", Fixed(prefill_tok_s, 2),       //
                 " tok/s\n",                                                              //

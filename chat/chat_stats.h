@@ -11,15 +11,9 @@
 #include <cstdint>
 #include <string>
 
-namespace sluice {
+#include "llm/engine_counters.h"
 
-// What the engine and the expert cache have counted since they were created (monotonic).
-struct EngineCounterSnapshot {
-  uint64_t expert_hits = 0;    // expert lookups that found the expert resident or loading
-  uint64_t expert_misses = 0;  // lookups that started a read
-  uint64_t bytes_read = 0;     // bytes read from storage (expert reads, padding included)
-  uint64_t io_wait_ns = 0;     // time compute spent blocked on expert reads
-};
+namespace sluice {
 
 enum class StopReason {
   kEndOfGeneration,  // the model produced an end-of-generation token
@@ -39,7 +33,7 @@ struct ReplyStats {
   double ttft_s = 0;         // from the start of the turn to the first token sampled
   double decode_s = 0;       // from the first token sampled to the end of the last forward pass
   double total_s = 0;        // the whole turn
-  EngineCounterSnapshot delta;  // counters accumulated during this turn
+  EngineCounters delta;      // counters accumulated during this turn
   StopReason stop = StopReason::kEndOfGeneration;
 
   // Decode rate: decoded_tokens / decode_s (the first token's time is the prefill's, reported
@@ -63,7 +57,7 @@ struct SessionTotals {
   double prefill_s = 0;
   double decode_s = 0;
   double total_s = 0;
-  EngineCounterSnapshot delta;
+  EngineCounters delta;
 
   void Add(const ReplyStats& reply);
 };

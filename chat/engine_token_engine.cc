@@ -28,12 +28,6 @@ Result<int32_t> EngineTokenEngine::SampleNext() {
   return sampler_.Sample(seq_->logits(), seq_->tokens());
 }
 
-EngineCounterSnapshot EngineTokenEngine::counters() const {
-  EngineCounters c = engine_->counters();
-  return EngineCounterSnapshot{.expert_hits = c.cache.hits,
-                               .expert_misses = c.cache.misses,
-                               .bytes_read = c.cache.bytes_read,
-                               .io_wait_ns = c.expert_wait_ns};
-}
+EngineCounters EngineTokenEngine::counters() const { return engine_->counters(); }
 
 }  // namespace sluice

@@ -27,7 +27,7 @@ class EngineTokenEngine : public TokenEngine {
   Status TruncateKv(int n) override;
   Status Append(std::span<const int32_t> tokens) override;
   Result<int32_t> SampleNext() override;
-  EngineCounterSnapshot counters() const override;
+  EngineCounters counters() const override;
 
  private:
   Engine* engine_;

@@ -100,9 +100,9 @@ Status Run() {
   const EngineCounters prefill = engine->counters();
   LOG(INFO) << "prefill: " << prefill.prompt_tokens << " tokens in " << prefill.prefill_ns / 1e9
             << " s (" << prefill.prompt_tokens / (prefill.prefill_ns / 1e9) << " tok/s), "
-            << prefill.expert_loads << " expert loads, " << prefill.cache.misses
+            << prefill.moe.expert_loads << " expert loads, " << prefill.cache.misses
             << " cache misses, " << FormatBytes(prefill.cache.bytes_read) << " read, I/O wait "
-            << prefill.expert_wait_ns / 1e9 << " s";
+            << prefill.moe.expert_wait_ns / 1e9 << " s";
   if (!FLAGS_out.empty()) RETURN_IF_ERROR(WriteFloats(FLAGS_out, logits));
 
   if (FLAGS_greedy > 0) {

@@ -3,6 +3,7 @@
 #include <array>
 
 #include "core/base/byte_size.h"
+#include "core/base/clock.h"
 #include "core/base/log.h"
 #include "core/base/str_cat.h"
 #include "io/weight_cache_impl.h"
@@ -73,9 +74,7 @@ Result<WeightRef> WeightCacheImpl::TakeLocked(std::unique_lock<std::mutex>& lock
 }
 
 void WeightCacheImpl::AddWaitLocked(std::chrono::steady_clock::time_point start) {
-  counters_.io_wait_ns += static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
-          .count());
+  counters_.io_wait_ns += NsSince(start);
 }
 
 Status WeightCacheImpl::AllPinnedError(uint32_t id) const {

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "core/base/byte_size.h"
+#include "core/base/clock.h"
 #include "core/base/log.h"
 #include "core/base/str_cat.h"
 #include "io/weight_cache_impl.h"
@@ -339,11 +340,7 @@ void WeightCacheImpl::StartBusyLocked() {
   if (counters_.reads_in_flight == 0) busy_since_ = std::chrono::steady_clock::now();
 }
 
-uint64_t WeightCacheImpl::BusyStretchNsLocked() const {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::steady_clock::now() - busy_since_)
-                                   .count());
-}
+uint64_t WeightCacheImpl::BusyStretchNsLocked() const { return NsSince(busy_since_); }
 
 void WeightCacheImpl::EndBusyLocked() {
   if (counters_.reads_in_flight == 0) counters_.busy_ns += BusyStretchNsLocked();

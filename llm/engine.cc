@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "core/base/byte_size.h"
+#include "core/base/clock.h"
 #include "core/base/log.h"
 #include "core/kernels/matmul.h"
 #include "core/ops/norm.h"
@@ -13,12 +14,6 @@
 
 namespace sluice {
 namespace {
-
-uint64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 void AddInPlace(float* x, const float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] += y[i];
@@ -189,7 +184,7 @@ Status Engine::ForwardBatch(Sequence& seq, const int32_t* tokens, int64_t n, flo
     // before its attention.
     RmsNormRows(x_, weights_->layers[0].ffn_norm, 1, d, c.rms_eps, xb_);
     moe_->ReadAhead(0, weights_->layers[0].moe, *source_, xb_, tokens_seen_, pool_.get(),
-                    &moe_counters_);
+                    &counters_.moe);
   }
   for (int l = 0; l < c.n_layer; ++l) {
     const LayerWeights& w = weights_->layers[l];
@@ -201,7 +196,7 @@ Status Engine::ForwardBatch(Sequence& seq, const int32_t* tokens, int64_t n, flo
     RmsNormRows(x_, w.ffn_norm, n, d, c.rms_eps, xb_);
     const int next = l + 1 < c.n_layer ? l + 1 : -1;
     RETURN_IF_ERROR(moe_->Forward(l, w.moe, *source_, xb_, n, tokens_seen_, out_, pool_.get(),
-                                  &moe_counters_, next,
+                                  &counters_.moe, next,
                                   next >= 0 ? &weights_->layers[next].moe : nullptr));
     AddInPlace(x_, out_, n * d);
   }
@@ -266,22 +261,12 @@ Status Engine::PreloadExperts() {
 
 EngineCounters Engine::counters() const {
   EngineCounters c = counters_;
-  c.expert_wait_ns = moe_counters_.expert_wait_ns;
-  c.expert_loads = moe_counters_.expert_loads;
-  c.expert_tokens = moe_counters_.expert_tokens;
-  c.expert_bytes_used = moe_counters_.expert_bytes_used;
-  c.expert_compute_ns = moe_counters_.expert_compute_ns;
-  c.predicted_experts = moe_counters_.predicted_experts;
-  c.predicted_used = moe_counters_.predicted_used;
-  c.speculative_reads = moe_counters_.speculative_reads;
-  c.speculative_used = moe_counters_.speculative_used;
   if (cache_ != nullptr) c.cache = cache_->counters();
   return c;
 }
 
 void Engine::ResetCounters() {
   counters_ = EngineCounters{};
-  moe_counters_ = MoeCounters{};
   if (cache_ != nullptr) cache_->ResetCounters();
 }
 

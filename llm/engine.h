@@ -37,6 +37,7 @@
 #include "io/io_backend.h"
 #include "io/model_file.h"
 #include "llm/attention_block.h"
+#include "llm/engine_counters.h"
 #include "llm/engine_options.h"
 #include "llm/kv_cache.h"
 #include "llm/memory_plan.h"
@@ -48,26 +49,6 @@
 #include "moe/moe_block.h"
 
 namespace sluice {
-
-struct EngineCounters {
-  int64_t prompt_tokens = 0;    // tokens processed by Prefill
-  int64_t decoded_tokens = 0;   // tokens processed by Decode
-  uint64_t prefill_ns = 0;      // wall time in Prefill
-  uint64_t decode_ns = 0;       // wall time in Decode
-  uint64_t attention_ns = 0;    // of those, in the attention blocks (norm, QKV, attention, out)
-  uint64_t expert_wait_ns = 0;  // part of the above blocked waiting for expert reads
-  uint64_t expert_loads = 0;    // experts acquired (once per layer per batch per distinct expert)
-  uint64_t expert_tokens = 0;   // (token, expert) products computed
-  uint64_t expert_bytes_used = 0;  // expert weight bytes computed with (sum over acquisitions)
-  uint64_t expert_compute_ns = 0;  // in routed and shared expert FFNs (not waiting)
-  uint64_t predicted_experts = 0;  // experts prefetched for the next layer on a prediction
-  uint64_t predicted_used = 0;     // of those, the ones that layer then used
-  uint64_t speculative_reads = 0;  // predicted experts read ahead
-  uint64_t speculative_used = 0;   // of those, the ones that layer then used
-  ExpertCacheCounters cache;       // the expert cache's own counters (zero for the mmap source)
-
-  uint64_t compute_ns() const { return prefill_ns + decode_ns - expert_wait_ns; }
-};
 
 class Engine {
  public:
@@ -167,8 +148,7 @@ class Engine {
                                    // its destructor decrements it)
 
   int64_t tokens_seen_ = 0;  // run-wide token index for the routing hook (not reset by Reset)
-  EngineCounters counters_;
-  MoeCounters moe_counters_;
+  EngineCounters counters_;  // counters_.cache is filled in by counters() from the cache
 };
 
 }  // namespace sluice

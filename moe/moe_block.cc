@@ -5,17 +5,12 @@
 #include <cstring>
 
 #include "core/base/byte_size.h"
+#include "core/base/clock.h"
 #include "core/kernels/matmul.h"
 #include "core/ops/activation.h"
 
 namespace sluice {
 namespace {
-
-uint64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 // Float counts of each scratch buffer, in allocation order.
 struct ScratchLayout {

@@ -50,6 +50,18 @@ struct MoeCounters {
   uint64_t speculative_reads = 0;  // predicted experts read ahead (missing ones, at most
                                    // prefetch_next per layer)
   uint64_t speculative_used = 0;   // of those, the ones the next layer then routed to
+
+  MoeCounters operator-(const MoeCounters& b) const {
+    return MoeCounters{.expert_wait_ns = expert_wait_ns - b.expert_wait_ns,
+                       .expert_loads = expert_loads - b.expert_loads,
+                       .expert_tokens = expert_tokens - b.expert_tokens,
+                       .expert_bytes_used = expert_bytes_used - b.expert_bytes_used,
+                       .expert_compute_ns = expert_compute_ns - b.expert_compute_ns,
+                       .predicted_experts = predicted_experts - b.predicted_experts,
+                       .predicted_used = predicted_used - b.predicted_used,
+                       .speculative_reads = speculative_reads - b.speculative_reads,
+                       .speculative_used = speculative_used - b.speculative_used};
+  }
 };
 
 class MoeBlock {

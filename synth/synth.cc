@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/base/byte_size.h"
+#include "core/base/clock.h"
 #include "core/base/log.h"
 #include "core/base/random.h"
 #include "io/archive_writer.h"
@@ -26,8 +27,6 @@
 
 namespace sluice {
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 enum class Init { kOnes, kZeros, kGauss };
 
@@ -423,7 +422,7 @@ Result<SynthResult> WriteSynthModel(const std::string& path, const SynthOptions&
   } else {
     RETURN_IF_ERROR(WriteGguf(path, plan, o, &result));
   }
-  result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  result.seconds = Seconds(start, Clock::now());
   return result;
 }
 

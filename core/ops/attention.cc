@@ -6,7 +6,7 @@
 #include "core/kernels/dispatch.h"
 #include "core/ops/activation.h"
 #include "core/ops/attention_simd.h"
-#include "core/ops/f16.h"
+#include "core/quant/fp16.h"
 
 namespace sluice {
 namespace attention_simd {
@@ -28,9 +28,9 @@ float DotF16(const float* a, const uint16_t* b, int n) {
   float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int i = 0;
   for (; i + 8 <= n; i += 8) {
-    for (int j = 0; j < 8; ++j) acc[j] += a[i + j] * F16BitsToFloat(b[i + j]);
+    for (int j = 0; j < 8; ++j) acc[j] += a[i + j] * Fp16ToFp32(b[i + j]);
   }
-  for (; i < n; ++i) acc[0] += a[i] * F16BitsToFloat(b[i]);
+  for (; i < n; ++i) acc[0] += a[i] * Fp16ToFp32(b[i]);
   return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
@@ -39,7 +39,7 @@ void AxpyF32(float w, const float* v, float* out, int n) {
 }
 
 void AxpyF16(float w, const uint16_t* v, float* out, int n) {
-  for (int i = 0; i < n; ++i) out[i] += w * F16BitsToFloat(v[i]);
+  for (int i = 0; i < n; ++i) out[i] += w * Fp16ToFp32(v[i]);
 }
 
 }  // namespace
@@ -90,7 +90,7 @@ void StoreKv(const float* src, KvType type, void* dst, int64_t n) {
     return;
   }
   uint16_t* d = static_cast<uint16_t*>(dst);
-  for (int64_t i = 0; i < n; ++i) d[i] = FloatToF16Bits(src[i]);
+  for (int64_t i = 0; i < n; ++i) d[i] = Fp32ToFp16(src[i]);
 }
 
 void LoadKv(const void* src, KvType type, float* dst, int64_t n) {
@@ -99,7 +99,7 @@ void LoadKv(const void* src, KvType type, float* dst, int64_t n) {
     return;
   }
   const uint16_t* s = static_cast<const uint16_t*>(src);
-  for (int64_t i = 0; i < n; ++i) dst[i] = F16BitsToFloat(s[i]);
+  for (int64_t i = 0; i < n; ++i) dst[i] = Fp16ToFp32(s[i]);
 }
 
 void Attention(const AttentionShape& shape, const float* q, const KvView& kv, int64_t n_kv,

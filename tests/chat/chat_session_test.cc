@@ -37,9 +37,9 @@ class ScriptedEngine : public TokenEngine {
     EXPECT_LE(kv_.size() + tokens.size(), static_cast<size_t>(context_));
     kv_.insert(kv_.end(), tokens.begin(), tokens.end());
     appended_ += tokens.size();
-    counters_.expert_hits += 3 * tokens.size();
-    counters_.expert_misses += tokens.size();
-    counters_.bytes_read += 1000 * tokens.size();
+    counters_.cache.hits += 3 * tokens.size();
+    counters_.cache.misses += tokens.size();
+    counters_.cache.bytes_read += 1000 * tokens.size();
     logits_ready_ = true;
     return Status::Ok();
   }
@@ -49,7 +49,7 @@ class ScriptedEngine : public TokenEngine {
     if (next_ >= script_.size()) return int32_t{'x' - 33};  // "x" forever once the script ends
     return script_[next_++];
   }
-  EngineCounterSnapshot counters() const override { return counters_; }
+  EngineCounters counters() const override { return counters_; }
 
   void Script(std::vector<int32_t> tokens) {
     script_ = std::move(tokens);
@@ -67,7 +67,7 @@ class ScriptedEngine : public TokenEngine {
   size_t appended_ = 0;
   bool logits_ready_ = false;
   bool fail_appends_ = false;
-  EngineCounterSnapshot counters_;
+  EngineCounters counters_;
 };
 
 class ChatSessionTest : public ::testing::Test {
@@ -122,7 +122,7 @@ TEST_F(ChatSessionTest, RepliesUntilEndOfGenerationAndStreamsText) {
   std::vector<int32_t> kv = prompt;
   kv.insert(kv.end(), reply.begin(), reply.end());
   EXPECT_EQ(engine.kv(), kv);
-  EXPECT_EQ(stats->delta.bytes_read, 1000 * kv.size());
+  EXPECT_EQ(stats->delta.cache.bytes_read, 1000 * kv.size());
   ASSERT_EQ(session->history().size(), 2u);
   EXPECT_EQ(session->history()[1].content, "hello there");
 }

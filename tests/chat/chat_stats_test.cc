@@ -14,9 +14,9 @@ ReplyStats Example() {
   s.ttft_s = 0.5;
   s.decode_s = 2.0;  // 10 forward passes in 2 s: 5 tok/s
   s.total_s = 2.5;
-  s.delta.expert_hits = 300;
-  s.delta.expert_misses = 100;         // 75% hit
-  s.delta.bytes_read = 1'250'000'000;  // 1.25 GB in 2.5 s: 500 MB/s
+  s.delta.cache.hits = 300;
+  s.delta.cache.misses = 100;                // 75% hit
+  s.delta.cache.bytes_read = 1'250'000'000;  // 1.25 GB in 2.5 s: 500 MB/s
   return s;
 }
 
@@ -67,7 +67,7 @@ TEST(ChatStats, TotalsAddReplies) {
   EXPECT_EQ(t.replies, 2);
   EXPECT_EQ(t.generated_tokens, 22);
   EXPECT_EQ(t.decoded_tokens, 20);
-  EXPECT_EQ(t.delta.bytes_read, 2'500'000'000u);
+  EXPECT_EQ(t.delta.cache.bytes_read, 2'500'000'000u);
   std::string text = FormatSessionTotals(t);
   EXPECT_NE(text.find("generated: 22 tokens, 5.00 tok/s"), std::string::npos) << text;
   EXPECT_NE(text.find("experts: 75.0% hit"), std::string::npos) << text;

@@ -8,7 +8,7 @@
 
 #include "core/kernels/dispatch.h"
 #include "core/ops/attention.h"
-#include "core/ops/f16.h"
+#include "core/quant/fp16.h"
 
 namespace sluice {
 namespace {

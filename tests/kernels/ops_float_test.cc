@@ -7,9 +7,9 @@
 #include <vector>
 
 #include "core/ops/activation.h"
-#include "core/ops/f16.h"
 #include "core/ops/norm.h"
 #include "core/ops/rope.h"
+#include "core/quant/fp16.h"
 
 namespace sluice {
 namespace {
@@ -141,16 +141,16 @@ TEST(OpsActivation, SiluSigmoidSwiGlu) {
 // (ties to even): checked against the neighbours in the half grid.
 TEST(OpsF16, RoundTripAndNearestEven) {
   for (uint32_t h = 0; h < 0x10000; ++h) {
-    const float f = F16BitsToFloat(static_cast<uint16_t>(h));
+    const float f = Fp16ToFp32(static_cast<uint16_t>(h));
     if (std::isnan(f)) {
-      EXPECT_TRUE(std::isnan(F16BitsToFloat(FloatToF16Bits(f))));
+      EXPECT_TRUE(std::isnan(Fp16ToFp32(Fp32ToFp16(f))));
       continue;
     }
-    ASSERT_EQ(FloatToF16Bits(f), h) << std::hex << h;
+    ASSERT_EQ(Fp32ToFp16(f), h) << std::hex << h;
   }
-  EXPECT_EQ(F16BitsToFloat(0x3c00), 1.0f);
-  EXPECT_EQ(F16BitsToFloat(0x0001), std::ldexp(1.0f, -24));
-  EXPECT_EQ(F16BitsToFloat(0x7bff), 65504.0f);
+  EXPECT_EQ(Fp16ToFp32(0x3c00), 1.0f);
+  EXPECT_EQ(Fp16ToFp32(0x0001), std::ldexp(1.0f, -24));
+  EXPECT_EQ(Fp16ToFp32(0x7bff), 65504.0f);
   std::mt19937 rng(42);
   std::uniform_int_distribution<uint32_t> bits_dist;
   int checked = 0;
@@ -160,25 +160,25 @@ TEST(OpsF16, RoundTripAndNearestEven) {
     std::memcpy(&f, &bits, 4);
     if (!std::isfinite(f) || std::fabs(f) > 65519.0f) continue;
     ++checked;
-    const uint16_t h = FloatToF16Bits(f);
-    const double got = F16BitsToFloat(h);
+    const uint16_t h = Fp32ToFp16(f);
+    const double got = Fp16ToFp32(h);
     const double err = std::fabs(got - f);
     // No other half is closer, and on an exact tie the chosen one has an even mantissa.
     for (int d : {-1, 1}) {
       const uint16_t other = static_cast<uint16_t>(h + d);
       if ((other & 0x7c00) == 0x7c00) continue;
       if (((other ^ h) & 0x8000) != 0) continue;
-      const double other_err = std::fabs(double(F16BitsToFloat(other)) - f);
+      const double other_err = std::fabs(double(Fp16ToFp32(other)) - f);
       ASSERT_LE(err, other_err) << f;
       if (err == other_err) {
         ASSERT_EQ(h & 1, 0) << f;
       }
     }
   }
-  EXPECT_EQ(FloatToF16Bits(65520.0f), 0x7c00);
-  EXPECT_EQ(FloatToF16Bits(-1e9f), 0xfc00);
-  EXPECT_EQ(FloatToF16Bits(std::ldexp(1.0f, -26)), 0x0000);
-  EXPECT_EQ(FloatToF16Bits(std::ldexp(1.5f, -25)), 0x0001);
+  EXPECT_EQ(Fp32ToFp16(65520.0f), 0x7c00);
+  EXPECT_EQ(Fp32ToFp16(-1e9f), 0xfc00);
+  EXPECT_EQ(Fp32ToFp16(std::ldexp(1.0f, -26)), 0x0000);
+  EXPECT_EQ(Fp32ToFp16(std::ldexp(1.5f, -25)), 0x0001);
 }
 
 }  // namespace

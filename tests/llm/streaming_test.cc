@@ -232,13 +232,15 @@ TEST_F(Streaming, NextLayerPrefetchDoesNotChangeResults) {
     const std::string what = synthetic ? "synthetic routing" : "model routing";
     ASSERT_GE(runs[1].slot_count, 3 * spec_.n_expert_used) << what;
     ExpectIdentical(runs[0], runs[1], what + ": prefetch on vs off");
-    EXPECT_EQ(runs[0].counters.predicted_experts, 0u) << what;
+    EXPECT_EQ(runs[0].counters.moe.predicted_experts, 0u) << what;
     // 6 decoded tokens x every layer x k predicted experts: layers 1.. by the layer before
     // them, layer 0 from the token's embedding before its attention.
-    EXPECT_EQ(runs[1].counters.predicted_experts, uint64_t(6 * spec_.n_layer * spec_.n_expert_used))
+    EXPECT_EQ(runs[1].counters.moe.predicted_experts,
+              uint64_t(6 * spec_.n_layer * spec_.n_expert_used))
         << what;
-    EXPECT_GT(runs[1].counters.speculative_reads, 0u) << what;
-    EXPECT_LE(runs[1].counters.speculative_used, runs[1].counters.speculative_reads) << what;
+    EXPECT_GT(runs[1].counters.moe.speculative_reads, 0u) << what;
+    EXPECT_LE(runs[1].counters.moe.speculative_used, runs[1].counters.moe.speculative_reads)
+        << what;
     if (synthetic) {
       // Wrong guesses were dropped from the cache, not kept as if they were about to be used.
       EXPECT_GT(runs[1].counters.cache.prefetch_wasted, 0u) << what;
