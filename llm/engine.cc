@@ -1,25 +1,14 @@
 #include "llm/engine.h"
 
 #include <algorithm>
-#include <chrono>
-#include <cstring>
 #include <thread>
 
 #include "core/base/byte_size.h"
-#include "core/base/clock.h"
 #include "core/base/log.h"
-#include "core/kernels/matmul.h"
-#include "core/ops/norm.h"
 #include "io/model_open.h"
 
 namespace sluice {
-namespace {
-
-void AddInPlace(float* x, const float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) x[i] += y[i];
-}
-
-}  // namespace
+namespace {}  // namespace
 
 Result<std::unique_ptr<Engine>> Engine::Open(const std::string& path,
                                              const EngineOptions& options) {
@@ -93,21 +82,16 @@ Status Engine::Init() {
   }
 
   ASSIGN_OR_RETURN(attention_, AttentionBlock::Create(c, batch_size_, n_ctx_));
-  ASSIGN_OR_RETURN(moe_, MoeBlock::Create(c.moe(), MoeBlockOptions{
-                                                       .max_tokens = batch_size_,
-                                                       .experts_per_token = experts_per_token_,
-                                                       .dequantize_experts = o.dequantize_weights,
-                                                       .prefetch_next = o.prefetch_next,
-                                                       .hook = o.routing_hook,
-                                                   }));
-  const uint64_t act_bytes = 3ull * batch_size_ * c.n_embd * sizeof(float);
-  activations_ = AlignedBuffer(act_bytes);
-  if (activations_.data() == nullptr) {
-    return ResourceExhausted("cannot allocate ", FormatBytes(act_bytes), " of activations");
-  }
-  x_ = reinterpret_cast<float*>(activations_.data());
-  xb_ = x_ + batch_size_ * c.n_embd;
-  out_ = xb_ + batch_size_ * c.n_embd;
+  ASSIGN_OR_RETURN(moe_, MoeBlock::Create(c.moe(),
+                                          MoeBlockOptions{
+                                              .max_tokens = batch_size_,
+                                              .experts_per_token = experts_per_token_,
+                                              .dequantize_experts = o.dequantize_weights,
+                                              .prefetch_next = o.prefetch_next,
+                                              .hook = o.routing_hook,
+                                          },
+                                          source_.get(), pool_.get()));
+  ASSIGN_OR_RETURN(state_, RunState::Create(c.n_embd, batch_size_));
   return Status::Ok();
 }
 
@@ -154,90 +138,6 @@ Status Engine::CheckTokens(const Sequence& seq, std::span<const int32_t> tokens)
   return Status::Ok();
 }
 
-void Engine::Embed(const int32_t* tokens, int64_t n, float* x) const {
-  const Matrix& embd = weights_->token_embd;
-  for (int64_t t = 0; t < n; ++t) {
-    DequantizeRow(embd.type, embd.row(tokens[t]), x + t * config_.n_embd, config_.n_embd);
-  }
-}
-
-void Engine::Logits(const float* x, int64_t n, float* all_logits, float* last_logits) {
-  const int64_t d = config_.n_embd;
-  if (all_logits != nullptr) {
-    RmsNormRows(x, weights_->output_norm, n, d, config_.rms_eps, xb_);
-    Linear(weights_->output, xb_, n, all_logits, pool_.get());
-    std::memcpy(last_logits, all_logits + (n - 1) * config_.n_vocab,
-                sizeof(float) * config_.n_vocab);
-  } else {
-    RmsNorm(x + (n - 1) * d, weights_->output_norm, d, config_.rms_eps, xb_);
-    Linear(weights_->output, xb_, 1, last_logits, pool_.get());
-  }
-}
-
-Status Engine::ForwardBatch(Sequence& seq, const int32_t* tokens, int64_t n, float* all_logits) {
-  const ModelConfig& c = config_;
-  const int64_t d = c.n_embd;
-  Embed(tokens, n, x_);
-  if (n == 1 && moe_->ReadsAhead(*source_)) {
-    // No earlier layer read ahead for layer 0: guess its experts from the embedding (its
-    // router on the embedding normalised as its MoE input will be) and start their reads
-    // before its attention.
-    RmsNormRows(x_, weights_->layers[0].ffn_norm, 1, d, c.rms_eps, xb_);
-    moe_->ReadAhead(0, weights_->layers[0].moe, *source_, xb_, tokens_seen_, pool_.get(),
-                    &counters_.moe);
-  }
-  for (int l = 0; l < c.n_layer; ++l) {
-    const LayerWeights& w = weights_->layers[l];
-    const uint64_t attention_start = NowNs();
-    RmsNormRows(x_, w.attn_norm, n, d, c.rms_eps, xb_);
-    attention_->Forward(l, w, seq.kv_, xb_, n, seq.n_past(), out_, pool_.get());
-    AddInPlace(x_, out_, n * d);
-    counters_.attention_ns += NowNs() - attention_start;
-    RmsNormRows(x_, w.ffn_norm, n, d, c.rms_eps, xb_);
-    const int next = l + 1 < c.n_layer ? l + 1 : -1;
-    RETURN_IF_ERROR(moe_->Forward(l, w.moe, *source_, xb_, n, tokens_seen_, out_, pool_.get(),
-                                  &counters_.moe, next,
-                                  next >= 0 ? &weights_->layers[next].moe : nullptr));
-    AddInPlace(x_, out_, n * d);
-  }
-  Logits(x_, n, all_logits, seq.logits_.data());
-  tokens_seen_ += n;
-  seq.tokens_.insert(seq.tokens_.end(), tokens, tokens + n);
-  return Status::Ok();
-}
-
-Status Engine::Prefill(Sequence& seq, std::span<const int32_t> tokens,
-                       std::span<float> all_logits) {
-  CHECK(seq.engine_ == this) << "a sequence of another engine";
-  if (tokens.empty()) return InvalidArgument("prefill of an empty prompt");
-  RETURN_IF_ERROR(CheckTokens(seq, tokens));
-  const int64_t n = static_cast<int64_t>(tokens.size());
-  if (!all_logits.empty() && static_cast<int64_t>(all_logits.size()) != n * config_.n_vocab) {
-    return InvalidArgument("logits buffer of ", all_logits.size(), " floats, expected ", n, " x ",
-                           config_.n_vocab);
-  }
-  const uint64_t start = NowNs();
-  Status status = Status::Ok();
-  for (int64_t b = 0; b < n && status.ok(); b += batch_size_) {
-    const int64_t count = std::min<int64_t>(batch_size_, n - b);
-    float* rows = all_logits.empty() ? nullptr : all_logits.data() + b * config_.n_vocab;
-    status = ForwardBatch(seq, tokens.data() + b, count, rows);
-    if (status.ok()) counters_.prompt_tokens += count;
-  }
-  counters_.prefill_ns += NowNs() - start;
-  return status;
-}
-
-Status Engine::Decode(Sequence& seq, int32_t token) {
-  CHECK(seq.engine_ == this) << "a sequence of another engine";
-  RETURN_IF_ERROR(CheckTokens(seq, std::span<const int32_t>(&token, 1)));
-  const uint64_t start = NowNs();
-  Status status = ForwardBatch(seq, &token, 1, nullptr);
-  counters_.decode_ns += NowNs() - start;
-  if (status.ok()) counters_.decoded_tokens += 1;
-  return status;
-}
-
 Status Engine::PreloadExperts() {
   if (cache_ == nullptr) return Status::Ok();
   const int64_t all = int64_t{config_.n_layer} * config_.n_expert;
@@ -261,12 +161,14 @@ Status Engine::PreloadExperts() {
 
 EngineCounters Engine::counters() const {
   EngineCounters c = counters_;
+  c.moe = moe_->counters();
   if (cache_ != nullptr) c.cache = cache_->counters();
   return c;
 }
 
 void Engine::ResetCounters() {
   counters_ = EngineCounters{};
+  moe_->ResetCounters();
   if (cache_ != nullptr) cache_->ResetCounters();
 }
 

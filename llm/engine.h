@@ -42,6 +42,7 @@
 #include "llm/kv_cache.h"
 #include "llm/memory_plan.h"
 #include "llm/model_config.h"
+#include "llm/run_state.h"
 #include "llm/sequence.h"
 #include "llm/weights.h"
 #include "moe/expert_cache.h"
@@ -119,8 +120,12 @@ class Engine {
   // Runs n <= batch_size tokens at positions seq.n_past()...; logits of every row into
   // `all_logits` (n, n_vocab) when not null, and of the last row into seq's logits always.
   Status ForwardBatch(Sequence& seq, const int32_t* tokens, int64_t n, float* all_logits);
-  void Embed(const int32_t* tokens, int64_t n, float* x) const;
-  void Logits(const float* x, int64_t n, float* all_logits, float* last_logits);
+  // The stages of ForwardBatch (llm/forward.cc), on state_ for n tokens.
+  void Embed(const int32_t* tokens, int64_t n);
+  void ReadAheadFirstLayer();  // decoding: guess layer 0's experts before its attention
+  void Attention(int layer, Sequence& seq, int64_t n);
+  Status Moe(int layer, int64_t n);
+  void Logits(int64_t n, float* all_logits, float* last_logits);
   Result<std::unique_ptr<Sequence>> MakeSequence();
 
   EngineOptions options_;
@@ -139,16 +144,13 @@ class Engine {
   std::unique_ptr<AttentionBlock> attention_;
   std::unique_ptr<MoeBlock> moe_;
 
-  AlignedBuffer activations_;      // x, xb, out below
-  float* x_ = nullptr;             // (batch_size, n_embd) residual stream
-  float* xb_ = nullptr;            // (batch_size, n_embd) normalised
-  float* out_ = nullptr;           // (batch_size, n_embd) a block's output
+  RunState state_;                 // activations of one batch
   int live_sequences_ = 0;         // own_ included; at most options_.max_sequences
   std::unique_ptr<Sequence> own_;  // the sequence of the calls without one (after the count:
                                    // its destructor decrements it)
 
   int64_t tokens_seen_ = 0;  // run-wide token index for the routing hook (not reset by Reset)
-  EngineCounters counters_;  // counters_.cache is filled in by counters() from the cache
+  EngineCounters counters_;  // the engine's own; .moe and .cache live in moe_ and cache_
 };
 
 }  // namespace sluice

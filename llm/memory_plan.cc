@@ -6,6 +6,7 @@
 #include "io/block_read_plan.h"
 #include "llm/attention_block.h"
 #include "llm/kv_cache.h"
+#include "llm/run_state.h"
 #include "moe/expert_cache.h"
 #include "moe/moe_block.h"
 
@@ -14,7 +15,7 @@ namespace {
 
 uint64_t ScratchBytes(const ModelConfig& c, const EngineOptions& o, int k, int64_t n_ctx) {
   const int batch = std::max(1, o.batch_size);
-  const uint64_t residual = 3ull * batch * c.n_embd * sizeof(float);  // x, xb, block output
+  const uint64_t residual = RunState::Bytes(c.n_embd, batch);  // x, xb, block output
   const uint64_t logits = static_cast<uint64_t>(c.n_vocab) * sizeof(float);
   const MoeBlockOptions moe{
       .max_tokens = batch, .experts_per_token = k, .dequantize_experts = o.dequantize_weights};

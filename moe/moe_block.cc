@@ -1,7 +1,6 @@
 #include "moe/moe_block.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cstring>
 
 #include "core/base/byte_size.h"
@@ -48,20 +47,26 @@ uint64_t MoeBlock::ScratchBytes(const MoeShape& config, const MoeBlockOptions& o
          (4 * config.n_expert + 1) * sizeof(int);
 }
 
-MoeBlock::MoeBlock(const MoeShape& config, const MoeBlockOptions& options)
-    : config_(config), options_(options) {}
+MoeBlock::MoeBlock(const MoeShape& config, const MoeBlockOptions& options, ExpertSource* source,
+                   ThreadPool* pool)
+    : config_(config),
+      options_(options),
+      router_{.gating = config.gating,
+              .norm_topk = config.norm_topk,
+              .scale = config.expert_weights_scale,
+              .k = options.experts_per_token},
+      source_(source),
+      pool_(pool),
+      read_ahead_(router_, options.prefetch_next, source, options.hook, &counters_) {}
 
 Result<std::unique_ptr<MoeBlock>> MoeBlock::Create(const MoeShape& config,
-                                                   const MoeBlockOptions& options) {
+                                                   const MoeBlockOptions& options,
+                                                   ExpertSource* source, ThreadPool* pool) {
+  CHECK(source != nullptr && pool != nullptr);
   CHECK(options.max_tokens >= 1);
   CHECK(options.experts_per_token >= 1 && options.experts_per_token <= config.n_expert &&
         options.experts_per_token <= kMaxExpertsPerToken);
-  std::unique_ptr<MoeBlock> b(new MoeBlock(config, options));
-  b->router_ = RouterParams{.gating = config.gating,
-                            .norm_topk = config.norm_topk,
-                            .scale = config.expert_weights_scale,
-                            .k = options.experts_per_token};
-  b->n_ff_max_ = std::max(config.n_ff_exp, config.n_ff_shexp);
+  std::unique_ptr<MoeBlock> b(new MoeBlock(config, options, source, pool));
   const ScratchLayout s = Layout(config, options);
   b->buffer_ = AlignedBuffer(s.total() * sizeof(float));
   if (b->buffer_.data() == nullptr) {
@@ -93,17 +98,16 @@ Result<std::unique_ptr<MoeBlock>> MoeBlock::Create(const MoeShape& config,
   return b;
 }
 
-Status MoeBlock::RouteTokens(int layer, const MoeLayerWeights& weights, const float* xb, int64_t n,
-                             int64_t token_index0, ThreadPool* pool) {
+Status MoeBlock::RouteTokens(Layer layer, const float* xb, int64_t n, int64_t token_index0) {
   const int n_expert = config_.n_expert;
-  Linear(weights.router, xb, n, router_logits_, pool);
+  Linear(layer.weights->router, xb, n, router_logits_, pool_);
   for (int64_t t = 0; t < n; ++t) {
     std::span<float> probs(router_logits_ + t * n_expert, n_expert);
     Route& route = routes_[t];
     ComputeRoute(router_, probs, &route);
     if (options_.hook != nullptr) {
-      options_.hook->OnRoute(layer, token_index0 + t, probs, &route);
-      RETURN_IF_ERROR(ValidateRoute(route, router_.k, n_expert, layer, token_index0 + t));
+      options_.hook->OnRoute(layer.index, token_index0 + t, probs, &route);
+      RETURN_IF_ERROR(ValidateRoute(route, router_.k, n_expert, layer.index, token_index0 + t));
     }
   }
   // Group (token, slot) pairs by expert with a counting sort: ascending expert id, and within an
@@ -143,85 +147,24 @@ ExpertWeights MoeBlock::Dequantize(const ExpertWeights& w) {
   return out;
 }
 
-void MoeBlock::IssueReads(int layer, ExpertSource& source, size_t done, size_t window,
-                          size_t* issued) {
+void MoeBlock::IssueReads(int layer, size_t done, size_t window, size_t* issued) {
   const size_t want = std::min(used_experts_.size(), done + window);
   if (want <= *issued) return;
   std::span<const int> ids(used_experts_.data() + *issued, want - *issued);
-  source.Prefetch(layer, ids);
+  source_->Prefetch(layer, ids);
   pending_.insert(pending_.end(), ids.begin(), ids.end());
   *issued = want;
 }
 
-void MoeBlock::PrefetchNextLayer(int next_layer, const MoeLayerWeights& next, ExpertSource& source,
-                                 const float* xb, int64_t token_index, ThreadPool* pool,
-                                 MoeCounters* counters) {
-  Route& p = prediction_;
-  if (options_.hook == nullptr || !options_.hook->PredictRoute(next_layer, token_index, &p)) {
-    // The model's own predictor: the next layer's router applied to this layer's state
-    // (FIELD-NOTES: 71-98% of the next layer's experts on real models). router_logits_ is free:
-    // this layer's route is already computed.
-    std::span<float> probs(router_logits_, config_.n_expert);
-    Linear(next.router, xb, 1, probs.data(), pool);
-    ComputeRoute(router_, probs, &p);
-  }
-  prediction_layer_ = next_layer;
-  prediction_token_ = token_index;
-  counters->predicted_experts += p.k;
-  // Only the first few missing ones, most confident first: every wrong guess costs a whole
-  // expert of device time, and a few reads are enough to keep the device busy while this
-  // layer finishes and the next one runs attention (docs/benchmarks.md measures the trade).
-  n_speculative_ = 0;
-  for (int i = 0; i < p.k && n_speculative_ < options_.prefetch_next; ++i) {
-    if (!source.Contains(next_layer, p.ids[i])) speculative_[n_speculative_++] = p.ids[i];
-  }
-  source.Prefetch(next_layer, std::span<const int>(speculative_, n_speculative_));
-  counters->speculative_reads += n_speculative_;
+void MoeBlock::ReadAheadFirst(Layer layer, const float* xb, int64_t token_index) {
+  if (!read_ahead_.enabled()) return;
+  read_ahead_.Guess(layer.index, layer.weights->router, xb, token_index, router_logits_,
+                    config_.n_expert, pool_);
 }
 
-bool MoeBlock::ReadsAhead(const ExpertSource& source) const {
-  // Only when the cache can hold this layer's experts, the next layer's and as many again
-  // besides: a smaller cache would evict its own reads before their use.
-  return options_.prefetch_next > 0 && source.reads_ahead() && source.max_ahead() >= 3 * router_.k;
-}
-
-void MoeBlock::ReadAhead(int layer, const MoeLayerWeights& weights, ExpertSource& source,
-                         const float* xb, int64_t token_index, ThreadPool* pool,
-                         MoeCounters* counters) {
-  if (!ReadsAhead(source)) return;
-  PrefetchNextLayer(layer, weights, source, xb, token_index, pool, counters);
-}
-
-void MoeBlock::SettlePrediction(int layer, int64_t token_index, ExpertSource& source,
-                                MoeCounters* counters) {
-  if (prediction_layer_ != layer) return;
-  prediction_layer_ = -1;
-  if (prediction_token_ != token_index) {  // a run ended between the guess and now
-    source.Drop(layer, std::span<const int>(speculative_, n_speculative_));
-    return;
-  }
-  const Route& actual = routes_[0];
-  auto used = [&actual](int id) {
-    for (int j = 0; j < actual.k; ++j) {
-      if (actual.ids[j] == id) return true;
-    }
-    return false;
-  };
-  for (int i = 0; i < prediction_.k; ++i) counters->predicted_used += used(prediction_.ids[i]);
-  int wrong[kMaxExpertsPerToken];
-  int n_wrong = 0;
-  for (int i = 0; i < n_speculative_; ++i) {
-    if (used(speculative_[i])) {
-      ++counters->speculative_used;
-    } else {
-      wrong[n_wrong++] = speculative_[i];
-    }
-  }
-  source.Drop(layer, std::span<const int>(wrong, n_wrong));
-}
-
-Status MoeBlock::RunExperts(int layer, ExpertSource& source, const float* xb, size_t issued,
-                            Speculation speculate, ThreadPool* pool, MoeCounters* counters) {
+Status MoeBlock::RunExperts(int layer, const float* xb, size_t issued, Layer next, int64_t token) {
+  ExpertSource& source = *source_;
+  MoeCounters* counters = &counters_;
   const int64_t n_embd = config_.n_embd;
   const int k = router_.k;
   const size_t n_used = used_experts_.size();
@@ -244,7 +187,7 @@ Status MoeBlock::RunExperts(int layer, ExpertSource& source, const float* xb, si
     }
   } release_held{this, source};
   for (size_t done = 0; done < n_used; ++done) {
-    IssueReads(layer, source, done, window, &issued);
+    IssueReads(layer, done, window, &issued);
     int index = 0;
     const uint64_t wait_start = NowNs();
     ASSIGN_OR_RETURN(HeldExpert held, source.AcquireAny(layer, pending_, &index));
@@ -252,15 +195,16 @@ Status MoeBlock::RunExperts(int layer, ExpertSource& source, const float* xb, si
     const int e = pending_[index];
     // Keep issue order among the rest: when several are ready, the oldest read goes first.
     pending_.erase(pending_.begin() + index);
-    if (speculate.weights != nullptr && issued == n_used &&
+    if (next.weights != nullptr && issued == n_used &&
         (pending_.empty() || source.reads_in_flight() == 0)) {
       // This layer's last read is in (checked on the device, not by our acquiring it: the
       // experts still to compute would delay it by their compute time): from here until the
       // next layer routes (the remaining experts, the next attention) the device would idle.
       // Reading ahead only now never takes bandwidth from reads this layer waits for.
-      PrefetchNextLayer(speculate.layer, *speculate.weights, source, xb, speculate.token, pool,
-                        counters);
-      speculate.weights = nullptr;
+      // router_logits_ is free: this layer's route is already computed.
+      read_ahead_.Guess(next.index, next.weights->router, xb, token, router_logits_,
+                        config_.n_expert, pool_);
+      next.weights = nullptr;
     }
     counters->expert_loads += 1;
     counters->expert_bytes_used +=
@@ -274,7 +218,7 @@ Status MoeBlock::RunExperts(int layer, ExpertSource& source, const float* xb, si
       std::memcpy(xe_ + r * n_embd, xb + (assigned[r] / k) * n_embd, sizeof(float) * n_embd);
     }
     const uint64_t compute_start = NowNs();
-    ExpertFfn(w, xe_, count, gate_, up_, ye_, pool);
+    ExpertFfn(w, xe_, count, gate_, up_, ye_, pool_);
     counters->expert_compute_ns += NowNs() - compute_start;
     for (int r = 0; r < count; ++r) {
       std::memcpy(expert_out_ + static_cast<int64_t>(assigned[r]) * n_embd, ye_ + r * n_embd,
@@ -306,11 +250,10 @@ void MoeBlock::Combine(int64_t n, float* out) const {
   }
 }
 
-void MoeBlock::RunSharedExpert(const MoeLayerWeights& weights, const float* xb, int64_t n,
-                               ThreadPool* pool) {
+void MoeBlock::RunSharedExpert(const MoeLayerWeights& weights, const float* xb, int64_t n) {
   const int64_t n_embd = config_.n_embd;
   const ExpertWeights shared{weights.shexp_gate, weights.shexp_up, weights.shexp_down};
-  ExpertFfn(shared, xb, n, gate_, up_, shared_out_, pool);
+  ExpertFfn(shared, xb, n, gate_, up_, shared_out_, pool_);
   for (int64_t t = 0; t < n; ++t) {
     float scale = 1.0f;
     if (weights.shexp_gate_inp != nullptr) {
@@ -330,28 +273,24 @@ void MoeBlock::AddShared(int64_t n, float* out) const {
   }
 }
 
-Status MoeBlock::Forward(int layer, const MoeLayerWeights& weights, ExpertSource& source,
-                         const float* xb, int64_t n, int64_t token_index0, float* out,
-                         ThreadPool* pool, MoeCounters* counters, int next_layer,
-                         const MoeLayerWeights* next_weights) {
+Status MoeBlock::Forward(Layer layer, Layer next, const float* xb, int64_t n, int64_t token_index0,
+                         float* out) {
   CHECK(n >= 1 && n <= options_.max_tokens) << n;
-  RETURN_IF_ERROR(RouteTokens(layer, weights, xb, n, token_index0, pool));
-  if (n == 1) SettlePrediction(layer, token_index0, source, counters);
+  CHECK(layer.weights != nullptr);
+  RETURN_IF_ERROR(RouteTokens(layer, xb, n, token_index0));
+  if (n == 1) read_ahead_.Settle(layer.index, token_index0, routes_[0]);
   // Reads first, so the device works while everything below computes.
   pending_.clear();
   size_t issued = 0;
-  IssueReads(layer, source, 0, ReadWindow(source), &issued);
-  // Read ahead for the next layer once this one's reads are all in (RunExperts).
-  Speculation speculate;
-  if (n == 1 && next_weights != nullptr && ReadsAhead(source)) {
-    speculate = {.layer = next_layer, .weights = next_weights, .token = token_index0};
-  }
+  IssueReads(layer.index, 0, ReadWindow(*source_), &issued);
+  // Guess the next layer's experts once this one's reads are all in (RunExperts): decoding only.
+  if (n != 1 || !read_ahead_.enabled()) next = Layer{};
   if (config_.has_shared_expert()) {
     const uint64_t compute_start = NowNs();
-    RunSharedExpert(weights, xb, n, pool);
-    counters->expert_compute_ns += NowNs() - compute_start;
+    RunSharedExpert(*layer.weights, xb, n);
+    counters_.expert_compute_ns += NowNs() - compute_start;
   }
-  RETURN_IF_ERROR(RunExperts(layer, source, xb, issued, speculate, pool, counters));
+  RETURN_IF_ERROR(RunExperts(layer.index, xb, issued, next, token_index0));
   Combine(n, out);
   if (config_.has_shared_expert()) AddShared(n, out);
   return Status::Ok();

@@ -25,6 +25,7 @@
 #include "core/threads/thread_pool.h"
 #include "moe/expert_source.h"
 #include "moe/moe_layer.h"
+#include "moe/read_ahead.h"
 #include "moe/router.h"
 #include "moe/routing_hook.h"
 
@@ -66,65 +67,57 @@ struct MoeCounters {
 
 class MoeBlock {
  public:
-  static uint64_t ScratchBytes(const MoeShape& config, const MoeBlockOptions& options);
-  static Result<std::unique_ptr<MoeBlock>> Create(const MoeShape& config,
-                                                  const MoeBlockOptions& options);
+  static uint64_t ScratchBytes(const MoeShape& shape, const MoeBlockOptions& options);
+  // `source` and `pool` must outlive the block.
+  static Result<std::unique_ptr<MoeBlock>> Create(const MoeShape& shape,
+                                                  const MoeBlockOptions& options,
+                                                  ExpertSource* source, ThreadPool* pool);
+
+  // One MoE layer of the model: its index and resident weights.
+  struct Layer {
+    int index = -1;  // -1: none
+    const MoeLayerWeights* weights = nullptr;
+  };
 
   // xb: (n, n_embd) the normalised hidden states; out: (n, n_embd) receives the block's output
   // (routed + shared). token_index0: run-wide index of token 0 (for the hook). next: the next
-  // layer's index and weights when there is one (its experts are predicted and prefetched when
-  // n == 1), else -1 and null.
-  Status Forward(int layer, const MoeLayerWeights& weights, ExpertSource& source, const float* xb,
-                 int64_t n, int64_t token_index0, float* out, ThreadPool* pool,
-                 MoeCounters* counters, int next_layer = -1,
-                 const MoeLayerWeights* next_weights = nullptr);
+  // MoE layer, whose experts are guessed and read ahead when decoding (n == 1); {} for none.
+  Status Forward(Layer layer, Layer next, const float* xb, int64_t n, int64_t token_index0,
+                 float* out);
 
-  // Decoding, before layer `layer`'s attention when no earlier layer of this token could read
-  // ahead for it (layer 0): reads up to prefetch_next of its predicted missing experts, so the
-  // device works through that attention too. xb: (1, n_embd) the token's state normalised for
-  // `layer`'s router (the prediction's input; the hook's prediction ignores it). Forward of
-  // `layer` for the same token settles the guess.
-  void ReadAhead(int layer, const MoeLayerWeights& weights, ExpertSource& source, const float* xb,
-                 int64_t token_index, ThreadPool* pool, MoeCounters* counters);
-  // Whether a single-token Forward reads ahead (prefetch_next > 0 and a cache that reads and
-  // holds three layers' worth of experts).
-  bool ReadsAhead(const ExpertSource& source) const;
+  // Decoding, before `layer`'s attention when no earlier layer of this token could read ahead
+  // for it (layer 0): guesses its experts and starts their reads, so the device works through
+  // that attention too. xb: (1, n_embd) the token's state normalised for `layer`'s router.
+  // Forward of `layer` for the same token settles the guess.
+  void ReadAheadFirst(Layer layer, const float* xb, int64_t token_index);
+  bool reads_ahead() const { return read_ahead_.enabled(); }
 
   // The routes of the last Forward (n of them), for tests and traces.
   const Route* routes() const { return routes_.data(); }
+  const MoeCounters& counters() const { return counters_; }
+  void ResetCounters() { counters_ = MoeCounters{}; }
 
  private:
-  MoeBlock(const MoeShape& config, const MoeBlockOptions& options);
-  Status RouteTokens(int layer, const MoeLayerWeights& weights, const float* xb, int64_t n,
-                     int64_t token_index0, ThreadPool* pool);
+  MoeBlock(const MoeShape& shape, const MoeBlockOptions& options, ExpertSource* source,
+           ThreadPool* pool);
+  Status RouteTokens(Layer layer, const float* xb, int64_t n, int64_t token_index0);
   // Prefetches used_experts_[*issued..) up to `window` beyond `done` and adds them to pending_.
-  void IssueReads(int layer, ExpertSource& source, size_t done, size_t window, size_t* issued);
-  void PrefetchNextLayer(int next_layer, const MoeLayerWeights& next, ExpertSource& source,
-                         const float* xb, int64_t token_index, ThreadPool* pool,
-                         MoeCounters* counters);
-  // Once `layer` has routed: counts how much of its prediction was right and drops the wrong
-  // guesses from the cache.
-  void SettlePrediction(int layer, int64_t token_index, ExpertSource& source,
-                        MoeCounters* counters);
-  struct Speculation {
-    int layer = -1;
-    const MoeLayerWeights* weights = nullptr;  // null: nothing (more) to read ahead
-    int64_t token = -1;
-  };
-  // Computes the routed experts; reads ahead for `speculate` once this layer's reads are in.
-  Status RunExperts(int layer, ExpertSource& source, const float* xb, size_t issued,
-                    Speculation speculate, ThreadPool* pool, MoeCounters* counters);
+  void IssueReads(int layer, size_t done, size_t window, size_t* issued);
+  // Computes the routed experts; guesses for `next` once this layer's reads are in.
+  Status RunExperts(int layer, const float* xb, size_t issued, Layer next, int64_t token);
   void Combine(int64_t n, float* out) const;
   // Into shared_out_ / shared_scale_; AddShared adds them to out after Combine.
-  void RunSharedExpert(const MoeLayerWeights& weights, const float* xb, int64_t n,
-                       ThreadPool* pool);
+  void RunSharedExpert(const MoeLayerWeights& weights, const float* xb, int64_t n);
   void AddShared(int64_t n, float* out) const;
   ExpertWeights Dequantize(const ExpertWeights& w);
 
   const MoeShape config_;
   MoeBlockOptions options_;
   RouterParams router_;
-  int64_t n_ff_max_ = 0;
+  ExpertSource* source_;
+  ThreadPool* pool_;
+  MoeCounters counters_;
+  ReadAhead read_ahead_;
 
   AlignedBuffer buffer_;
   float* router_logits_ = nullptr;   // (max_tokens, n_expert)
@@ -143,11 +136,6 @@ class MoeBlock {
   std::vector<int> used_experts_;    // (n_expert)  experts with tokens, ascending id
   std::vector<int> pending_;         // experts whose reads were started and not yet computed
   std::vector<HeldExpert> held_;     // computed, released when the layer is done (RunExperts)
-  Route prediction_;                 // the last next-layer prediction...
-  int speculative_[kMaxExpertsPerToken] = {};  // ...the experts of it read ahead...
-  int n_speculative_ = 0;
-  int prediction_layer_ = -1;      // ...its layer (-1: none)
-  int64_t prediction_token_ = -1;  // ...and token
 };
 
 }  // namespace sluice

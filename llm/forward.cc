@@ -1,0 +1,117 @@
+// The engine's forward pass: one batch of consecutive tokens of one sequence, stage by stage, as
+// the model card states it (llm/engine.h). Every stage works on state_ (llm/run_state.h).
+#include <cstring>
+
+#include "core/base/clock.h"
+#include "core/kernels/matmul.h"
+#include "core/ops/norm.h"
+#include "llm/engine.h"
+
+namespace sluice {
+namespace {
+
+void AddInPlace(float* x, const float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] += y[i];
+}
+
+}  // namespace
+
+Status Engine::ForwardBatch(Sequence& seq, const int32_t* tokens, int64_t n, float* all_logits) {
+  Embed(tokens, n);  // x = embed(tokens)
+  if (n == 1 && moe_->reads_ahead()) ReadAheadFirstLayer();
+  for (int l = 0; l < config_.n_layer; ++l) {
+    Attention(l, seq, n);        // x += attention(rmsnorm(x) * attn_norm)
+    RETURN_IF_ERROR(Moe(l, n));  // x += moe(rmsnorm(x) * ffn_norm)
+  }
+  Logits(n, all_logits, seq.logits_.data());  // logits = output(rmsnorm(x) * out_norm)
+  tokens_seen_ += n;
+  seq.tokens_.insert(seq.tokens_.end(), tokens, tokens + n);
+  return Status::Ok();
+}
+
+void Engine::Embed(const int32_t* tokens, int64_t n) {
+  // Quantized rows are dequantized on lookup: the table stays as the file has it.
+  const Matrix& embd = weights_->token_embd;
+  for (int64_t t = 0; t < n; ++t) {
+    DequantizeRow(embd.type, embd.row(tokens[t]), state_.x + t * config_.n_embd, config_.n_embd);
+  }
+}
+
+void Engine::ReadAheadFirstLayer() {
+  // No earlier layer read ahead for layer 0: guess its experts from the embedding (its router on
+  // the embedding normalised as its MoE input will be) and start their reads before its
+  // attention.
+  const LayerWeights& w = weights_->layers[0];
+  RmsNormRows(state_.x, w.ffn_norm, 1, config_.n_embd, config_.rms_eps, state_.xb);
+  moe_->ReadAheadFirst({.index = 0, .weights = &w.moe}, state_.xb, tokens_seen_);
+}
+
+void Engine::Attention(int layer, Sequence& seq, int64_t n) {
+  const LayerWeights& w = weights_->layers[layer];
+  const int64_t d = config_.n_embd;
+  const uint64_t start = NowNs();
+  RmsNormRows(state_.x, w.attn_norm, n, d, config_.rms_eps, state_.xb);
+  attention_->Forward(layer, w, seq.kv_, state_.xb, n, seq.n_past(), state_.out, pool_.get());
+  AddInPlace(state_.x, state_.out, n * d);
+  counters_.attention_ns += NowNs() - start;
+}
+
+Status Engine::Moe(int layer, int64_t n) {
+  const LayerWeights& w = weights_->layers[layer];
+  const int64_t d = config_.n_embd;
+  RmsNormRows(state_.x, w.ffn_norm, n, d, config_.rms_eps, state_.xb);
+  MoeBlock::Layer next;  // the next layer's experts are guessed while this one finishes
+  if (layer + 1 < config_.n_layer)
+    next = {.index = layer + 1, .weights = &weights_->layers[layer + 1].moe};
+  RETURN_IF_ERROR(moe_->Forward({.index = layer, .weights = &w.moe}, next, state_.xb, n,
+                                tokens_seen_, state_.out));
+  AddInPlace(state_.x, state_.out, n * d);
+  return Status::Ok();
+}
+
+void Engine::Logits(int64_t n, float* all_logits, float* last_logits) {
+  const int64_t d = config_.n_embd;
+  if (all_logits != nullptr) {
+    RmsNormRows(state_.x, weights_->output_norm, n, d, config_.rms_eps, state_.xb);
+    Linear(weights_->output, state_.xb, n, all_logits, pool_.get());
+    std::memcpy(last_logits, all_logits + (n - 1) * config_.n_vocab,
+                sizeof(float) * config_.n_vocab);
+  } else {
+    RmsNorm(state_.x + (n - 1) * d, weights_->output_norm, d, config_.rms_eps, state_.xb);
+    Linear(weights_->output, state_.xb, 1, last_logits, pool_.get());
+  }
+}
+
+Status Engine::Prefill(Sequence& seq, std::span<const int32_t> tokens,
+                       std::span<float> all_logits) {
+  CHECK(seq.engine_ == this) << "a sequence of another engine";
+  if (tokens.empty()) return InvalidArgument("prefill of an empty prompt");
+  RETURN_IF_ERROR(CheckTokens(seq, tokens));
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  if (!all_logits.empty() && static_cast<int64_t>(all_logits.size()) != n * config_.n_vocab) {
+    return InvalidArgument("logits buffer of ", all_logits.size(), " floats, expected ", n, " x ",
+                           config_.n_vocab);
+  }
+  const uint64_t start = NowNs();
+  Status status = Status::Ok();
+  for (int64_t b = 0; b < n && status.ok(); b += batch_size_) {
+    const int64_t count = std::min<int64_t>(batch_size_, n - b);
+    float* rows = all_logits.empty() ? nullptr : all_logits.data() + b * config_.n_vocab;
+    status = ForwardBatch(seq, tokens.data() + b, count, rows);
+    if (status.ok()) counters_.prompt_tokens += count;
+  }
+  counters_.prefill_ns += NowNs() - start;
+  return status;
+}
+
+Status Engine::Decode(Sequence& seq, int32_t token) {
+  CHECK(seq.engine_ == this) << "a sequence of another engine";
+  RETURN_IF_ERROR(CheckTokens(seq, std::span<const int32_t>(&token, 1)));
+  const uint64_t start = NowNs();
+  Status status = ForwardBatch(seq, &token, 1, nullptr);
+  counters_.decode_ns += NowNs() - start;
+  if (status.ok()) counters_.decoded_tokens += 1;
+  return status;
+}
+
+}  // namespace sluice
