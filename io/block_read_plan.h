@@ -1,7 +1,7 @@
 // How the weight cache reads one block into a slot: parts contiguous in the file are read
 // together, every read is aligned outward to kIoAlignment (O_DIRECT), and the reads sit back to
-// back in the slot. An archive expert (gate|up|down in one 4 KiB-aligned block) is one read; a
-// GGUF expert (a slice of each of three *_exps tensors) is three.
+// back in the slot. A block the archive wrote contiguously (gate|up|down, 4 KiB aligned) is one
+// read; a routed FFN straight from GGUF (a slice of each of three *_exps tensors) is three.
 //
 // Non-goals: issuing the reads (io/weight_cache.cc). Thread-safety: pure function.
 #pragma once

@@ -63,11 +63,11 @@ class SlotList {
 class EvictionPolicy {
  public:
   virtual ~EvictionPolicy() = default;
-  // `slot` (holding expert `key`) became evictable: loaded unpinned, or its last pin released.
+  // `slot` (holding block `key`) became evictable: loaded unpinned, or its last pin released.
   virtual void Add(int slot, int key) = 0;
   // `slot` is no longer evictable (pinned again, evicted, or cleared). Must be present.
   virtual void Remove(int slot) = 0;
-  // One use (Acquire) of expert `key`.
+  // One use (Acquire) of block `key`.
   virtual void Touch(int key) = 0;
   // The slot to evict next, or -1 when none is evictable. Does not remove it.
   virtual int Victim() const = 0;

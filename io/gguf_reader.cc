@@ -35,21 +35,22 @@ class Cursor {
     return Corrupt(source_, ": ", field(), " at offset ", pos_, ": needs ", bytes,
                    " bytes but only ", size_ - pos_, " remain (file size ", size_, ")");
   }
-  template <typename Field>
-  Result<uint32_t> U32(const Field& field) {
-    RETURN_IF_ERROR(Need(4, field));
-    uint32_t v;
-    std::memcpy(&v, data_ + pos_, 4);
-    pos_ += 4;
+  // A little-endian scalar of type T (the file's byte order is the host's: x86, arm64).
+  template <typename T, typename Field>
+  Result<T> Scalar(const Field& field) {
+    RETURN_IF_ERROR(Need(sizeof(T), field));
+    T v;
+    std::memcpy(&v, data_ + pos_, sizeof(T));
+    pos_ += sizeof(T);
     return v;
   }
   template <typename Field>
+  Result<uint32_t> U32(const Field& field) {
+    return Scalar<uint32_t>(field);
+  }
+  template <typename Field>
   Result<uint64_t> U64(const Field& field) {
-    RETURN_IF_ERROR(Need(8, field));
-    uint64_t v;
-    std::memcpy(&v, data_ + pos_, 8);
-    pos_ += 8;
-    return v;
+    return Scalar<uint64_t>(field);
   }
   // uint64 length + bytes.
   template <typename Field>

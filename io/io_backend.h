@@ -17,7 +17,7 @@
 // With direct_io(), offset, length and dest must be multiples of kIoAlignment.
 // Progress needs a reaper: the pread pool reads as soon as Submit queues, but the io_uring backend
 // moves queued requests to the device only inside Reap (the reaping thread owns the ring), so a
-// caller that submits must also keep a thread in Reap (the expert cache's completion thread does).
+// caller that submits must also keep a thread in Reap (the weight cache's completion thread does).
 //
 // Non-goals: writes, files opened after creation, cancellation (requests always complete).
 // Thread-safety: Submit, Interrupt and counters from any thread; Reap from one thread at a time.
@@ -40,7 +40,8 @@ namespace sluice {
 
 inline constexpr uint64_t kIoAlignment = 4096;
 // One request reads at most this much (io_uring lengths are 32-bit; Linux caps one read at
-// 0x7ffff000 bytes). The largest expert we know (Mixtral 8x22B, ~170 MB) is far below.
+// 0x7ffff000 bytes). The largest weight block we know (one routed FFN of Mixtral 8x22B, ~170 MB)
+// is far below.
 inline constexpr uint64_t kMaxIoRequestBytes = 1ull << 30;
 
 enum class IoBackendKind { kAuto, kUring, kPread };

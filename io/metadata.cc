@@ -21,6 +21,8 @@ std::string TypeDescription(const MetaValue& v) {
 
 }  // namespace
 
+// One line per type: it reads as the table it is.
+// clang-format off
 const char* MetaTypeName(MetaType type) {
   switch (type) {
     case MetaType::kU8: return "uint8";
@@ -39,6 +41,8 @@ const char* MetaTypeName(MetaType type) {
   }
   return "unknown";
 }
+// clang-format on
+// clang-format on
 
 size_t MetaValue::ArraySize() const {
   if (type != MetaType::kArray) return 0;
@@ -52,10 +56,10 @@ const MetaValue* Metadata::Find(std::string_view key) const {
   return it == values_.end() ? nullptr : &it->second;
 }
 
-#define SLUICE_META_LOOKUP(key, v)                                            \
-  const MetaValue* v = Find(key);                                             \
-  if (v == nullptr) {                                                         \
-    return NotFound(source_, ": metadata key '", key, "' is missing");        \
+#define SLUICE_META_LOOKUP(key, v)                                     \
+  const MetaValue* v = Find(key);                                      \
+  if (v == nullptr) {                                                  \
+    return NotFound(source_, ": metadata key '", key, "' is missing"); \
   }
 
 namespace {
@@ -164,34 +168,19 @@ void Metadata::Set(std::string key, MetaValue value) {
 }
 
 void Metadata::SetU32(std::string key, uint32_t v) {
-  MetaValue m;
-  m.type = MetaType::kU32;
-  m.u = v;
-  Set(std::move(key), std::move(m));
+  Set(std::move(key), MetaValue{.type = MetaType::kU32, .u = v});
 }
 void Metadata::SetU64(std::string key, uint64_t v) {
-  MetaValue m;
-  m.type = MetaType::kU64;
-  m.u = v;
-  Set(std::move(key), std::move(m));
+  Set(std::move(key), MetaValue{.type = MetaType::kU64, .u = v});
 }
 void Metadata::SetI32(std::string key, int32_t v) {
-  MetaValue m;
-  m.type = MetaType::kI32;
-  m.i = v;
-  Set(std::move(key), std::move(m));
+  Set(std::move(key), MetaValue{.type = MetaType::kI32, .i = v});
 }
 void Metadata::SetF32(std::string key, float v) {
-  MetaValue m;
-  m.type = MetaType::kF32;
-  m.f = v;
-  Set(std::move(key), std::move(m));
+  Set(std::move(key), MetaValue{.type = MetaType::kF32, .f = v});
 }
 void Metadata::SetBool(std::string key, bool v) {
-  MetaValue m;
-  m.type = MetaType::kBool;
-  m.u = v ? 1 : 0;
-  Set(std::move(key), std::move(m));
+  Set(std::move(key), MetaValue{.type = MetaType::kBool, .u = v ? 1u : 0u});
 }
 void Metadata::SetString(std::string key, std::string v) {
   MetaValue m;

@@ -39,15 +39,15 @@ struct MetaValue {
   MetaType type = MetaType::kU32;
   MetaType array_type = MetaType::kU32;  // element type when type == kArray (never kArray)
   // Scalars: exactly one of these is meaningful, chosen by `type`.
-  uint64_t u = 0;  // kU8 kU16 kU32 kU64 kBool
-  int64_t i = 0;   // kI8 kI16 kI32 kI64
-  double f = 0;    // kF32 kF64
-  std::string s;   // kString
+  uint64_t u = 0;      // kU8 kU16 kU32 kU64 kBool
+  int64_t i = 0;       // kI8 kI16 kI32 kI64
+  double f = 0;        // kF32 kF64
+  std::string s = {};  // kString
   // Arrays: integer and bool elements in `ints` (unsigned values stored bit-cast), float elements
   // in `floats`, strings in `strings`.
-  std::vector<int64_t> ints;
-  std::vector<double> floats;
-  std::vector<std::string> strings;
+  std::vector<int64_t> ints = {};
+  std::vector<double> floats = {};
+  std::vector<std::string> strings = {};
 
   size_t ArraySize() const;
 };

@@ -23,13 +23,13 @@
 namespace sluice {
 
 struct TensorInfo {
-  std::string name;             // GGUF name, e.g. "blk.0.attn_q.weight"
+  std::string name;  // GGUF name, e.g. "blk.0.attn_q.weight"
   GgmlType type = GgmlType::kF32;
-  int n_dims = 0;               // 1..4
+  int n_dims = 0;                         // 1..4
   std::array<int64_t, 4> ne{1, 1, 1, 1};  // GGUF order: ne[0] = elements per row (innermost)
-  uint64_t nbytes = 0;          // bytes of the whole tensor
+  uint64_t nbytes = 0;                    // bytes of the whole tensor
   const uint8_t* data = nullptr;  // mapped bytes of a dense tensor; nullptr for routed experts
-  uint64_t xxh3 = 0;            // checksum of the bytes (archive only; 0 with has_checksum false)
+  uint64_t xxh3 = 0;              // checksum of the bytes (archive only; 0 with has_checksum false)
   bool has_checksum = false;
 
   int64_t rows() const { return ne[1] * ne[2] * ne[3]; }

@@ -1,4 +1,4 @@
-// ReadBuffers: memory for O_DIRECT reads (the expert cache's slots, the I/O bench's buffers):
+// ReadBuffers: memory for O_DIRECT reads (the weight cache's slots, the I/O bench's buffers):
 // one region that starts on a 2 MiB boundary and is advised for transparent huge pages.
 //
 // Why: a read's pages become the scatter list of the device request, and 4 KiB pages that are not

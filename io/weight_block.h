@@ -1,7 +1,7 @@
 // WeightBlock: the unit the weight cache (io/weight_cache.h) reads, holds and evicts: one or more
-// byte ranges of the model's files, read together and handed out together. A routed expert of an
-// MoE layer is one (gate, up, down: three ranges), and so can be a UNet block, a VAE decoder stage
-// or a text-encoder layer. The model code numbers its blocks 0..n-1 and describes each through a
+// byte ranges of the model's files, read together and handed out together. One routed FFN of a
+// mixture model is one (gate, up, down: three ranges), and so can be a UNet block, a VAE decoder
+// stage or a text-encoder block. The model code numbers its blocks 0..n-1 and describes each in a
 // WeightBlockTable, the one seam between model code and the cache; the cache knows nothing else
 // of what a block is.
 //
@@ -16,7 +16,7 @@
 
 namespace sluice {
 
-// Parts of one block the caller gets pointers to (an expert has 3; gpt-oss's, with biases, 6).
+// Parts of one block the caller gets pointers to (a routed FFN has 3; gpt-oss's, with biases, 6).
 inline constexpr int kMaxBlockParts = 8;
 
 // Bytes [offset, offset + bytes) of file `file_index` of the table's files.
@@ -38,10 +38,10 @@ struct WeightBlock {
 class WeightBlockTable {
  public:
   virtual ~WeightBlockTable() = default;
-  // Blocks are numbered 0..block_count()-1.
-  virtual uint32_t block_count() const = 0;
+  // Blocks are numbered 0..n_blocks()-1.
+  virtual uint32_t n_blocks() const = 0;
   virtual WeightBlock Locate(uint32_t id) const = 0;
-  // Names block `id` in messages, e.g. "expert (layer 3, expert 17)" or "unet.input_blocks.4".
+  // Names block `id` in messages, e.g. "unet.input_blocks.4" (the MoE view names its routed FFNs).
   virtual std::string Describe(uint32_t id) const = 0;
   // The files ByteRange::file_index indexes.
   virtual const std::vector<std::string>& file_paths() const = 0;

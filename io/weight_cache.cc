@@ -266,20 +266,26 @@ void WeightCacheImpl::Clear() {
   }
 }
 
-WeightCacheCounters WeightCacheCounters::operator-(const WeightCacheCounters& b) const {
+WeightCacheCounters WeightCacheCounters::operator-(const WeightCacheCounters& before) const {
+  // Every field but reads_in_flight (a level, not a count).
+  static constexpr uint64_t WeightCacheCounters::*kCounts[] = {
+      &WeightCacheCounters::hits,
+      &WeightCacheCounters::misses,
+      &WeightCacheCounters::bytes_read,
+      &WeightCacheCounters::reads_completed,
+      &WeightCacheCounters::io_wait_ns,
+      &WeightCacheCounters::busy_ns,
+      &WeightCacheCounters::checksum_failures,
+      &WeightCacheCounters::read_errors,
+      &WeightCacheCounters::prefetch_reads,
+      &WeightCacheCounters::prefetch_skipped,
+      &WeightCacheCounters::prefetch_wasted,
+      &WeightCacheCounters::evictions};
+  static_assert(
+      sizeof(kCounts) / sizeof(kCounts[0]) + 1 == sizeof(WeightCacheCounters) / sizeof(uint64_t),
+      "a counter added to WeightCacheCounters must be listed here");
   WeightCacheCounters d = *this;
-  d.hits -= b.hits;
-  d.misses -= b.misses;
-  d.bytes_read -= b.bytes_read;
-  d.reads_completed -= b.reads_completed;
-  d.io_wait_ns -= b.io_wait_ns;
-  d.busy_ns -= b.busy_ns;
-  d.checksum_failures -= b.checksum_failures;
-  d.read_errors -= b.read_errors;
-  d.prefetch_reads -= b.prefetch_reads;
-  d.prefetch_skipped -= b.prefetch_skipped;
-  d.prefetch_wasted -= b.prefetch_wasted;
-  d.evictions -= b.evictions;
+  for (auto field : kCounts) d.*field -= before.*field;
   return d;
 }
 

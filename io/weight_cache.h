@@ -1,6 +1,6 @@
 // WeightCache: a fixed-byte-budget cache of weight blocks (io/weight_block.h) read from storage.
-// It knows blocks by number and byte ranges only: what a block is (an MoE expert, a UNet block)
-// is the model code's business (moe/expert_cache.h is the MoE view over it).
+// It knows blocks by number and byte ranges only: what a block is, and which ones a step needs,
+// is the model code's business (docs/architecture.md names the views over it).
 //
 // All slots are allocated once in Create() (4 KiB aligned, NUMA-local where libnuma sees more than
 // one node, optionally mlocked); nothing is allocated per use. Reads go through an IoBackend
@@ -25,7 +25,7 @@
 // ResourceExhausted only when every slot is pinned (the budget was below the minimum).
 //
 // Slots of mixed sizes: blocks are grouped into size classes (a class holds sizes within 20% of
-// its largest, which sizes its slots; one size, as with MoE experts, is one class and no padding).
+// its largest, which sizes its slots; blocks all of one size make one class and no padding).
 // Each class gets its minimum slots first, then the rest of the budget in proportion to the bytes
 // of its blocks; eviction happens within a class. padding_fraction() says what the classes cost.
 //
@@ -58,9 +58,9 @@ Result<EvictionPolicyKind> ParseEvictionPolicy(std::string_view name);  // "lru"
 
 struct WeightCacheOptions {
   uint64_t budget_bytes = 0;    // total bytes of all slots
-  int min_resident_blocks = 1;  // blocks used at once (an MoE layer: experts per token); each
-                                // size class gets this many slots (or all its blocks), and a
-                                // budget below that is refused, naming the minimum
+  int min_resident_blocks = 1;  // blocks the caller holds pinned at once; each size class gets
+                                // this many slots (or all its blocks), and a budget below that
+                                // is refused, naming the minimum
   EvictionPolicyKind policy = EvictionPolicyKind::kLru;
   bool lock_memory = false;      // mlock the slots
   bool verify_checksums = true;  // xxh3 every read when the block has a checksum
@@ -121,7 +121,7 @@ class WeightCache {
                                                      const WeightCacheOptions& options);
   virtual ~WeightCache() = default;
 
-  // CHECK-fails on an id >= table.block_count() (programmer error) in every method.
+  // CHECK-fails on an id >= table.n_blocks() (programmer error) in every method.
   virtual void Prefetch(std::span<const uint32_t> ids) = 0;
   virtual Result<WeightRef> Acquire(uint32_t id) = 0;
   // Waits for whichever of `ids` is ready first (starting reads for the misses, as Prefetch),

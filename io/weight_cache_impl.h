@@ -68,7 +68,7 @@ struct CacheSlot {
 // Slots of one size; eviction never crosses classes.
 struct SizeClass {
   uint64_t slot_bytes = 0;
-  uint64_t block_count = 0;  // blocks of the table in this class
+  uint64_t n_blocks = 0;     // blocks of the table in this class
   uint64_t block_bytes = 0;  // their bytes (BlockReadPlan::data_bytes)
   int first_slot = 0, slot_count = 0;
   std::vector<int> free_slots;

@@ -17,7 +17,7 @@ namespace {
 
 // Blocks whose slot sizes are within this fraction of a class's largest share its slots, and so
 // do sizes that differ only by read alignment (up to two pages per read): one tensor sliced at
-// different offsets, like a GGUF's experts, stays one class however small it is.
+// different offsets, like slices of one GGUF tensor, stays one class however small it is.
 constexpr double kClassSpread = 0.8;
 constexpr uint64_t kAlignmentSlack = 2 * kIoAlignment * kMaxBlockParts;
 // Size classes one cache may have (class_of_ is a byte).
@@ -28,7 +28,7 @@ constexpr uint32_t kMaxBlocks = 1u << 30;
 }  // namespace
 
 Status WeightCacheImpl::PlanClasses(std::vector<uint64_t>* block_slot_bytes) {
-  const uint32_t n = table_.block_count();
+  const uint32_t n = table_.n_blocks();
   if (n == 0) return InvalidArgument("weight cache: the model has no streamed weight blocks");
   if (n > kMaxBlocks) return InvalidArgument("weight cache: too many blocks: ", n);
   block_slot_bytes->resize(n);
@@ -70,7 +70,7 @@ Status WeightCacheImpl::PlanClasses(std::vector<uint64_t>* block_slot_bytes) {
     size_t c = class_top.size() - 1;
     while (class_top[c] < (*block_slot_bytes)[id]) --c;
     class_of_[id] = static_cast<uint8_t>(c);
-    classes_[c].block_count += 1;
+    classes_[c].n_blocks += 1;
     classes_[c].block_bytes += data_bytes[id];
     data_total += data_bytes[id];
     slot_total += class_top[c];
@@ -85,9 +85,9 @@ Status WeightCacheImpl::SizeClasses() {
   uint64_t min_bytes = 0, rest_weight = 0;
   std::vector<uint64_t> count(classes_.size());
   for (size_t c = 0; c < classes_.size(); ++c) {
-    count[c] = std::min<uint64_t>(want, classes_[c].block_count);
+    count[c] = std::min<uint64_t>(want, classes_[c].n_blocks);
     min_bytes += count[c] * classes_[c].slot_bytes;
-    rest_weight += (classes_[c].block_count - count[c]) * classes_[c].slot_bytes;
+    rest_weight += (classes_[c].n_blocks - count[c]) * classes_[c].slot_bytes;
   }
   if (options_.min_resident_blocks < 1 || options_.budget_bytes < min_bytes) {
     return ResourceExhausted(
@@ -102,13 +102,12 @@ Status WeightCacheImpl::SizeClasses() {
   // (with one class: budget / slot bytes slots, never more than there are blocks).
   const uint64_t rest = options_.budget_bytes - min_bytes;
   for (size_t c = 0; c < classes_.size(); ++c) {
-    const uint64_t class_rest = (classes_[c].block_count - count[c]) * classes_[c].slot_bytes;
+    const uint64_t class_rest = (classes_[c].n_blocks - count[c]) * classes_[c].slot_bytes;
     uint64_t share =
         rest_weight == 0
             ? 0
             : static_cast<uint64_t>(static_cast<long double>(rest) * class_rest / rest_weight);
-    count[c] +=
-        std::min<uint64_t>(share / classes_[c].slot_bytes, classes_[c].block_count - count[c]);
+    count[c] += std::min<uint64_t>(share / classes_[c].slot_bytes, classes_[c].n_blocks - count[c]);
   }
   uint64_t total = 0, n_slots = 0;
   for (size_t c = 0; c < classes_.size(); ++c) {
@@ -145,7 +144,7 @@ Status WeightCacheImpl::SizeClasses() {
     }
     first += k.slot_count;
     k.policy = MakeEvictionPolicy(options_.policy, static_cast<int>(n_slots),
-                                  static_cast<int>(table_.block_count()), half_life);
+                                  static_cast<int>(table_.n_blocks()), half_life);
     k.unused = SlotList(static_cast<int>(n_slots));
   }
   return Status::Ok();
@@ -155,7 +154,7 @@ Status WeightCacheImpl::Init() {
   std::vector<uint64_t> block_slot_bytes;
   RETURN_IF_ERROR(PlanClasses(&block_slot_bytes));
   RETURN_IF_ERROR(SizeClasses());
-  const uint32_t n = table_.block_count();
+  const uint32_t n = table_.n_blocks();
   slot_of_.assign(n, -1);
   keep_.assign(n, 0);
   if (!options_.schedule.empty()) {
@@ -163,7 +162,7 @@ Status WeightCacheImpl::Init() {
     std::vector<int> room(classes_.size());
     for (size_t c = 0; c < classes_.size(); ++c) {
       room[c] = std::max(0, classes_[c].slot_count - std::max(options_.stream_slots, 1));
-      if (classes_[c].slot_count >= static_cast<int>(classes_[c].block_count)) {
+      if (classes_[c].slot_count >= static_cast<int>(classes_[c].n_blocks)) {
         room[c] = classes_[c].slot_count;  // everything fits: keep it all
       }
     }

@@ -71,8 +71,8 @@ Status Engine::Init() {
                                           model_->file_paths()));
     ASSIGN_OR_RETURN(
         cache_, ExpertCache::Create(*model_, c.n_layer, io_.get(),
-                                    ExpertCacheOptions{.budget_bytes = plan_.expert_cache_bytes,
-                                                       .min_resident_experts = experts_per_token_,
+                                    WeightCacheOptions{.budget_bytes = plan_.expert_cache_bytes,
+                                                       .min_resident_blocks = experts_per_token_,
                                                        .policy = o.cache_policy,
                                                        .lock_memory = o.lock_memory,
                                                        .verify_checksums = o.verify_checksums}));

@@ -26,7 +26,7 @@ Result<std::unique_ptr<ExpertBlockTable>> ExpertBlockTable::Create(const ModelFi
     if (n > (1u << 30)) return InvalidArgument(model.path(), ": too many experts: ", n);
   }
   if (n == 0) return InvalidArgument(model.path(), ": the model has no routed experts");
-  t->block_count_ = static_cast<uint32_t>(n);
+  t->n_blocks_ = static_cast<uint32_t>(n);
   t->layer_of_.resize(n);
   for (int layer = 0; layer < n_layer; ++layer) {
     for (int e = 0; e < t->layer_n_expert_[layer]; ++e) {
@@ -45,7 +45,7 @@ uint32_t ExpertBlockTable::Id(int layer, int expert) const {
 }
 
 void ExpertBlockTable::LayerExpert(uint32_t id, int* layer, int* expert) const {
-  CHECK(id < block_count_) << "expert block " << id << " of " << block_count_;
+  CHECK(id < n_blocks_) << "expert block " << id << " of " << n_blocks_;
   *layer = layer_of_[id];
   *expert = static_cast<int>(id - layer_first_[*layer]);
 }
@@ -77,17 +77,10 @@ std::string ExpertBlockTable::Describe(uint32_t id) const {
 
 Result<std::unique_ptr<ExpertCache>> ExpertCache::Create(const ModelFile& model, int n_layer,
                                                          IoBackend* io,
-                                                         const ExpertCacheOptions& options) {
+                                                         const WeightCacheOptions& options) {
   std::unique_ptr<ExpertCache> cache(new ExpertCache());
   ASSIGN_OR_RETURN(cache->table_, ExpertBlockTable::Create(model, n_layer));
-  WeightCacheOptions o;
-  o.budget_bytes = options.budget_bytes;
-  o.min_resident_blocks = options.min_resident_experts;
-  o.policy = options.policy;
-  o.lock_memory = options.lock_memory;
-  o.verify_checksums = options.verify_checksums;
-  o.lfu_half_life = options.lfu_half_life;
-  Result<std::unique_ptr<WeightCache>> blocks = WeightCache::Create(*cache->table_, io, o);
+  Result<std::unique_ptr<WeightCache>> blocks = WeightCache::Create(*cache->table_, io, options);
   if (!blocks.ok()) {
     return Status(blocks.status().code(), StrCat("expert cache: ", blocks.status().message()));
   }

@@ -28,17 +28,6 @@
 
 namespace sluice {
 
-struct ExpertCacheOptions {
-  uint64_t budget_bytes = 0;     // total bytes of all slots (slot count = budget / slot size)
-  int min_resident_experts = 1;  // experts one layer needs at once (experts used per token);
-                                 // a budget below min_resident_experts slots is refused
-  EvictionPolicyKind policy = EvictionPolicyKind::kLru;
-  bool lock_memory = false;      // mlock the slots
-  bool verify_checksums = true;  // xxh3 every read when the file has checksums
-  double lfu_half_life = 0;      // kLfuDecay: uses after which a use weighs half;
-                                 // 0 = 4 x slot_count
-};
-
 using ExpertCacheCounters = WeightCacheCounters;
 
 // One expert as a weight block: parts gate, up, down (ExpertMatrix order).
@@ -50,7 +39,7 @@ class ExpertBlockTable final : public WeightBlockTable {
   // n_layer: the model's layer count (ModelConfig::n_layer); layers past the file's are errors.
   static Result<std::unique_ptr<ExpertBlockTable>> Create(const ModelFile& model, int n_layer);
 
-  uint32_t block_count() const override { return block_count_; }
+  uint32_t n_blocks() const override { return n_blocks_; }
   WeightBlock Locate(uint32_t id) const override;
   std::string Describe(uint32_t id) const override;  // "expert (layer 3, expert 17)"
   const std::vector<std::string>& file_paths() const override { return model_.file_paths(); }
@@ -66,7 +55,7 @@ class ExpertBlockTable final : public WeightBlockTable {
   std::vector<int64_t> layer_first_;  // layer -> id of its expert 0, or -1
   std::vector<int> layer_n_expert_;   // layer -> its experts (0: none)
   std::vector<int> layer_of_;         // id -> layer
-  uint32_t block_count_ = 0;
+  uint32_t n_blocks_ = 0;
 };
 
 // A pinned expert. Valid until Release(); the pointers point into the cache slot.
@@ -87,12 +76,13 @@ class ExpertRef {
 class ExpertCache {
  public:
   // Sizes one slot as the largest expert of `model` (each matrix's read aligned outward to 4 KiB)
-  // and allocates budget / slot bytes slots. Errors: budget below the minimum (the message names
-  // the minimum in bytes), allocation failure, a layer count the file does not have.
-  // `model` and `io` must outlive the cache.
+  // and allocates budget / slot bytes slots. options.min_resident_blocks: the experts one layer
+  // uses at once (experts per token); a budget below that many slots is refused. Errors: budget
+  // below the minimum (the message names the minimum in bytes), allocation failure, a layer count
+  // the file does not have. `model` and `io` must outlive the cache.
   static Result<std::unique_ptr<ExpertCache>> Create(const ModelFile& model, int n_layer,
                                                      IoBackend* io,
-                                                     const ExpertCacheOptions& options);
+                                                     const WeightCacheOptions& options);
 
   void Prefetch(int layer, std::span<const int> experts);
   Result<ExpertRef> Acquire(int layer, int expert);

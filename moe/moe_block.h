@@ -52,16 +52,19 @@ struct MoeCounters {
                                    // prefetch_next per layer)
   uint64_t speculative_used = 0;   // of those, the ones the next layer then routed to
 
-  MoeCounters operator-(const MoeCounters& b) const {
-    return MoeCounters{.expert_wait_ns = expert_wait_ns - b.expert_wait_ns,
-                       .expert_loads = expert_loads - b.expert_loads,
-                       .expert_tokens = expert_tokens - b.expert_tokens,
-                       .expert_bytes_used = expert_bytes_used - b.expert_bytes_used,
-                       .expert_compute_ns = expert_compute_ns - b.expert_compute_ns,
-                       .predicted_experts = predicted_experts - b.predicted_experts,
-                       .predicted_used = predicted_used - b.predicted_used,
-                       .speculative_reads = speculative_reads - b.speculative_reads,
-                       .speculative_used = speculative_used - b.speculative_used};
+  // Field by field: what happened between `before` and this.
+  MoeCounters operator-(const MoeCounters& before) const {
+    static constexpr uint64_t MoeCounters::*kCounts[] = {
+        &MoeCounters::expert_wait_ns,    &MoeCounters::expert_loads,
+        &MoeCounters::expert_tokens,     &MoeCounters::expert_bytes_used,
+        &MoeCounters::expert_compute_ns, &MoeCounters::predicted_experts,
+        &MoeCounters::predicted_used,    &MoeCounters::speculative_reads,
+        &MoeCounters::speculative_used};
+    static_assert(sizeof(kCounts) / sizeof(kCounts[0]) == sizeof(MoeCounters) / sizeof(uint64_t),
+                  "a counter added to MoeCounters must be listed here");
+    MoeCounters d = *this;
+    for (auto field : kCounts) d.*field -= before.*field;
+    return d;
   }
 };
 

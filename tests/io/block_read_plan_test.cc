@@ -86,7 +86,7 @@ class GgufShapedTable : public WeightBlockTable {
     }
     end_ = start_[2] + slice_[2] * n_block;
   }
-  uint32_t block_count() const override { return n_block_; }
+  uint32_t n_blocks() const override { return n_block_; }
   WeightBlock Locate(uint32_t id) const override {
     WeightBlock b;
     b.n_parts = 3;

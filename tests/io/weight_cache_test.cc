@@ -35,7 +35,7 @@ class FileTable : public WeightBlockTable {
     CHECK(write(fd, bytes_.data(), bytes_.size()) == static_cast<ssize_t>(bytes_.size()));
     close(fd);
   }
-  uint32_t block_count() const override { return static_cast<uint32_t>(sizes_.size()); }
+  uint32_t n_blocks() const override { return static_cast<uint32_t>(sizes_.size()); }
   WeightBlock Locate(uint32_t id) const override {
     WeightBlock b;
     b.n_parts = 1;

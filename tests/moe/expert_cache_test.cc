@@ -92,7 +92,7 @@ class CacheTest : public ::testing::TestWithParam<IoBackendKind> {
                                          EvictionPolicyKind policy = EvictionPolicyKind::kLru) {
     auto c = ExpertCache::Create(
         *model_, NLayer(), io_.get(),
-        {.budget_bytes = SlotBytes() * slots + 100, .min_resident_experts = 2, .policy = policy});
+        {.budget_bytes = SlotBytes() * slots + 100, .min_resident_blocks = 2, .policy = policy});
     EXPECT_TRUE(c.ok()) << c.status().ToString();
     return c.ok() ? std::move(*c) : nullptr;
   }
@@ -212,7 +212,7 @@ TEST_P(CacheTest, BudgetBelowTheMinimumIsRefusedWithTheMinimum) {
   MakeIo();
   const uint64_t min_bytes = 4 * SlotBytes();
   auto c = ExpertCache::Create(*model_, NLayer(), io_.get(),
-                               {.budget_bytes = min_bytes - 1, .min_resident_experts = 4});
+                               {.budget_bytes = min_bytes - 1, .min_resident_blocks = 4});
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.status().code(), StatusCode::kResourceExhausted);
   EXPECT_NE(c.status().message().find("below the minimum of " + FormatBytes(min_bytes) + " (" +
@@ -220,7 +220,7 @@ TEST_P(CacheTest, BudgetBelowTheMinimumIsRefusedWithTheMinimum) {
             std::string::npos)
       << c.status().message();
   auto ok = ExpertCache::Create(*model_, NLayer(), io_.get(),
-                                {.budget_bytes = min_bytes, .min_resident_experts = 4});
+                                {.budget_bytes = min_bytes, .min_resident_blocks = 4});
   ASSERT_TRUE(ok.ok());
   EXPECT_EQ((*ok)->slot_count(), 4);
 }
@@ -313,7 +313,7 @@ TEST_P(CacheTest, ConcurrentPrefetchAndAcquireStayCorrectAndInBudget) {
   const int slots = 6;
   const uint64_t budget = SlotBytes() * slots + 100;
   auto made = ExpertCache::Create(*model_, NLayer(), io_.get(),
-                                  {.budget_bytes = budget, .min_resident_experts = 2});
+                                  {.budget_bytes = budget, .min_resident_blocks = 2});
   ASSERT_TRUE(made.ok());
   ExpertCache* cache = made->get();
   EXPECT_LE(cache->allocated_bytes(), budget);

@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <vector>
@@ -17,6 +18,15 @@ TempDir::TempDir() {
   buf.push_back('\0');
   CHECK(mkdtemp(buf.data()) != nullptr) << pattern;
   path_ = buf.data();
+}
+
+std::vector<std::string> TempDir::List() const {
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(path_)) {
+    names.push_back(e.path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 TempDir::~TempDir() {

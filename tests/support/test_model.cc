@@ -8,34 +8,10 @@
 
 #include "io/gguf_writer.h"
 #include "io/metadata.h"
+#include "tests/tokenizer/test_vocab.h"
 
 namespace sluice::testing {
 namespace {
-
-// GPT-2's byte-to-unicode alphabet in vocabulary order: the printable bytes map to themselves
-// (ids 0..187), the others to U+0100 + n in byte order (ids 188..255). So id 0 is "!", the space
-// is "Ġ" (U+0120) and the newline "Ċ" (U+010A).
-std::vector<std::string> ByteTokens() {
-  std::vector<int> printable, rest;
-  for (int b = 0; b < 256; ++b) {
-    bool keep = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
-    (keep ? printable : rest).push_back(b);
-  }
-  auto utf8 = [](int cp) {
-    std::string s;
-    if (cp < 0x80) {
-      s.push_back(static_cast<char>(cp));
-    } else {
-      s.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-      s.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    }
-    return s;
-  };
-  std::vector<std::string> tokens;
-  for (int b : printable) tokens.push_back(utf8(b));
-  for (size_t n = 0; n < rest.size(); ++n) tokens.push_back(utf8(0x100 + static_cast<int>(n)));
-  return tokens;
-}
 
 constexpr const char* kChatMlTemplate =
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] "
@@ -62,7 +38,7 @@ Metadata TestModelMetadata(const TestModelShape& s) {
   m.SetU32(a + "expert_count", s.n_expert);
   m.SetU32(a + "expert_used_count", s.n_expert_used);
   m.SetU32(a + "expert_feed_forward_length", s.n_ff_exp);
-  std::vector<std::string> tokens = ByteTokens();
+  std::vector<std::string> tokens = testing_vocab::Gpt2ByteTokens();
   tokens.push_back("Ġt");  // merge rank 0
   tokens.push_back("he");  // merge rank 1
   tokens.push_back("<|endoftext|>");

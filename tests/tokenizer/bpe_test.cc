@@ -9,6 +9,8 @@
 namespace sluice {
 namespace {
 
+using testing_vocab::Ids;
+
 using testing_vocab::BpeSpec;
 using testing_vocab::ByteChar;
 using testing_vocab::MakeBpeMetadata;
@@ -17,16 +19,6 @@ std::unique_ptr<Tokenizer> Make(const BpeSpec& spec) {
   Result<std::unique_ptr<Tokenizer>> t = Tokenizer::FromMetadata(MakeBpeMetadata(spec));
   EXPECT_TRUE(t.ok()) << t.status().ToString();
   return t.ok() ? std::move(t).value() : nullptr;
-}
-
-// Ids of the given token texts (each must exist).
-std::vector<int32_t> Ids(const Tokenizer& t, const std::vector<std::string>& texts) {
-  std::vector<int32_t> ids;
-  for (const std::string& text : texts) {
-    ids.push_back(t.FindToken(text));
-    EXPECT_GE(ids.back(), 0) << "no token '" << text << "'";
-  }
-  return ids;
 }
 
 TEST(BpeTest, LowestRankMergesFirst) {

@@ -6,10 +6,13 @@
 
 #include <cstdio>
 
+#include "tests/tokenizer/test_vocab.h"
 #include "tokenizer/tokenizer.h"
 
 namespace sluice {
 namespace {
+
+using testing_vocab::Ids;
 
 struct Piece {
   std::string text;
@@ -55,15 +58,6 @@ std::unique_ptr<Tokenizer> Make(std::vector<Piece> extra, bool add_space_prefix 
       Tokenizer::FromMetadata(MakeSpmMetadata(pieces, add_space_prefix));
   EXPECT_TRUE(t.ok()) << t.status().ToString();
   return t.ok() ? std::move(t).value() : nullptr;
-}
-
-std::vector<int32_t> Ids(const Tokenizer& t, const std::vector<std::string>& texts) {
-  std::vector<int32_t> ids;
-  for (const std::string& text : texts) {
-    ids.push_back(t.FindToken(text));
-    EXPECT_GE(ids.back(), 0) << "no token '" << text << "'";
-  }
-  return ids;
 }
 
 TEST(SpmTest, HighestScoringPairMergesFirst) {

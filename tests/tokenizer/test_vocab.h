@@ -1,10 +1,13 @@
 // Hand-built vocabularies for the tokenizer unit tests.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <string>
 #include <vector>
 
 #include "io/metadata.h"
+#include "tokenizer/tokenizer.h"
 #include "tokenizer/vocab.h"
 
 namespace sluice::testing_vocab {
@@ -87,6 +90,16 @@ inline Metadata MakeBpeMetadata(const BpeSpec& spec) {
   if (!spec.control.empty()) meta.SetU32("tokenizer.ggml.eos_token_id", first_control);
   meta.SetBool("tokenizer.ggml.add_bos_token", false);
   return meta;
+}
+
+// Ids of the given token texts (each must exist).
+inline std::vector<int32_t> Ids(const Tokenizer& t, const std::vector<std::string>& texts) {
+  std::vector<int32_t> ids;
+  for (const std::string& text : texts) {
+    ids.push_back(t.FindToken(text));
+    EXPECT_GE(ids.back(), 0) << "no token '" << text << "'";
+  }
+  return ids;
 }
 
 }  // namespace sluice::testing_vocab
