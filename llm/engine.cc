@@ -57,7 +57,7 @@ Status Engine::Init() {
   const int threads = o.threads > 0
                           ? o.threads
                           : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  pool_ = std::make_unique<ThreadPool>(threads);
+  ASSIGN_OR_RETURN(pool_, ThreadPool::Create(threads));
 
   ASSIGN_OR_RETURN(weights_,
                    ModelWeights::Load(*model_, c,

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -93,10 +94,24 @@ struct ThreadPool::Impl {
   }
 };
 
-ThreadPool::ThreadPool(int num_threads) : num_threads_(num_threads) {
-  CHECK_GE(num_threads, 1);
+ThreadPool::ThreadPool(int num_threads) {
+  Status started = Start(num_threads);
+  CHECK(started.ok()) << started.ToString();
+}
+
+Result<std::unique_ptr<ThreadPool>> ThreadPool::Create(int num_threads) {
+  std::unique_ptr<ThreadPool> pool(new ThreadPool());
+  RETURN_IF_ERROR(pool->Start(num_threads));
+  return pool;
+}
+
+Status ThreadPool::Start(int num_threads) {
+  if (num_threads < 1 || num_threads > kMaxThreads) {
+    return InvalidArgument("thread count ", num_threads, " is outside 1..", kMaxThreads);
+  }
+  num_threads_ = num_threads;
   impl_ = new Impl;
-  if (num_threads == 1) return;
+  if (num_threads == 1) return Status::Ok();
 
   // Pin worker i to the i-th CPU the process may use, when there are enough of them; the
   // caller keeps its own affinity (it is the engine's thread and takes part as "thread 0").
@@ -112,7 +127,19 @@ ThreadPool::ThreadPool(int num_threads) : num_threads_(num_threads) {
   impl_->workers.reserve(num_threads - 1);
   int pinned = 0;
   for (int i = 1; i < num_threads; ++i) {
-    impl_->workers.emplace_back([this] { impl_->WorkerLoop(); });
+    try {
+      impl_->workers.emplace_back([this] { impl_->WorkerLoop(); });
+    } catch (const std::system_error& e) {
+      // The system refused a thread: stop the ones that started and say so (an uncaught
+      // exception here used to abort the process).
+      const int started = static_cast<int>(impl_->workers.size());
+      Stop();
+      num_threads_ = 1;
+      impl_ = new Impl;
+      return ResourceExhausted("cannot start compute thread ", i + 1, " of ", num_threads, " (",
+                               started + 1, " running): ", e.what(),
+                               "; lower --threads or raise the process/thread limit");
+    }
     if (pin) {
       cpu_set_t one;
       CPU_ZERO(&one);
@@ -124,15 +151,22 @@ ThreadPool::ThreadPool(int num_threads) : num_threads_(num_threads) {
   }
   LOG(DEBUG) << "thread pool: " << num_threads << " threads (caller + " << num_threads - 1
              << " workers, " << pinned << " pinned)";
+  return Status::Ok();
 }
 
-ThreadPool::~ThreadPool() {
+void ThreadPool::Stop() {
+  if (impl_ == nullptr) return;
   impl_->stop.store(true, std::memory_order_release);
   impl_->generation.fetch_add(1, std::memory_order_seq_cst);
   impl_->generation.notify_all();
   for (std::thread& t : impl_->workers) t.join();
   delete impl_;
+  impl_ = nullptr;
 }
+
+ThreadPool::~ThreadPool() { Stop(); }
+
+int ThreadPool::sleeping_workers() const { return impl_->sleepers.load(std::memory_order_seq_cst); }
 
 void ThreadPool::Run(int64_t n, RangeFn fn, const void* ctx) {
   if (n <= 0) return;

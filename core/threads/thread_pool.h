@@ -6,18 +6,31 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+
+#include "core/base/status.h"
 
 namespace sluice {
 
 class ThreadPool {
  public:
-  // num_threads includes the caller; 1 means everything runs inline.
+  // Threads one pool may have: far above any core count we run on, far below what makes a
+  // system refuse threads (each reserves a stack).
+  static constexpr int kMaxThreads = 1024;
+
+  // num_threads (1..kMaxThreads) includes the caller; 1 means everything runs inline. Errors:
+  // InvalidArgument outside that range; ResourceExhausted when the system refuses a thread (a
+  // container's pids limit, `ulimit -u`, no memory for its stack), naming how many started.
+  static Result<std::unique_ptr<ThreadPool>> Create(int num_threads);
+  // The same for callers that know the count is sane (tests, benchmarks): CHECK-fails instead.
   explicit ThreadPool(int num_threads);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   int size() const { return num_threads_; }
+  // Workers blocked in the kernel waiting for work, now (tests wait on it).
+  int sleeping_workers() const;
 
   // Calls fn(begin, end) on disjoint ranges covering [0, n), over all threads; returns when all
   // are done. `fn` must be safe to call concurrently on disjoint ranges.
@@ -28,6 +41,9 @@ class ThreadPool {
   }
 
  private:
+  ThreadPool() = default;
+  Status Start(int num_threads);  // starts the workers; on failure joins those that started
+  void Stop();                    // stops and joins the workers
   using RangeFn = void (*)(const void* ctx, int64_t begin, int64_t end);
   void Run(int64_t n, RangeFn fn, const void* ctx);
 

@@ -3,9 +3,14 @@
 #include "core/threads/thread_pool.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -42,10 +47,10 @@ TEST(ThreadPool, ManyBackToBackJobs) {
 }
 
 TEST(ThreadPool, WakesSleepingWorkers) {
-  ThreadPool pool(2);
+  ThreadPool pool(3);
   ExpectEachIndexOnce(pool, 100);
-  // Long enough for the workers to stop spinning and block in the kernel.
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // Wait until both workers stopped spinning and block in the kernel (observed, not guessed).
+  while (pool.sleeping_workers() < 2) std::this_thread::yield();
   ExpectEachIndexOnce(pool, 100);
 }
 
@@ -65,6 +70,50 @@ TEST(ThreadPool, UsesMoreThanOneThread) {
   });
   EXPECT_EQ(entered.load(), 2);
   EXPECT_EQ(distinct.load(), 2);
+}
+
+TEST(ThreadPool, CountsOutsideTheLimitsAreErrors) {
+  for (int n : {0, -1, ThreadPool::kMaxThreads + 1, 65536}) {
+    Result<std::unique_ptr<ThreadPool>> p = ThreadPool::Create(n);
+    ASSERT_FALSE(p.ok()) << n;
+    EXPECT_EQ(p.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(p.status().message().find(std::to_string(n)), std::string::npos);
+  }
+  EXPECT_TRUE(ThreadPool::Create(ThreadPool::kMaxThreads).ok());
+}
+
+// A system that refuses threads (here: too little address space for their stacks, which binds
+// root too) is a ResourceExhausted error, not an uncaught std::system_error that aborts.
+TEST(ThreadPool, RefusedThreadsAreAnErrorNotAnAbort) {
+#ifdef SLUICE_SANITIZE
+  GTEST_SKIP() << "AddressSanitizer reserves terabytes of address space: RLIMIT_AS cannot be "
+                  "used to make thread creation fail under it";
+#else
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    rlimit lim{};
+    getrlimit(RLIMIT_AS, &lim);
+    // What the process has mapped now plus 64 MB: room for a few 8 MB thread stacks, not 200.
+    std::ifstream status("/proc/self/status");
+    std::string line;
+    uint64_t vm_kb = 0;
+    while (std::getline(status, line)) {
+      if (line.rfind("VmSize:", 0) == 0) vm_kb = std::stoull(line.substr(7));
+    }
+    lim.rlim_cur = (vm_kb << 10) + (64ull << 20);
+    if (setrlimit(RLIMIT_AS, &lim) != 0) _exit(3);
+    Result<std::unique_ptr<ThreadPool>> p = ThreadPool::Create(200);
+    if (p.ok()) _exit(1);
+    const bool named = p.status().code() == StatusCode::kResourceExhausted &&
+                       p.status().message().find("of 200") != std::string::npos;
+    _exit(named ? 0 : 2);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status)) << "the child died of signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "1: the threads started after all; 2: another error";
+#endif
 }
 
 }  // namespace
