@@ -42,13 +42,22 @@ Status Engine::Init() {
     LOG(WARNING) << "using " << experts_per_token_ << " experts per token instead of the model's "
                  << c.n_expert_used << ": faster, but the output quality changes";
   }
+  if (o.context_length < 0 || o.context_length > kMaxContextLength) {
+    return InvalidArgument("context length ", o.context_length, " is outside 1..",
+                           kMaxContextLength, " (--ctx)");
+  }
+  if (o.batch_size < 1 || o.batch_size > kMaxBatchSize) {
+    return InvalidArgument("batch size ", o.batch_size, " is outside 1..", kMaxBatchSize);
+  }
+  if (o.max_sequences < 1 || o.max_sequences > kMaxSequences) {
+    return InvalidArgument("max_sequences ", o.max_sequences, " is outside 1..", kMaxSequences);
+  }
   n_ctx_ = o.context_length > 0 ? o.context_length
                                 : std::min<int64_t>(c.n_ctx_train, kDefaultContextLength);
   if (n_ctx_ > c.n_ctx_train) {
     LOG(WARNING) << "context " << n_ctx_ << " exceeds the model's training context "
                  << c.n_ctx_train << "; quality past it is not guaranteed";
   }
-  if (o.batch_size < 1) return InvalidArgument("batch size ", o.batch_size, " must be >= 1");
   batch_size_ = o.batch_size;
 
   ASSIGN_OR_RETURN(plan_, PlanMemory(*model_, c, o, experts_per_token_, n_ctx_));

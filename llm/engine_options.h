@@ -19,6 +19,10 @@ namespace sluice {
 // f16: 7.9 GB), so start at the size llama.cpp users know and let --ctx raise it.
 inline constexpr int64_t kDefaultContextLength = 4096;
 
+// Limits of the options below; each is checked when the engine is created.
+inline constexpr int kMaxBatchSize = 1 << 16;
+inline constexpr int kMaxSequences = 1024;
+
 struct EngineOptions {
   // Bytes the whole engine may use: dense weights + KV cache + scratch + a fixed overhead, and
   // the rest goes to the expert cache. 0: no limit (the expert cache can hold every expert).

@@ -1,11 +1,13 @@
 #include "llm/kv_cache.h"
 
 #include "core/base/byte_size.h"
+#include "core/base/saturating.h"
 
 namespace sluice {
 
 uint64_t KvCache::BytesFor(const KvCacheShape& s) {
-  return static_cast<uint64_t>(s.n_layer) * s.n_ctx * (s.k_dim + s.v_dim) * KvTypeBytes(s.type);
+  return SatMul(SatMul(static_cast<uint64_t>(s.n_layer), static_cast<uint64_t>(s.n_ctx)),
+                SatMul(static_cast<uint64_t>(s.k_dim + s.v_dim), KvTypeBytes(s.type)));
 }
 
 Result<KvCache> KvCache::Create(const KvCacheShape& shape, bool lock_memory) {

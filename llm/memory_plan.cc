@@ -43,12 +43,12 @@ Result<MemoryPlan> PlanMemory(const ModelFile& model, const ModelConfig& c, cons
   p.budget_bytes = o.ram_budget_bytes;
   p.dense_bytes = ModelWeights::ResidentBytes(
       model, c, WeightOptions{.residency = o.dense, .dequantize_to_f32 = o.dequantize_weights});
-  p.kv_bytes = KvCache::BytesFor(KvCacheShape{.n_layer = c.n_layer,
-                                              .n_ctx = n_ctx,
-                                              .k_dim = c.k_dim(),
-                                              .v_dim = c.v_dim(),
-                                              .type = o.kv_type}) *
-               static_cast<uint64_t>(std::max(1, o.max_sequences));
+  p.kv_bytes = SatMul(KvCache::BytesFor(KvCacheShape{.n_layer = c.n_layer,
+                                                     .n_ctx = n_ctx,
+                                                     .k_dim = c.k_dim(),
+                                                     .v_dim = c.v_dim(),
+                                                     .type = o.kv_type}),
+                      static_cast<uint64_t>(std::max(1, o.max_sequences)));
   p.scratch_bytes = ScratchBytes(c, o, k, n_ctx);
   p.overhead_bytes = kFixedOverheadBytes;
   const bool cached = o.expert_source == ExpertSourceKind::kCache;

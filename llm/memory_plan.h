@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <string>
 
+#include "core/base/saturating.h"
 #include "core/base/status.h"
 #include "io/model_file.h"
 #include "llm/engine_options.h"
@@ -33,7 +34,9 @@ struct MemoryPlan {
   uint64_t expert_cache_bytes = 0;    // given to the expert cache (0 for the mmap source)
   uint64_t minimum_budget_bytes = 0;  // fixed + min_slots slots
 
-  uint64_t fixed_bytes() const { return dense_bytes + kv_bytes + scratch_bytes + overhead_bytes; }
+  uint64_t fixed_bytes() const {
+    return SatAdd(SatAdd(dense_bytes, kv_bytes), SatAdd(scratch_bytes, overhead_bytes));
+  }
 };
 
 // Bytes one expert occupies in a cache slot, exactly as io/expert_cache sizes it (its reads

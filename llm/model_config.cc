@@ -54,7 +54,6 @@ constexpr int64_t kMaxDim = 1 << 20;
 constexpr int64_t kMaxLayers = 1024;
 constexpr int64_t kMaxExperts = 4096;
 constexpr int64_t kMaxHeads = 1024;
-constexpr int64_t kMaxContext = int64_t{1} << 24;
 
 Status ReadRopeScaling(const Metadata& md, const KeyReader& keys, ModelConfig& c) {
   ASSIGN_OR_RETURN(std::string type, md.GetStringOr(keys.Key("rope.scaling.type"), "none"));
@@ -137,7 +136,7 @@ Result<ModelConfig> ReadModelConfig(const Metadata& md) {
   c.head_dim_k = static_cast<int>(hd_k);
   c.head_dim_v = static_cast<int>(hd_v);
   c.n_rot = static_cast<int>(n_rot);
-  ASSIGN_OR_RETURN(c.n_ctx_train, keys.Int("context_length", -1, 1, kMaxContext));
+  ASSIGN_OR_RETURN(c.n_ctx_train, keys.Int("context_length", -1, 1, kMaxContextLength));
 
   ASSIGN_OR_RETURN(int64_t n_expert, keys.Int("expert_count", 0, 0, kMaxExperts));
   if (n_expert == 0) {

@@ -16,6 +16,11 @@
 
 namespace sluice {
 
+// The longest context a model may declare or a run may ask for (16.7M positions, 16x the longest
+// context of any model we know): every size computed from a context length stays far inside
+// uint64_t with the other limits of the config.
+inline constexpr int64_t kMaxContextLength = int64_t{1} << 24;
+
 struct ModelConfig {
   const ArchSpec* spec = nullptr;  // the architecture (never null in a loaded config)
   std::string arch;                // general.architecture

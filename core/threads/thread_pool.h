@@ -36,7 +36,8 @@ class ThreadPool {
   // are done. `fn` must be safe to call concurrently on disjoint ranges.
   template <typename Fn>
   void ParallelFor(int64_t n, const Fn& fn) {
-    Run(n, [](const void* ctx, int64_t b, int64_t e) { (*static_cast<const Fn*>(ctx))(b, e); },
+    Run(
+        n, [](const void* ctx, int64_t b, int64_t e) { (*static_cast<const Fn*>(ctx))(b, e); },
         &fn);
   }
 
