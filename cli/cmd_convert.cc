@@ -7,6 +7,7 @@
 
 #include "cli/command.h"
 #include "cli/interrupt.h"
+#include "cli/model_check.h"
 #include "core/base/byte_size.h"
 #include "core/base/progress.h"
 #include "io/gguf_convert.h"
@@ -24,6 +25,7 @@ int RunConvert(const std::vector<std::string>& args) {
   if (*format != ModelFormat::kGguf) {
     return Fail(StrCat(in, " is already a sluice archive; convert takes a GGUF"));
   }
+  if (Status st = CheckModelStructure(in); !st.ok()) return Fail(st.ToString());
 
   // Ctrl-C sets the flag; the conversion checks it between experts and cleans up.
   std::atomic<bool> cancel{false};

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "cli/model_check.h"
 #include "core/base/byte_size.h"
 #include "core/base/progress.h"
 #include "io/archive_reader.h"
@@ -24,9 +25,8 @@ int RunVerify(const std::vector<std::string>& args) {
   const std::string& path = args[0];
   Result<ModelFormat> format = DetectModelFormat(path);
   if (!format.ok()) return Fail(format.status().ToString());
+  if (Status st = CheckModelStructure(path); !st.ok()) return Fail(st.ToString());
   if (*format == ModelFormat::kGguf) {
-    Result<std::unique_ptr<ModelFile>> gguf = OpenModelFile(path);
-    if (!gguf.ok()) return Fail(gguf.status().ToString());
     std::printf(
         "%s: a GGUF; its structure is valid, but GGUF carries no checksums to verify "
         "(convert it to an archive for per-expert checksums)\n",

@@ -23,9 +23,9 @@ namespace sluice::cli {
 
 struct Command {
   const char* name = "";
-  const char* summary = "";      // one line for `sluice --help`
-  const char* usage = "";        // synopsis line(s)
-  const char* description = "";  // paragraphs; may be empty
+  const char* summary = "";        // one line for `sluice --help`
+  const char* usage = "";          // synopsis line(s)
+  const char* description = "";    // paragraphs; may be empty
   std::vector<const char*> flags;  // gflags names this command reads
   // Positional arguments (flags already parsed and removed). Returns the exit code.
   int (*run)(const std::vector<std::string>& args) = nullptr;

@@ -19,5 +19,6 @@ DEFINE_string(cache_policy, "lru", "Expert cache eviction policy: lru or lfu (fr
 DEFINE_bool(mlock, false, "mlock the expert cache slots and the dense weights.");
 DEFINE_bool(json, false, "Print results as JSON on stdout.");
 DEFINE_string(out, "", "Output file.");
-DEFINE_string(prompt, "", "Prompt text (run: \"-\" reads it from stdin; tokenize: the text to encode).");
+DEFINE_string(prompt, "",
+              "Prompt text (run: \"-\" reads it from stdin; tokenize: the text to encode).");
 DEFINE_string(file, "", "Read the text from this file instead of --prompt (\"-\": stdin).");

@@ -1,6 +1,5 @@
 #include "cli/demo_model.h"
 
-
 #include <cstdlib>
 #include <filesystem>
 #include <system_error>

@@ -14,13 +14,19 @@ Result<BlockReadPlan> PlanBlockRead(const WeightBlock& block) {
                            " supported)");
   }
   // Parts in file order.
-  std::array<int, kMaxBlockParts> order;
-  for (int i = 0; i < block.n_parts; ++i) order[i] = i;
-  std::sort(order.begin(), order.begin() + block.n_parts, [&](int a, int b) {
+  // Insertion sort: at most kMaxBlockParts entries (and GCC 12's -Warray-bounds misfires on
+  // std::sort over a prefix of a std::array under -O2 -fsanitize=address).
+  auto before = [&](int a, int b) {
     const ByteRange& x = block.parts[a];
     const ByteRange& y = block.parts[b];
     return x.file_index != y.file_index ? x.file_index < y.file_index : x.offset < y.offset;
-  });
+  };
+  std::array<int, kMaxBlockParts> order{};
+  for (int i = 0; i < block.n_parts; ++i) {
+    int j = i;
+    for (; j > 0 && before(i, order[j - 1]); --j) order[j] = order[j - 1];
+    order[j] = i;
+  }
   BlockReadPlan plan;
   uint64_t run_end = 0;  // file offset of the current run's last part byte + 1
   for (int k = 0; k < block.n_parts; ++k) {

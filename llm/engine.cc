@@ -6,6 +6,7 @@
 #include "core/base/byte_size.h"
 #include "core/base/log.h"
 #include "io/model_open.h"
+#include "llm/tensor_plan.h"
 
 namespace sluice {
 namespace {}  // namespace
@@ -60,6 +61,9 @@ Status Engine::Init() {
   }
   batch_size_ = o.batch_size;
 
+  // Every tensor against the config before anything walks them (the memory plan visits every
+  // expert): a file whose metadata disagrees with its tensors is an error naming the tensor.
+  RETURN_IF_ERROR(CheckModelTensors(*model_, c));
   ASSIGN_OR_RETURN(plan_, PlanMemory(*model_, c, o, experts_per_token_, n_ctx_));
   LOG(DEBUG) << DescribeConfig(c) << "; memory: " << DescribeMemoryPlan(plan_);
 

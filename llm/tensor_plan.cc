@@ -1,5 +1,6 @@
 #include "llm/tensor_plan.h"
 
+#include <cstdio>
 #include <unordered_set>
 
 #include "core/base/log.h"
@@ -141,6 +142,19 @@ Status CheckModelTensors(const ModelFile& model, const ModelConfig& config) {
                                 embd));
   }
   for (int l = 0; l < config.n_layer; ++l) RETURN_IF_ERROR(CheckExperts(model, config, l));
+  // Layers past block_count would be silently ignored: the metadata and the file disagree.
+  for (const TensorInfo& t : model.dense_tensors()) {
+    int layer = -1;
+    if (std::sscanf(t.name.c_str(), "blk.%d.", &layer) == 1 && layer >= config.n_layer) {
+      return Corrupt(model.path(), ": tensor ", t.name, " is in layer ", layer, ", but ",
+                     config.arch, ".block_count says the model has ", config.n_layer, " layers");
+    }
+  }
+  if (model.expert_tensors(config.n_layer).has_value()) {
+    return Corrupt(model.path(), ": tensor blk.", config.n_layer,
+                   ".ffn_gate_exps.weight is in layer ", config.n_layer, ", but ", config.arch,
+                   ".block_count says the model has ", config.n_layer, " layers");
+  }
   int unused = 0;
   std::string first_unused;
   for (const TensorInfo& t : model.dense_tensors()) {
