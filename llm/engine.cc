@@ -76,7 +76,8 @@ Status Engine::Init() {
                    ModelWeights::Load(*model_, c,
                                       WeightOptions{.residency = o.dense,
                                                     .lock_copy = o.lock_memory,
-                                                    .dequantize_to_f32 = o.dequantize_weights}));
+                                                    .dequantize_to_f32 = o.dequantize_weights,
+                                                    .verify_checksums = o.verify_checksums}));
   ASSIGN_OR_RETURN(own_, MakeSequence());
 
   if (o.expert_source == ExpertSourceKind::kCache) {
@@ -91,7 +92,8 @@ Status Engine::Init() {
                                                        .verify_checksums = o.verify_checksums}));
     source_ = MakeCacheExpertSource(cache_.get(), c.moe(), weights_->expert_types());
   } else {
-    ASSIGN_OR_RETURN(source_, MakeMappedExpertSource(*model_, c.moe(), weights_->expert_types()));
+    ASSIGN_OR_RETURN(source_, MakeMappedExpertSource(*model_, c.moe(), weights_->expert_types(),
+                                                     o.verify_checksums));
   }
 
   ASSIGN_OR_RETURN(attention_, AttentionBlock::Create(c, batch_size_, n_ctx_));

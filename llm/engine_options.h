@@ -43,7 +43,8 @@ struct EngineOptions {
   IoBackendKind io = IoBackendKind::kAuto;
   int queue_depth = 16;  // reads in flight at most
   EvictionPolicyKind cache_policy = EvictionPolicyKind::kLru;
-  bool verify_checksums = true;  // archive experts: xxh3 after every read
+  bool verify_checksums = true;  // archives: xxh3 of every dense tensor at load and of every
+                                 // expert after its read (and under --expert-source mmap)
   int prefetch_next = 2;  // decoding: predicted experts of the next layer read ahead, at most
                           // this many missing ones per layer (0: off)
   RoutingHook* routing_hook = nullptr;  // not owned; must outlive the engine

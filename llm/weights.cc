@@ -10,6 +10,7 @@
 #include "core/base/byte_size.h"
 #include "core/base/log.h"
 #include "core/kernels/matmul.h"
+#include "io/xxh3.h"
 #include "llm/tensor_plan.h"
 
 namespace sluice {
@@ -107,6 +108,19 @@ Result<std::unique_ptr<ModelWeights>> ModelWeights::Load(const ModelFile& model,
   RETURN_IF_ERROR(CheckModelTensors(model, c));
   std::unique_ptr<ModelWeights> w(new ModelWeights());
   const auto used = UsedTensors(model, c);
+  if (options.verify_checksums) {
+    // Before any byte is used: a flipped bit in a dense tensor would otherwise give wrong
+    // output with exit 0 (the experts are checked after each read; these are read once, here).
+    for (const auto& [expected, info] : used) {
+      if (!info->has_checksum) continue;
+      const uint64_t found = Xxh3_64(info->data, info->nbytes);
+      if (found != info->xxh3) {
+        return Corrupt(model.path(), ": dense tensor ", info->name, " (", info->nbytes,
+                       " bytes): xxh3 expected ", Hex64(info->xxh3), ", found ", Hex64(found),
+                       "; the file is damaged (`sluice verify` lists every bad block; re-convert)");
+      }
+    }
+  }
   std::unordered_map<std::string, Placed> placed;
   const bool copy = options.residency == DenseResidency::kCopy || options.dequantize_to_f32;
 

@@ -54,6 +54,8 @@ struct WeightOptions {
   DenseResidency residency = DenseResidency::kCopy;
   bool lock_copy = false;          // kCopy: mlock the copy
   bool dequantize_to_f32 = false;  // every matrix converted to f32 at load
+  bool verify_checksums = true;    // archive tensors: xxh3 of every dense tensor at load (the
+                                   // copy reads every byte anyway; ~10 GB/s)
 };
 
 class ModelWeights {

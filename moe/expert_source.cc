@@ -1,6 +1,10 @@
 #include "moe/expert_source.h"
 
+#include <algorithm>
 #include <limits>
+
+#include "core/base/str_cat.h"
+#include "io/xxh3.h"
 
 namespace sluice {
 namespace {
@@ -54,8 +58,13 @@ class CacheSource final : public ExpertSource {
 
 class MappedSource final : public ExpertSource {
  public:
-  MappedSource(const ModelFile& model, const MoeShape& shape, std::vector<ExpertTypes> types)
-      : model_(model), shape_(shape), types_(std::move(types)) {}
+  MappedSource(const ModelFile& model, const MoeShape& shape, std::vector<ExpertTypes> types,
+               bool verify)
+      : model_(model),
+        shape_(shape),
+        types_(std::move(types)),
+        verify_(verify),
+        verified_(types_.size() * static_cast<size_t>(shape.n_expert), 0) {}
 
   int max_ahead() const override { return std::numeric_limits<int>::max(); }
   bool reads_ahead() const override { return false; }
@@ -76,6 +85,24 @@ class MappedSource final : public ExpertSource {
       }
       m[i] = base + loc.matrices[i].offset;
     }
+    uint8_t& verified = verified_[static_cast<size_t>(layer) * shape_.n_expert + expert];
+    if (verify_ && loc.has_checksum && !verified) {
+      // Once per expert: the bytes on disk do not change between uses (the cache source checks
+      // each read, since each read could fail on its own).
+      const uint8_t* first = std::min({m[0], m[1], m[2]});
+      const uint8_t* end = std::max({m[0] + loc.matrices[0].bytes, m[1] + loc.matrices[1].bytes,
+                                     m[2] + loc.matrices[2].bytes});
+      const uint64_t found = Xxh3_64(first, static_cast<size_t>(end - first));
+      if (found != loc.xxh3) {
+        return Corrupt(
+            model_.file_paths()[loc.matrices[0].file_index], ": expert (layer ", layer, ", expert ",
+            expert, ") at offset ",
+            std::min({loc.matrices[0].offset, loc.matrices[1].offset, loc.matrices[2].offset}),
+            " (", end - first, " bytes): xxh3 expected ", Hex64(loc.xxh3), ", found ", Hex64(found),
+            "; the bytes were not used");
+      }
+      verified = 1;
+    }
     HeldExpert held;
     held.weights = MakeExpertWeights(shape_, types_[layer], m[0], m[1], m[2]);
     return held;
@@ -89,6 +116,8 @@ class MappedSource final : public ExpertSource {
   const ModelFile& model_;
   const MoeShape shape_;
   const std::vector<ExpertTypes> types_;  // (n_layer)
+  const bool verify_;
+  std::vector<uint8_t> verified_;  // (n_layer, n_expert): checksum checked once
 };
 
 }  // namespace
@@ -110,13 +139,14 @@ std::unique_ptr<ExpertSource> MakeCacheExpertSource(ExpertCache* cache, const Mo
 
 Result<std::unique_ptr<ExpertSource>> MakeMappedExpertSource(const ModelFile& model,
                                                              const MoeShape& shape,
-                                                             std::vector<ExpertTypes> types) {
+                                                             std::vector<ExpertTypes> types,
+                                                             bool verify_checksums) {
   if (model.file_paths().empty() || model.mapped_file(0) == nullptr) {
     return Unsupported(model.path(),
                        ": this model file does not map whole files; use --expert-source cache");
   }
   return std::unique_ptr<ExpertSource>(
-      std::make_unique<MappedSource>(model, shape, std::move(types)));
+      std::make_unique<MappedSource>(model, shape, std::move(types), verify_checksums));
 }
 
 }  // namespace sluice

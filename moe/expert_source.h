@@ -63,6 +63,7 @@ std::unique_ptr<ExpertSource> MakeCacheExpertSource(ExpertCache* cache, const Mo
 // Unsupported when the model file does not map whole files.
 Result<std::unique_ptr<ExpertSource>> MakeMappedExpertSource(const ModelFile& model,
                                                              const MoeShape& shape,
-                                                             std::vector<ExpertTypes> types);
+                                                             std::vector<ExpertTypes> types,
+                                                             bool verify_checksums);
 
 }  // namespace sluice
