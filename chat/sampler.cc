@@ -6,7 +6,9 @@
 namespace sluice {
 
 Status ValidateSamplerOptions(const SamplerOptions& o) {
-  if (!std::isfinite(o.temperature)) return InvalidArgument("temperature must be finite");
+  if (!std::isfinite(o.temperature) || o.temperature < 0.0f) {
+    return InvalidArgument("temperature ", o.temperature, " must be >= 0 (0: greedy)");
+  }
   if (o.top_k < 0) return InvalidArgument("top-k ", o.top_k, " must be >= 0");
   if (!(o.top_p > 0.0f && o.top_p <= 1.0f)) {
     return InvalidArgument("top-p ", o.top_p, " must be in (0, 1]");

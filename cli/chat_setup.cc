@@ -102,6 +102,10 @@ Result<GenerationSetup> SetUpGeneration(const GenerationSetupOptions& options) {
 
   setup.session_options.system = FLAGS_system;
   setup.session_options.thinking = !FLAGS_no_think;
+  if (FLAGS_n_predict < -1) {
+    return InvalidArgument("-n ", FLAGS_n_predict,
+                           ": expected a token count >= 0, or -1 for until the reply ends");
+  }
   setup.session_options.max_reply_tokens = FLAGS_n_predict;
   if (setup.demo && FLAGS_n_predict < 0) {
     setup.session_options.max_reply_tokens = kDemoReplyTokens;

@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include "core/base/byte_size.h"
+#include "core/base/log.h"
+#include "core/base/memory_limit.h"
 
 DEFINE_int64(ctx, 0,
              "Context length (KV cache positions). 0: the model's context_length, at most 4096.");
@@ -37,13 +39,18 @@ namespace sluice::cli {
 
 Result<EngineOptions> EngineOptionsFromFlags() {
   EngineOptions o;
+  const MemoryLimit limit = ReadMemoryLimit();
   if (FLAGS_ram.empty()) {
-    o.ram_budget_bytes = static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) *
-                         static_cast<uint64_t>(sysconf(_SC_PAGESIZE)) / 2;
+    o.ram_budget_bytes = limit.usable_bytes() / 2;
   } else {
     Result<uint64_t> ram = ParseByteSize(FLAGS_ram);
     if (!ram.ok()) return InvalidArgument("--ram: ", ram.status().message());
     o.ram_budget_bytes = *ram;
+    if (limit.cgroup_bytes != 0 && *ram > limit.cgroup_bytes) {
+      LOG(WARNING) << "--ram " << FormatBytes(*ram) << " is above this container's memory limit "
+                   << FormatBytes(limit.cgroup_bytes)
+                   << " (cgroup memory.max): the kernel may kill the process first";
+    }
   }
   if (FLAGS_threads < 0) return InvalidArgument("--threads ", FLAGS_threads, ": must be >= 0");
   o.threads = FLAGS_threads;

@@ -3,6 +3,8 @@
 #include <gflags/gflags.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -105,6 +107,104 @@ std::string FirstUnknownFlag(const std::vector<std::string>& args) {
   return "";
 }
 
+// Flags of llama.cpp and ollama that users type out of habit: the sluice flag that does the job,
+// or why there is none.
+const std::map<std::string, std::string>& HabitFlags() {
+  static const std::map<std::string, std::string> m = {
+      {"ctx_size", "did you mean --ctx (-c)?"},
+      {"batch_size", "did you mean --batch?"},
+      {"ubatch_size", "did you mean --batch?"},
+      {"system_prompt", "did you mean --system?"},
+      {"n_gpu_layers",
+       "sluice computes on the CPU and streams the experts from storage: there are "
+       "no GPU layers to set"},
+      {"ngl",
+       "sluice computes on the CPU and streams the experts from storage: there are no GPU "
+       "layers to set"},
+      {"stop",
+       "stop strings are not supported yet; replies stop at the model's end-of-turn "
+       "tokens or -n"},
+      {"temperature", "did you mean --temp?"},
+      {"n_threads", "did you mean --threads (-t)?"},
+      {"predict", "did you mean --n-predict (-n)?"},
+  };
+  return m;
+}
+
+// The value of every numeric flag, checked with sluice's words before gflags sees it (gflags
+// says "illegal value '1.5' specified for int32 flag 'n_predict'" and exits).
+std::string CheckNumericValue(const std::string& flag, const std::string& type,
+                              const std::string& value) {
+  const std::string shown = flag == "n_predict" ? "-n" : "--" + flag;
+  errno = 0;
+  char* end = nullptr;
+  if (type == "int32" || type == "int64") {
+    const long long v = std::strtoll(value.c_str(), &end, 10);
+    if (value.empty() || *end != '\0' || errno == ERANGE ||
+        (type == "int32" && (v < INT32_MIN || v > INT32_MAX))) {
+      return shown + " expects a whole number, got '" + value + "'";
+    }
+  } else if (type == "uint64" || type == "uint32") {
+    if (value.empty() || value[0] == '-') {
+      return shown + " expects a non-negative whole number, got '" + value + "'";
+    }
+    std::strtoull(value.c_str(), &end, 10);
+    if (*end != '\0' || errno == ERANGE) {
+      return shown + " expects a non-negative whole number, got '" + value + "'";
+    }
+  } else if (type == "double") {
+    std::strtod(value.c_str(), &end);
+    if (value.empty() || *end != '\0' || errno == ERANGE) {
+      return shown + " expects a number, got '" + value + "'";
+    }
+  }
+  return "";
+}
+
+// Every --flag in `args` must be one `command` reads (a flag of another command used to be
+// accepted and silently ignored: `run --json`), with a value of the right kind. Returns the
+// error, or "".
+std::string CheckFlags(const Command& command, const std::vector<std::string>& args) {
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--") break;
+    if (a.size() < 3 || a[0] != '-' || a[1] != '-') continue;
+    const size_t eq = a.find('=');
+    std::string name = a.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
+    gflags::CommandLineFlagInfo info;
+    if (!gflags::GetCommandLineFlagInfo(name.c_str(), &info) && name.starts_with("no")) {
+      name = name.substr(2);  // --noflag negates a boolean (checked by FirstUnknownFlag)
+    }
+    if (!gflags::GetCommandLineFlagInfo(name.c_str(), &info)) continue;
+    bool used = name == "quiet" || name == "verbose";
+    for (const char* f : command.flags) used = used || name == f;
+    std::string dashed = name;
+    std::replace(dashed.begin(), dashed.end(), '_', '-');
+    if (!used) {
+      std::string users;
+      for (const Command& c : AllCommands()) {
+        for (const char* f : c.flags) {
+          if (name == f) users += std::string(users.empty() ? "" : ", ") + c.name;
+        }
+      }
+      return "--" + dashed + " is not a flag of `sluice " + command.name + "`" +
+             (users.empty() ? std::string() : " (it is one of: " + users + ")") + "; see `sluice " +
+             command.name + " --help`";
+    }
+    if (info.type == "bool") continue;
+    std::string value;
+    if (eq != std::string::npos) {
+      value = a.substr(eq + 1);
+    } else if (i + 1 < args.size()) {
+      value = args[++i];
+    } else {
+      return "--" + dashed + " needs a value";
+    }
+    if (std::string e = CheckNumericValue(name, info.type, value); !e.empty()) return e;
+  }
+  return "";
+}
+
 void PrintTopLevelHelp() {
   std::printf(
       "sluice: chat with mixture-of-experts models larger than RAM, streaming the experts\n"
@@ -115,8 +215,10 @@ void PrintTopLevelHelp() {
             [](const Command& a, const Command& b) { return std::strcmp(a.name, b.name) < 0; });
   for (const Command& c : commands) std::printf("  %-10s %s\n", c.name, c.summary);
   std::printf(
-      "\n`sluice COMMAND --help` lists a command's flags. With no -m, chat, run and bench use the\n"
-      "synthetic demo model (random weights).\n");
+      "\n`sluice COMMAND --help` (or `sluice help COMMAND`) lists a command's flags. With no -m,\n"
+      "chat, run and bench use the synthetic demo model (random weights). `sluice --version`.\n"
+      "Short flags: -m --model, -p --prompt, -n --n-predict, -f --file, -t --threads, -o --out,\n"
+      "-s --seed, -c --ctx, -h --help.\n");
 }
 
 void PrintCommandHelp(const Command& c) {
@@ -163,6 +265,20 @@ int Fail(const std::string& message) {
 int main(int argc, char** argv) {
   using namespace sluice::cli;
   gflags::SetUsageMessage("sluice COMMAND [flags] [args]; see `sluice --help`");
+  if (argc >= 2 &&
+      (std::strcmp(argv[1], "--version") == 0 || std::strcmp(argv[1], "version") == 0)) {
+    std::printf("sluice %s\n", SLUICE_VERSION);
+    return 0;
+  }
+  if (argc == 3 && std::strcmp(argv[1], "help") == 0) {  // `sluice help CMD`
+    for (const Command& c : AllCommands()) {
+      if (std::strcmp(c.name, argv[2]) == 0) {
+        PrintCommandHelp(c);
+        return 0;
+      }
+    }
+    return Fail(std::string("unknown command '") + argv[2] + "' (see `sluice --help`)");
+  }
   if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0 ||
       std::strcmp(argv[1], "help") == 0) {
     PrintTopLevelHelp();
@@ -183,9 +299,14 @@ int main(int argc, char** argv) {
     }
   }
   if (std::string unknown = FirstUnknownFlag(args); !unknown.empty()) {
-    return Fail("unknown flag '" + unknown + "' for `sluice " + command->name + "` (see `sluice " +
-                command->name + " --help`)");
+    std::string name = unknown.substr(2);
+    std::replace(name.begin(), name.end(), '-', '_');
+    auto habit = HabitFlags().find(name);
+    return Fail("unknown flag '" + unknown + "' for `sluice " + command->name + "`" +
+                (habit != HabitFlags().end() ? ": " + habit->second : std::string()) +
+                " (see `sluice " + command->name + " --help`)");
   }
+  if (std::string error = CheckFlags(*command, args); !error.empty()) return Fail(error);
   std::vector<char*> cargs;
   for (std::string& a : args) cargs.push_back(a.data());
   int cargc = static_cast<int>(cargs.size());
@@ -197,6 +318,15 @@ int main(int argc, char** argv) {
     sluice::Progress::SetEnabled(false);
   }
   if (FLAGS_verbose) sluice::SetLogLevel(sluice::LogLevel::kDebug);
+  for (const char* path_flag : {"model", "out"}) {
+    gflags::CommandLineFlagInfo info;
+    if (gflags::GetCommandLineFlagInfo(path_flag, &info) && !info.is_default &&
+        info.current_value.empty()) {
+      // An explicit empty path is a mistake (`-m "$MODEL"` with MODEL unset), not a request for
+      // the default: `-m ''` used to fall back to the demo model and write 456 MiB.
+      return Fail(std::string("--") + path_flag + " was given an empty path");
+    }
+  }
   std::vector<std::string> positional(cargv + 1, cargv + cargc);
   for (const std::string& p : positional) {
     if (p.size() > 1 && p[0] == '-' && p != "--") {

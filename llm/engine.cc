@@ -41,7 +41,9 @@ Status Engine::Init() {
   }
   if (experts_per_token_ != c.n_expert_used) {
     LOG(WARNING) << "using " << experts_per_token_ << " experts per token instead of the model's "
-                 << c.n_expert_used << ": faster, but the output quality changes";
+                 << c.n_expert_used << ": "
+                 << (experts_per_token_ < c.n_expert_used ? "faster" : "slower (more reads)")
+                 << ", and the output changes";
   }
   if (o.context_length < 0 || o.context_length > kMaxContextLength) {
     return InvalidArgument("context length ", o.context_length, " is outside 1..",

@@ -1,8 +1,13 @@
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 
 #include "core/base/aligned_buffer.h"
 #include "core/base/byte_size.h"
 #include "core/base/ggml_type.h"
+#include "core/base/memory_limit.h"
 #include "core/base/status.h"
 
 namespace sluice {
@@ -65,6 +70,45 @@ TEST(AlignedBuffer, IsAlignedAndZeroed) {
     EXPECT_EQ(reinterpret_cast<uintptr_t>(b.data()) % 4096, 0u);
     for (size_t i = 0; i < size; i += 997) EXPECT_EQ(b.data()[i], 0);
   }
+}
+
+}  // namespace
+}  // namespace sluice
+
+namespace sluice {
+namespace {
+
+// The default --ram honours a container's limit: cgroup v2 groups (the tightest up the tree), v1,
+// and "max" / v1's "unlimited" as no limit.
+TEST(MemoryLimit, ReadsTheTightestCgroupLimit) {
+  const std::string root = ::testing::TempDir() + "/cg" + std::to_string(getpid());
+  std::filesystem::create_directories(root + "/a/b");
+  std::filesystem::create_directories(root + "/memory");
+  auto write = [](const std::string& path, const std::string& text) {
+    std::ofstream(path) << text << "\n";
+  };
+  write(root + "/self", "0::/a/b");
+  write(root + "/a/b/memory.max", "max");
+  write(root + "/a/memory.max", "4294967296");
+  MemoryLimit m = ReadMemoryLimit(root, root + "/self");
+  EXPECT_EQ(m.cgroup_bytes, 4294967296u);
+  EXPECT_GT(m.physical_bytes, 0u);
+  EXPECT_EQ(m.usable_bytes(), std::min<uint64_t>(m.physical_bytes, 4294967296u));
+  write(root + "/a/b/memory.max", "1073741824");
+  EXPECT_EQ(ReadMemoryLimit(root, root + "/self").cgroup_bytes, 1073741824u);
+  // No v2 limit anywhere: v1's, unless it is the "unlimited" sentinel.
+  std::filesystem::remove(root + "/a/b/memory.max");
+  std::filesystem::remove(root + "/a/memory.max");
+  write(root + "/memory/memory.limit_in_bytes", "9223372036854771712");
+  EXPECT_EQ(ReadMemoryLimit(root, root + "/self").cgroup_bytes, 0u);
+  write(root + "/memory/memory.limit_in_bytes", "2147483648");
+  EXPECT_EQ(ReadMemoryLimit(root, root + "/self").cgroup_bytes, 2147483648u);
+  // v1 with the process in a group of the memory controller (as on this project's machines).
+  std::filesystem::create_directories(root + "/memory/job/7");
+  write(root + "/self", "4:memory:/job/7\n1:cpu:/");
+  write(root + "/memory/job/7/memory.limit_in_bytes", "536870912");
+  EXPECT_EQ(ReadMemoryLimit(root, root + "/self").cgroup_bytes, 536870912u);
+  std::filesystem::remove_all(root);
 }
 
 }  // namespace
