@@ -100,7 +100,12 @@ TEST_F(RunCliTest, FewerExpertsPerTokenWarns) {
   ProcessResult r = RunSluice(Run({"-p", "hi", "-n", "4", "--experts", "1"}));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("1 experts per token instead of the model's 2"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("quality"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("faster, and the output changes"), std::string::npos) << r.err;
+  // More than the model's: slower, not "faster" (issue 16).
+  ProcessResult more = RunSluice(Run({"-p", "hi", "-n", "4", "--experts", "4"}));
+  ASSERT_EQ(more.exit_code, 0) << more.err;
+  EXPECT_NE(more.err.find("slower (more reads), and the output changes"), std::string::npos)
+      << more.err;
   ProcessResult two = RunSluice(Run({"-p", "hi", "-n", "4", "--experts", "2"}));
   ASSERT_EQ(two.exit_code, 0) << two.err;
   EXPECT_EQ(two.err.find("experts per token instead"), std::string::npos) << two.err;
