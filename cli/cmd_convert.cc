@@ -29,7 +29,7 @@ int RunConvert(const std::vector<std::string>& args) {
 
   // Ctrl-C sets the flag; the conversion checks it between experts and cleans up.
   std::atomic<bool> cancel{false};
-  InstallInterruptHandler();
+  InstallInterruptHandler(/*also_terminate=*/true);
   ScopedCancelTarget cancel_target(&cancel);
 
   std::unique_ptr<Progress> bar;

@@ -72,7 +72,7 @@ int RunSynth(const std::vector<std::string>& args) {
                  FormatBytes(SynthFileBytes(*shape)).c_str());
   }
   std::atomic<bool> cancel{false};
-  InstallInterruptHandler();
+  InstallInterruptHandler(/*also_terminate=*/true);
   ScopedCancelTarget cancel_target(&cancel);
   options.cancel = &cancel;
   Progress progress("synth", SynthFileBytes(*shape));

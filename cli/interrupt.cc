@@ -33,7 +33,7 @@ void OnSigint(int) {
 
 }  // namespace
 
-void InstallInterruptHandler() {
+void InstallInterruptHandler(bool also_terminate) {
   if (g_wake_pipe[0] < 0 && pipe2(g_wake_pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
     g_wake_pipe[0] = g_wake_pipe[1] = -1;  // readers then rely on EINTR alone
   }
@@ -43,6 +43,10 @@ void InstallInterruptHandler() {
   sigemptyset(&action.sa_mask);
   action.sa_flags = 0;  // no SA_RESTART: a blocked read() must return EINTR
   sigaction(SIGINT, &action, nullptr);
+  if (also_terminate) {
+    sigaction(SIGTERM, &action, nullptr);
+    sigaction(SIGHUP, &action, nullptr);
+  }
 }
 
 void SetCancelTarget(std::atomic<bool>* flag) {

@@ -14,7 +14,10 @@
 namespace sluice::cli {
 
 // Installs the handler without SA_RESTART, so a read() blocked at the prompt returns EINTR.
-void InstallInterruptHandler();
+// also_terminate: SIGTERM and SIGHUP cancel the same way (commands that write files: a killed
+// convert or synth must not leave a full-size temporary file behind; SIGKILL cannot be caught,
+// and the next run removes what it left, io/output_file.h).
+void InstallInterruptHandler(bool also_terminate = false);
 
 // While non-null, SIGINT stores true into *flag. Pass nullptr when the reply ends.
 void SetCancelTarget(std::atomic<bool>* flag);

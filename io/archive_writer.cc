@@ -1,5 +1,7 @@
 #include "io/archive_writer.h"
 
+#include "io/output_file.h"
+
 #define XXH_STATIC_LINKING_ONLY
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -57,14 +59,11 @@ Result<std::unique_ptr<ArchiveWriter>> ArchiveWriter::Create(const std::string& 
                                                              ArchivePlan plan,
                                                              const ArchiveWriterOptions& options) {
   ASSIGN_OR_RETURN(ArchiveLayout layout, ComputeArchiveLayout(plan));
+  RETURN_IF_ERROR(CheckOutputPath(path));
   if (options.check_free_space) RETURN_IF_ERROR(CheckFreeSpace(path, layout.header.file_bytes));
   std::unique_ptr<ArchiveWriter> w(new ArchiveWriter(path, std::move(layout)));
   w->sync_ = options.sync;
-  std::string tmpl = path + ".tmp-XXXXXX";
-  w->fd_ = mkostemp(tmpl.data(), O_CLOEXEC);
-  if (w->fd_ < 0) return IoError(path, ": cannot create ", tmpl, ": ", ErrnoString(errno));
-  w->temp_path_ = tmpl;
-  fchmod(w->fd_, 0644);  // mkstemp makes 0600; archives are read by whoever runs sluice
+  ASSIGN_OR_RETURN(w->fd_, CreateTempOutput(path, ".tmp-", &w->temp_path_));
   const uint64_t size = w->file_bytes();
   if (options.preallocate) {
     int rc = posix_fallocate(w->fd_, 0, static_cast<off_t>(size));

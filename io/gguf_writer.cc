@@ -12,6 +12,7 @@
 #include "io/gguf_reader.h"
 #include "io/gguf_split.h"
 #include "io/metadata_codec.h"
+#include "io/output_file.h"
 
 namespace sluice {
 namespace {
@@ -85,6 +86,7 @@ Result<std::unique_ptr<GgufWriter>> GgufWriter::Create(const std::string& path,
                                                        const Metadata& metadata,
                                                        std::vector<GgufTensorSpec> tensors,
                                                        const GgufWriterOptions& options) {
+  RETURN_IF_ERROR(CheckOutputPath(path));
   std::unique_ptr<GgufWriter> w(new GgufWriter());
   w->path_ = path;
   w->tensors_.reserve(tensors.size());
@@ -185,15 +187,8 @@ Status GgufWriter::Plan(const Metadata& metadata, const GgufWriterOptions& optio
 // Creates every shard under a temporary name, reserves its space, and writes its header.
 Status GgufWriter::OpenShards() {
   for (Shard& shard : shards_) {
-    std::string templ = shard.final_path + ".tmp.XXXXXX";
-    const int fd = ::mkstemp(templ.data());
-    if (fd < 0) {
-      const int err = errno;
-      return IoError(shard.final_path, ": creating a temporary file beside it: ", ErrnoString(err));
-    }
+    ASSIGN_OR_RETURN(const int fd, CreateTempOutput(shard.final_path, ".tmp.", &shard.temp_path));
     shard.fd = fd;
-    shard.temp_path = templ;
-    ::fchmod(fd, 0644);  // mkstemp creates 0600; a model file is meant to be shared
     // Reserving the whole size now turns a full disk into one clear error before any work.
     if (shard.file_bytes > 0 && ::fallocate(fd, 0, 0, static_cast<off_t>(shard.file_bytes)) != 0) {
       const int err = errno;

@@ -38,6 +38,7 @@ class PtyProcess {
   PtyProcess& operator=(const PtyProcess&) = delete;
 
   bool started() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
   void Write(const std::string& bytes);
   // Reads until output() contains `needle` at or after byte `from`, or the deadline passes.
   // Returns the position just after the match, or std::string::npos on timeout or EOF.
