@@ -213,6 +213,11 @@ WeightCacheCounters WeightCacheImpl::counters() const {
   return c;
 }
 
+void WeightCacheImpl::WaitIdle() const {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [this] { return counters_.reads_in_flight == 0; });
+}
+
 uint64_t WeightCacheImpl::reads_in_flight() const {
   std::lock_guard<std::mutex> lock(mu_);
   return counters_.reads_in_flight;

@@ -137,6 +137,9 @@ class WeightCache {
   virtual bool Contains(uint32_t id) const = 0;
   // counters().reads_in_flight without copying the counters.
   virtual uint64_t reads_in_flight() const = 0;
+  // Blocks until no read is in flight (prefetches nobody acquired included): benchmarks settle
+  // the cache between rounds, tests wait on it instead of polling.
+  virtual void WaitIdle() const = 0;
   virtual void Release(WeightRef& ref) = 0;
 
   // The largest slot (the largest block's aligned reads).

@@ -97,6 +97,7 @@ class WeightCacheImpl final : public WeightCache {
   uint8_t* slot_data(int s) const { return memory_.data() + slot_offset_[s]; }
   WeightCacheCounters counters() const override;
   uint64_t reads_in_flight() const override;
+  void WaitIdle() const override;
   void ResetCounters() override;
   void Clear() override;
 
@@ -148,7 +149,7 @@ class WeightCacheImpl final : public WeightCache {
   std::vector<uint8_t> keep_;          // block id -> kept resident (ordered mode)
 
   mutable std::mutex mu_;
-  std::condition_variable cv_;  // a load finished or a slot became evictable
+  mutable std::condition_variable cv_;  // a load finished or a slot became evictable
   std::vector<SizeClass> classes_;
   std::vector<Slot> slots_;
   std::vector<int> slot_class_;  // slot -> size class

@@ -97,6 +97,7 @@ class ExpertCache {
     return blocks_->Contains(table_->Id(layer, expert));
   }
   uint64_t reads_in_flight() const { return blocks_->reads_in_flight(); }
+  void WaitIdle() const { blocks_->WaitIdle(); }
   void Release(ExpertRef& ref);
 
   uint64_t slot_bytes() const { return blocks_->slot_bytes(); }

@@ -80,7 +80,9 @@ TEST_F(SynthBenchTest, SpeculativeReadFiguresAreConsistent) {
   EXPECT_LT(run->prediction_accuracy, 0.7);
   EXPECT_GT(run->speculative_per_token, 0.0);
   EXPECT_LE(run->speculative_per_token, 2.0 * 2);
-  EXPECT_GE(run->speculative_used, 0.0);
+  // A fraction of whole reads: used reads = fraction x reads is a whole number.
+  const double reads = run->speculative_per_token * 40;
+  EXPECT_NEAR(run->speculative_used * reads, std::round(run->speculative_used * reads), 1e-6);
   EXPECT_LT(run->speculative_used, 1.0);
   EXPECT_GT(run->wasted_bytes_per_token, 0.0);
   // Wasted bytes are whole blocks: 40 tokens x wasted per token is a multiple of a block read.
@@ -105,32 +107,24 @@ TEST_F(SynthBenchTest, FiguresAreConsistent) {
   ASSERT_TRUE(run.ok()) << run.status().ToString();
   EXPECT_EQ(run->expert_source, "cache");
   EXPECT_EQ(run->decode_tokens, 12);
-  EXPECT_GT(run->decode_tok_s, 0);
-  EXPECT_GT(run->prefill_tok_s, 0);
-  EXPECT_GT(run->ttft_s, 0);
+  // The rates are the counts over the measured times (computed independently here).
+  EXPECT_DOUBLE_EQ(run->decode_tok_s, 12 / run->decode_seconds);
   EXPECT_GT(run->decode_bytes_read, 0u) << "the budget holds 12 of 32 experts: misses";
   EXPECT_EQ(run->decode_bytes_read % block_read_bytes_, 0u) << "every miss reads one block";
   EXPECT_DOUBLE_EQ(run->bytes_read_per_token, run->decode_bytes_read / 12.0);
   EXPECT_NEAR(run->read_GBps, run->decode_bytes_read / run->decode_seconds / 1e9, 1e-9);
   EXPECT_GT(run->hit_rate, 0.0);
   EXPECT_LT(run->hit_rate, 1.0);
-  EXPECT_GE(run->io_wait_fraction, 0.0);
-  EXPECT_LE(run->io_wait_fraction, 1.0);
-  EXPECT_GT(run->attention_fraction, 0.0);
-  EXPECT_GT(run->expert_compute_fraction, 0.0);
-  // Disjoint intervals of the decode's wall time.
-  EXPECT_GE(run->verify_fraction, 0.0);
+  // Disjoint intervals of the decode's wall time: their shares cannot add up to more than it.
+  // (How the shares compare with each other depends on the machine's load: no test of that.)
   EXPECT_LE(run->io_wait_fraction + run->attention_fraction + run->expert_compute_fraction +
                 run->verify_fraction,
             1.0);
-  // Whenever Acquire blocked on a read, a read was in flight. A wait also holds the wake-up
-  // after its read completed, which on a loaded machine (ctest -j2) is a real share of this tiny
-  // model's sub-millisecond waits (seen: busy 0.765, wait 0.778), hence the factor.
-  EXPECT_GE(run->device_busy_fraction, 0.5 * run->io_wait_fraction);
-  EXPECT_GT(run->device_busy_fraction, 0.0);
-  // Each busy stretch counted once, within the decode.
-  EXPECT_LE(run->device_busy_fraction, 1.05);
-  EXPECT_GT(run->peak_rss_bytes, 0u);
+  EXPECT_LE(run->io_wait_fraction, 1.0);
+  EXPECT_LE(run->device_busy_fraction, 1.0 + 1e-9) << "a busy stretch counted twice";
+  // Peak RSS holds at least the dense weights, which the default residency copies and touches.
+  EXPECT_GE(run->peak_rss_bytes, run->dense_bytes);
+  EXPECT_LE(run->peak_rss_bytes, run->ram_budget_bytes) << "over the budget it accepted";
   EXPECT_NE(run->routing.find("synthetic"), std::string::npos);
   // Rounds: called before the first and after each; their tokens and bytes add up.
   EXPECT_EQ(boundaries, 4);
@@ -182,7 +176,6 @@ TEST_F(SynthBenchTest, DeviceProbeReadsWholeBlocks) {
   Result<DeviceProbe> p = ProbeDevice(**model, 4, 8 << 20, 1);
   ASSERT_TRUE(p.ok()) << p.status().ToString();
   EXPECT_EQ(p->read_bytes, block_read_bytes_);
-  EXPECT_GT(p->GBps, 0);
   EXPECT_GE(p->reads * p->read_bytes, 8u << 20);
 }
 

@@ -92,10 +92,20 @@ std::vector<uint8_t> MakeWeights(GgmlType type, int64_t rows, int64_t cols, uint
   return q;
 }
 
-class MatVecTest : public ::testing::TestWithParam<GgmlType> {};
+// One weight format on one compiled path: a path this CPU cannot run is a skip, named, never a
+// pass (ForceIsa refuses it).
+class MatVecTest : public ::testing::TestWithParam<std::tuple<GgmlType, Isa>> {
+ protected:
+  void SetUp() override {
+    IsaGuard probe;
+    if (!ForceIsa(isa())) GTEST_SKIP() << "this CPU has no " << IsaName(isa());
+  }
+  GgmlType type() const { return std::get<0>(GetParam()); }
+  Isa isa() const { return std::get<1>(GetParam()); }
+};
 
-TEST_P(MatVecTest, MatchesFloat64ReferenceOnEveryPath) {
-  const GgmlType type = GetParam();
+TEST_P(MatVecTest, MatchesFloat64Reference) {
+  const GgmlType type = this->type();
   const int64_t block = TypeTraits(type).block_elements == 1 ? 32 : TypeTraits(type).block_elements;
   IsaGuard guard;
   const Case cases[] = {{3, 1}, {5, 31}, {2, 257}, {17, 2}};
@@ -127,11 +137,9 @@ TEST_P(MatVecTest, MatchesFloat64ReferenceOnEveryPath) {
     std::vector<float> y_scalar(c.rows);
     ASSERT_TRUE(ForceIsa(Isa::kScalar));
     MatVec(type, w.data(), c.rows, cols, x.data(), y_scalar.data(), nullptr);
-    for (Isa isa : AllIsas()) {
-      if (!ForceIsa(isa)) {
-        printf("[  SKIP    ] %s: this CPU has no %s\n", TypeName(type), IsaName(isa));
-        continue;
-      }
+    {
+      const Isa isa = this->isa();
+      ASSERT_TRUE(ForceIsa(isa));
       std::vector<float> y(c.rows);
       MatVec(type, w.data(), c.rows, cols, x.data(), y.data(), nullptr);
       for (int64_t r = 0; r < c.rows; ++r) {
@@ -147,14 +155,15 @@ TEST_P(MatVecTest, MatchesFloat64ReferenceOnEveryPath) {
 }
 
 TEST_P(MatVecTest, MatMulEqualsMatVecBitForBit) {
-  const GgmlType type = GetParam();
+  const GgmlType type = this->type();
   const int64_t block = TypeTraits(type).block_elements == 1 ? 32 : TypeTraits(type).block_elements;
   const int64_t rows = 13, cols = 3 * block;
   const std::vector<uint8_t> w = MakeWeights(type, rows, cols, 7);
   IsaGuard guard;
   ThreadPool pool(2);
-  for (Isa isa : AllIsas()) {
-    if (!ForceIsa(isa)) continue;
+  {
+    const Isa isa = this->isa();
+    ASSERT_TRUE(ForceIsa(isa));
     for (int64_t n_tokens : {1, 2, 3, 4, 5, 7, 8, 9, 16, 32, 33}) {
       const std::vector<float> x = RandomFloats(n_tokens * cols, 300 + n_tokens);
       std::vector<float> y(n_tokens * rows);
@@ -170,7 +179,7 @@ TEST_P(MatVecTest, MatMulEqualsMatVecBitForBit) {
 }
 
 TEST_P(MatVecTest, IndependentOfThreadCountAndAlignment) {
-  const GgmlType type = GetParam();
+  const GgmlType type = this->type();
   const int64_t block = TypeTraits(type).block_elements == 1 ? 32 : TypeTraits(type).block_elements;
   // Enough bytes per call that the pool really splits the rows (> 64 KiB of weights).
   const int64_t cols = 8 * block * (block == 32 ? 8 : 1);
@@ -179,8 +188,9 @@ TEST_P(MatVecTest, IndependentOfThreadCountAndAlignment) {
   const int64_t n_tokens = 5;
   const std::vector<float> x = RandomFloats(n_tokens * cols, 10);
   IsaGuard guard;
-  for (Isa isa : AllIsas()) {
-    if (!ForceIsa(isa)) continue;
+  {
+    const Isa isa = this->isa();
+    ASSERT_TRUE(ForceIsa(isa));
     std::vector<float> ref(n_tokens * rows);
     MatMul(type, w.data(), rows, cols, x.data(), n_tokens, ref.data(), nullptr);
     for (int threads : {2, 3, 4}) {
@@ -208,9 +218,12 @@ TEST_P(MatVecTest, IndependentOfThreadCountAndAlignment) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(AllTypes, MatVecTest, ::testing::ValuesIn(AllWeightTypes()),
-                         [](const ::testing::TestParamInfo<GgmlType>& info) {
-                           return std::string(TypeName(info.param));
+INSTANTIATE_TEST_SUITE_P(AllTypes, MatVecTest,
+                         ::testing::Combine(::testing::ValuesIn(AllWeightTypes()),
+                                            ::testing::ValuesIn(AllIsas())),
+                         [](const ::testing::TestParamInfo<std::tuple<GgmlType, Isa>>& info) {
+                           return std::string(TypeName(std::get<0>(info.param))) + "_" +
+                                  IsaName(std::get<1>(info.param));
                          });
 
 // Q4_K's, Q5_K's, Q4_0's and Q4_1's SIMD kernels sum each (row, token) and block to exact int32
@@ -266,7 +279,13 @@ TEST(ActivationQuant, PairingFollowsGgufEngines) {
   EXPECT_EQ(MatMulActivationType(GgmlType::kF16), GgmlType::kF32);
 }
 
-TEST(ActivationQuant, SimdPathsWriteTheScalarBytes) {
+class ActivationQuantIsa : public ::testing::TestWithParam<Isa> {};
+
+TEST_P(ActivationQuantIsa, WritesTheScalarBytes) {
+  {
+    IsaGuard probe;
+    if (!ForceIsa(GetParam())) GTEST_SKIP() << "this CPU has no " << IsaName(GetParam());
+  }
   const int64_t n = 256 * 9;
   std::vector<float> x = RandomFloats(n, 77);
   x[3] = 0.5f * 127.f / 2.f;  // values landing on exact .5 after scaling exercise tie rounding
@@ -280,11 +299,9 @@ TEST(ActivationQuant, SimdPathsWriteTheScalarBytes) {
   scalar.quantize_q8_0(x.data(), ref0.data(), n);
   scalar.quantize_q8_1(x.data(), ref1.data(), n);
   scalar.quantize_q8_k(x.data(), refk.data(), n);
-  for (Isa isa : AllIsas()) {
-    if (!ForceIsa(isa)) {
-      printf("[  SKIP    ] activation quantizers: this CPU has no %s\n", IsaName(isa));
-      continue;
-    }
+  {
+    const Isa isa = GetParam();
+    ASSERT_TRUE(ForceIsa(isa));
     const KernelTable& k = ActiveKernels();
     std::vector<uint8_t> q0(ref0.size()), q1(ref1.size());
     std::vector<BlockQ8_K> qk(refk.size());
@@ -297,6 +314,11 @@ TEST(ActivationQuant, SimdPathsWriteTheScalarBytes) {
         << IsaName(isa);
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Isas, ActivationQuantIsa, ::testing::ValuesIn(AllIsas()),
+                         [](const ::testing::TestParamInfo<Isa>& info) {
+                           return std::string(IsaName(info.param));
+                         });
 
 TEST(ActivationQuant, Q8_0RoundsHalfToEvenWithInverseOf127OverAmax) {
   // amax = 127 makes id = 1 exactly, so x = 2.5 must become 2 (half to even), 3.5 -> 4.

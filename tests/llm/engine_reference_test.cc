@@ -47,6 +47,25 @@ struct QuantCase {
   int64_t width;  // n_embd = n_ff = q_dim: K-quants need rows of 256
 };
 
+// Mean |logit - reference| allowed when computing on the blocks, by what the kernels do to the
+// activations (logits here have std ~0.4); each about twice what was measured (in parentheses).
+double OnBlocksTolerance(GgmlType type) {
+  switch (type) {
+    case GgmlType::kF16:
+    case GgmlType::kBF16:
+      return 1e-6;  // f32 activations, f32 accumulation: rounding only (3e-8)
+    case GgmlType::kQ2_K:
+    case GgmlType::kQ3_K:
+    case GgmlType::kQ4_K:
+    case GgmlType::kQ5_K:
+    case GgmlType::kQ6_K:
+    case GgmlType::kIQ4_XS:
+      return 0.025;  // activations as Q8_K, one scale per 256 (7e-3 .. 1.24e-2)
+    default:
+      return 4e-3;  // activations as Q8_0/Q8_1, one scale per 32 (1.7e-3 .. 1.9e-3)
+  }
+}
+
 // Every weight format the kernels support: dequantized to f32 at load the engine matches the
 // reference on the same dequantized values tightly; computing on the blocks (activations
 // quantized to Q8 as GGUF engines do) it stays close.
@@ -81,8 +100,7 @@ TEST(EngineReference, QuantizedFormats) {
     auto native = EngineLogits(path, Exact(), tokens);
     ASSERT_TRUE(native.ok()) << native.status().ToString();
     const Diff dn = CompareLogits(*native, want, spec.n_vocab);
-    // Q8 activations add ~0.4% relative noise per matmul; logits here have std ~0.4.
-    EXPECT_LT(dn.mean_abs, 0.02) << TypeName(c.type) << " on blocks";
+    EXPECT_LT(dn.mean_abs, OnBlocksTolerance(c.type)) << TypeName(c.type) << " on blocks";
     EXPECT_GE(dn.argmax_agreement, 0.9) << TypeName(c.type) << " on blocks";
     std::printf(
         "%-7s dequantized: max |diff| %.2e; on blocks: mean |diff| %.2e, max %.2e, argmax %.2f\n",

@@ -145,9 +145,25 @@ TEST_F(RefData, QuantizedModelsDequantizedMatchDeqWithin1e4) {
   }
 }
 
+// Tolerances that fit each model: Q8_0 is computed exactly as the outside implementation does
+// (measured: 0 difference), Q4_0 to float rounding (4.6e-6 mean on the long prompt), Q4_K within
+// the README's "typical 1e-2 to 4e-2 per row" (2.2e-3 mean); greedy paths agree for as many
+// tokens as those differences allow (the README: quantized paths may part after a few).
+struct QuantTolerance {
+  const char* name;
+  double mean_abs;   // mean |logit diff| over all positions
+  int greedy_short;  // greedy tokens that must agree after the 32-token prompt
+  int greedy_long;   // ... after the 200-token prompt
+};
+
 TEST_F(RefData, QuantizedModelsOnBlocksAreClose) {
-  for (std::string name :
-       {"tiny-qwen3moe-q8_0", "tiny-qwen3moe-q4_0-pure", "tiny-qwen3moe256-q4_k-pure"}) {
+  const QuantTolerance cases[] = {
+      {"tiny-qwen3moe-q8_0", 1e-6, kGenerated, kGenerated},
+      {"tiny-qwen3moe-q4_0-pure", 1e-4, kGenerated, 8},
+      {"tiny-qwen3moe256-q4_k-pure", 1e-2, kGenerated, 3},
+  };
+  for (const QuantTolerance& tol : cases) {
+    const std::string name = tol.name;
     const std::string model = kRefDir + "/" + name + ".gguf";
     for (std::string suffix : {"", ".long"}) {
       const std::string ref = kRefDir + "/logits/" + name + suffix;
@@ -158,8 +174,9 @@ TEST_F(RefData, QuantizedModelsOnBlocksAreClose) {
       while (same < kGenerated && run.generated[same] == want.generated[same]) ++same;
       std::printf("%-44s mean |diff| %.2e, max %.2e, argmax agreement %.3f, greedy prefix %d/16\n",
                   (name + suffix).c_str(), d.mean_abs, d.max_abs, d.argmax_agreement, same);
-      EXPECT_LE(d.mean_abs, 0.05) << name << suffix;
-      EXPECT_GE(d.argmax_agreement, 0.9) << name << suffix;
+      EXPECT_LE(d.mean_abs, tol.mean_abs) << name << suffix;
+      EXPECT_GE(d.argmax_agreement, 0.99) << name << suffix;
+      EXPECT_GE(same, suffix.empty() ? tol.greedy_short : tol.greedy_long) << name << suffix;
     }
   }
 }

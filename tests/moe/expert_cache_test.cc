@@ -357,9 +357,7 @@ TEST_P(CacheTest, ConcurrentPrefetchAndAcquireStayCorrectAndInBudget) {
   // The last prefetches may still be reading (nobody acquires them); they must all finish.
   // (reads_in_flight() is the cheap form of counters().reads_in_flight: waiting on it must be
   // enough for the counters to show nothing in flight.)
-  for (int i = 0; i < 10000 && cache->reads_in_flight() > 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  cache->WaitIdle();
   ExpertCacheCounters c = cache->counters();
   EXPECT_EQ(c.hits + c.misses, 4u * 300u);
   EXPECT_EQ(c.reads_in_flight, 0u);
@@ -421,9 +419,7 @@ TEST_P(CacheTest, PrefetchedExpertsAreEvictedLast) {
   use(0);
   use(1);
   cache->Prefetch(0, std::vector<int>{2});  // completes before 0 and 1 are used again
-  for (int i = 0; i < 1000 && cache->counters().reads_in_flight > 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  cache->WaitIdle();
   use(3);  // needs a victim: 0 (least recently used), not the unused prefetch of 2
   const uint64_t reads = cache->counters().reads_completed;
   use(2);  // its prefetched read serves it
@@ -432,9 +428,7 @@ TEST_P(CacheTest, PrefetchedExpertsAreEvictedLast) {
   // Only unused prefetches left to evict: the oldest goes, and is counted as wasted.
   cache->Clear();
   cache->Prefetch(0, std::vector<int>{4, 5, 6});
-  for (int i = 0; i < 1000 && cache->counters().reads_in_flight > 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  cache->WaitIdle();
   use(1);
   EXPECT_EQ(cache->counters().prefetch_wasted, 1u);
   EXPECT_EQ(cache->counters().prefetch_reads, 4u);
@@ -457,9 +451,7 @@ TEST_P(CacheTest, DropFreesUnusedPrefetchesOnly) {
   EXPECT_FALSE(cache->Contains(1, 4));
   // Dropped right away: 2 and 3 may still be loading; both must end up freed either way.
   cache->Drop(1, std::vector<int>{0, 1, 2, 3, 4});
-  for (int i = 0; i < 1000 && cache->counters().reads_in_flight > 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  cache->WaitIdle();
   EXPECT_TRUE(cache->Contains(1, 0));  // pinned: kept
   EXPECT_TRUE(cache->Contains(1, 1));  // used before: kept
   EXPECT_FALSE(cache->Contains(1, 2));
