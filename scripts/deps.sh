@@ -2,7 +2,7 @@
 # Installs the Debian packages sluice builds with, when any is missing. Needs root or sudo.
 set -euo pipefail
 packages=(build-essential cmake ninja-build pkg-config python3 liburing-dev libnuma-dev libxxhash-dev
-          libsentencepiece-dev libgflags-dev libgtest-dev libgmock-dev libbenchmark-dev libedit-dev)
+          libsentencepiece-dev libgflags-dev libgtest-dev libgmock-dev libbenchmark-dev libedit-dev clang)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
