@@ -83,8 +83,10 @@ Status Engine::Init() {
   ASSIGN_OR_RETURN(own_, MakeSequence());
 
   if (o.expert_source == ExpertSourceKind::kCache) {
-    ASSIGN_OR_RETURN(io_, CreateIoBackend(IoOptions{.kind = o.io, .queue_depth = o.queue_depth},
-                                          model_->file_paths()));
+    ASSIGN_OR_RETURN(
+        io_, CreateIoBackend(
+                 IoOptions{.kind = o.io, .queue_depth = o.queue_depth, .faults = o.io_faults},
+                 model_->file_paths()));
     ASSIGN_OR_RETURN(
         cache_, ExpertCache::Create(*model_, c.n_layer, io_.get(),
                                     WeightCacheOptions{.budget_bytes = plan_.expert_cache_bytes,

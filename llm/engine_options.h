@@ -47,7 +47,8 @@ struct EngineOptions {
                                  // expert after its read (and under --expert-source mmap)
   int prefetch_next = 2;  // decoding: predicted experts of the next layer read ahead, at most
                           // this many missing ones per layer (0: off)
-  RoutingHook* routing_hook = nullptr;  // not owned; must outlive the engine
+  RoutingHook* routing_hook = nullptr;   // not owned; must outlive the engine
+  IoFaultInjector* io_faults = nullptr;  // tests only: faults under every expert read
 };
 
 }  // namespace sluice
