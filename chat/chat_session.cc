@@ -130,6 +130,7 @@ Result<ReplyStats> ChatSession::Generate(const std::vector<int32_t>& tokens, con
     if (IsCancelled(cancel)) {
       stats.stop = StopReason::kCancelled;
       stats.total_s = Seconds(start, Clock::now());
+      stats.prefill_s = stats.total_s;  // the prompt tokens that went in took this long
       stats.delta = engine_->counters() - before;
       totals_.Add(stats);
       return stats;

@@ -84,12 +84,17 @@ std::string FormatSessionTotals(const SessionTotals& t) {
   double prefill_tok_s = t.prefill_s > 0 ? static_cast<double>(t.prompt_tokens) / t.prefill_s : 0;
   double decode_tok_s = t.decode_s > 0 ? static_cast<double>(t.decoded_tokens) / t.decode_s : 0;
   double io_wait_s = static_cast<double>(t.delta.moe.expert_wait_ns) / 1e9;
-  return StrCat("replies: ", t.replies, "\n",                                            //
-                "prompt: ", t.prompt_tokens, " tokens, ", Fixed(prefill_tok_s, 2),       //
-                " tok/s\n",                                                              //
-                "generated: ", t.generated_tokens, " tokens, ", Fixed(decode_tok_s, 2),  //
-                " tok/s\n",                                                              //
-                "experts: ", ExpertFigures(t.delta, t.total_s), "\n",                    //
+  // A rate only where tokens went through the model in measured time (a prefill cancelled before
+  // its first chunk has none to report, not "0.00 tok/s").
+  auto rate = [](int64_t tokens, double tok_s) {
+    return tokens > 0 && tok_s > 0 ? StrCat(", ", Fixed(tok_s, 2), " tok/s") : std::string();
+  };
+  return StrCat("replies: ", t.replies, "\n",                                                  //
+                "prompt: ", t.prompt_tokens, " tokens", rate(t.prompt_tokens, prefill_tok_s),  //
+                "\n",                                                                          //
+                "generated: ", t.generated_tokens, " tokens",                                  //
+                rate(t.decoded_tokens, decode_tok_s), "\n",                                    //
+                "experts: ", ExpertFigures(t.delta, t.total_s), "\n",                          //
                 "waiting on reads: ", Fixed(io_wait_s, 2), " s of ", Fixed(t.total_s, 2), " s\n");
 }
 

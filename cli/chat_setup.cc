@@ -96,7 +96,8 @@ Result<GenerationSetup> SetUpGeneration(const GenerationSetupOptions& options) {
     setup.chat_template = std::make_unique<ChatTemplate>(std::move(chat_template));
   }
   ASSIGN_OR_RETURN(setup.engine, Engine::Create(std::move(model), engine_options));
-  LOG(INFO) << DescribeConfig(setup.engine->config());
+  LOG(INFO) << DescribeConfig(setup.engine->config()) << "; running with a context of "
+            << setup.engine->n_ctx();
   LOG(DEBUG) << "memory: " << DescribeMemoryPlan(setup.engine->memory_plan());
   setup.token_engine = std::make_unique<EngineTokenEngine>(setup.engine.get(), sampling);
 

@@ -20,6 +20,8 @@
 #include "cli/line_reader.h"
 #include "core/base/str_cat.h"
 
+DECLARE_bool(quiet);
+
 namespace sluice::cli {
 namespace {
 
@@ -37,6 +39,7 @@ void WriteOut(std::string_view text) {
 
 // One line on stderr, dimmed (SGR 2) when stderr is a terminal.
 void WriteStatsLine(const std::string& line) {
+  if (FLAGS_quiet) return;  // --quiet: the reply only (/stats still answers when asked)
   bool tty = isatty(STDERR_FILENO);
   std::fprintf(stderr, "%s[%s]%s\n", tty ? "\x1b[2m" : "", line.c_str(), tty ? "\x1b[0m" : "");
   std::fflush(stderr);

@@ -22,6 +22,8 @@ DECLARE_string(prompt);
 DECLARE_string(file);
 DECLARE_bool(raw);
 
+DECLARE_bool(quiet);
+
 namespace sluice::cli {
 namespace {
 
@@ -76,7 +78,7 @@ int RunRun(const std::vector<std::string>& args) {
   }();
   if (!stats.ok()) return Fail(stats.status().message());
   WriteOut("\n");
-  std::fprintf(stderr, "[%s]\n", FormatReplyStats(*stats).c_str());
+  if (!FLAGS_quiet) std::fprintf(stderr, "[%s]\n", FormatReplyStats(*stats).c_str());
   if (Status s = setup->Finish(); !s.ok()) return Fail(s.message());
   return stats->stop == StopReason::kCancelled ? 130 : 0;
 }

@@ -182,7 +182,7 @@ std::string DescribeConfig(const ModelConfig& c) {
                          c.n_head_kv, " heads x ", c.head_dim_k, ", ", c.n_expert, " experts (",
                          c.n_expert_used, " used) x ", c.n_ff_exp);
   if (c.has_shared_expert()) s += StrCat(" + shared x ", c.n_ff_shexp);
-  s += StrCat(", vocab ", c.n_vocab, ", ctx ", c.n_ctx_train);
+  s += StrCat(", vocab ", c.n_vocab, ", trained ctx ", c.n_ctx_train);
   return s;
 }
 

@@ -75,3 +75,31 @@ TEST(ChatStats, TotalsAddReplies) {
 
 }  // namespace
 }  // namespace sluice
+
+namespace sluice {
+namespace {
+
+// A prefill cancelled before any chunk went through has no rate to report (issue 16: it printed
+// "0.00 tok/s").
+TEST(ChatStats, TotalsPrintNoRateWithoutMeasuredTokens) {
+  SessionTotals t;
+  ReplyStats cancelled;
+  cancelled.stop = StopReason::kCancelled;
+  t.Add(cancelled);
+  const std::string text = FormatSessionTotals(t);
+  EXPECT_EQ(text.find("tok/s"), std::string::npos) << text;
+  EXPECT_NE(text.find("prompt: 0 tokens\n"), std::string::npos) << text;
+  ReplyStats done;
+  done.prompt_tokens = 10;
+  done.prefill_s = 0.5;
+  done.generated_tokens = 5;
+  done.decoded_tokens = 4;
+  done.decode_s = 2.0;
+  t.Add(done);
+  const std::string both = FormatSessionTotals(t);
+  EXPECT_NE(both.find("prompt: 10 tokens, 20.00 tok/s"), std::string::npos) << both;
+  EXPECT_NE(both.find("generated: 5 tokens, 2.00 tok/s"), std::string::npos) << both;
+}
+
+}  // namespace
+}  // namespace sluice

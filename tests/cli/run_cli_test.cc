@@ -187,3 +187,33 @@ TEST_F(RunCliTest, NoPrompt) {
 
 }  // namespace
 }  // namespace sluice::testing
+
+namespace sluice::testing {
+namespace {
+
+// Status lines say what the run does (issue 16): the context in use, nothing on --quiet.
+class RunStatusLines : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(WriteTestModel(model_).ok()); }
+  TempDir dir_;
+  std::string model_ = dir_.File("m.gguf");
+};
+
+TEST_F(RunStatusLines, TheBannerShowsTheContextInUse) {
+  ProcessResult r = RunSluice({"run", "-m", model_, "--threads", "1", "--temp", "0", "-p", "hi",
+                               "-n", "2", "--ctx", "128"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("running with a context of 128"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("trained ctx 4096"), std::string::npos) << r.err;
+}
+
+TEST_F(RunStatusLines, QuietPrintsOnlyTheReply) {
+  ProcessResult r = RunSluice(
+      {"run", "-m", model_, "--threads", "1", "--temp", "0", "-p", "hi", "-n", "2", "--quiet"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+  EXPECT_FALSE(r.out.empty());
+}
+
+}  // namespace
+}  // namespace sluice::testing
