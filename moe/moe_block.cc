@@ -107,6 +107,7 @@ Status MoeBlock::RouteTokens(Layer layer, const float* xb, int64_t n, int64_t to
     ComputeRoute(router_, probs, &route);
     if (options_.hook != nullptr) {
       options_.hook->OnRoute(layer.index, token_index0 + t, probs, &route);
+      RETURN_IF_ERROR(options_.hook->status());
       RETURN_IF_ERROR(ValidateRoute(route, router_.k, n_expert, layer.index, token_index0 + t));
     }
   }

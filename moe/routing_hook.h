@@ -12,6 +12,8 @@
 #include <cstdint>
 #include <span>
 
+#include "core/base/status.h"
+
 namespace sluice {
 
 // Upper bound on experts per token across supported models (Qwen3.5: 10 routed).
@@ -45,6 +47,10 @@ class RoutingHook {
     (void)predicted;
     return false;
   }
+
+  // Checked by the engine right after each OnRoute: an error stops the forward pass with it
+  // (a replayed trace that ran out; a recorder that could not write).
+  virtual Status status() const { return Status::Ok(); }
 };
 
 }  // namespace sluice

@@ -132,7 +132,8 @@ void TraceReplayHook::OnRoute(int layer, int64_t token_index, std::span<const fl
     if (status_.ok()) {
       status_ = InvalidArgument(path_, ": routing trace ended: token ", token_index,
                                 " asked for, the trace has ", trace_->n_token(),
-                                " (the router chose from there on; use trace:FILE,cycle)");
+                                "; the run stops here (use trace:FILE,cycle to replay it in a "
+                                "loop)");
     }
     return;
   }

@@ -40,7 +40,7 @@ class TraceRecorderHook : public RoutingHook {
   // layer without experts, a (token, layer) routed twice or after its token was written) or
   // tokens left incomplete (the message names the first and the missing layer).
   Status Finish();
-  const Status& status() const { return status_; }
+  Status status() const override { return status_; }
   int64_t tokens_recorded() const { return writer_ ? writer_->tokens_written() : 0; }
 
  private:
@@ -75,13 +75,13 @@ class TraceReplayHook : public RoutingHook {
   // would pass the end of the trace in kError mode.
   Status CheckLength(int64_t n_tokens) const;
   // Token t takes the trace's route for token t (mod n_token when cycling). Past the end in
-  // kError mode the router's route is left as it is and status() becomes an error.
+  // kError mode status() becomes an error, which stops the run at that token.
   void OnRoute(int layer, int64_t token_index, std::span<const float> router_probs,
                Route* route) override;
   // The trace's route for that token corrupted to predict_accuracy (moe/route_prediction.h);
   // false past the end of the trace in kError mode.
   bool PredictRoute(int layer, int64_t token_index, Route* predicted) override;
-  const Status& status() const { return status_; }
+  Status status() const override { return status_; }
   int64_t tokens_replayed() const { return tokens_replayed_; }
 
  private:
@@ -112,6 +112,11 @@ class RoutingHookChain : public RoutingHook {
       if (h->PredictRoute(layer, token_index, predicted)) return true;
     }
     return false;
+  }
+  // The first error of any hook.
+  Status status() const override {
+    for (const auto& h : hooks_) RETURN_IF_ERROR(h->status());
+    return Status::Ok();
   }
 
  private:

@@ -217,3 +217,33 @@ TEST_F(RunStatusLines, QuietPrintsOnlyTheReply) {
 
 }  // namespace
 }  // namespace sluice::testing
+
+namespace sluice::testing {
+namespace {
+
+// A replayed trace that runs out stops the run with an error naming the trace and the token, as
+// docs/routing-trace.md says (issue 16: it went on with the model's router).
+TEST(RunTraceReplay, ATraceThatRunsOutStopsTheRun) {
+  TempDir dir;
+  const std::string model = dir.File("m.gguf"), trace = dir.File("t.trace");
+  ASSERT_TRUE(WriteTestModel(model).ok());
+  const std::vector<std::string> base = {"run",    "-m", model, "--threads", "1",
+                                         "--temp", "0",  "-p",  "hello"};
+  std::vector<std::string> record = base;
+  record.insert(record.end(), {"-n", "6", "--record-trace", trace});
+  ProcessResult r = RunSluice(record);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::vector<std::string> replay = base;
+  replay.insert(replay.end(), {"-n", "40", "--routing", "trace:" + trace});
+  ProcessResult p = RunSluice(replay);
+  EXPECT_EQ(p.exit_code, 1) << p.err;
+  EXPECT_NE(p.err.find(trace + ": routing trace ended"), std::string::npos) << p.err;
+  EXPECT_NE(p.err.find("the run stops here"), std::string::npos) << p.err;
+  // The cycling replay runs the whole length.
+  replay.back() += ",cycle";
+  ProcessResult c = RunSluice(replay);
+  EXPECT_EQ(c.exit_code, 0) << c.err;
+}
+
+}  // namespace
+}  // namespace sluice::testing
