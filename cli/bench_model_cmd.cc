@@ -21,6 +21,7 @@
 #include "core/base/log.h"
 #include "core/base/progress.h"
 #include "io/model_open.h"
+#include "io/output_file.h"
 #include "synth/synth.h"
 
 DEFINE_int32(prompt_tokens, 64, "bench: prompt tokens processed before decoding (random ids).");
@@ -197,6 +198,11 @@ Status RunMmapBaseline(const std::string& path, BenchRunOptions o, BenchReport* 
 }
 
 Status RunAll(BenchReport* report) {
+  // Everything the flags can get wrong is checked before minutes of measuring.
+  if (!FLAGS_compare.empty() && FLAGS_compare != "mmap") {
+    return InvalidArgument("--compare '", FLAGS_compare, "': the only baseline is mmap");
+  }
+  if (!FLAGS_record_trace.empty()) RETURN_IF_ERROR(CheckOutputPath(FLAGS_record_trace));
   ASSIGN_OR_RETURN(std::string path, ModelPath());
   report->model_path = path;
   ASSIGN_OR_RETURN(uint64_t device_bytes, ParseByteSize(FLAGS_device_bytes));
@@ -254,8 +260,6 @@ Status RunAll(BenchReport* report) {
     BenchRunOptions m = o;
     m.engine.ram_budget_bytes = report->run.ram_budget_bytes;
     RETURN_IF_ERROR(RunMmapBaseline(path, m, report));
-  } else if (!FLAGS_compare.empty()) {
-    return InvalidArgument("--compare '", FLAGS_compare, "': the only baseline is mmap");
   }
   {
     ASSIGN_OR_RETURN(std::unique_ptr<ModelFile> model, OpenModelFile(path));

@@ -7,6 +7,8 @@
 #include <cstring>
 #include <utility>
 
+#include "io/output_file.h"
+
 namespace sluice {
 namespace {
 
@@ -304,6 +306,7 @@ const Route& RoutingTrace::route(int64_t token, int moe_index) const {
 
 Result<std::unique_ptr<RoutingTraceWriter>> RoutingTraceWriter::Create(
     const std::string& path, const RoutingTraceHeader& header) {
+  RETURN_IF_ERROR(CheckOutputPath(path));  // before the run it records, not after
   RETURN_IF_ERROR(header.shape.Validate());
   if (header.source.size() > kMaxTraceSourceBytes) {
     return InvalidArgument("routing trace source string is ", header.source.size(),

@@ -86,5 +86,27 @@ TEST(OutputFileCli, SigtermDuringSynthLeavesNoFileBehind) {
   }
 }
 
+// Outputs and choices that cannot work are refused before the expensive part: nothing is
+// generated for a trace that could not be written, no device is probed for an unknown baseline.
+TEST(OutputFileCli, BadOutputsFailBeforeTheRun) {
+  TempDir dir;
+  const std::string model = dir.File("m.gguf");
+  ASSERT_TRUE(WriteTinyModel(model, TinyModelSpec{}).ok());
+  fs::create_directory(dir.File("d"));
+  ProcessResult run = RunSluice({"run", "-m", model, "--threads", "1", "-p", "hi", "-n", "4",
+                                 "--record-trace", dir.File("d")});
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.err.find(dir.File("d") + " is a directory"), std::string::npos) << run.err;
+  EXPECT_EQ(run.out, "") << "the run went ahead";
+  ProcessResult bench = RunSluice({"bench", "-m", model, "--compare", "nonsense"});
+  EXPECT_EQ(bench.exit_code, 1);
+  EXPECT_NE(bench.err.find("the only baseline is mmap"), std::string::npos) << bench.err;
+  EXPECT_EQ(bench.err.find("measuring"), std::string::npos) << bench.err;
+  ProcessResult logits =
+      RunSluice({"logits", "-m", model, "--tokens", "1,2", "--out", dir.File("d")});
+  EXPECT_EQ(logits.exit_code, 1);
+  EXPECT_NE(logits.err.find(dir.File("d")), std::string::npos) << logits.err;
+}
+
 }  // namespace
 }  // namespace sluice::testing
