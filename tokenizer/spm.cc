@@ -71,9 +71,16 @@ std::string SerializeModel(const Vocab& vocab) {
     piece.clear();
     PutBytesField(1, vocab.tokens[id], &piece);
     PutFloatField(2, vocab.scores[id], &piece);
-    // GGUF's token types are SentencePiece's; "undefined" becomes normal.
-    const auto type =
-        vocab.types[id] == TokenType::kUndefined ? TokenType::kNormal : vocab.types[id];
+    // GGUF's token types are SentencePiece's; "undefined" becomes normal. The unknown token is
+    // SentencePiece's UNKNOWN piece whatever type the file gives it (Phi-3's vocabulary marks
+    // <unk> as a control token; llama.cpp takes the id from unknown_token_id alone), and no
+    // other piece may claim that type.
+    auto type = vocab.types[id] == TokenType::kUndefined ? TokenType::kNormal : vocab.types[id];
+    if (id == vocab.unk_id) {
+      type = TokenType::kUnknown;
+    } else if (type == TokenType::kUnknown) {
+      type = TokenType::kControl;
+    }
     PutVarintField(3, static_cast<uint64_t>(type), &piece);
     PutBytesField(1, piece, &model);
   }
@@ -121,11 +128,11 @@ class SentencePieceModel : public TokenModel {
   explicit SentencePieceModel(const Vocab& vocab) : vocab_(vocab) {}
 
   Status Init() {
-    if (vocab_.unk_id < 0 || vocab_.types[vocab_.unk_id] != TokenType::kUnknown) {
+    if (vocab_.unk_id < 0 || vocab_.unk_id >= vocab_.size()) {
       return Corrupt(vocab_.source,
                      ": a SentencePiece vocabulary needs an unknown token "
-                     "(tokenizer.ggml.unknown_token_id of type UNKNOWN); found id ",
-                     vocab_.unk_id);
+                     "(tokenizer.ggml.unknown_token_id within the vocabulary); found id ",
+                     vocab_.unk_id, " of ", vocab_.size());
     }
     for (int32_t id = 0; id < vocab_.size(); ++id) {
       if (vocab_.types[id] == TokenType::kByte && ParseByteToken(vocab_.tokens[id]) < 0) {
