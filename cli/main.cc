@@ -14,6 +14,7 @@
 
 #include "cli/command.h"
 #include "core/base/log.h"
+#include "core/base/mapped_files.h"
 #include "core/base/progress.h"
 
 DECLARE_bool(quiet);
@@ -265,6 +266,7 @@ int Fail(const std::string& message) {
 int main(int argc, char** argv) {
   using namespace sluice::cli;
   gflags::SetUsageMessage("sluice COMMAND [flags] [args]; see `sluice --help`");
+  sluice::InstallMappedFileFaultHandler();
   if (argc >= 2 &&
       (std::strcmp(argv[1], "--version") == 0 || std::strcmp(argv[1], "version") == 0)) {
     std::printf("sluice %s\n", SLUICE_VERSION);

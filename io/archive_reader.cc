@@ -12,6 +12,7 @@
 #include <limits>
 
 #include "core/base/byte_size.h"
+#include "core/base/mapped_files.h"
 #include "core/base/str_cat.h"
 #include "io/archive_layout.h"
 #include "io/metadata_codec.h"
@@ -95,6 +96,7 @@ Result<std::unique_ptr<ArchiveReader>> ArchiveReader::Open(const std::string& pa
   }
   r->map_ = static_cast<const uint8_t*>(map);
   r->map_bytes_ = file_size;
+  r->mapped_handle_ = RegisterMappedFile(map, file_size, path, r->fd_);
   // Experts are read with O_DIRECT by the cache; tell the kernel not to read ahead around the
   // rare mapped access (verify, the mmap baseline) of that region.
   madvise(const_cast<uint8_t*>(r->map_) + r->header_.expert_offset, r->header_.expert_bytes,
@@ -107,6 +109,7 @@ Result<std::unique_ptr<ArchiveReader>> ArchiveReader::Open(const std::string& pa
 }
 
 ArchiveReader::~ArchiveReader() {
+  UnregisterMappedFile(mapped_handle_);
   if (map_ != nullptr) munmap(const_cast<uint8_t*>(map_), map_bytes_);
   if (fd_ >= 0) close(fd_);
 }

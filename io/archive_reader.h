@@ -74,6 +74,7 @@ class ArchiveReader final : public ModelFile {
   int fd_ = -1;
   const uint8_t* map_ = nullptr;
   uint64_t map_bytes_ = 0;
+  int mapped_handle_ = -1;  // RegisterMappedFile (core/base/mapped_files.h)
   ArchiveHeader header_{};
   Metadata metadata_;
   std::vector<DenseEntry> dense_entries_;

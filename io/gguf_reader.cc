@@ -9,6 +9,7 @@
 #include <cstring>
 #include <unordered_set>
 
+#include "core/base/mapped_files.h"
 #include "io/metadata_codec.h"
 
 namespace sluice {
@@ -288,14 +289,17 @@ Result<std::unique_ptr<GgufFile>> GgufFile::Open(const std::string& path) {
   }
   void* mapped = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
   const int map_err = errno;
-  ::close(fd);  // the mapping keeps the file open
-  if (mapped == MAP_FAILED)
+  if (mapped == MAP_FAILED) {
+    ::close(fd);
     return IoError(path, ": mmap of ", size, " bytes: ", ErrnoString(map_err));
+  }
 
   std::unique_ptr<GgufFile> file(new GgufFile());
   file->path_ = path;
   file->mapped_ = static_cast<const uint8_t*>(mapped);
   file->mapped_size_ = size;
+  file->fd_ = fd;
+  file->mapped_handle_ = RegisterMappedFile(mapped, size, path, fd);
   ASSIGN_OR_RETURN(file->layout_, ParseGguf(file->mapped_, size, path));
   file->index_.reserve(file->layout_.tensors.size());
   for (size_t i = 0; i < file->layout_.tensors.size(); ++i) {
@@ -305,7 +309,9 @@ Result<std::unique_ptr<GgufFile>> GgufFile::Open(const std::string& path) {
 }
 
 GgufFile::~GgufFile() {
+  UnregisterMappedFile(mapped_handle_);
   if (mapped_ != nullptr) ::munmap(const_cast<uint8_t*>(mapped_), mapped_size_);
+  if (fd_ >= 0) ::close(fd_);
 }
 
 const GgufTensorInfo* GgufFile::FindTensor(std::string_view name) const {

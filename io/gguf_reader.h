@@ -103,6 +103,8 @@ class GgufFile {
   std::unordered_map<std::string, size_t> index_;  // tensor name -> position in tensors()
   const uint8_t* mapped_ = nullptr;
   uint64_t mapped_size_ = 0;
+  int fd_ = -1;             // kept open so the size can be checked (core/base/mapped_files.h)
+  int mapped_handle_ = -1;  // RegisterMappedFile
 };
 
 }  // namespace sluice

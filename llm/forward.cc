@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "core/base/clock.h"
+#include "core/base/mapped_files.h"
 #include "core/kernels/matmul.h"
 #include "core/ops/norm.h"
 #include "llm/engine.h"
@@ -17,6 +18,12 @@ void AddInPlace(float* x, const float* y, int64_t n) {
 }  // namespace
 
 Status Engine::ForwardBatch(Sequence& seq, const int32_t* tokens, int64_t n, float* all_logits) {
+  if (options_.dense != DenseResidency::kCopy ||
+      options_.expert_source == ExpertSourceKind::kMmap) {
+    // This step computes on mapped bytes: a model file that shrank since the last step would
+    // fault (SIGBUS) instead of failing here with its name.
+    RETURN_IF_ERROR(CheckMappedFileSizes());
+  }
   Embed(tokens, n);  // x = embed(tokens)
   if (n == 1 && moe_->reads_ahead()) ReadAheadFirstLayer();
   for (int l = 0; l < config_.n_layer; ++l) {

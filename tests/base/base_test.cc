@@ -1,4 +1,7 @@
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -7,6 +10,7 @@
 #include "core/base/aligned_buffer.h"
 #include "core/base/byte_size.h"
 #include "core/base/ggml_type.h"
+#include "core/base/mapped_files.h"
 #include "core/base/memory_limit.h"
 #include "core/base/status.h"
 
@@ -109,6 +113,57 @@ TEST(MemoryLimit, ReadsTheTightestCgroupLimit) {
   write(root + "/memory/job/7/memory.limit_in_bytes", "536870912");
   EXPECT_EQ(ReadMemoryLimit(root, root + "/self").cgroup_bytes, 536870912u);
   std::filesystem::remove_all(root);
+}
+
+}  // namespace
+}  // namespace sluice
+
+namespace sluice {
+namespace {
+
+// A registered mapping whose file shrinks: the size check says so, and a touch of a vanished
+// page ends the process with a message naming the file and offset instead of "Bus error".
+TEST(MappedFiles, AShrunkFileIsNamedBySizeCheckAndOnSigbus) {
+#ifdef SLUICE_SANITIZE
+  GTEST_SKIP() << "the sanitizers' own SIGBUS handler reports the fault under ASan";
+#else
+  const std::string path = ::testing::TempDir() + "/mapped" + std::to_string(getpid());
+  { std::ofstream(path) << std::string(65536, 'x'); }
+  int pipe_fds[2];
+  ASSERT_EQ(pipe(pipe_fds), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    dup2(pipe_fds[1], STDERR_FILENO);
+    InstallMappedFileFaultHandler();
+    const int fd = open(path.c_str(), O_RDONLY);
+    void* base = mmap(nullptr, 65536, PROT_READ, MAP_SHARED, fd, 0);
+    if (base == MAP_FAILED) _exit(3);
+    RegisterMappedFile(base, 65536, path, fd);
+    if (!CheckMappedFileSizes().ok()) _exit(4);
+    if (truncate(path.c_str(), 4096) != 0) _exit(5);
+    Status shrunk = CheckMappedFileSizes();
+    if (shrunk.ok() || shrunk.message().find("shrank from 65536 to 4096") == std::string::npos) {
+      _exit(6);
+    }
+    volatile const char* p = static_cast<const char*>(base);
+    (void)p[8192];  // past the new end: SIGBUS
+    _exit(7);
+  }
+  close(pipe_fds[1]);
+  std::string err;
+  char buf[512];
+  for (ssize_t n; (n = read(pipe_fds[0], buf, sizeof(buf))) > 0;) err.append(buf, n);
+  close(pipe_fds[0]);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  std::filesystem::remove(path);
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 1) << err;
+  EXPECT_NE(err.find(path + " shrank while sluice had it mapped: the page at offset 8192"),
+            std::string::npos)
+      << err;
+#endif
 }
 
 }  // namespace

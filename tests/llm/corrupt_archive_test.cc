@@ -78,5 +78,23 @@ TEST_F(CorruptArchive, AFlippedExpertByteFailsEitherExpertSource) {
   }
 }
 
+// The model file truncated under a run that computes on the mapping (--dense mmap, --expert-source
+// mmap): the next step is an error naming the file, not a SIGBUS (issue 16).
+TEST_F(CorruptArchive, AFileTruncatedUnderMappedSourcesIsAnError) {
+  for (bool gguf : {false, true}) {
+    const std::string path = gguf ? gguf_ : archive_;
+    auto engine = Engine::Open(
+        path,
+        {.threads = 1, .dense = DenseResidency::kMmap, .expert_source = ExpertSourceKind::kMmap});
+    ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+    ASSERT_TRUE((*engine)->Prefill(std::vector<int32_t>{1, 2, 3}).ok());
+    ASSERT_EQ(truncate(path.c_str(), 8192), 0);
+    Status s = (*engine)->Decode(4);
+    ASSERT_FALSE(s.ok()) << path;
+    EXPECT_NE(s.message().find(path + ": the file shrank from "), std::string::npos)
+        << s.ToString();
+  }
+}
+
 }  // namespace
 }  // namespace sluice::testing
