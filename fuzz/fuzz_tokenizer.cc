@@ -7,6 +7,9 @@
 #include <string>
 #include <vector>
 
+#include <filesystem>
+
+#include "io/model_open.h"
 #include "tests/tokenizer/test_vocab.h"
 #include "tokenizer/tokenizer.h"
 
@@ -29,10 +32,27 @@ std::vector<std::unique_ptr<Tokenizer>> MakeBpeTokenizers() {
   return out;
 }
 
+// The real vocabularies of ../shared/refdata/vocab when they are there (BPE of several
+// pre-tokenizers, SentencePiece): arbitrary bytes must not crash them either.
+std::vector<std::unique_ptr<Tokenizer>> LoadRefdataVocabularies() {
+  std::vector<std::unique_ptr<Tokenizer>> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(SLUICE_FUZZ_VOCAB_DIR, ec)) {
+    if (e.path().extension() != ".gguf") continue;
+    auto file = sluice::OpenModelFile(e.path().string());
+    if (!file.ok()) std::abort();  // the reference files are valid
+    auto t = Tokenizer::FromMetadata((*file)->metadata());
+    if (!t.ok()) std::abort();
+    out.push_back(std::move(*t));
+  }
+  return out;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::vector<std::unique_ptr<Tokenizer>> bpe = MakeBpeTokenizers();
+  static const std::vector<std::unique_ptr<Tokenizer>> refdata = LoadRefdataVocabularies();
   const std::string text(reinterpret_cast<const char*>(data), size);
   const Tokenizer& t = *bpe[size % bpe.size()];
   const std::vector<int32_t> ids = t.Encode(text);
@@ -40,5 +60,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   sluice::EncodeOptions special;
   special.parse_special = true;
   (void)t.Encode(text, special);
+  if (!refdata.empty()) {
+    const Tokenizer& r = *refdata[(size / 7) % refdata.size()];
+    (void)r.Decode(r.Encode(text, special));
+  }
   return 0;
 }
