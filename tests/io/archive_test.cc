@@ -29,16 +29,6 @@ std::vector<uint8_t> ReadAt(const std::string& path, uint64_t offset, uint64_t b
   return out;
 }
 
-void FlipByte(const std::string& path, uint64_t offset) {
-  int fd = open(path.c_str(), O_RDWR);
-  ASSERT_GE(fd, 0);
-  uint8_t b = 0;
-  ASSERT_EQ(pread(fd, &b, 1, static_cast<off_t>(offset)), 1);
-  b ^= 0x5a;
-  ASSERT_EQ(pwrite(fd, &b, 1, static_cast<off_t>(offset)), 1);
-  close(fd);
-}
-
 void WriteU32(const std::string& path, uint64_t offset, uint32_t v) {
   int fd = open(path.c_str(), O_RDWR);
   ASSERT_GE(fd, 0);
@@ -165,7 +155,7 @@ TEST_F(DamagedArchive, TruncatedFileNamesExpectedAndFoundSize) {
 }
 
 TEST_F(DamagedArchive, BadMagic) {
-  FlipByte(path_, 2);
+  testing::FlipByte(path_, 2);
   std::string msg = OpenError();
   EXPECT_NE(msg.find("bad magic at offset 0: expected 'SLUICEAR'"), std::string::npos) << msg;
   EXPECT_NE(msg.find(path_), std::string::npos) << msg;
@@ -187,7 +177,7 @@ TEST_F(DamagedArchive, CorruptedDirectoryAndMetadataBytes) {
                       header_.directory_offset + header_.directory_bytes - 1,
                       header_.metadata_offset + 9, uint64_t{20}}) {
     SCOPED_TRACE(at);
-    FlipByte(path_, at);
+    testing::FlipByte(path_, at);
     std::string msg = OpenError();
     EXPECT_NE(msg.find("checksum mismatch over bytes [0, " +
                        std::to_string(header_.directory_offset + header_.directory_bytes) + ")"),
@@ -195,7 +185,7 @@ TEST_F(DamagedArchive, CorruptedDirectoryAndMetadataBytes) {
         << msg;
     EXPECT_NE(msg.find("directory is corrupt"), std::string::npos) << msg;
     EXPECT_NE(msg.find(path_), std::string::npos) << msg;
-    FlipByte(path_, at);  // restore
+    testing::FlipByte(path_, at);  // restore
     EXPECT_TRUE(ArchiveReader::Open(path_).ok());
   }
 }
@@ -207,7 +197,7 @@ TEST_F(DamagedArchive, CorruptedExpertBlockByte) {
     ASSERT_TRUE(r.ok());
     block = (*r)->expert_block_offset(2, 3);
   }
-  FlipByte(path_, block + 1000);
+  testing::FlipByte(path_, block + 1000);
   auto r = ArchiveReader::Open(path_);
   ASSERT_TRUE(r.ok()) << "a block's bytes are checked when read, not at open";
   EXPECT_TRUE((*r)->VerifyExpertBlock(2, 2).ok());
@@ -226,7 +216,7 @@ TEST_F(DamagedArchive, CorruptedDenseByte) {
   ASSERT_TRUE(r0.ok());
   uint64_t at = (*r0)->dense_entries()[1].offset;
   r0 = Status(StatusCode::kInternal, "closed");
-  FlipByte(path_, at + 3);
+  testing::FlipByte(path_, at + 3);
   auto r = ArchiveReader::Open(path_, {.verify_dense = true});
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("dense tensor 'dense.1' at offset " + std::to_string(at)),

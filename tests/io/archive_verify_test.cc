@@ -54,14 +54,7 @@ TEST_P(ArchiveVerify, EachFlippedByteIsReportedAndTheCheckGoesOn) {
   const uint64_t dense_at = (*a)->dense_entries()[2].offset + 5;
   const uint64_t expert_at = (*a)->expert_block_offset(spec_.expert_layers[1], 3) + 9000;
   a->reset();
-  for (uint64_t at : {dense_at, expert_at}) {
-    const int fd = open(path_.c_str(), O_RDWR);
-    uint8_t b = 0;
-    ASSERT_EQ(pread(fd, &b, 1, static_cast<off_t>(at)), 1);
-    b ^= 1;
-    ASSERT_EQ(pwrite(fd, &b, 1, static_cast<off_t>(at)), 1);
-    close(fd);
-  }
+  for (uint64_t at : {dense_at, expert_at}) testing::FlipByte(path_, at, 1);
   Result<VerifyReport> r = Verify();
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   ASSERT_EQ(r->failed, 2u);

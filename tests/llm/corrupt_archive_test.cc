@@ -8,20 +8,11 @@
 #include "io/archive_reader.h"
 #include "io/gguf_convert.h"
 #include "llm/engine.h"
+#include "tests/support/test_util.h"
 #include "tests/support/tiny_model.h"
 
 namespace sluice::testing {
 namespace {
-
-void FlipByte(const std::string& path, uint64_t offset) {
-  const int fd = open(path.c_str(), O_RDWR);
-  ASSERT_GE(fd, 0);
-  uint8_t b = 0;
-  ASSERT_EQ(pread(fd, &b, 1, static_cast<off_t>(offset)), 1);
-  b ^= 0x10;
-  ASSERT_EQ(pwrite(fd, &b, 1, static_cast<off_t>(offset)), 1);
-  close(fd);
-}
 
 class CorruptArchive : public ::testing::Test {
  protected:

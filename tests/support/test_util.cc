@@ -1,5 +1,7 @@
 #include "tests/support/test_util.h"
 
+#include <fcntl.h>
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -52,6 +54,16 @@ void FillBytes(uint64_t seed, uint64_t a, uint64_t b, uint64_t c, uint8_t* out, 
   }
   uint64_t v = SplitMix(state);
   for (; i < bytes; ++i) out[i] = static_cast<uint8_t>(v >> (8 * (i % 8)));
+}
+
+void FlipByte(const std::string& path, uint64_t offset, uint8_t mask) {
+  const int fd = open(path.c_str(), O_RDWR);
+  ASSERT_GE(fd, 0) << path;
+  uint8_t b = 0;
+  ASSERT_EQ(pread(fd, &b, 1, static_cast<off_t>(offset)), 1) << path << " at " << offset;
+  b ^= mask;
+  ASSERT_EQ(pwrite(fd, &b, 1, static_cast<off_t>(offset)), 1) << path << " at " << offset;
+  close(fd);
 }
 
 ArchivePlan RandomArchivePlan(const RandomArchiveSpec& spec) {

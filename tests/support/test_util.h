@@ -26,6 +26,10 @@ class ScratchDir {
 // Deterministic pseudo-random bytes for (seed, a, b, c).
 void FillBytes(uint64_t seed, uint64_t a, uint64_t b, uint64_t c, uint8_t* out, uint64_t bytes);
 
+// XORs the byte at `offset` of `path` with `mask` in place (twice restores it). Test failures
+// (not aborts) when the file cannot be read or written there.
+void FlipByte(const std::string& path, uint64_t offset, uint8_t mask = 0x5a);
+
 struct RandomArchiveSpec {
   uint64_t seed = 1;
   int n_dense = 3;
