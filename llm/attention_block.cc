@@ -50,10 +50,15 @@ Result<std::unique_ptr<AttentionBlock>> AttentionBlock::Create(const ModelConfig
   return b;
 }
 
-void AttentionBlock::Forward(int layer, const LayerWeights& w, KvCache& kv, const float* xb,
-                             int64_t n, int64_t pos0, float* out, ThreadPool* pool) {
+void AttentionBlock::Forward(int layer, const LayerWeights& w, std::span<const Span> spans,
+                             const float* xb, float* out, ThreadPool* pool) {
   const ModelConfig& c = config_;
-  CHECK(n >= 1 && n <= max_tokens_ && pos0 + n <= n_ctx_) << n << " tokens at " << pos0;
+  int64_t n = 0;
+  for (const Span& s : spans) {
+    CHECK(s.kv != nullptr && s.n >= 1 && s.pos0 + s.n <= n_ctx_) << s.n << " tokens at " << s.pos0;
+    n += s.n;
+  }
+  CHECK(n >= 1 && n <= max_tokens_) << n << " tokens";
   Linear(w.wq, xb, n, q_, pool);
   Linear(w.wk, xb, n, k_, pool);
   Linear(w.wv, xb, n, v_, pool);
@@ -62,25 +67,31 @@ void AttentionBlock::Forward(int layer, const LayerWeights& w, KvCache& kv, cons
   AddBias(w.bv, n, c.v_dim(), v_);
 
   const RopeParams rope = c.rope();
-  const KvType kv_type = kv.shape().type;
-  for (int64_t t = 0; t < n; ++t) {
-    float* q = q_ + t * c.q_dim();
-    float* k = k_ + t * c.k_dim();
-    if (w.q_norm != nullptr) RmsNormRows(q, w.q_norm, c.n_head, c.head_dim_k, c.rms_eps, q);
-    if (w.k_norm != nullptr) RmsNormRows(k, w.k_norm, c.n_head_kv, c.head_dim_k, c.rms_eps, k);
-    RopeAngles(rope, pos0 + t, cos_sin_);
-    RopeApply(rope, cos_sin_, c.n_head, q);
-    RopeApply(rope, cos_sin_, c.n_head_kv, k);
-    StoreKv(k, kv_type, kv.k_at(layer, pos0 + t), c.k_dim());
-    StoreKv(v_ + t * c.v_dim(), kv_type, kv.v_at(layer, pos0 + t), c.v_dim());
-  }
-
   const AttentionShape shape{c.n_head, c.n_head_kv, c.head_dim_k, c.head_dim_v};
   const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim_k));
-  const KvView view = kv.view(layer);
-  for (int64_t t = 0; t < n; ++t) {
-    Attention(shape, q_ + t * c.q_dim(), view, pos0 + t + 1, scale, scores_,
-              attn_ + t * c.attn_out_dim(), pool);
+  int64_t row = 0;  // the first row of the span
+  for (const Span& s : spans) {
+    KvCache& kv = *s.kv;
+    const KvType kv_type = kv.shape().type;
+    for (int64_t i = 0; i < s.n; ++i) {
+      const int64_t t = row + i;
+      float* q = q_ + t * c.q_dim();
+      float* k = k_ + t * c.k_dim();
+      if (w.q_norm != nullptr) RmsNormRows(q, w.q_norm, c.n_head, c.head_dim_k, c.rms_eps, q);
+      if (w.k_norm != nullptr) RmsNormRows(k, w.k_norm, c.n_head_kv, c.head_dim_k, c.rms_eps, k);
+      RopeAngles(rope, s.pos0 + i, cos_sin_);
+      RopeApply(rope, cos_sin_, c.n_head, q);
+      RopeApply(rope, cos_sin_, c.n_head_kv, k);
+      StoreKv(k, kv_type, kv.k_at(layer, s.pos0 + i), c.k_dim());
+      StoreKv(v_ + t * c.v_dim(), kv_type, kv.v_at(layer, s.pos0 + i), c.v_dim());
+    }
+    const KvView view = kv.view(layer);
+    for (int64_t i = 0; i < s.n; ++i) {
+      const int64_t t = row + i;
+      Attention(shape, q_ + t * c.q_dim(), view, s.pos0 + i + 1, scale, scores_,
+                attn_ + t * c.attn_out_dim(), pool);
+    }
+    row += s.n;
   }
   Linear(w.wo, attn_, n, out, pool);
 }

@@ -1,5 +1,5 @@
 // The attention block of one layer over a batch of consecutive tokens at positions
-// pos0 .. pos0 + n - 1:
+// pos0 .. pos0 + n - 1 (or over rows of several sequences, each span on its own KV cache):
 //   q, k, v = Wq xb, Wk xb, Wv xb (+ biases)     one MatMul each over the batch
 //   per-head RMSNorm of q and k (when the model has q/k norms), then RoPE at each position
 //   k, v appended to the KV cache; each token then attends to positions 0 .. its own
@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 
 #include "core/base/aligned_buffer.h"
 #include "core/base/status.h"
@@ -28,9 +29,25 @@ class AttentionBlock {
   static Result<std::unique_ptr<AttentionBlock>> Create(const ModelConfig& config, int max_tokens,
                                                         int64_t n_ctx);
 
+  // Consecutive rows of a batch that belong to one sequence: n tokens at positions pos0...
+  // whose keys and values go to (and attend over) `kv`.
+  struct Span {
+    KvCache* kv = nullptr;
+    int64_t pos0 = 0;
+    int64_t n = 0;
+  };
+
   // xb: (n, n_embd) normalised hidden states; out: (n, n_embd) the block's output.
   void Forward(int layer, const LayerWeights& weights, KvCache& kv, const float* xb, int64_t n,
-               int64_t pos0, float* out, ThreadPool* pool);
+               int64_t pos0, float* out, ThreadPool* pool) {
+    const Span span{.kv = &kv, .pos0 = pos0, .n = n};
+    Forward(layer, weights, std::span<const Span>(&span, 1), xb, out, pool);
+  }
+  // The same over rows of several sequences (the spans in row order, sum of n <= max_tokens):
+  // the projections run once over all rows; each row attends within its own sequence. A row's
+  // result is the same as when its sequence runs alone.
+  void Forward(int layer, const LayerWeights& weights, std::span<const Span> spans, const float* xb,
+               float* out, ThreadPool* pool);
 
  private:
   AttentionBlock(const ModelConfig& config, int max_tokens, int64_t n_ctx);

@@ -111,6 +111,9 @@ Status Engine::Init() {
                                           },
                                           source_.get(), pool_.get()));
   ASSIGN_OR_RETURN(state_, RunState::Create(c.n_embd, batch_size_));
+  if (o.max_sequences > 1) {
+    step_logits_.assign(static_cast<size_t>(o.max_sequences) * c.n_vocab, 0.0f);
+  }
   return Status::Ok();
 }
 

@@ -21,8 +21,12 @@
 // makes more, each with its own KV cache, for several conversations on one engine
 // (llm/sequence.h). They share everything else.
 //
-// Non-goals: several sequences in one forward pass (the server's batching), GPU offload,
-// speculative decoding.
+// Step() runs several sequences in one forward pass (the server's continuous batching): each
+// layer's attention runs per sequence on its own KV cache, its MoE over all rows at once, so an
+// expert that several sequences route to is read once and run over all their rows. A sequence's
+// results are bit-identical to running it alone.
+//
+// Non-goals: GPU offload, speculative decoding.
 // Thread-safety: one thread at a time drives an engine; it uses its own thread pool inside.
 #pragma once
 
@@ -71,6 +75,19 @@ class Engine {
   Status Prefill(Sequence& seq, std::span<const int32_t> tokens, std::span<float> all_logits = {});
   // Processes one token (the next position).
   Status Decode(Sequence& seq, int32_t token);
+  // One sequence's part of a Step: tokens appended to it (a prompt chunk or a decoded token).
+  struct StepInput {
+    Sequence* seq = nullptr;
+    std::span<const int32_t> tokens;
+    bool prompt = false;  // counted as prompt tokens, else as decoded tokens
+  };
+  // One forward pass over the tokens of several distinct sequences, at most batch_size tokens in
+  // all. Afterwards each sequence's logits() are those after its last token. InvalidArgument
+  // (nothing processed) for a repeated sequence, too many tokens, a token out of range or a
+  // context that would overflow.
+  Status Step(std::span<const StepInput> inputs);
+  int batch_size() const { return batch_size_; }
+
   // The same on the engine's own sequence.
   Status Prefill(std::span<const int32_t> tokens, std::span<float> all_logits = {}) {
     return Prefill(*own_, tokens, all_logits);
@@ -120,12 +137,16 @@ class Engine {
   // Runs n <= batch_size tokens at positions seq.n_past()...; logits of every row into
   // `all_logits` (n, n_vocab) when not null, and of the last row into seq's logits always.
   Status ForwardBatch(Sequence& seq, const int32_t* tokens, int64_t n, float* all_logits);
+  // The same over several sequences (rows in input order); all_logits only with one input.
+  Status ForwardBatch(std::span<const StepInput> inputs, float* all_logits);
   // The stages of ForwardBatch (llm/forward.cc), on state_ for n tokens.
-  void Embed(const int32_t* tokens, int64_t n);
+  void Embed(const int32_t* tokens, int64_t n, int64_t row0);  // into rows row0...
   void ReadAheadFirstLayer();  // decoding: guess layer 0's experts before its attention
-  void Attention(int layer, Sequence& seq, int64_t n);
+  void Attention(int layer, std::span<const AttentionBlock::Span> spans, int64_t n);
   Status Moe(int layer, int64_t n);
   void Logits(int64_t n, float* all_logits, float* last_logits);
+  // Each input's logits after its last row (a step of several sequences).
+  void StepLogits(std::span<const StepInput> inputs);
   Result<std::unique_ptr<Sequence>> MakeSequence();
 
   EngineOptions options_;
@@ -144,10 +165,11 @@ class Engine {
   std::unique_ptr<AttentionBlock> attention_;
   std::unique_ptr<MoeBlock> moe_;
 
-  RunState state_;                 // activations of one batch
-  int live_sequences_ = 0;         // own_ included; at most options_.max_sequences
-  std::unique_ptr<Sequence> own_;  // the sequence of the calls without one (after the count:
-                                   // its destructor decrements it)
+  RunState state_;                  // activations of one batch
+  std::vector<float> step_logits_;  // (max_sequences, n_vocab) when max_sequences > 1
+  int live_sequences_ = 0;          // own_ included; at most options_.max_sequences
+  std::unique_ptr<Sequence> own_;   // the sequence of the calls without one (after the count:
+                                    // its destructor decrements it)
 
   int64_t tokens_seen_ = 0;  // run-wide token index for the routing hook (not reset by Reset)
   EngineCounters counters_;  // the engine's own; .moe and .cache live in moe_ and cache_

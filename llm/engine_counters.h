@@ -15,7 +15,7 @@ namespace sluice {
 
 struct EngineCounters {
   int64_t prompt_tokens = 0;   // tokens processed by Prefill
-  int64_t decoded_tokens = 0;  // tokens processed by Decode
+  int64_t decoded_tokens = 0;  // decoded tokens (Decode, decode steps)
   uint64_t prefill_ns = 0;     // wall time in Prefill
   uint64_t decode_ns = 0;      // wall time in Decode
   uint64_t attention_ns = 0;   // of those, in the attention blocks (norm, QKV, attention, out)

@@ -1,4 +1,5 @@
-// The engine's forward pass: one batch of consecutive tokens of one sequence, stage by stage, as
+// The engine's forward pass: one batch of consecutive tokens of one sequence (or of several,
+// Step), stage by stage, as
 // the model card states it (llm/engine.h). Every stage works on state_ (llm/run_state.h).
 #include <cstring>
 
@@ -18,29 +19,51 @@ void AddInPlace(float* x, const float* y, int64_t n) {
 }  // namespace
 
 Status Engine::ForwardBatch(Sequence& seq, const int32_t* tokens, int64_t n, float* all_logits) {
+  const StepInput input{.seq = &seq, .tokens = std::span<const int32_t>(tokens, n)};
+  return ForwardBatch(std::span<const StepInput>(&input, 1), all_logits);
+}
+
+Status Engine::ForwardBatch(std::span<const StepInput> inputs, float* all_logits) {
   if (options_.dense != DenseResidency::kCopy ||
       options_.expert_source == ExpertSourceKind::kMmap) {
     // This step computes on mapped bytes: a model file that shrank since the last step would
     // fault (SIGBUS) instead of failing here with its name.
     RETURN_IF_ERROR(CheckMappedFileSizes());
   }
-  Embed(tokens, n);  // x = embed(tokens)
+  // The rows: every input's tokens in order, each input one attention span on its own KV cache.
+  std::vector<AttentionBlock::Span> spans;
+  int64_t n = 0;
+  for (const StepInput& in : inputs) {
+    const int64_t count = static_cast<int64_t>(in.tokens.size());
+    spans.push_back({.kv = &in.seq->kv_, .pos0 = in.seq->n_past(), .n = count});
+    DCHECK(n + count <= batch_size_);
+    Embed(in.tokens.data(), count, n);  // x = embed(tokens)
+    n += count;
+  }
   if (n == 1 && moe_->reads_ahead()) ReadAheadFirstLayer();
   for (int l = 0; l < config_.n_layer; ++l) {
-    Attention(l, seq, n);        // x += attention(rmsnorm(x) * attn_norm)
+    Attention(l, spans, n);      // x += attention(rmsnorm(x) * attn_norm)
     RETURN_IF_ERROR(Moe(l, n));  // x += moe(rmsnorm(x) * ffn_norm)
   }
-  Logits(n, all_logits, seq.logits_.data());  // logits = output(rmsnorm(x) * out_norm)
+  // logits = output(rmsnorm(x) * out_norm)
+  if (inputs.size() == 1) {
+    Logits(n, all_logits, inputs[0].seq->logits_.data());
+  } else {
+    StepLogits(inputs);
+  }
   tokens_seen_ += n;
-  seq.tokens_.insert(seq.tokens_.end(), tokens, tokens + n);
+  for (const StepInput& in : inputs) {
+    in.seq->tokens_.insert(in.seq->tokens_.end(), in.tokens.begin(), in.tokens.end());
+  }
   return Status::Ok();
 }
 
-void Engine::Embed(const int32_t* tokens, int64_t n) {
+void Engine::Embed(const int32_t* tokens, int64_t n, int64_t row0) {
   // Quantized rows are dequantized on lookup: the table stays as the file has it.
   const Matrix& embd = weights_->token_embd;
   for (int64_t t = 0; t < n; ++t) {
-    DequantizeRow(embd.type, embd.row(tokens[t]), state_.x + t * config_.n_embd, config_.n_embd);
+    DequantizeRow(embd.type, embd.row(tokens[t]), state_.x + (row0 + t) * config_.n_embd,
+                  config_.n_embd);
   }
 }
 
@@ -53,12 +76,12 @@ void Engine::ReadAheadFirstLayer() {
   moe_->ReadAheadFirst({.index = 0, .weights = &w.moe}, state_.xb, tokens_seen_);
 }
 
-void Engine::Attention(int layer, Sequence& seq, int64_t n) {
+void Engine::Attention(int layer, std::span<const AttentionBlock::Span> spans, int64_t n) {
   const LayerWeights& w = weights_->layers[layer];
   const int64_t d = config_.n_embd;
   const uint64_t start = NowNs();
   RmsNormRows(state_.x, w.attn_norm, n, d, config_.rms_eps, state_.xb);
-  attention_->Forward(layer, w, seq.kv_, state_.xb, n, seq.n_past(), state_.out, pool_.get());
+  attention_->Forward(layer, w, spans, state_.xb, state_.out, pool_.get());
   AddInPlace(state_.x, state_.out, n * d);
   counters_.attention_ns += NowNs() - start;
 }
@@ -87,6 +110,57 @@ void Engine::Logits(int64_t n, float* all_logits, float* last_logits) {
     RmsNorm(state_.x + (n - 1) * d, weights_->output_norm, d, config_.rms_eps, state_.xb);
     Linear(weights_->output, state_.xb, 1, last_logits, pool_.get());
   }
+}
+
+void Engine::StepLogits(std::span<const StepInput> inputs) {
+  // The last row of each input, normalised into consecutive rows of xb, then one MatMul: a row's
+  // logits are the same as alone (MatMul rows equal MatVec).
+  const int64_t d = config_.n_embd;
+  const int64_t m = static_cast<int64_t>(inputs.size());
+  CHECK(static_cast<int64_t>(step_logits_.size()) >= m * config_.n_vocab);
+  int64_t last = -1;
+  for (int64_t i = 0; i < m; ++i) {
+    last += static_cast<int64_t>(inputs[i].tokens.size());
+    RmsNorm(state_.x + last * d, weights_->output_norm, d, config_.rms_eps, state_.xb + i * d);
+  }
+  Linear(weights_->output, state_.xb, m, step_logits_.data(), pool_.get());
+  for (int64_t i = 0; i < m; ++i) {
+    std::memcpy(inputs[i].seq->logits_.data(), step_logits_.data() + i * config_.n_vocab,
+                sizeof(float) * config_.n_vocab);
+  }
+}
+
+Status Engine::Step(std::span<const StepInput> inputs) {
+  if (inputs.empty()) return InvalidArgument("a step of no sequences");
+  int64_t n = 0;
+  bool decoding = false;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const StepInput& in = inputs[i];
+    CHECK(in.seq != nullptr && in.seq->engine_ == this) << "a sequence of another engine";
+    if (in.tokens.empty()) return InvalidArgument("step input ", i, " has no tokens");
+    for (size_t j = 0; j < i; ++j) {
+      if (inputs[j].seq == in.seq) return InvalidArgument("step input ", i, " repeats input ", j);
+    }
+    RETURN_IF_ERROR(CheckTokens(*in.seq, in.tokens));
+    n += static_cast<int64_t>(in.tokens.size());
+    decoding |= !in.prompt;
+  }
+  if (n > batch_size_) {
+    return InvalidArgument("a step of ", n, " tokens; the batch size is ", batch_size_);
+  }
+  // Distinct live sequences: at most max_sequences, which step_logits_ holds.
+  CHECK(inputs.size() == 1 || static_cast<int64_t>(step_logits_.size()) >=
+                                  static_cast<int64_t>(inputs.size()) * config_.n_vocab);
+  const uint64_t start = NowNs();
+  Status status = ForwardBatch(inputs, nullptr);
+  (decoding ? counters_.decode_ns : counters_.prefill_ns) += NowNs() - start;
+  if (status.ok()) {
+    for (const StepInput& in : inputs) {
+      (in.prompt ? counters_.prompt_tokens : counters_.decoded_tokens) +=
+          static_cast<int64_t>(in.tokens.size());
+    }
+  }
+  return status;
 }
 
 Status Engine::Prefill(Sequence& seq, std::span<const int32_t> tokens,

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/base/byte_size.h"
+#include "core/base/saturating.h"
 #include "io/block_read_plan.h"
 #include "llm/attention_block.h"
 #include "llm/kv_cache.h"
@@ -16,12 +17,17 @@ namespace {
 uint64_t ScratchBytes(const ModelConfig& c, const EngineOptions& o, int k, int64_t n_ctx) {
   const int batch = std::max(1, o.batch_size);
   const uint64_t residual = RunState::Bytes(c.n_embd, batch);  // x, xb, block output
-  const uint64_t logits = static_cast<uint64_t>(c.n_vocab) * sizeof(float);
+  // Each sequence's logits and token history; a step of several sequences gathers their logits.
+  const uint64_t sequences = static_cast<uint64_t>(std::max(1, o.max_sequences));
+  const uint64_t per_sequence = static_cast<uint64_t>(c.n_vocab) * sizeof(float) +
+                                static_cast<uint64_t>(n_ctx) * sizeof(int32_t);
+  const uint64_t step_logits =
+      sequences > 1 ? SatMul(sequences, static_cast<uint64_t>(c.n_vocab) * sizeof(float)) : 0;
   const MoeBlockOptions moe{
       .max_tokens = batch, .experts_per_token = k, .dequantize_experts = o.dequantize_weights};
-  return residual + logits + AttentionBlock::ScratchBytes(c, batch, n_ctx) +
-         MoeBlock::ScratchBytes(c.moe(), moe) +
-         static_cast<uint64_t>(n_ctx) * sizeof(int32_t);  // token history
+  return SatAdd(SatAdd(residual, SatMul(sequences, per_sequence)),
+                SatAdd(step_logits, SatAdd(AttentionBlock::ScratchBytes(c, batch, n_ctx),
+                                           MoeBlock::ScratchBytes(c.moe(), moe))));
 }
 
 }  // namespace
