@@ -28,6 +28,7 @@ class EngineTokenEngine : public TokenEngine {
   Status Append(std::span<const int32_t> tokens) override;
   Result<int32_t> SampleNext() override;
   EngineCounters counters() const override;
+  const SamplerOptions& sampler_options() const { return sampler_.options(); }
 
  private:
   Engine* engine_;

@@ -16,6 +16,12 @@ Status ValidateSamplerOptions(const SamplerOptions& o) {
   if (!(o.min_p >= 0.0f && o.min_p <= 1.0f)) {
     return InvalidArgument("min-p ", o.min_p, " must be in [0, 1]");
   }
+  if (!(o.presence_penalty >= -2.0f && o.presence_penalty <= 2.0f)) {
+    return InvalidArgument("presence penalty ", o.presence_penalty, " is outside [-2, 2]");
+  }
+  if (!(o.frequency_penalty >= -2.0f && o.frequency_penalty <= 2.0f)) {
+    return InvalidArgument("frequency penalty ", o.frequency_penalty, " is outside [-2, 2]");
+  }
   if (!(o.repeat_penalty > 0.0f) || !std::isfinite(o.repeat_penalty)) {
     return InvalidArgument("repeat penalty ", o.repeat_penalty, " must be > 0");
   }
@@ -28,16 +34,25 @@ Status ValidateSamplerOptions(const SamplerOptions& o) {
 Sampler::Sampler(const SamplerOptions& options) : options_(options), rng_(options.seed) {}
 
 void Sampler::ApplyPenalty(std::span<const int32_t> history) {
-  if (options_.repeat_penalty == 1.0f || options_.repeat_last_n == 0) return;
-  const size_t n = std::min(history.size(), static_cast<size_t>(options_.repeat_last_n));
+  const SamplerOptions& o = options_;
+  if ((o.repeat_penalty == 1.0f && o.presence_penalty == 0.0f && o.frequency_penalty == 0.0f) ||
+      o.repeat_last_n <= 0) {
+    return;
+  }
+  const size_t n = std::min(history.size(), static_cast<size_t>(o.repeat_last_n));
   const std::span<const int32_t> recent = history.subspan(history.size() - n);
   for (size_t i = 0; i < recent.size(); ++i) {
     const int32_t id = recent[i];
     if (id < 0 || static_cast<size_t>(id) >= candidates_.size()) continue;
-    // A token seen twice is penalised once: skip it if it occurred earlier in the window.
+    // A token seen twice is penalised once, with its count: skip it if it occurred earlier in
+    // the window.
     if (std::find(recent.begin(), recent.begin() + i, id) != recent.begin() + i) continue;
+    const auto count = static_cast<float>(std::count(recent.begin() + i, recent.end(), id));
     float& logit = candidates_[id].logit;
-    logit = logit > 0 ? logit / options_.repeat_penalty : logit * options_.repeat_penalty;
+    if (o.repeat_penalty != 1.0f) {
+      logit = logit > 0 ? logit / o.repeat_penalty : logit * o.repeat_penalty;
+    }
+    logit -= count * o.frequency_penalty + o.presence_penalty;
   }
 }
 

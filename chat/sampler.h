@@ -1,7 +1,9 @@
 // Sampler: picks the next token from a row of logits.
 // Order (as llama.cpp's default chain, so settings mean the same in both):
-//   repetition penalty over the last `repeat_last_n` tokens (positive logits divided by the
-//   penalty, negative ones multiplied) -> top-k -> top-p -> min-p -> temperature -> draw.
+//   penalties over the last `repeat_last_n` tokens (repetition: positive logits divided by the
+//   penalty, negative ones multiplied; then, as OpenAI defines them, logit -= count *
+//   frequency_penalty + (count > 0) * presence_penalty) -> top-k -> top-p -> min-p -> temperature
+//   -> draw.
 // temperature <= 0 is greedy: the largest logit, ties to the lowest id (the penalty still applies).
 // The draw uses a 64-bit Mersenne Twister seeded with `seed`: the same seed and logits give the
 // same tokens.
@@ -21,12 +23,14 @@
 namespace sluice {
 
 struct SamplerOptions {
-  float temperature = 0.8f;     // <= 0: greedy
-  int top_k = 40;               // 0: off
-  float top_p = 0.95f;          // 1: off
-  float min_p = 0.05f;          // 0: off
-  float repeat_penalty = 1.0f;  // 1: off
-  int repeat_last_n = 64;       // tokens the penalty looks back at
+  float temperature = 0.8f;        // <= 0: greedy
+  int top_k = 40;                  // 0: off
+  float top_p = 0.95f;             // 1: off
+  float min_p = 0.05f;             // 0: off
+  float repeat_penalty = 1.0f;     // 1: off
+  float presence_penalty = 0.0f;   // 0: off; -2..2
+  float frequency_penalty = 0.0f;  // 0: off; -2..2
+  int repeat_last_n = 64;          // tokens the penalties look back at
   uint64_t seed = 0;
 };
 

@@ -14,10 +14,10 @@
 namespace sluice {
 
 struct EngineCounters {
-  int64_t prompt_tokens = 0;   // tokens processed by Prefill
+  int64_t prompt_tokens = 0;   // prompt tokens (Prefill, prompt steps)
   int64_t decoded_tokens = 0;  // decoded tokens (Decode, decode steps)
-  uint64_t prefill_ns = 0;     // wall time in Prefill
-  uint64_t decode_ns = 0;      // wall time in Decode
+  uint64_t prefill_ns = 0;     // wall time in Prefill and prompt-only steps
+  uint64_t decode_ns = 0;      // wall time in Decode and steps with a decoded token
   uint64_t attention_ns = 0;   // of those, in the attention blocks (norm, QKV, attention, out)
   MoeCounters moe;             // routing, expert waits and compute, read-ahead guesses
   WeightCacheCounters cache;   // the expert cache's (zero for the mmap source)

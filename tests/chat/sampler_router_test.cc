@@ -97,6 +97,27 @@ TEST(Sampler, RepetitionPenaltyDividesPositiveAndMultipliesNegativeLogits) {
   EXPECT_EQ(window.Sample(std::vector<float>{2.0f, 1.9f}, std::vector<int32_t>{0, 1}), 0);
 }
 
+TEST(Sampler, PresenceAndFrequencyPenaltiesSubtractPerOccurrenceAndOnce) {
+  SamplerOptions o = Plain(0.0f);
+  o.frequency_penalty = 0.3f;
+  Sampler freq(o);
+  // Token 0 seen 3 times: 2.0 - 0.9 = 1.1 < 1.2; seen once: 2.0 - 0.3 = 1.7 > 1.2.
+  EXPECT_EQ(freq.Sample(std::vector<float>{2.0f, 1.2f}, std::vector<int32_t>{0, 0, 0}), 1);
+  EXPECT_EQ(freq.Sample(std::vector<float>{2.0f, 1.2f}, std::vector<int32_t>{0}), 0);
+  o.frequency_penalty = 0.0f;
+  o.presence_penalty = 0.5f;
+  Sampler presence(o);
+  // Once, whatever the count: 2.0 - 0.5 = 1.5 against 1.6 loses, against 1.4 wins.
+  EXPECT_EQ(presence.Sample(std::vector<float>{2.0f, 1.6f}, std::vector<int32_t>{0, 0, 0}), 1);
+  EXPECT_EQ(presence.Sample(std::vector<float>{2.0f, 1.4f}, std::vector<int32_t>{0, 0, 0}), 0);
+  // Negative values favour what was said.
+  o.presence_penalty = -0.5f;
+  Sampler favour(o);
+  EXPECT_EQ(favour.Sample(std::vector<float>{1.0f, 1.4f}, std::vector<int32_t>{0}), 0);
+  o.presence_penalty = 2.5f;
+  EXPECT_FALSE(ValidateSamplerOptions(o).ok());
+}
+
 TEST(Sampler, SameSeedSameTokensDifferentSeedDifferentTokens) {
   std::vector<float> logits(50);
   for (int i = 0; i < 50; ++i) logits[i] = std::sin(i * 0.7f);
