@@ -39,15 +39,18 @@ int NestingDepth(std::string_view text, int limit) {
   return deepest;
 }
 
-bool IsValidUtf8(std::string_view s) {
+// The offset of the first byte that does not start a valid UTF-8 sequence, or npos.
+size_t InvalidUtf8At(std::string_view s) {
   for (size_t i = 0; i < s.size();) {
     bool partial = false;
     const size_t n = ValidUtf8SequenceLength(s.substr(i), &partial);
-    if (n == 0) return false;
+    if (n == 0) return i;
     i += n;
   }
-  return true;
+  return std::string_view::npos;
 }
+
+bool IsValidUtf8(std::string_view s) { return InvalidUtf8At(s) == std::string_view::npos; }
 
 ApiError Bad(std::string param, std::string message) {
   return ApiError{.http_status = 400, .message = std::move(message), .param = std::move(param)};
@@ -109,6 +112,9 @@ std::optional<ApiError> ReadText(const json& v, const std::string& param, std::s
 std::optional<ApiError> ParseObject(std::string_view body, json* out) {
   if (NestingDepth(body, kMaxNesting) > kMaxNesting) {
     return Bad("", "the JSON body nests deeper than " + std::to_string(kMaxNesting) + " levels");
+  }
+  if (const size_t at = InvalidUtf8At(body); at != std::string_view::npos) {
+    return Bad("", "the body is not valid UTF-8 (byte " + std::to_string(at) + ")");
   }
   *out = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (out->is_discarded()) return Bad("", "the body is not valid JSON");

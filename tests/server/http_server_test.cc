@@ -1,0 +1,256 @@
+// The HTTP server with a real client (cpp-httplib's) on a loopback port: the routes, OpenAI's
+// error shapes and statuses for hostile requests, streamed output equal to the non-streamed
+// reply, the API key, CORS, the body limit, the queue limit (503 + Retry-After), and a client that
+// disconnects mid-stream cancelling its request. The server keeps answering after every one.
+#include "server/http_server.h"
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <signal.h>
+
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "tests/server/served_model.h"
+
+namespace sluice::server::testing {
+namespace {
+
+using nlohmann::json;
+
+class HttpServerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { signal(SIGPIPE, SIG_IGN); }
+
+  void Start(int parallel, int max_queued, ServerOptions options = {}) {
+    ASSERT_TRUE(ServedModel::Open(parallel, max_queued, &model_).ok());
+    options.port = 0;
+    options.model_name = "test-model";
+    options.max_body_bytes = 64 * 1024;
+    options.defaults.sampling = SamplerOptions{.temperature = 0.0f};
+    auto s = HttpServer::Create(model_.scheduler.get(), model_.engine.get(), model_.tokenizer.get(),
+                                model_.chat_template.get(), options);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    server_ = std::move(*s);
+    ASSERT_TRUE(server_->Bind().ok());
+    thread_ = std::thread([this] { EXPECT_TRUE(server_->Run().ok()); });
+    client_ = std::make_unique<httplib::Client>("127.0.0.1", server_->port());
+    client_->set_read_timeout(60, 0);
+  }
+  void TearDown() override {
+    if (server_ != nullptr) server_->Stop();
+    if (thread_.joinable()) thread_.join();
+  }
+  httplib::Result Post(const std::string& path, const std::string& body) {
+    return client_->Post(path.c_str(), body, "application/json");
+  }
+  void ExpectError(const httplib::Result& r, int status, const std::string& says) {
+    ASSERT_TRUE(r) << "no response";
+    EXPECT_EQ(r->status, status) << r->body;
+    const json body = json::parse(r->body, nullptr, false);
+    ASSERT_TRUE(body.is_object()) << r->body;
+    ASSERT_TRUE(body.contains("error")) << r->body;
+    EXPECT_NE(body["error"]["message"].get<std::string>().find(says), std::string::npos) << r->body;
+  }
+  // The concatenated deltas of an SSE stream, its finish_reason and its usage chunk.
+  struct Streamed {
+    std::string text;
+    std::string finish_reason;
+    json usage;
+    bool done = false;
+    int chunks = 0;
+  };
+  static Streamed ParseStream(const std::string& sse) {
+    Streamed s;
+    size_t pos = 0;
+    while (pos < sse.size()) {
+      size_t end = sse.find("\n\n", pos);
+      if (end == std::string::npos) end = sse.size();
+      const std::string event = sse.substr(pos, end - pos);
+      pos = end + 2;
+      if (!event.starts_with("data: ")) continue;
+      const std::string data = event.substr(6);
+      if (data == "[DONE]") {
+        s.done = true;
+        continue;
+      }
+      const json chunk = json::parse(data);
+      ++s.chunks;
+      if (chunk.contains("usage")) s.usage = chunk["usage"];
+      if (chunk["choices"].empty()) continue;
+      const json& c = chunk["choices"][0];
+      if (c.contains("delta") && c["delta"].contains("content")) {
+        s.text += c["delta"]["content"].get<std::string>();
+      }
+      if (c.contains("text")) s.text += c["text"].get<std::string>();
+      if (!c["finish_reason"].is_null()) s.finish_reason = c["finish_reason"];
+    }
+    return s;
+  }
+
+  ServedModel model_;
+  std::unique_ptr<HttpServer> server_;
+  std::thread thread_;
+  std::unique_ptr<httplib::Client> client_;
+};
+
+// POSTs a streamed request, handing each received piece to `receive` (false: hang up).
+void PostStream(httplib::Client& client, const std::string& body,
+                std::function<bool(const char*, size_t)> receive) {
+  httplib::Request req;
+  req.method = "POST";
+  req.path = "/v1/chat/completions";
+  req.set_header("Content-Type", "application/json");
+  req.body = body;
+  req.content_receiver = [receive](const char* data, size_t n, uint64_t, uint64_t) {
+    return receive(data, n);
+  };
+  client.send(req);
+}
+
+const char kChat[] = R"({"messages":[{"role":"user","content":"hello"}],"max_tokens":12)";
+
+TEST_F(HttpServerTest, RoutesAnswer) {
+  Start(2, 4);
+  auto health = client_->Get("/health");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  EXPECT_EQ(json::parse(health->body)["status"], "ok");
+  auto models = client_->Get("/v1/models");
+  ASSERT_TRUE(models);
+  EXPECT_EQ(json::parse(models->body)["data"][0]["id"], "test-model");
+  auto page = client_->Get("/");
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->status, 200);
+  EXPECT_NE(page->body.find("/v1/chat/completions"), std::string::npos);
+  EXPECT_EQ(page->body.find("http://"), std::string::npos) << "the page loads nothing external";
+  ExpectError(client_->Get("/nope"), 404, "no route");
+  auto metrics = client_->Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find("sluice_active_sequences 0"), std::string::npos) << metrics->body;
+}
+
+TEST_F(HttpServerTest, StreamedRepliesEqualTheWholeOnes) {
+  Start(2, 4);
+  auto whole = Post("/v1/chat/completions", std::string(kChat) + "}");
+  ASSERT_TRUE(whole);
+  ASSERT_EQ(whole->status, 200) << whole->body;
+  const json w = json::parse(whole->body);
+  const std::string text = w["choices"][0]["message"]["content"];
+  EXPECT_EQ(w["usage"]["completion_tokens"], 12);
+  EXPECT_EQ(w["choices"][0]["finish_reason"], "length");
+  EXPECT_TRUE(w["timings"].contains("bytes_read"));
+
+  auto streamed =
+      Post("/v1/chat/completions",
+           std::string(kChat) + R"(,"stream":true,"stream_options":{"include_usage":true}})");
+  ASSERT_TRUE(streamed);
+  ASSERT_EQ(streamed->status, 200);
+  EXPECT_EQ(streamed->get_header_value("Content-Type"), "text/event-stream");
+  const Streamed s = ParseStream(streamed->body);
+  EXPECT_EQ(s.text, text);
+  EXPECT_EQ(s.finish_reason, "length");
+  EXPECT_TRUE(s.done);
+  EXPECT_EQ(s.usage["completion_tokens"], 12);
+  EXPECT_GT(s.chunks, 2);
+
+  // Completions: the raw prompt, streamed and not, agree too.
+  const std::string completion = R"({"prompt":"once upon","max_tokens":8)";
+  auto c1 = Post("/v1/completions", completion + "}");
+  ASSERT_TRUE(c1);
+  ASSERT_EQ(c1->status, 200) << c1->body;
+  auto c2 = Post("/v1/completions", completion + R"(,"stream":true})");
+  ASSERT_TRUE(c2);
+  EXPECT_EQ(ParseStream(c2->body).text, json::parse(c1->body)["choices"][0]["text"]);
+}
+
+TEST_F(HttpServerTest, HostileRequestsGetClearErrorsAndTheServerStaysUp) {
+  Start(1, 2);
+  ExpectError(Post("/v1/chat/completions", "{not json"), 400, "not valid JSON");
+  ExpectError(Post("/v1/chat/completions",
+                   R"({"messages":[{"role":"user","content":"x"}],"temperature":"hot"})"),
+              400, "temperature");
+  ExpectError(Post("/v1/chat/completions",
+                   R"({"messages":[{"role":"user","content":"x"}],"max_tokens":1e999})"),
+              400, "");
+  ExpectError(
+      Post("/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"\xc0\xaf\"}]}"),
+      400, "UTF-8");
+  ExpectError(Post("/v1/chat/completions", std::string(30000, '[')), 400, "nests deeper");
+  ExpectError(Post("/v1/chat/completions", std::string(100 * 1024, ' ')), 413, "larger than");
+  // A prompt longer than the context.
+  std::string long_text;
+  for (int i = 0; i < 1500; ++i) long_text += "word ";
+  ExpectError(Post("/v1/chat/completions",
+                   R"({"messages":[{"role":"user","content":")" + long_text + R"("}]})"),
+              400, "tokens; at most");
+  auto ok = Post("/v1/chat/completions", std::string(kChat) + "}");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200);
+}
+
+TEST_F(HttpServerTest, TheApiKeyGuardsTheApi) {
+  ServerOptions o;
+  o.api_key = "s3cret";
+  o.cors_origin = "http://localhost:3000";
+  Start(1, 2, o);
+  ExpectError(Post("/v1/chat/completions", std::string(kChat) + "}"), 401, "API key");
+  httplib::Headers wrong = {{"Authorization", "Bearer nope"}};
+  auto w =
+      client_->Post("/v1/chat/completions", wrong, std::string(kChat) + "}", "application/json");
+  ExpectError(w, 401, "API key");
+  ExpectError(client_->Get("/metrics"), 401, "API key");
+  httplib::Headers right = {{"Authorization", "Bearer s3cret"}};
+  auto r =
+      client_->Post("/v1/chat/completions", right, std::string(kChat) + "}", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(r->get_header_value("Access-Control-Allow-Origin"), "http://localhost:3000");
+  auto health = client_->Get("/health");  // open: load balancers probe it
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  auto preflight = client_->Options("/v1/chat/completions");
+  ASSERT_TRUE(preflight);
+  EXPECT_EQ(preflight->status, 204);
+}
+
+TEST_F(HttpServerTest, AFullQueueAnswers503WithRetryAfter) {
+  Start(1, 0);
+  // A long stream holds the only sequence; the queue holds none.
+  httplib::Client other("127.0.0.1", server_->port());
+  std::atomic<bool> started{false}, stop{false};
+  std::thread holder([&] {
+    PostStream(other,
+               R"({"messages":[{"role":"user","content":"long"}],"max_tokens":900,"stream":true})",
+               [&](const char*, size_t) {
+                 started = true;
+                 return !stop.load();
+               });
+  });
+  while (!started.load()) std::this_thread::yield();  // the holder's first chunk arrived
+  auto r = Post("/v1/chat/completions", std::string(kChat) + "}");
+  ExpectError(r, 503, "waiting");
+  EXPECT_EQ(r->get_header_value("Retry-After"), "1");
+  stop = true;
+  holder.join();
+}
+
+TEST_F(HttpServerTest, AClientThatDisconnectsCancelsItsRequest) {
+  Start(1, 4);
+  httplib::Client other("127.0.0.1", server_->port());
+  int chunks = 0;
+  // Asks for 900 tokens and hangs up after the first chunk.
+  PostStream(other,
+             R"({"messages":[{"role":"user","content":"bye"}],"max_tokens":900,"stream":true})",
+             [&](const char*, size_t) { return ++chunks < 2; });
+  // With one sequence, this request runs only once that one is cancelled or done.
+  auto r = Post("/v1/chat/completions",
+                R"({"messages":[{"role":"user","content":"next"}],"max_tokens":1})");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  const SchedulerMetrics m = model_.scheduler->metrics();
+  EXPECT_LT(m.generated_tokens, 900) << "the disconnected stream ran to its end";
+}
+
+}  // namespace
+}  // namespace sluice::server::testing
