@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/deps.sh
+scripts/test-clients.sh
 scripts/build.sh release
 (cd build && ctest --output-on-failure -j2)
 if [ "${SLUICE_SKIP_ASAN:-0}" != 1 ]; then
