@@ -134,13 +134,21 @@ Result<std::unique_ptr<Sequence>> Engine::MakeSequence() {
                                              options_.lock_memory));
   seq->tokens_.reserve(n_ctx_);
   seq->logits_.assign(c.n_vocab, 0.0f);
+  size_t id = 0;
+  while (id < sequence_ids_.size() && sequence_ids_[id]) ++id;
+  if (id == sequence_ids_.size()) sequence_ids_.push_back(false);
+  sequence_ids_[id] = true;
+  seq->id_ = static_cast<int>(id);
   ++live_sequences_;
   return seq;
 }
 
 Result<std::unique_ptr<Sequence>> Engine::NewSequence() { return MakeSequence(); }
 
-Sequence::~Sequence() { --engine_->live_sequences_; }
+Sequence::~Sequence() {
+  --engine_->live_sequences_;
+  engine_->sequence_ids_[id_] = false;
+}
 
 Status Engine::CheckTokens(const Sequence& seq, std::span<const int32_t> tokens) const {
   const int64_t n_past = seq.n_past();

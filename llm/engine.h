@@ -165,11 +165,13 @@ class Engine {
   std::unique_ptr<AttentionBlock> attention_;
   std::unique_ptr<MoeBlock> moe_;
 
-  RunState state_;                  // activations of one batch
-  std::vector<float> step_logits_;  // (max_sequences, n_vocab) when max_sequences > 1
-  int live_sequences_ = 0;          // own_ included; at most options_.max_sequences
-  std::unique_ptr<Sequence> own_;   // the sequence of the calls without one (after the count:
-                                    // its destructor decrements it)
+  RunState state_;                    // activations of one batch
+  std::vector<float> step_logits_;    // (max_sequences, n_vocab) when max_sequences > 1
+  std::vector<int32_t> row_streams_;  // (rows of the step) each row's Sequence::id
+  int live_sequences_ = 0;            // own_ included; at most options_.max_sequences
+  std::vector<bool> sequence_ids_;    // ids in use (Sequence::id)
+  std::unique_ptr<Sequence> own_;     // the sequence of the calls without one (after the count:
+                                      // its destructor decrements it)
 
   int64_t tokens_seen_ = 0;  // run-wide token index for the routing hook (not reset by Reset)
   EngineCounters counters_;  // the engine's own; .moe and .cache live in moe_ and cache_

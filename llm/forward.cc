@@ -32,14 +32,17 @@ Status Engine::ForwardBatch(std::span<const StepInput> inputs, float* all_logits
   }
   // The rows: every input's tokens in order, each input one attention span on its own KV cache.
   std::vector<AttentionBlock::Span> spans;
+  row_streams_.clear();
   int64_t n = 0;
   for (const StepInput& in : inputs) {
     const int64_t count = static_cast<int64_t>(in.tokens.size());
     spans.push_back({.kv = &in.seq->kv_, .pos0 = in.seq->n_past(), .n = count});
+    row_streams_.insert(row_streams_.end(), count, in.seq->id());
     DCHECK(n + count <= batch_size_);
     Embed(in.tokens.data(), count, n);  // x = embed(tokens)
     n += count;
   }
+  moe_->SetRowStreams(row_streams_);  // each row's routing history is its sequence's
   if (n == 1 && moe_->reads_ahead()) ReadAheadFirstLayer();
   for (int l = 0; l < config_.n_layer; ++l) {
     Attention(l, spans, n);      // x += attention(rmsnorm(x) * attn_norm)

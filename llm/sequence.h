@@ -28,6 +28,9 @@ class Sequence {
   Sequence& operator=(const Sequence&) = delete;
 
   int64_t n_past() const { return static_cast<int64_t>(tokens_.size()); }
+  // Small and unique among the engine's live sequences (the engine's own is 0): the routing
+  // hook's stream (moe/routing_hook.h).
+  int id() const { return id_; }
   // The tokens in the KV cache, in order.
   std::span<const int32_t> tokens() const { return tokens_; }
   // The logits after the last processed token: (n_vocab). Stale after Truncate until the next
@@ -44,7 +47,8 @@ class Sequence {
   friend class Engine;
   explicit Sequence(Engine* engine) : engine_(engine) {}
 
-  Engine* engine_;               // counts its live sequences
+  Engine* engine_;  // counts its live sequences
+  int id_ = 0;
   KvCache kv_;                   // (n_layer, n_ctx) keys and values
   std::vector<int32_t> tokens_;  // (n_past) capacity n_ctx
   std::vector<float> logits_;    // (n_vocab)

@@ -106,6 +106,7 @@ Status MoeBlock::RouteTokens(Layer layer, const float* xb, int64_t n, int64_t to
     Route& route = routes_[t];
     ComputeRoute(router_, probs, &route);
     if (options_.hook != nullptr) {
+      if (!row_streams_.empty()) options_.hook->SetStream(row_streams_[t]);
       options_.hook->OnRoute(layer.index, token_index0 + t, probs, &route);
       RETURN_IF_ERROR(options_.hook->status());
       RETURN_IF_ERROR(ValidateRoute(route, router_.k, n_expert, layer.index, token_index0 + t));
@@ -157,8 +158,15 @@ void MoeBlock::IssueReads(int layer, size_t done, size_t window, size_t* issued)
   *issued = want;
 }
 
+void MoeBlock::SetRowStreams(std::span<const int32_t> streams) {
+  CHECK(static_cast<int64_t>(streams.size()) <= options_.max_tokens) << streams.size();
+  row_streams_.assign(streams.begin(), streams.end());
+}
+
 void MoeBlock::ReadAheadFirst(Layer layer, const float* xb, int64_t token_index) {
   if (!read_ahead_.enabled()) return;
+  if (options_.hook != nullptr)
+    options_.hook->SetStream(row_streams_.empty() ? 0 : row_streams_[0]);
   read_ahead_.Guess(layer.index, layer.weights->router, xb, token_index, router_logits_,
                     config_.n_expert, pool_);
 }

@@ -87,6 +87,9 @@ class MoeBlock {
   // MoE layer, whose experts are guessed and read ahead when decoding (n == 1); {} for none.
   Status Forward(Layer layer, Layer next, const float* xb, int64_t n, int64_t token_index0,
                  float* out);
+  // The stream (sequence) of each row of the next Forward calls, told to the routing hook before
+  // each row's route (RoutingHook::SetStream); at most max_tokens. Empty: all stream 0.
+  void SetRowStreams(std::span<const int32_t> streams);
 
   // Decoding, before `layer`'s attention when no earlier layer of this token could read ahead
   // for it (layer 0): guesses its experts and starts their reads, so the device works through
@@ -123,22 +126,23 @@ class MoeBlock {
   ReadAhead read_ahead_;
 
   AlignedBuffer buffer_;
-  float* router_logits_ = nullptr;   // (max_tokens, n_expert)
-  float* xe_ = nullptr;              // (max_tokens, n_embd): one expert's gathered inputs
-  float* gate_ = nullptr;            // (max_tokens, n_ff_max)
-  float* up_ = nullptr;              // (max_tokens, n_ff_max)
-  float* ye_ = nullptr;              // (max_tokens, n_embd): one expert's outputs
-  float* expert_out_ = nullptr;      // (max_tokens, k, n_embd): output j of token t at t * k + j
-  float* deq_ = nullptr;             // (3, n_ff_exp * n_embd) f32 expert, when dequantizing
-  float* shared_out_ = nullptr;      // (max_tokens, n_embd) the shared expert's output
-  std::vector<float> shared_scale_;  // (max_tokens) its sigmoid gate (1 without one)
-  std::vector<Route> routes_;        // (max_tokens)
-  std::vector<int> expert_count_;    // (n_expert)  tokens routed to each expert
-  std::vector<int> expert_start_;    // (n_expert + 1)  offsets into assignments_
-  std::vector<int> assignments_;     // (max_tokens * k)  t * k + j, grouped by expert
-  std::vector<int> used_experts_;    // (n_expert)  experts with tokens, ascending id
-  std::vector<int> pending_;         // experts whose reads were started and not yet computed
-  std::vector<HeldExpert> held_;     // computed, released when the layer is done (RunExperts)
+  float* router_logits_ = nullptr;    // (max_tokens, n_expert)
+  float* xe_ = nullptr;               // (max_tokens, n_embd): one expert's gathered inputs
+  float* gate_ = nullptr;             // (max_tokens, n_ff_max)
+  float* up_ = nullptr;               // (max_tokens, n_ff_max)
+  float* ye_ = nullptr;               // (max_tokens, n_embd): one expert's outputs
+  float* expert_out_ = nullptr;       // (max_tokens, k, n_embd): output j of token t at t * k + j
+  float* deq_ = nullptr;              // (3, n_ff_exp * n_embd) f32 expert, when dequantizing
+  float* shared_out_ = nullptr;       // (max_tokens, n_embd) the shared expert's output
+  std::vector<float> shared_scale_;   // (max_tokens) its sigmoid gate (1 without one)
+  std::vector<Route> routes_;         // (max_tokens)
+  std::vector<int32_t> row_streams_;  // (n of the step) or empty
+  std::vector<int> expert_count_;     // (n_expert)  tokens routed to each expert
+  std::vector<int> expert_start_;     // (n_expert + 1)  offsets into assignments_
+  std::vector<int> assignments_;      // (max_tokens * k)  t * k + j, grouped by expert
+  std::vector<int> used_experts_;     // (n_expert)  experts with tokens, ascending id
+  std::vector<int> pending_;          // experts whose reads were started and not yet computed
+  std::vector<HeldExpert> held_;      // computed, released when the layer is done (RunExperts)
 };
 
 }  // namespace sluice

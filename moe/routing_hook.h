@@ -48,6 +48,12 @@ class RoutingHook {
     return false;
   }
 
+  // The sequence the following OnRoute and PredictRoute calls are for. Several conversations can
+  // decode in one step (the server's batching); a hook whose routes depend on the tokens before
+  // (synthetic routing's reuse of the previous token's experts) keeps that history per stream.
+  // Stream ids are small (a sequence's index in its engine); 0 until told otherwise.
+  virtual void SetStream(int stream) { (void)stream; }
+
   // Checked by the engine right after each OnRoute: an error stops the forward pass with it
   // (a replayed trace that ran out; a recorder that could not write).
   virtual Status status() const { return Status::Ok(); }

@@ -106,6 +106,9 @@ class RoutingHookChain : public RoutingHook {
                Route* route) override {
     for (auto& h : hooks_) h->OnRoute(layer, token_index, router_probs, route);
   }
+  void SetStream(int stream) override {
+    for (auto& h : hooks_) h->SetStream(stream);
+  }
   // The first hook that predicts (the one that decides routes) wins.
   bool PredictRoute(int layer, int64_t token_index, Route* predicted) override {
     for (auto& h : hooks_) {

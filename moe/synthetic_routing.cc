@@ -197,9 +197,10 @@ struct SyntheticRouting::Layer {
   explicit Layer(uint64_t seed) : rng(seed) {}
   SynthRng rng;
   SyntheticLayerTargets targets;
-  std::vector<int> hot;  // hot expert ids, hottest first
-  AliasTable fresh;      // fresh-pick distribution over expert ids
-  LayerState state;
+  std::vector<int> hot;            // hot expert ids, hottest first
+  AliasTable fresh;                // fresh-pick distribution over expert ids
+  LayerState fresh_state;          // a stream's state before its first token
+  std::vector<LayerState> states;  // per stream
 };
 
 Result<SyntheticRoutingParams> SyntheticRoutingParams::Parse(std::string_view spec) {
@@ -315,7 +316,7 @@ SyntheticRouting::SyntheticRouting(const SyntheticRoutingParams& params, const R
     std::vector<double> by_expert(n);
     for (int r = 0; r < n; ++r) by_expert[perm[r]] = by_rank[r];
     layer->fresh.Build(by_expert);
-    layer->state.history.assign(static_cast<size_t>(params.recall_window) * k, -1);
+    layer->fresh_state.history.assign(static_cast<size_t>(params.recall_window) * k, -1);
     layers_.push_back(std::move(layer));
   }
 }
@@ -330,13 +331,15 @@ const std::vector<int>& SyntheticRouting::hot_experts(int moe_index) const {
   return layers_[moe_index]->hot;
 }
 
-void SyntheticRouting::NextRoute(int moe_index, Route* route) {
+void SyntheticRouting::NextRoute(int moe_index, Route* route, int stream) {
   CHECK(moe_index >= 0 && moe_index < static_cast<int>(layers_.size())) << moe_index;
+  CHECK(stream >= 0) << stream;
   Layer& L = *layers_[moe_index];
+  if (static_cast<size_t>(stream) >= L.states.size()) L.states.resize(stream + 1, L.fresh_state);
   const int k = shape_.k;
   int chosen[kMaxExpertsPerToken];
-  PickExperts(L.targets, L.fresh, shape_.n_expert, k, params_.recall_window, L.rng, L.state,
-              chosen);
+  PickExperts(L.targets, L.fresh, shape_.n_expert, k, params_.recall_window, L.rng,
+              L.states[stream], chosen);
   // Mixing weights: log-normal, normalized like a renormalized top-k softmax.
   route->k = k;
   double total = 0;
@@ -366,10 +369,19 @@ RoutingTrace SyntheticRouting::Generate(int64_t n_token) {
 
 SyntheticRoutingHook::SyntheticRoutingHook(const SyntheticRoutingParams& params,
                                            const RoutingShape& shape)
-    : routing_(params, shape),
-      predictor_(params.predict, params.seed),
-      peeked_(shape.n_moe_layer()),
-      has_peeked_(shape.n_moe_layer(), false) {}
+    : routing_(params, shape), predictor_(params.predict, params.seed) {}
+
+void SyntheticRoutingHook::SetStream(int stream) {
+  CHECK(stream >= 0) << stream;
+  stream_ = stream;
+}
+
+SyntheticRoutingHook::Peek& SyntheticRoutingHook::peek(int moe_index) {
+  if (static_cast<size_t>(stream_) >= peeked_.size()) peeked_.resize(stream_ + 1);
+  std::vector<Peek>& layers = peeked_[stream_];
+  if (layers.empty()) layers.resize(routing_.shape().n_moe_layer());
+  return layers[moe_index];
+}
 
 void SyntheticRoutingHook::OnRoute(int layer, int64_t token_index,
                                    std::span<const float> router_probs, Route* route) {
@@ -377,25 +389,27 @@ void SyntheticRoutingHook::OnRoute(int layer, int64_t token_index,
   (void)router_probs;
   int m = routing_.shape().MoeIndex(layer);
   CHECK_GE(m, 0) << "synthetic routing called for layer " << layer << " without experts";
-  if (has_peeked_[m]) {
+  Peek& p = peek(m);
+  if (p.valid) {
     // PredictRoute already drew this layer's next route: hand out that one, so the sequence of
     // routes is the same whether or not the engine predicted.
-    *route = peeked_[m];
-    has_peeked_[m] = false;
+    *route = p.route;
+    p.valid = false;
     return;
   }
-  routing_.NextRoute(m, route);
+  routing_.NextRoute(m, route, stream_);
 }
 
 bool SyntheticRoutingHook::PredictRoute(int layer, int64_t token_index, Route* predicted) {
   (void)token_index;
   int m = routing_.shape().MoeIndex(layer);
   if (m < 0) return false;
-  if (!has_peeked_[m]) {
-    routing_.NextRoute(m, &peeked_[m]);
-    has_peeked_[m] = true;
+  Peek& p = peek(m);
+  if (!p.valid) {
+    routing_.NextRoute(m, &p.route, stream_);
+    p.valid = true;
   }
-  predictor_.Predict(peeked_[m], routing_.shape().n_expert, predicted);
+  predictor_.Predict(p.route, routing_.shape().n_expert, predicted);
   return true;
 }
 

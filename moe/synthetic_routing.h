@@ -87,8 +87,10 @@ class SyntheticRouting {
   ~SyntheticRouting();
 
   // The next token's route at MoE layer index `moe_index` (k = shape.k distinct ids, weights
-  // summing to 1). Each layer advances independently, one token per call.
-  void NextRoute(int moe_index, Route* route);
+  // summing to 1). Each layer advances independently, one token per call. `stream`: whose
+  // token it is: each stream has its own history (previous token, recall window); popularity
+  // and the random draws are shared.
+  void NextRoute(int moe_index, Route* route, int stream = 0);
   const SyntheticLayerTargets& targets(int moe_index) const;
   // The hot set of a layer (its experts ids), for tests and the bench report.
   const std::vector<int>& hot_experts(int moe_index) const;
@@ -115,12 +117,19 @@ class SyntheticRoutingHook : public RoutingHook {
   void OnRoute(int layer, int64_t token_index, std::span<const float> router_probs,
                Route* route) override;
   bool PredictRoute(int layer, int64_t token_index, Route* predicted) override;
+  void SetStream(int stream) override;
 
  private:
+  struct Peek {
+    Route route;  // the layer's next route of the stream, drawn early by PredictRoute
+    bool valid = false;
+  };
+  Peek& peek(int moe_index);
+
   SyntheticRouting routing_;
   RoutePredictionSim predictor_;
-  std::vector<Route> peeked_;     // (n_moe_layer) the next route, drawn early by PredictRoute
-  std::vector<bool> has_peeked_;  // (n_moe_layer)
+  int stream_ = 0;
+  std::vector<std::vector<Peek>> peeked_;  // (streams, n_moe_layer)
 };
 
 }  // namespace sluice

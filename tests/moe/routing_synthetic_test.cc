@@ -187,6 +187,43 @@ TEST(SyntheticRouting, DefaultsMatchPublishedLruCurve) {
 
 // Early layers are closer to uniform: more distinct experts in 128 tokens, less reuse, a smaller
 // hot share. (Qwen3-30B layer 0 touched 107 of 128 experts in 128 tokens.)
+// Several streams (conversations decoding together) each keep their own history: interleaved
+// token by token, each stream's next-token reuse is the requested one measured within the stream,
+// while between the streams it is only what popularity alone gives.
+TEST(SyntheticRouting, StreamsKeepTheirOwnHistory) {
+  SyntheticRoutingParams p;
+  p.reuse = 0.5;
+  p.recall = 0;
+  p.hot_share = 0.1;
+  p.early_layers = 0;
+  p.seed = 3;
+  const RoutingShape shape = Shape(1, 512, 8);
+  SyntheticRouting gen(p, shape);
+  constexpr int kStreams = 3, kTokens = 2000;
+  std::vector<std::vector<Route>> routes(kStreams);
+  for (int t = 0; t < kTokens; ++t) {
+    for (int s = 0; s < kStreams; ++s) {
+      Route r;
+      gen.NextRoute(0, &r, s);
+      routes[s].push_back(r);
+    }
+  }
+  auto reuse = [](const std::vector<Route>& a, const std::vector<Route>& b) {
+    int64_t reused = 0, total = 0;
+    for (size_t t = 1; t < a.size(); ++t) {
+      for (int j = 0; j < a[t].k; ++j) {
+        reused += std::count(b[t - 1].ids, b[t - 1].ids + b[t - 1].k, a[t].ids[j]);
+        ++total;
+      }
+    }
+    return static_cast<double>(reused) / total;
+  };
+  for (int s = 0; s < kStreams; ++s) {
+    EXPECT_NEAR(reuse(routes[s], routes[s]), 0.5, 0.03) << "stream " << s;
+    EXPECT_LT(reuse(routes[s], routes[(s + 1) % kStreams]), 0.1) << "streams " << s << ", next";
+  }
+}
+
 TEST(SyntheticRouting, EarlyLayersNearUniform) {
   SyntheticRoutingParams p;
   p.early_layers = 4;
