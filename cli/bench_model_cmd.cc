@@ -111,12 +111,6 @@ Result<std::string> PresetModel() {
   return path;
 }
 
-Result<std::string> ModelPath() {
-  if (!FLAGS_model.empty()) return FLAGS_model;
-  if (!FLAGS_preset.empty()) return PresetModel();
-  ASSIGN_OR_RETURN(DemoModel demo, EnsureDemoModel());
-  return demo.path;
-}
 
 Status FillModelFacts(const ModelFile& m, BenchReport* r) {
   const Metadata& md = m.metadata();
@@ -203,7 +197,7 @@ Status RunAll(BenchReport* report) {
     return InvalidArgument("--compare '", FLAGS_compare, "': the only baseline is mmap");
   }
   if (!FLAGS_record_trace.empty()) RETURN_IF_ERROR(CheckOutputPath(FLAGS_record_trace));
-  ASSIGN_OR_RETURN(std::string path, ModelPath());
+  ASSIGN_OR_RETURN(std::string path, BenchModelPath());
   report->model_path = path;
   ASSIGN_OR_RETURN(uint64_t device_bytes, ParseByteSize(FLAGS_device_bytes));
   BenchRunOptions o;
@@ -271,6 +265,13 @@ Status RunAll(BenchReport* report) {
 }
 
 }  // namespace
+
+Result<std::string> BenchModelPath() {
+  if (!FLAGS_model.empty()) return FLAGS_model;
+  if (!FLAGS_preset.empty()) return PresetModel();
+  ASSIGN_OR_RETURN(DemoModel demo, EnsureDemoModel());
+  return demo.path;
+}
 
 int RunModelBenchCommand() {
   BenchReport report;

@@ -78,9 +78,9 @@ Result<GenerationSetup> SetUpGeneration(const GenerationSetupOptions& options) {
   // Flags first: a typo should not wait for a model to load.
   ASSIGN_OR_RETURN(SamplerOptions sampling, SamplerOptionsFromFlags());
   ASSIGN_OR_RETURN(EngineOptions engine_options, EngineOptionsFromFlags());
-  engine_options.max_sequences = 1 + options.extra_sequences;
+  engine_options.max_sequences = std::max(1, options.sequences);
   // Each of them decodes a token per step: a step of all of them fits one batch.
-  engine_options.batch_size = std::max(engine_options.batch_size, options.extra_sequences);
+  engine_options.batch_size = std::max(engine_options.batch_size, options.sequences);
   RETURN_IF_ERROR(ResolveModel(&setup));
 
   ASSIGN_OR_RETURN(std::unique_ptr<ModelFile> model, OpenModelFile(setup.model_path));

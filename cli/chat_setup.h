@@ -23,7 +23,7 @@ namespace sluice::cli {
 
 struct GenerationSetupOptions {
   bool need_chat_template = true;  // false for `run --raw`
-  int extra_sequences = 0;         // sequences beside the engine's own (serve: --parallel)
+  int sequences = 1;               // sequences (KV caches) the engine holds (serve: --parallel)
 };
 
 struct GenerationSetup {

@@ -12,6 +12,7 @@
 
 #include "bench/io_bench.h"
 #include "cli/bench_model_cmd.h"
+#include "cli/bench_serve_cmd.h"
 #include "cli/command.h"
 #include "core/base/byte_size.h"
 
@@ -26,6 +27,7 @@ DEFINE_string(size, "4G",
 DECLARE_bool(json);
 DECLARE_bool(quiet);
 DECLARE_string(io);
+DECLARE_string(serve);
 
 namespace sluice::cli {
 namespace {
@@ -103,11 +105,13 @@ int RunIoOnlyBench() {
 int RunBench(const std::vector<std::string>& args) {
   if (!args.empty()) return Fail("bench takes no positional arguments (see `sluice bench --help`)");
   if (FLAGS_io_only) return RunIoOnlyBench();
+  if (!FLAGS_serve.empty()) return RunServeBenchCommand();
   return RunModelBenchCommand();
 }
 
 std::vector<const char*> BenchFlags() {
   std::vector<const char*> flags = {"io_only", "dir", "size"};
+  for (const char* f : ServeBenchFlags()) flags.push_back(f);
   for (const char* f : ModelBenchFlags()) {
     if (std::find(flags.begin(), flags.end(), std::string(f)) == flags.end()) flags.push_back(f);
   }
@@ -120,6 +124,7 @@ const CommandRegistration kBench({
     .usage =
         "sluice bench [-m MODEL | --preset NAME [--layers N]] [--ram 4G] [-n 32]\n"
         "                    [--routing R] [--compare mmap] [--sweep-ram 1G,2G,...] [--json]\n"
+        "       sluice bench --serve 1,2,4,8 [-m MODEL | --preset NAME] [--ram 4G] [-n 32] [--json]\n"
         "       sluice bench --io-only [--dir DIR] [--size 4G] [--io auto|uring|pread] [--json]",
     .description =
         "Model benchmark (docs/bench.md): measures the device's random-read bandwidth at the\n"
@@ -134,6 +139,12 @@ const CommandRegistration kBench({
         "--compare mmap runs the same model with experts from a memory map (the page cache\n"
         "decides), with all RAM but --mmap-limit mlocked away. --sweep-ram runs one budget per\n"
         "entry and plots tokens/s and hit rate (SVG, --out or MODEL.sweep.svg).\n\n"
+        "--serve 1,2,4,8 runs the serving benchmark: at each number of concurrent streams (a\n"
+        "fresh engine each, as `sluice serve` runs them: one step decodes a token of every\n"
+        "stream, an expert read once for all), --prompt-tokens random prompt and -n sampled\n"
+        "tokens per stream; prints aggregate and per-stream tok/s, bytes read per token and its\n"
+        "ratio to the first level, the bound (device GB/s, measured before and after each\n"
+        "level, / bytes per token) and aggregate / bound, hit rate, peak RSS against --ram.\n\n"
         "--io-only writes a scratch archive of random experts (--size, checked against free\n"
         "space, removed afterwards) in --dir, then for expert sizes 2, 7 and 19 MB and queue\n"
         "depths 1..32 measures random expert reads through the expert cache at a 100% miss rate\n"

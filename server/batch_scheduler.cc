@@ -41,9 +41,12 @@ Result<std::unique_ptr<BatchScheduler>> BatchScheduler::Create(Engine* engine,
                            engine->batch_size());
   }
   std::unique_ptr<BatchScheduler> s(new BatchScheduler(engine, tokenizer, options));
-  for (int i = 0; i < options.max_sequences; ++i) {
+  engine->sequence().Reset();
+  s->slots_.push_back(Slot{.seq = &engine->sequence(), .owned = nullptr});
+  for (int i = 1; i < options.max_sequences; ++i) {
     ASSIGN_OR_RETURN(std::unique_ptr<Sequence> seq, engine->NewSequence());
-    s->slots_.push_back(Slot{.seq = std::move(seq)});
+    Sequence* p = seq.get();
+    s->slots_.push_back(Slot{.seq = p, .owned = std::move(seq)});
   }
   s->start_counters_ = engine->counters();
   s->thread_ = std::thread([p = s.get()] { p->Run(); });
@@ -204,7 +207,7 @@ Status BatchScheduler::RunStep() {
   int64_t room = engine_->batch_size();
   for (auto& j : active_) {
     if (j->next < 0) continue;
-    inputs.push_back({.seq = slots_[j->slot].seq.get(),
+    inputs.push_back({.seq = slots_[j->slot].seq,
                       .tokens = std::span<const int32_t>(&j->next, 1),
                       .prompt = false});
     jobs.push_back(j.get());
@@ -214,7 +217,7 @@ Status BatchScheduler::RunStep() {
     if (j->next >= 0 || room == 0) continue;
     const std::vector<int32_t>& prompt = j->request.prompt;
     const int64_t n = std::min<int64_t>(room, static_cast<int64_t>(prompt.size() - j->fed));
-    inputs.push_back({.seq = slots_[j->slot].seq.get(),
+    inputs.push_back({.seq = slots_[j->slot].seq,
                       .tokens = std::span<const int32_t>(prompt).subspan(j->fed, n),
                       .prompt = true});
     jobs.push_back(j.get());
@@ -254,6 +257,7 @@ Status BatchScheduler::RunStep() {
   }
   int64_t generated_after = 0;
   for (Job* j : jobs) generated_after += j->stats.generated_tokens;
+  const uint64_t sampled = NowNs();
   std::erase_if(active_, [](const std::unique_ptr<Job>& j) { return j->slot < 0; });
   {
     std::lock_guard lock(mu_);
@@ -262,6 +266,14 @@ Status BatchScheduler::RunStep() {
     metrics_.prompt_tokens += prompt_rows;
     metrics_.generated_tokens += generated_after - generated_before;
     metrics_.engine = engine_->counters() - start_counters_;
+    if (prompt_rows == 0 && status.ok()) {
+      ++metrics_.decode_steps;
+      metrics_.decode_step_tokens += rows;
+      metrics_.decode_step_ns += sampled - start;
+      metrics_.decode_step_bytes_read += delta.cache.bytes_read;
+      metrics_.decode_step_hits += delta.cache.hits;
+      metrics_.decode_step_misses += delta.cache.misses;
+    }
     metrics_.active = static_cast<int>(active_.size());
   }
   return status;

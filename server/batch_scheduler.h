@@ -48,12 +48,21 @@ struct SchedulerMetrics {
   int64_t steps = 0;
   uint64_t busy_ns = 0;   // time in Engine::Step
   EngineCounters engine;  // since the scheduler started
+  // Steps with decode rows only (no prompt chunk): what serving costs once prompts are in.
+  // Time runs from the step's start to the end of its sampling.
+  int64_t decode_steps = 0;
+  int64_t decode_step_tokens = 0;  // rows of those steps
+  uint64_t decode_step_ns = 0;
+  uint64_t decode_step_bytes_read = 0;
+  uint64_t decode_step_hits = 0;
+  uint64_t decode_step_misses = 0;
 };
 
 class BatchScheduler {
  public:
   // The engine must outlive the scheduler and have been created with max_sequences >=
-  // options.max_sequences + 1 (its own sequence is not used) and batch_size >= max_sequences.
+  // options.max_sequences (the engine's own sequence is the first; no one else may use it while
+  // the scheduler runs) and batch_size >= max_sequences.
   static Result<std::unique_ptr<BatchScheduler>> Create(Engine* engine, const Tokenizer* tokenizer,
                                                         const SchedulerOptions& options);
   // Finishes every request (kCancelled) and stops the thread.
@@ -82,7 +91,8 @@ class BatchScheduler {
     GenerationStats stats;
   };
   struct Slot {
-    std::unique_ptr<Sequence> seq;
+    Sequence* seq = nullptr;          // the engine's own, or `owned`
+    std::unique_ptr<Sequence> owned;
     Job* job = nullptr;
   };
 

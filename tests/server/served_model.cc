@@ -21,7 +21,7 @@ Status ServedModel::Open(int parallel, int max_queued, ServedModel* out, EngineO
   ASSIGN_OR_RETURN(out->tokenizer, Tokenizer::FromMetadata(model->metadata()));
   ASSIGN_OR_RETURN(ChatTemplate t, ChatTemplate::FromMetadata(model->metadata()));
   out->chat_template = std::make_unique<ChatTemplate>(std::move(t));
-  options.max_sequences = parallel + 1;
+  options.max_sequences = parallel;
   options.context_length = options.context_length > 0 ? options.context_length : 1024;
   ASSIGN_OR_RETURN(out->engine, Engine::Create(std::move(model), options));
   ASSIGN_OR_RETURN(out->scheduler,
