@@ -111,7 +111,6 @@ Result<std::string> PresetModel() {
   return path;
 }
 
-
 Status FillModelFacts(const ModelFile& m, BenchReport* r) {
   const Metadata& md = m.metadata();
   r->model_name = md.GetStringOr("general.name", "").value();

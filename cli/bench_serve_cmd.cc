@@ -75,14 +75,14 @@ Result<LevelResult> RunLevel(const std::string& path, int streams, uint64_t devi
   ResetPeakRss();
   ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::Create(std::move(model), eo));
   r.budget = engine->memory_plan().budget_bytes;
-  LOG(INFO) << "bench --serve: " << streams << " stream(s), " << FLAGS_prompt_tokens
-            << " prompt + " << FLAGS_n_predict << " decoded tokens each; memory: "
-            << DescribeMemoryPlan(engine->memory_plan());
-  ASSIGN_OR_RETURN(r.level, server::RunServeLevel(engine.get(),
-                                                  {.streams = streams,
-                                                   .prompt_tokens = FLAGS_prompt_tokens,
-                                                   .decode_tokens = FLAGS_n_predict,
-                                                   .seed = seed}));
+  LOG(INFO) << "bench --serve: " << streams << " stream(s), " << FLAGS_prompt_tokens << " prompt + "
+            << FLAGS_n_predict
+            << " decoded tokens each; memory: " << DescribeMemoryPlan(engine->memory_plan());
+  ASSIGN_OR_RETURN(r.level,
+                   server::RunServeLevel(engine.get(), {.streams = streams,
+                                                        .prompt_tokens = FLAGS_prompt_tokens,
+                                                        .decode_tokens = FLAGS_n_predict,
+                                                        .seed = seed}));
   r.peak_rss = PeakRssBytes();
   ASSIGN_OR_RETURN(DeviceProbe after,
                    ProbeDevice(engine->model(), FLAGS_device_qd, device_bytes, seed + 1));
@@ -121,8 +121,8 @@ int RunServeBenchCommand() {
         "GB = 1e9 bytes\n\n",
         FLAGS_prompt_tokens, FLAGS_n_predict);
     std::printf("%7s %9s %15s %9s %9s %10s %9s %7s %7s %6s %14s\n", "streams", "tok/s",
-                "per stream", "slow/fast", "MB/token", "vs 1st", "bound", "ratio", "device",
-                "hits", "peak RSS");
+                "per stream", "slow/fast", "MB/token", "vs 1st", "bound", "ratio", "device", "hits",
+                "peak RSS");
   }
   for (const LevelResult& r : results) {
     const server::ServeLevel& l = r.level;
@@ -138,18 +138,17 @@ int RunServeBenchCommand() {
           "%.4f, \"device_GBps\": %.4f, \"bound_tok_s\": %.4f, \"ratio_to_bound\": %.4f, "
           "\"hit_rate\": %.4f, \"decode_steps\": %lld, \"decoded_tokens\": %lld, "
           "\"peak_rss_bytes\": %llu, \"ram_budget_bytes\": %llu}\n",
-          l.streams, l.aggregate_tok_s, lo, hi, l.bytes_per_token, vs_first, r.device_GBps,
-          bound, ratio, l.hit_rate, static_cast<long long>(l.steps),
+          l.streams, l.aggregate_tok_s, lo, hi, l.bytes_per_token, vs_first, r.device_GBps, bound,
+          ratio, l.hit_rate, static_cast<long long>(l.steps),
           static_cast<long long>(l.decoded_tokens), static_cast<unsigned long long>(r.peak_rss),
           static_cast<unsigned long long>(r.budget));
       continue;
     }
-    std::printf("%7d %9.3f %6.3f..%-6.3f %9.2f %9.1f %10.3f %9.3f %7.3f %7.3f %5.0f%% %14s\n",
-                l.streams, l.aggregate_tok_s, lo, hi, hi > 0 ? lo / hi : 0,
-                l.bytes_per_token / 1e6, vs_first, bound, ratio, r.device_GBps,
-                100 * l.hit_rate,
-                (FormatBytes(r.peak_rss) + " / " + (r.budget ? FormatBytes(r.budget) : "-"))
-                    .c_str());
+    std::printf(
+        "%7d %9.3f %6.3f..%-6.3f %9.2f %9.1f %10.3f %9.3f %7.3f %7.3f %5.0f%% %14s\n", l.streams,
+        l.aggregate_tok_s, lo, hi, hi > 0 ? lo / hi : 0, l.bytes_per_token / 1e6, vs_first, bound,
+        ratio, r.device_GBps, 100 * l.hit_rate,
+        (FormatBytes(r.peak_rss) + " / " + (r.budget ? FormatBytes(r.budget) : "-")).c_str());
   }
   return 0;
 }

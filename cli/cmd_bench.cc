@@ -124,7 +124,8 @@ const CommandRegistration kBench({
     .usage =
         "sluice bench [-m MODEL | --preset NAME [--layers N]] [--ram 4G] [-n 32]\n"
         "                    [--routing R] [--compare mmap] [--sweep-ram 1G,2G,...] [--json]\n"
-        "       sluice bench --serve 1,2,4,8 [-m MODEL | --preset NAME] [--ram 4G] [-n 32] [--json]\n"
+        "       sluice bench --serve 1,2,4,8 [-m MODEL | --preset NAME] [--ram 4G] [-n 32] "
+        "[--json]\n"
         "       sluice bench --io-only [--dir DIR] [--size 4G] [--io auto|uring|pread] [--json]",
     .description =
         "Model benchmark (docs/bench.md): measures the device's random-read bandwidth at the\n"

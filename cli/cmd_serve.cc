@@ -41,6 +41,7 @@ DEFINE_int32(threads_http, 0,
 DEFINE_string(alias, "", "The model name /v1/models reports. Empty: the model file's name.");
 
 DECLARE_int32(n_predict);
+DECLARE_int64(seed);
 
 namespace sluice::cli {
 namespace {
@@ -102,6 +103,7 @@ int RunServe(const std::vector<std::string>& args) {
     o.defaults.max_tokens = FLAGS_max_tokens;
   }
   o.defaults.enable_thinking = setup->session_options.thinking;
+  o.fixed_seed = FLAGS_seed >= 0;  // --seed: the seed of every request that names none
   auto http = server::HttpServer::Create(scheduler->get(), setup->engine.get(),
                                          setup->tokenizer.get(), setup->chat_template.get(), o);
   if (!http.ok()) return Fail(http.status().message());

@@ -91,7 +91,7 @@ class BatchScheduler {
     GenerationStats stats;
   };
   struct Slot {
-    Sequence* seq = nullptr;          // the engine's own, or `owned`
+    Sequence* seq = nullptr;  // the engine's own, or `owned`
     std::unique_ptr<Sequence> owned;
     Job* job = nullptr;
   };

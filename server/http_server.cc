@@ -232,7 +232,7 @@ void HttpServer::Generate(const httplib::Request& req, httplib::Response& res, b
                                .code = "context_length_exceeded"});
   }
   request.sampling = params.sampling;
-  if (!params.seed_given) request.sampling.seed = RandomSeed();
+  if (!params.seed_given && !options_.fixed_seed) request.sampling.seed = RandomSeed();
   request.max_tokens = params.max_tokens;
   request.stop = params.stop;
   if (options_.timeout_seconds > 0) {

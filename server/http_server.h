@@ -54,6 +54,8 @@ struct ServerOptions {
   int http_threads = 16;  // connections served at once
   std::string model_name = "sluice";
   RequestDefaults defaults;
+  bool fixed_seed = false;  // true: a request without `seed` uses defaults.sampling.seed (--seed);
+                            // false: a random one
 };
 
 class HttpServer {

@@ -45,8 +45,8 @@ Result<ServeLevel> RunServeLevel(Engine* engine, const ServeLevelOptions& o) {
       if (u.reason == FinishReason::kError) return u.error;
       const GenerationStats& st = u.stats;
       level.generated_tokens += st.generated_tokens;
-      level.stream_tok_s.push_back(
-          st.decode_ns > 0 ? (st.generated_tokens - 1) * 1e9 / st.decode_ns : 0.0);
+      level.stream_tok_s.push_back(st.decode_ns > 0 ? (st.generated_tokens - 1) * 1e9 / st.decode_ns
+                                                    : 0.0);
       break;
     }
   }

@@ -36,7 +36,7 @@ struct ServeLevel {
   double aggregate_tok_s = 0;
   uint64_t bytes_read = 0;  // in those steps
   double bytes_per_token = 0;
-  double hit_rate = 0;  // expert cache hits / lookups in those steps
+  double hit_rate = 0;               // expert cache hits / lookups in those steps
   std::vector<double> stream_tok_s;  // (streams) each request's decode tok/s
   double wall_seconds = 0;           // the whole level, prompts included
   int64_t generated_tokens = 0;      // the whole level

@@ -4,10 +4,16 @@
 // disconnects mid-stream cancelling its request. The server keeps answering after every one.
 #include "server/http_server.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -233,6 +239,47 @@ TEST_F(HttpServerTest, AFullQueueAnswers503WithRetryAfter) {
   EXPECT_EQ(r->get_header_value("Retry-After"), "1");
   stop = true;
   holder.join();
+}
+
+TEST_F(HttpServerTest, ASlowClientIsDroppedAndOthersAreServed) {
+  ServerOptions o;
+  o.read_timeout_seconds = 1;
+  o.http_threads = 2;
+  Start(1, 2, o);
+  // Two connections that send half a request and stall: as many as the server has threads.
+  std::vector<int> slow;
+  for (int i = 0; i < 2; ++i) {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(server_->port()));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    const std::string half =
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"mess";
+    ASSERT_EQ(send(fd, half.data(), half.size(), 0), static_cast<ssize_t>(half.size()));
+    timeval guard{.tv_sec = 60, .tv_usec = 0};  // a server that never drops it fails, not hangs
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &guard, sizeof(guard));
+    slow.push_back(fd);
+  }
+  // The server gives up on each (it closes the connection, perhaps after an error reply)...
+  for (int fd : slow) {
+    char buf[512];
+    ssize_t n;
+    while ((n = recv(fd, buf, sizeof(buf), 0)) > 0 || (n < 0 && errno == EINTR)) {
+    }
+    // Closed (0), or reset since our half request was never read (ECONNRESET); a timeout of
+    // the guard (EAGAIN) means the server kept it.
+    const int err = n < 0 ? errno : 0;
+    EXPECT_TRUE(n == 0 || err == ECONNRESET)
+        << "the stalled connection was not closed by the server: " << std::strerror(err);
+    close(fd);
+  }
+  // ... and serves the next client.
+  auto ok = Post("/v1/chat/completions", std::string(kChat) + "}");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200);
 }
 
 TEST_F(HttpServerTest, AClientThatDisconnectsCancelsItsRequest) {
