@@ -16,7 +16,7 @@ ALLOWED = {
     'moe': {'core', 'io'},
     'llm': {'core', 'io', 'moe'},
     'chat': {'core', 'io', 'moe', 'llm', 'tokenizer'},
-    'synth': {'core', 'io', 'moe', 'llm', 'tokenizer'},
+    'synth': {'core', 'io', 'moe', 'llm', 'tokenizer', 'diffusion'},
     'diffusion': {'core', 'io', 'tokenizer'},
     'server': {'core', 'io', 'moe', 'llm', 'chat', 'tokenizer', 'diffusion'},
     'bench': {'core', 'io', 'moe', 'llm', 'chat', 'synth', 'tokenizer', 'diffusion'},

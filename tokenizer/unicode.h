@@ -6,7 +6,8 @@
 // Unicode 14.0): 3,448 runs of 4 bytes, looked up by binary search (12 probes), with a 128-entry
 // fast path for ASCII, which is most of any prompt.
 //
-// Non-goals: normalization (NFC/NFKC), case folding beyond ASCII, grapheme clusters, scripts.
+// Non-goals: normalization (NFC/NFKC), full case folding (ToLower is the simple mapping),
+// grapheme clusters, scripts.
 // Thread-safety: pure functions over constant tables; safe from any thread.
 #pragma once
 
@@ -51,6 +52,9 @@ inline bool IsMark(char32_t c) { return ClassOf(c) == UnicodeClass::kMark; }
 // tokenizers were defined with): U+0009-000D, 0020, 0085, 00A0, 1680, 2000-200A, 2028, 2029,
 // 202F, 205F, 3000.
 bool IsWhitespace(char32_t c);
+// Python's str.lower() for one code point (its first code point where that is two: U+0130),
+// from a generated table (tokenizer/unicode_lower_table.cc).
+char32_t ToLower(char32_t c);
 
 // Decodes UTF-8 leniently: every maximal invalid subsequence becomes one U+FFFD (the W3C/Unicode
 // "maximal subpart" practice). `byte_offsets`, when not null, receives the byte offset of each
