@@ -50,12 +50,18 @@ std::string FirstText(Generation& g) {
 
 TEST(BatchScheduler, EightStreamsTogetherGetWhatEachGetsAlone) {
   ServedModel alone_model;
-  ASSERT_TRUE(ServedModel::Open(1, 8, &alone_model).ok());
+  {
+    Status opened = ServedModel::Open(1, 8, &alone_model);
+    ASSERT_TRUE(opened.ok()) << opened.ToString();
+  }
   std::vector<ServedModel::Outcome> alone;
   for (GenerationRequest& r : EightRequests(alone_model)) alone.push_back(RunOne(alone_model, r));
 
   ServedModel together_model;
-  ASSERT_TRUE(ServedModel::Open(8, 8, &together_model).ok());
+  {
+    Status opened = ServedModel::Open(8, 8, &together_model);
+    ASSERT_TRUE(opened.ok()) << opened.ToString();
+  }
   std::vector<std::shared_ptr<Generation>> gens;
   for (GenerationRequest& r : EightRequests(together_model)) {
     auto g = together_model.scheduler->Submit(std::move(r));
@@ -77,7 +83,10 @@ TEST(BatchScheduler, EightStreamsTogetherGetWhatEachGetsAlone) {
 
 TEST(BatchScheduler, AConversationsNextTurnReusesItsKvPrefix) {
   ServedModel m;
-  ASSERT_TRUE(ServedModel::Open(2, 4, &m).ok());
+  {
+    Status opened = ServedModel::Open(2, 4, &m);
+    ASSERT_TRUE(opened.ok()) << opened.ToString();
+  }
   GenerationRequest first = Request(m, "hello", 6, 0.0f, 1);
   const std::vector<int32_t> prompt = first.prompt;
   const ServedModel::Outcome a = RunOne(m, first);
@@ -92,7 +101,10 @@ TEST(BatchScheduler, AConversationsNextTurnReusesItsKvPrefix) {
 
 TEST(BatchScheduler, StopStringsEndTheReplyJustBeforeThem) {
   ServedModel m;
-  ASSERT_TRUE(ServedModel::Open(1, 4, &m).ok());
+  {
+    Status opened = ServedModel::Open(1, 4, &m);
+    ASSERT_TRUE(opened.ok()) << opened.ToString();
+  }
   const ServedModel::Outcome full = RunOne(m, Request(m, "stop here", 40, 0.0f, 1));
   ASSERT_EQ(full.reason, FinishReason::kLength);
   // An ASCII character of the reply (not its first) as the stop string.
@@ -117,7 +129,10 @@ TEST(BatchScheduler, StopStringsEndTheReplyJustBeforeThem) {
 
 TEST(BatchScheduler, TokenLimitAndDeadline) {
   ServedModel m;
-  ASSERT_TRUE(ServedModel::Open(1, 4, &m).ok());
+  {
+    Status opened = ServedModel::Open(1, 4, &m);
+    ASSERT_TRUE(opened.ok()) << opened.ToString();
+  }
   const ServedModel::Outcome five = RunOne(m, Request(m, "count", 5, 0.0f, 1));
   EXPECT_EQ(five.reason, FinishReason::kLength);
   EXPECT_EQ(five.stats.generated_tokens, 5);
@@ -131,7 +146,10 @@ TEST(BatchScheduler, TokenLimitAndDeadline) {
 
 TEST(BatchScheduler, AFullQueueRefusesAndACancelFreesTheSequence) {
   ServedModel m;
-  ASSERT_TRUE(ServedModel::Open(1, 1, &m).ok());
+  {
+    Status opened = ServedModel::Open(1, 1, &m);
+    ASSERT_TRUE(opened.ok()) << opened.ToString();
+  }
   auto a = m.scheduler->Submit(Request(m, "long one", -1, 0.0f, 1));
   ASSERT_TRUE(a.ok());
   FirstText(**a);  // A holds the only sequence
@@ -151,7 +169,10 @@ TEST(BatchScheduler, AFullQueueRefusesAndACancelFreesTheSequence) {
 
 TEST(BatchScheduler, BadRequestsAreRefusedAtSubmit) {
   ServedModel m;
-  ASSERT_TRUE(ServedModel::Open(1, 4, &m).ok());
+  {
+    Status opened = ServedModel::Open(1, 4, &m);
+    ASSERT_TRUE(opened.ok()) << opened.ToString();
+  }
   GenerationRequest empty = Request(m, "x", 3, 0.0f, 1);
   empty.prompt.clear();
   EXPECT_EQ(m.scheduler->Submit(empty).status().code(), StatusCode::kInvalidArgument);
@@ -170,7 +191,10 @@ TEST(BatchScheduler, BadRequestsAreRefusedAtSubmit) {
 
 TEST(BatchScheduler, ShutdownEndsRunningAndQueuedRequests) {
   ServedModel m;
-  ASSERT_TRUE(ServedModel::Open(1, 4, &m).ok());
+  {
+    Status opened = ServedModel::Open(1, 4, &m);
+    ASSERT_TRUE(opened.ok()) << opened.ToString();
+  }
   auto a = m.scheduler->Submit(Request(m, "long", -1, 0.0f, 1));
   auto b = m.scheduler->Submit(Request(m, "queued", -1, 0.0f, 1));
   ASSERT_TRUE(a.ok() && b.ok());
