@@ -1,0 +1,231 @@
+#include "diffusion/ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/base/check.h"
+#include "core/ops/attention.h"
+
+namespace sluice::diffusion {
+namespace {
+
+// Output pixels per im2col chunk: as many as fit kConvChunkBytes, at least one row's worth of
+// work for the pool.
+int64_t ConvChunkPixels(const Conv2dWeights& c, int64_t pixels, int64_t chunk_bytes) {
+  const int64_t cols = static_cast<int64_t>(c.k) * c.k * c.c_in;
+  const int64_t fit =
+      std::max<int64_t>(1, chunk_bytes / (cols * static_cast<int64_t>(sizeof(float))));
+  return std::min(pixels, fit);
+}
+
+}  // namespace
+
+int64_t Conv2dScratchFloats(const Conv2dWeights& c, int h, int w, int stride, int pad,
+                            int64_t chunk_bytes) {
+  if (c.k == 1 && stride == 1 && pad == 0) return 0;
+  const int64_t pixels =
+      static_cast<int64_t>(ConvOut(h, c.k, stride, pad)) * ConvOut(w, c.k, stride, pad);
+  return ConvChunkPixels(c, pixels, chunk_bytes) * c.k * c.k * c.c_in;
+}
+
+void Conv2d(const Conv2dWeights& c, const float* x, int h, int w, int stride, int pad, float* y,
+            float* scratch, ThreadPool* pool, int64_t chunk_bytes) {
+  CHECK(c.w.rows == c.c_out && c.w.cols == static_cast<int64_t>(c.k) * c.k * c.c_in)
+      << c.w.rows << "x" << c.w.cols << " for " << c.c_out << " <- " << c.c_in << " k" << c.k;
+  const int ho = ConvOut(h, c.k, stride, pad), wo = ConvOut(w, c.k, stride, pad);
+  const int64_t pixels = static_cast<int64_t>(ho) * wo;
+  if (c.k == 1 && stride == 1 && pad == 0) {
+    LinearBias(c.w, c.bias, x, pixels, y, pool);
+    return;
+  }
+  const int64_t cols = c.w.cols;
+  const int64_t chunk = ConvChunkPixels(c, pixels, chunk_bytes);
+  const int kk = c.k * c.k;
+  for (int64_t p0 = 0; p0 < pixels; p0 += chunk) {
+    const int64_t n = std::min(chunk, pixels - p0);
+    // im2col: element (ci, ky, kx) of row p is channel ci of input pixel
+    // (oy * stride - pad + ky, ox * stride - pad + kx), zero outside the image.
+    auto fill = [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        const int64_t p = p0 + i;
+        const int oy = static_cast<int>(p / wo), ox = static_cast<int>(p % wo);
+        float* row = scratch + i * cols;
+        for (int ky = 0; ky < c.k; ++ky) {
+          const int iy = oy * stride - pad + ky;
+          for (int kx = 0; kx < c.k; ++kx) {
+            const int ix = ox * stride - pad + kx;
+            float* dst = row + ky * c.k + kx;
+            if (iy < 0 || iy >= h || ix < 0 || ix >= w) {
+              for (int ci = 0; ci < c.c_in; ++ci) dst[ci * kk] = 0.0f;
+            } else {
+              const float* src = x + (static_cast<int64_t>(iy) * w + ix) * c.c_in;
+              for (int ci = 0; ci < c.c_in; ++ci) dst[ci * kk] = src[ci];
+            }
+          }
+        }
+      }
+    };
+    if (pool != nullptr) {
+      pool->ParallelFor(n, fill);
+    } else {
+      fill(0, n);
+    }
+    LinearBias(c.w, c.bias, scratch, n, y + p0 * c.c_out, pool);
+  }
+}
+
+void LinearBias(const Matrix& w, const float* bias, const float* x, int64_t n, float* y,
+                ThreadPool* pool) {
+  Linear(w, x, n, y, pool);
+  if (bias == nullptr) return;
+  for (int64_t t = 0; t < n; ++t) {
+    float* row = y + t * w.rows;
+    for (int64_t r = 0; r < w.rows; ++r) row[r] += bias[r];
+  }
+}
+
+void GroupNorm(const float* x, int64_t n, int c, int groups, float eps, const float* gamma,
+               const float* beta, float* out, ThreadPool* pool) {
+  CHECK(groups > 0 && c % groups == 0) << c << " channels in " << groups << " groups";
+  const int cg = c / groups;
+  std::vector<double> mean(groups), inv(groups);
+  auto stats = [&](int64_t b, int64_t e) {
+    for (int64_t g = b; g < e; ++g) {
+      double sum = 0, sq = 0;
+      for (int64_t p = 0; p < n; ++p) {
+        const float* v = x + p * c + g * cg;
+        for (int i = 0; i < cg; ++i) sum += v[i];
+      }
+      const double m = sum / (static_cast<double>(n) * cg);
+      for (int64_t p = 0; p < n; ++p) {
+        const float* v = x + p * c + g * cg;
+        for (int i = 0; i < cg; ++i) sq += (v[i] - m) * (v[i] - m);
+      }
+      mean[g] = m;
+      inv[g] = 1.0 / std::sqrt(sq / (static_cast<double>(n) * cg) + eps);
+    }
+  };
+  if (pool != nullptr) {
+    pool->ParallelFor(groups, stats);
+  } else {
+    stats(0, groups);
+  }
+  auto apply = [&](int64_t b, int64_t e) {
+    for (int64_t p = b; p < e; ++p) {
+      for (int ch = 0; ch < c; ++ch) {
+        const int g = ch / cg;
+        const double v = (x[p * c + ch] - mean[g]) * inv[g];
+        out[p * c + ch] = static_cast<float>(v * gamma[ch] + beta[ch]);
+      }
+    }
+  };
+  if (pool != nullptr) {
+    pool->ParallelFor(n, apply);
+  } else {
+    apply(0, n);
+  }
+}
+
+void LayerNorm(const float* x, int64_t n, int c, float eps, const float* gamma, const float* beta,
+               float* out) {
+  for (int64_t t = 0; t < n; ++t) {
+    const float* v = x + t * c;
+    double sum = 0, sq = 0;
+    for (int i = 0; i < c; ++i) sum += v[i];
+    const double m = sum / c;
+    for (int i = 0; i < c; ++i) sq += (v[i] - m) * (v[i] - m);
+    const double inv = 1.0 / std::sqrt(sq / c + eps);
+    float* o = out + t * c;
+    for (int i = 0; i < c; ++i) o[i] = static_cast<float>((v[i] - m) * inv * gamma[i] + beta[i]);
+  }
+}
+
+void SiluInPlace(float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] = x[i] / (1.0f + std::exp(-x[i]));
+}
+
+void GeluInPlace(float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = static_cast<float>(0.5 * x[i] * (1.0 + std::erf(x[i] / std::sqrt(2.0))));
+  }
+}
+
+void QuickGeluInPlace(float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] = x[i] / (1.0f + std::exp(-1.702f * x[i]));
+}
+
+void Geglu(const float* proj, int64_t n, int64_t d, float* out) {
+  for (int64_t t = 0; t < n; ++t) {
+    const float* a = proj + t * 2 * d;
+    const float* gate = a + d;
+    float* o = out + t * d;
+    for (int64_t i = 0; i < d; ++i) {
+      const double g = gate[i];
+      o[i] = static_cast<float>(a[i] * (0.5 * g * (1.0 + std::erf(g / std::sqrt(2.0)))));
+    }
+  }
+}
+
+void Upsample2x(const float* x, int h, int w, int c, float* y) {
+  const size_t bytes = sizeof(float) * static_cast<size_t>(c);
+  for (int oy = 0; oy < 2 * h; ++oy) {
+    for (int ox = 0; ox < 2 * w; ++ox) {
+      std::memcpy(y + (static_cast<int64_t>(oy) * 2 * w + ox) * c,
+                  x + (static_cast<int64_t>(oy / 2) * w + ox / 2) * c, bytes);
+    }
+  }
+}
+
+void TimestepEmbedding(double t, int dim, float* out) {
+  // In float32, step by step as the reference (LDM's timestep_embedding in PyTorch) computes it,
+  // so embeddings round as theirs do: exp(-ln(10000) * i / half), times t, then cos and sin.
+  const int half = dim / 2;
+  const float tf = static_cast<float>(t);
+  const float neg_log = static_cast<float>(-std::log(10000.0));
+  for (int i = 0; i < half; ++i) {
+    const float freq = std::exp(neg_log * static_cast<float>(i) / static_cast<float>(half));
+    const float arg = tf * freq;
+    out[i] = std::cos(arg);
+    out[half + i] = std::sin(arg);
+  }
+  if (dim % 2 == 1) out[dim - 1] = 0.0f;
+}
+
+namespace {
+
+// Each query row through core's attention op (one thread per query: heads are not split, so the
+// result never depends on the thread count). causal: query i sees keys 0..i.
+void Attend(const float* q, const float* k, const float* v, int64_t nq, int64_t nk, int heads,
+            int d, bool causal, float* out, ThreadPool* pool) {
+  const AttentionShape shape{heads, heads, d, d};
+  const KvView kv{k, v, KvType::kF32};
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  const int64_t width = static_cast<int64_t>(heads) * d;
+  auto run = [&](int64_t b, int64_t e) {
+    std::vector<float> scores(static_cast<size_t>(heads) * nk);
+    for (int64_t i = b; i < e; ++i) {
+      const int64_t n_kv = causal ? i + 1 : nk;
+      Attention(shape, q + i * width, kv, n_kv, scale, scores.data(), out + i * width, nullptr);
+    }
+  };
+  if (pool != nullptr) {
+    pool->ParallelFor(nq, run);
+  } else {
+    run(0, nq);
+  }
+}
+
+}  // namespace
+
+void MultiHeadAttention(const float* q, const float* k, const float* v, int64_t nq, int64_t nk,
+                        int heads, int d, float* out, ThreadPool* pool) {
+  Attend(q, k, v, nq, nk, heads, d, /*causal=*/false, out, pool);
+}
+
+void CausalMultiHeadAttention(const float* q, const float* k, const float* v, int64_t n, int heads,
+                              int d, float* out, ThreadPool* pool) {
+  Attend(q, k, v, n, n, heads, d, /*causal=*/true, out, pool);
+}
+
+}  // namespace sluice::diffusion

@@ -1,0 +1,149 @@
+#include "diffusion/vae.h"
+
+#include "core/base/str_cat.h"
+
+namespace sluice::diffusion {
+
+Result<VaeDecoder::ResnetBlock> VaeDecoder::LoadResnet(WeightReader& r, const std::string& p,
+                                                       int c_in, int c_out) {
+  ResnetBlock b;
+  b.c_in = c_in;
+  b.c_out = c_out;
+  ASSIGN_OR_RETURN(b.gn1_w, r.Vector(p + "norm1.weight", c_in));
+  ASSIGN_OR_RETURN(b.gn1_b, r.Vector(p + "norm1.bias", c_in));
+  ASSIGN_OR_RETURN(b.conv1, r.Conv(p + "conv1", c_in, c_out, 3));
+  ASSIGN_OR_RETURN(b.gn2_w, r.Vector(p + "norm2.weight", c_out));
+  ASSIGN_OR_RETURN(b.gn2_b, r.Vector(p + "norm2.bias", c_out));
+  ASSIGN_OR_RETURN(b.conv2, r.Conv(p + "conv2", c_out, c_out, 3));
+  if (c_in != c_out) {
+    ASSIGN_OR_RETURN(Conv2dWeights s, r.Conv(p + "nin_shortcut", c_in, c_out, 1));
+    b.shortcut = s;
+  }
+  return b;
+}
+
+Result<std::unique_ptr<VaeDecoder>> VaeDecoder::Load(WeightReader& r, const VaeConfig& cfg) {
+  std::unique_ptr<VaeDecoder> v(new VaeDecoder());
+  v->config_ = cfg;
+  const std::string& p = cfg.prefix;
+  const std::string d = p + "decoder.";
+  const int levels = static_cast<int>(cfg.ch_mult.size());
+  int ch = cfg.ch * cfg.ch_mult.back();
+  ASSIGN_OR_RETURN(v->post_quant_,
+                   r.Conv(p + "post_quant_conv", cfg.z_channels, cfg.z_channels, 1));
+  ASSIGN_OR_RETURN(v->conv_in_, r.Conv(d + "conv_in", cfg.z_channels, ch, 3));
+  ASSIGN_OR_RETURN(v->mid1_, LoadResnet(r, d + "mid.block_1.", ch, ch));
+  {
+    AttnBlock& a = v->mid_attn_;
+    a.c = ch;
+    const std::string q = d + "mid.attn_1.";
+    ASSIGN_OR_RETURN(a.gn_w, r.Vector(q + "norm.weight", ch));
+    ASSIGN_OR_RETURN(a.gn_b, r.Vector(q + "norm.bias", ch));
+    ASSIGN_OR_RETURN(a.q, r.Linear(q + "q.weight", ch, ch));
+    ASSIGN_OR_RETURN(a.q_b, r.Vector(q + "q.bias", ch));
+    ASSIGN_OR_RETURN(a.k, r.Linear(q + "k.weight", ch, ch));
+    ASSIGN_OR_RETURN(a.k_b, r.Vector(q + "k.bias", ch));
+    ASSIGN_OR_RETURN(a.v, r.Linear(q + "v.weight", ch, ch));
+    ASSIGN_OR_RETURN(a.v_b, r.Vector(q + "v.bias", ch));
+    ASSIGN_OR_RETURN(a.proj, r.Linear(q + "proj_out.weight", ch, ch));
+    ASSIGN_OR_RETURN(a.proj_b, r.Vector(q + "proj_out.bias", ch));
+  }
+  ASSIGN_OR_RETURN(v->mid2_, LoadResnet(r, d + "mid.block_2.", ch, ch));
+  for (int level = levels - 1; level >= 0; --level) {
+    Level L;
+    const int out = cfg.ch * cfg.ch_mult[level];
+    for (int i = 0; i <= cfg.num_res_blocks; ++i) {
+      ASSIGN_OR_RETURN(ResnetBlock b,
+                       LoadResnet(r, StrCat(d, "up.", level, ".block.", i, "."), ch, out));
+      L.blocks.push_back(b);
+      ch = out;
+    }
+    if (level > 0) {
+      ASSIGN_OR_RETURN(Conv2dWeights c,
+                       r.Conv(StrCat(d, "up.", level, ".upsample.conv"), ch, ch, 3));
+      L.upsample = c;
+    }
+    v->levels_.push_back(std::move(L));
+  }
+  ASSIGN_OR_RETURN(v->norm_out_w_, r.Vector(d + "norm_out.weight", ch));
+  ASSIGN_OR_RETURN(v->norm_out_b_, r.Vector(d + "norm_out.bias", ch));
+  ASSIGN_OR_RETURN(v->conv_out_, r.Conv(d + "conv_out", ch, cfg.out_channels, 3));
+  return v;
+}
+
+void VaeDecoder::RunConv(const Conv2dWeights& c, const float* x, int h, int w,
+                         std::vector<float>& out, ThreadPool* pool) const {
+  const int pad = c.k / 2;
+  out.assign(static_cast<size_t>(h) * w * c.c_out, 0.0f);
+  std::vector<float> scratch(
+      static_cast<size_t>(std::max<int64_t>(1, Conv2dScratchFloats(c, h, w, 1, pad))));
+  Conv2d(c, x, h, w, 1, pad, out.data(), scratch.data(), pool);
+}
+
+void VaeDecoder::RunResnet(const ResnetBlock& b, std::vector<float>& x, int h, int w,
+                           ThreadPool* pool) const {
+  const int64_t hw = static_cast<int64_t>(h) * w;
+  std::vector<float> t(x.size()), u;
+  GroupNorm(x.data(), hw, b.c_in, 32, 1e-6f, b.gn1_w, b.gn1_b, t.data(), pool);
+  SiluInPlace(t.data(), static_cast<int64_t>(t.size()));
+  RunConv(b.conv1, t.data(), h, w, u, pool);
+  GroupNorm(u.data(), hw, b.c_out, 32, 1e-6f, b.gn2_w, b.gn2_b, u.data(), pool);
+  SiluInPlace(u.data(), static_cast<int64_t>(u.size()));
+  RunConv(b.conv2, u.data(), h, w, t, pool);
+  if (b.shortcut.has_value()) {
+    std::vector<float> s(static_cast<size_t>(hw) * b.c_out);
+    LinearBias(b.shortcut->w, b.shortcut->bias, x.data(), hw, s.data(), pool);
+    for (size_t i = 0; i < t.size(); ++i) t[i] += s[i];
+  } else {
+    for (size_t i = 0; i < t.size(); ++i) t[i] += x[i];
+  }
+  x.swap(t);
+}
+
+void VaeDecoder::RunAttn(const AttnBlock& a, std::vector<float>& x, int h, int w,
+                         ThreadPool* pool) const {
+  const int64_t hw = static_cast<int64_t>(h) * w;
+  std::vector<float> n(x.size()), q(x.size()), k(x.size()), v(x.size()), o(x.size());
+  GroupNorm(x.data(), hw, a.c, 32, 1e-6f, a.gn_w, a.gn_b, n.data(), pool);
+  LinearBias(a.q, a.q_b, n.data(), hw, q.data(), pool);
+  LinearBias(a.k, a.k_b, n.data(), hw, k.data(), pool);
+  LinearBias(a.v, a.v_b, n.data(), hw, v.data(), pool);
+  MultiHeadAttention(q.data(), k.data(), v.data(), hw, hw, 1, a.c, o.data(), pool);
+  LinearBias(a.proj, a.proj_b, o.data(), hw, n.data(), pool);
+  for (size_t i = 0; i < x.size(); ++i) x[i] += n[i];
+}
+
+void VaeDecoder::Decode(const float* latent, int h, int w, float* image, ThreadPool* pool) const {
+  const VaeConfig& cfg = config_;
+  const int64_t hw = static_cast<int64_t>(h) * w;
+  std::vector<float> z(static_cast<size_t>(hw) * cfg.z_channels), x;
+  for (size_t i = 0; i < z.size(); ++i) z[i] = latent[i] / cfg.scale_factor;
+  std::vector<float> zq(z.size());
+  LinearBias(post_quant_.w, post_quant_.bias, z.data(), hw, zq.data(), pool);
+  RunConv(conv_in_, zq.data(), h, w, x, pool);
+  RunResnet(mid1_, x, h, w, pool);
+  RunAttn(mid_attn_, x, h, w, pool);
+  RunResnet(mid2_, x, h, w, pool);
+  int ch_h = h, ch_w = w, ch = conv_in_.c_out;
+  for (const Level& L : levels_) {
+    for (const ResnetBlock& b : L.blocks) {
+      RunResnet(b, x, ch_h, ch_w, pool);
+      ch = b.c_out;
+    }
+    if (L.upsample.has_value()) {
+      std::vector<float> up(x.size() * 4);
+      Upsample2x(x.data(), ch_h, ch_w, ch, up.data());
+      ch_h *= 2;
+      ch_w *= 2;
+      RunConv(*L.upsample, up.data(), ch_h, ch_w, x, pool);
+    }
+  }
+  const int64_t out_hw = static_cast<int64_t>(ch_h) * ch_w;
+  GroupNorm(x.data(), out_hw, ch, 32, 1e-6f, norm_out_w_, norm_out_b_, x.data(), pool);
+  SiluInPlace(x.data(), static_cast<int64_t>(x.size()));
+  std::vector<float> img;
+  RunConv(conv_out_, x.data(), ch_h, ch_w, img, pool);
+  std::copy(img.begin(), img.end(), image);
+}
+
+}  // namespace sluice::diffusion

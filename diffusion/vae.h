@@ -1,0 +1,75 @@
+// The KL-VAE decoder of Stable Diffusion (first_stage_model.*; 4 latent channels, 8x upscaling):
+//   z = post_quant_conv(latent / scale_factor)
+//   x = conv_in(z); mid: ResnetBlock, AttnBlock, ResnetBlock
+//   up levels from the deepest: num_res_blocks + 1 ResnetBlocks, then nearest 2x + conv (all but
+//   the last level)
+//   image = conv_out(silu(GroupNorm(x)))   in [-1, 1], 3 channels
+// ResnetBlock: h = conv1(silu(GN(x))); h = conv2(silu(GN(h))); out = shortcut(x) + h
+// AttnBlock:   one head over all pixels: q, k, v, proj_out are 1x1 convolutions; out = x + proj
+// GroupNorm: 32 groups, eps 1e-6 throughout. Scale factor 0.18215 (SD 1.x/2.x), 0.13025 (SDXL).
+//
+// Non-goals: the encoder (img2img), tiling (the streaming issue adds it).
+// Thread-safety: Decode is const; one call at a time per pool.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/threads/thread_pool.h"
+#include "diffusion/checkpoint.h"
+
+namespace sluice::diffusion {
+
+struct VaeConfig {
+  std::string prefix = "first_stage_model.";
+  int z_channels = 4;
+  int ch = 128;
+  std::vector<int> ch_mult = {1, 2, 4, 4};
+  int num_res_blocks = 2;
+  int out_channels = 3;
+  float scale_factor = 0.18215f;
+};
+
+class VaeDecoder {
+ public:
+  static Result<std::unique_ptr<VaeDecoder>> Load(WeightReader& reader, const VaeConfig& config);
+  const VaeConfig& config() const { return config_; }
+  // latent: (h * w, z_channels), one image, as the sampler leaves it (not yet divided by the
+  // scale factor). image: (8h * 8w, 3) in [-1, 1] (not clamped).
+  void Decode(const float* latent, int h, int w, float* image, ThreadPool* pool) const;
+
+ private:
+  struct ResnetBlock {
+    int c_in = 0, c_out = 0;
+    const float *gn1_w, *gn1_b, *gn2_w, *gn2_b;
+    Conv2dWeights conv1, conv2;
+    std::optional<Conv2dWeights> shortcut;
+  };
+  struct AttnBlock {
+    int c = 0;
+    const float *gn_w, *gn_b;
+    Matrix q, k, v, proj;
+    const float *q_b, *k_b, *v_b, *proj_b;
+  };
+  struct Level {
+    std::vector<ResnetBlock> blocks;
+    std::optional<Conv2dWeights> upsample;
+  };
+  static Result<ResnetBlock> LoadResnet(WeightReader& r, const std::string& p, int c_in, int c_out);
+  void RunResnet(const ResnetBlock& b, std::vector<float>& x, int h, int w, ThreadPool* pool) const;
+  void RunAttn(const AttnBlock& a, std::vector<float>& x, int h, int w, ThreadPool* pool) const;
+  void RunConv(const Conv2dWeights& c, const float* x, int h, int w, std::vector<float>& out,
+               ThreadPool* pool) const;
+
+  VaeConfig config_;
+  Conv2dWeights post_quant_, conv_in_, conv_out_;
+  ResnetBlock mid1_, mid2_;
+  AttnBlock mid_attn_;
+  std::vector<Level> levels_;  // [0] is the deepest (decoder.up.{n-1})
+  const float *norm_out_w_ = nullptr, *norm_out_b_ = nullptr;
+};
+
+}  // namespace sluice::diffusion
