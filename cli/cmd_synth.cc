@@ -12,6 +12,7 @@
 #include "cli/interrupt.h"
 #include "core/base/byte_size.h"
 #include "core/base/progress.h"
+#include "synth/sd_synth.h"
 #include "synth/synth.h"
 #include "synth/synth_presets.h"
 
@@ -26,7 +27,11 @@ DEFINE_int32(experts, 0,
 DEFINE_string(quant, "",
               "synth: quantized type of the routed experts (q4_K, q8_0, q4_0, q6_K, ...). Empty: "
               "the preset's (q4_K).");
-DEFINE_string(format, "archive", "synth: output format, archive (.sluice) or gguf.");
+DEFINE_string(format, "archive",
+              "synth: output format, archive (.sluice) or gguf; diffusion presets: safetensors.");
+DEFINE_bool(tiny, false,
+            "synth, diffusion presets: every block and tensor name of the family at tiny widths "
+            "and depths (tests; a few MB).");
 DECLARE_string(out);
 DECLARE_int64(seed);
 DECLARE_int32(threads);
@@ -35,9 +40,51 @@ DECLARE_bool(quiet);
 namespace sluice::cli {
 namespace {
 
+// A diffusion preset (sd_synth.h): a single-file safetensors checkpoint.
+int RunSdSynth(const std::string& out) {
+  if (FLAGS_format != "archive" && FLAGS_format != "safetensors") {
+    return Fail("--format " + FLAGS_format + ": diffusion presets are written as safetensors");
+  }
+  if (FLAGS_layers != 0 || FLAGS_experts != 0 || !FLAGS_quant.empty()) {
+    return Fail(
+        "--layers, --experts and --quant apply to MoE presets; diffusion presets take --tiny");
+  }
+  Result<SdPreset> preset = FindSdPreset(FLAGS_preset, FLAGS_tiny);
+  if (!preset.ok()) return Fail(preset.status().message());
+  const std::string path = !out.empty() ? out : preset->name + ".safetensors";
+  if (!FLAGS_quiet) {
+    std::fprintf(stderr,
+                 "sluice synth: %s\n  %s\n  writing %s (safetensors, F16; weights are random: "
+                 "images are noise)\n",
+                 preset->name.c_str(), preset->description.c_str(), path.c_str());
+  }
+  std::atomic<bool> cancel{false};
+  InstallInterruptHandler(/*also_terminate=*/true);
+  ScopedCancelTarget cancel_target(&cancel);
+  SdSynthOptions o;
+  o.seed = FLAGS_seed < 0 ? 1 : static_cast<uint64_t>(FLAGS_seed);
+  o.cancel = &cancel;
+  std::unique_ptr<Progress> progress;
+  o.progress = [&](uint64_t done, uint64_t total) {
+    if (progress == nullptr) progress = std::make_unique<Progress>("synth", total);
+    progress->Update(done);
+  };
+  Result<uint64_t> bytes = WriteSdCheckpoint(path, *preset, o);
+  if (progress != nullptr) progress->Finish();
+  if (!bytes.ok()) return Fail(bytes.status().ToString());
+  if (!FLAGS_quiet)
+    std::fprintf(stderr, "wrote %s: %s\n", path.c_str(), FormatBytes(*bytes).c_str());
+  return 0;
+}
+
 int RunSynth(const std::vector<std::string>& args) {
   if (FLAGS_preset.empty()) return Fail("synth needs --preset (see `sluice synth --help`)");
   if (args.size() > 1) return Fail("synth takes at most one positional argument (the output)");
+  for (const std::string& name : SdPresetNames()) {
+    if (FLAGS_preset == name) return RunSdSynth(!args.empty() ? args[0] : FLAGS_out);
+  }
+  if (FLAGS_tiny)
+    return Fail("--tiny applies to the diffusion presets (sd15, sd-turbo, sdxl-turbo)");
   Result<SynthShape> preset = FindSynthPreset(FLAGS_preset);
   if (!preset.ok()) return Fail(preset.status().message());
   SynthScale scale;
@@ -92,7 +139,8 @@ const CommandRegistration kSynth({
     .name = "synth",
     .summary = "write a synthetic model: a real model's expert shapes, random weights",
     .usage = "sluice synth --preset NAME [--layers N] [--experts N] [--quant TYPE]\n"
-             "                    [--format archive|gguf] [--seed N] [--out PATH | PATH]",
+             "                    [--format archive|gguf] [--seed N] [--out PATH | PATH]\n"
+             "       sluice synth --preset sd15|sd-turbo|sdxl-turbo [--tiny] [--out PATH | PATH]",
     .description =
         "Writes a model with the exact routed-expert shapes and quantized format of a real MoE\n"
         "model and random, numerically sane weights, so that streaming can be measured on the\n"
@@ -108,8 +156,13 @@ const CommandRegistration kSynth({
         "Presets: qwen3.5-397b-a17b (60 layers, 512 experts 4096x1024, 10 routed + shared),\n"
         "qwen3-235b-a22b (94, 128 x 4096x1536, 8), qwen3-30b-a3b (48, 128 x 2048x768, 8),\n"
         "mixtral-8x22b (56, 8 x 6144x16384, 2), deepseek-v3 (61, 256 x 7168x2048, 8 + shared),\n"
-        "demo (8, 64 x 1024x512, 4; ~0.5 GB).",
-    .flags = {"preset", "layers", "experts", "quant", "format", "seed", "out", "threads"},
+        "demo (8, 64 x 1024x512, 4; ~0.5 GB).\n"
+        "Diffusion presets write a single-file safetensors checkpoint (F16) with every tensor\n"
+        "name and shape of the family, which `sluice diffuse` and other engines load: sd15\n"
+        "(Stable Diffusion 1.5, ~2.1 GB), sd-turbo (SD 2.1's architecture, ~2.6 GB), sdxl-turbo\n"
+        "(SDXL's, ~6.9 GB); --tiny keeps every block and name at tiny widths (a few MB). Output:\n"
+        "PATH, --out, or PRESET.safetensors.",
+    .flags = {"preset", "layers", "experts", "quant", "format", "tiny", "seed", "out", "threads"},
     .run = RunSynth,
 });
 

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace sluice::cli {
@@ -27,6 +28,9 @@ struct Command {
   const char* usage = "";          // synopsis line(s)
   const char* description = "";    // paragraphs; may be empty
   std::vector<const char*> flags;  // gflags names this command reads
+  // Short options of this command that differ from the common ones (main.cc): {"-n",
+  // "--negative_prompt"} for diffuse, as stable-diffusion.cpp spells them.
+  std::vector<std::pair<const char*, const char*>> short_flags = {};
   // Positional arguments (flags already parsed and removed). Returns the exit code.
   int (*run)(const std::vector<std::string>& args) = nullptr;
 };

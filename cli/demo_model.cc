@@ -68,4 +68,32 @@ Result<DemoModel> EnsureDemoModel() {
   return demo;
 }
 
+Result<DemoModel> EnsureDiffusionDemoModel() {
+  DemoModel demo;
+  demo.path = (fs::path(DemoModelPath()).parent_path() / "sd-turbo.safetensors").string();
+  std::error_code ec;
+  if (fs::exists(demo.path, ec)) return demo;
+  fs::path dir = fs::path(demo.path).parent_path();
+  if (!dir.empty()) {
+    fs::create_directories(dir, ec);
+    if (ec) return IoError("creating ", dir.string(), " for the demo model: ", ec.message());
+  }
+  constexpr uint64_t kNeed = 2'700'000'000ull;  // sd-turbo in F16, with a margin
+  const fs::space_info space = fs::space(dir.empty() ? fs::path(".") : dir, ec);
+  if (!ec && space.available < kNeed) {
+    return ResourceExhausted("the diffusion demo model needs about 2.7 GB in ", dir.string(), "; ",
+                             space.available / 1000000, " MB are free (or pass -m MODEL)");
+  }
+  LOG(INFO) << "no diffusion demo model at " << demo.path
+            << ": writing one (`sluice synth --preset sd-turbo`)";
+  std::vector<std::string> args = {"synth", "--preset", "sd-turbo", "--out", demo.path};
+  ASSIGN_OR_RETURN(int code, RunSelf(args));
+  if (code != 0) {
+    return Internal("writing the diffusion demo model failed: `", CommandLine(args),
+                    "` exited with ", code);
+  }
+  demo.created = true;
+  return demo;
+}
+
 }  // namespace sluice::cli

@@ -35,4 +35,9 @@ std::string DemoModelPath();
 // synth child failed (its exit code and the command line are in the message).
 Result<DemoModel> EnsureDemoModel();
 
+// The same for `sluice diffuse` without -m: a synthetic SD-Turbo-shaped checkpoint
+// (demo/sd-turbo.safetensors, ~2.6 GB, random weights) written with `sluice synth --preset
+// sd-turbo` when missing; ResourceExhausted naming the numbers when the disk cannot hold it.
+Result<DemoModel> EnsureDiffusionDemoModel();
+
 }  // namespace sluice::cli

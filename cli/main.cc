@@ -40,7 +40,7 @@ const std::map<std::string, std::string>& ShortFlags() {
 
 // gflags names use underscores; users type dashes (--io-only, --record-trace). Normalise the name
 // part of every --flag[=value] and expand the short options.
-std::vector<std::string> NormaliseArgs(int argc, char** argv) {
+std::vector<std::string> NormaliseArgs(int argc, char** argv, const Command* command) {
   std::vector<std::string> out;
   bool after_double_dash = false;
   bool is_value = false;  // the previous argument was a non-boolean flag without "="
@@ -61,6 +61,17 @@ std::vector<std::string> NormaliseArgs(int argc, char** argv) {
       after_double_dash = true;
       out.push_back(arg);
       continue;
+    }
+    if (command != nullptr) {
+      bool mapped = false;
+      for (const auto& [from, to] : command->short_flags) {
+        if (arg == from) {
+          out.push_back(to);
+          is_value = takes_value(to);
+          mapped = true;
+        }
+      }
+      if (mapped) continue;
     }
     auto short_it = ShortFlags().find(arg);
     if (short_it != ShortFlags().end()) {
@@ -293,7 +304,7 @@ int main(int argc, char** argv) {
   if (command == nullptr) {
     return Fail(std::string("unknown command '") + argv[1] + "' (see `sluice --help`)");
   }
-  std::vector<std::string> args = NormaliseArgs(argc - 1, argv + 1);
+  std::vector<std::string> args = NormaliseArgs(argc - 1, argv + 1, command);
   for (const std::string& a : args) {
     if (a == "--help" || a == "--helpfull" || a == "--helpshort") {
       PrintCommandHelp(*command);

@@ -79,23 +79,58 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& path) {
   return c;
 }
 
+std::string Checkpoint::MetadataValue(const std::string& key) const {
+  if (safetensors_ != nullptr) {
+    auto it = safetensors_->metadata().find(key);
+    return it == safetensors_->metadata().end() ? "" : it->second;
+  }
+  if (gguf_ != nullptr) return gguf_->metadata().GetStringOr(key, "").value();
+  return "";
+}
+
 const CkptTensor* Checkpoint::Find(std::string_view name) const {
   auto it = index_.find(std::string(name));
   return it == index_.end() ? nullptr : &tensors_[it->second];
 }
 
+namespace {
+
+// What a recording reader answers with: never computed on.
+const CkptTensor& Placeholder() {
+  static const std::vector<uint8_t>* bytes = new std::vector<uint8_t>(64, 0);
+  static const CkptTensor* t = [] {
+    auto* p = new CkptTensor();
+    p->supported = true;
+    p->type = GgmlType::kF32;
+    p->dtype = "F32";
+    p->data = bytes->data();
+    return p;
+  }();
+  return *t;
+}
+
+const float* PlaceholderFloats() { return reinterpret_cast<const float*>(Placeholder().data); }
+
+}  // namespace
+
 Result<const CkptTensor*> WeightReader::Get(const std::string& name,
                                             const std::vector<int64_t>& shape) {
-  const CkptTensor* t = ckpt_.Find(name);
+  if (recording()) {
+    bool seen = false;
+    for (const Requested& r : requested_) seen |= r.name == name;
+    if (!seen) requested_.push_back({name, shape});
+    return &Placeholder();
+  }
+  const CkptTensor* t = ckpt_->Find(name);
   if (t == nullptr) {
-    return NotFound(ckpt_.path(), ": tensor '", name, "' (", ShapeString(shape), ") is missing");
+    return NotFound(ckpt_->path(), ": tensor '", name, "' (", ShapeString(shape), ") is missing");
   }
   if (t->shape != shape) {
-    return Corrupt(ckpt_.path(), ": tensor '", name, "' has shape ", ShapeString(t->shape),
+    return Corrupt(ckpt_->path(), ": tensor '", name, "' has shape ", ShapeString(t->shape),
                    "; expected ", ShapeString(shape));
   }
   if (!t->supported) {
-    return Unsupported(ckpt_.path(), ": tensor '", name, "' is ", t->dtype,
+    return Unsupported(ckpt_->path(), ": tensor '", name, "' is ", t->dtype,
                        "; weights must be F32, F16, BF16 or a supported GGML type");
   }
   return t;
@@ -106,7 +141,7 @@ Result<std::vector<float>*> WeightReader::ToF32(const CkptTensor& t) {
   for (int64_t d : t.shape) n *= d;
   const int64_t block = TypeTraits(t.type).block_elements;
   if (n % block != 0) {
-    return Corrupt(ckpt_.path(), ": tensor '", t.name, "' has ", n, " elements, not whole ",
+    return Corrupt(ckpt_->path(), ": tensor '", t.name, "' has ", n, " elements, not whole ",
                    TypeName(t.type), " blocks");
   }
   owned_.emplace_back(static_cast<size_t>(n));
@@ -115,15 +150,23 @@ Result<std::vector<float>*> WeightReader::ToF32(const CkptTensor& t) {
   return &owned_.back();
 }
 
+Result<Matrix> WeightReader::Conv1x1(const std::string& name, int64_t rows, int64_t cols) {
+  if (recording()) {
+    ASSIGN_OR_RETURN(const CkptTensor* t, Get(name, {rows, cols, 1, 1}));
+    return Matrix{t->type, t->data, rows, cols};
+  }
+  return Linear(name, rows, cols);
+}
+
 Result<Matrix> WeightReader::Linear(const std::string& name, int64_t rows, int64_t cols) {
-  const CkptTensor* t = ckpt_.Find(name);
+  const CkptTensor* t = recording() ? nullptr : ckpt_->Find(name);
   if (t != nullptr && t->shape.size() == 4 && t->shape[2] == 1 && t->shape[3] == 1) {
     ASSIGN_OR_RETURN(t, Get(name, {rows, cols, 1, 1}));
   } else {
     ASSIGN_OR_RETURN(t, Get(name, {rows, cols}));
   }
-  if (cols % TypeTraits(t->type).block_elements != 0) {
-    return Unsupported(ckpt_.path(), ": tensor '", name, "': rows of ", cols, " are not whole ",
+  if (!recording() && cols % TypeTraits(t->type).block_elements != 0) {
+    return Unsupported(ckpt_->path(), ": tensor '", name, "': rows of ", cols, " are not whole ",
                        TypeName(t->type), " blocks");
   }
   return Matrix{t->type, t->data, rows, cols};
@@ -133,14 +176,15 @@ Result<Matrix> WeightReader::LinearRows(const std::string& name, int64_t total_r
                                         int64_t rows, int64_t cols) {
   ASSIGN_OR_RETURN(const CkptTensor* t, Get(name, {total_rows, cols}));
   CHECK(first + rows <= total_rows);
+  if (recording()) return Matrix{t->type, t->data, rows, cols};
   return Matrix{t->type, t->data + RowBytes(t->type, cols) * first, rows, cols};
 }
 
 Result<Conv2dWeights> WeightReader::Conv(const std::string& prefix, int c_in, int c_out, int k) {
   ASSIGN_OR_RETURN(const CkptTensor* t, Get(prefix + ".weight", {c_out, c_in, k, k}));
   const int64_t cols = static_cast<int64_t>(c_in) * k * k;
-  if (cols % TypeTraits(t->type).block_elements != 0) {
-    return Unsupported(ckpt_.path(), ": tensor '", prefix, ".weight': rows of ", cols,
+  if (!recording() && cols % TypeTraits(t->type).block_elements != 0) {
+    return Unsupported(ckpt_->path(), ": tensor '", prefix, ".weight': rows of ", cols,
                        " are not whole ", TypeName(t->type), " blocks");
   }
   Conv2dWeights c;
@@ -154,18 +198,21 @@ Result<Conv2dWeights> WeightReader::Conv(const std::string& prefix, int c_in, in
 
 Result<const float*> WeightReader::Vector(const std::string& name, int64_t n) {
   ASSIGN_OR_RETURN(const CkptTensor* t, Get(name, {n}));
+  if (recording()) return PlaceholderFloats();
   ASSIGN_OR_RETURN(std::vector<float> * v, ToF32(*t));
   return v->data();
 }
 
 Result<const float*> WeightReader::Table(const std::string& name, int64_t rows, int64_t cols) {
   ASSIGN_OR_RETURN(const CkptTensor* t, Get(name, {rows, cols}));
+  if (recording()) return PlaceholderFloats();
   ASSIGN_OR_RETURN(std::vector<float> * v, ToF32(*t));
   return v->data();
 }
 
 Result<Matrix> WeightReader::TransposedF32(const std::string& name, int64_t rows, int64_t cols) {
   ASSIGN_OR_RETURN(const float* src, Table(name, rows, cols));
+  if (recording()) return Matrix{GgmlType::kF32, Placeholder().data, cols, rows};
   owned_.emplace_back(static_cast<size_t>(rows * cols));
   std::vector<float>& dst = owned_.back();
   for (int64_t r = 0; r < rows; ++r)

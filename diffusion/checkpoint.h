@@ -50,6 +50,8 @@ class Checkpoint {
   bool Has(std::string_view name) const { return Find(name) != nullptr; }
   const std::vector<CkptTensor>& tensors() const { return tensors_; }
   uint64_t file_bytes() const { return file_bytes_; }
+  // A safetensors __metadata__ value, or "" (GGUF: a string metadata value).
+  std::string MetadataValue(const std::string& key) const;
 
  private:
   Checkpoint() = default;
@@ -66,10 +68,22 @@ std::string ShapeString(const std::vector<int64_t>& shape);
 
 class WeightReader {
  public:
-  explicit WeightReader(const Checkpoint& ckpt) : ckpt_(ckpt) {}
+  explicit WeightReader(const Checkpoint& ckpt) : ckpt_(&ckpt) {}
+  // A reader of no file: every request is recorded (name and shape, once each, in order) and
+  // answered with placeholders the networks never compute on. `sluice synth` runs the networks'
+  // Load functions with it to list exactly the tensors a checkpoint of a configuration has.
+  static WeightReader Recorder() { return WeightReader(); }
+  struct Requested {
+    std::string name;
+    std::vector<int64_t> shape;
+  };
+  const std::vector<Requested>& requested() const { return requested_; }
 
   // A (rows, cols) weight: shape [rows, cols] (or [rows, cols, 1, 1], a 1x1 convolution).
   Result<Matrix> Linear(const std::string& name, int64_t rows, int64_t cols);
+  // A 1x1 convolution used as a Linear: shape [rows, cols, 1, 1] (a [rows, cols] tensor is
+  // accepted when reading; recorded as the 4-D shape).
+  Result<Matrix> Conv1x1(const std::string& name, int64_t rows, int64_t cols);
   // Rows [first, first + rows) of a [total_rows, cols] weight (OpenCLIP's fused in_proj).
   Result<Matrix> LinearRows(const std::string& name, int64_t total_rows, int64_t first,
                             int64_t rows, int64_t cols);
@@ -85,10 +99,13 @@ class WeightReader {
   uint64_t owned_bytes() const { return owned_bytes_; }
 
  private:
+  WeightReader() = default;
   Result<const CkptTensor*> Get(const std::string& name, const std::vector<int64_t>& shape);
   Result<std::vector<float>*> ToF32(const CkptTensor& t);
+  bool recording() const { return ckpt_ == nullptr; }
 
-  const Checkpoint& ckpt_;
+  const Checkpoint* ckpt_ = nullptr;  // null: recording
+  std::vector<Requested> requested_;
   std::deque<std::vector<float>> owned_;
   uint64_t owned_bytes_ = 0;
 };

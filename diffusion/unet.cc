@@ -45,9 +45,14 @@ Result<UNet::SpatialTransformer> UNet::LoadTransformer(WeightReader& r, const st
   }
   ASSIGN_OR_RETURN(st.gn_w, r.Vector(p + "norm.weight", c));
   ASSIGN_OR_RETURN(st.gn_b, r.Vector(p + "norm.bias", c));
-  ASSIGN_OR_RETURN(st.proj_in, r.Linear(p + "proj_in.weight", c, c));
+  if (cfg.linear_proj) {
+    ASSIGN_OR_RETURN(st.proj_in, r.Linear(p + "proj_in.weight", c, c));
+    ASSIGN_OR_RETURN(st.proj_out, r.Linear(p + "proj_out.weight", c, c));
+  } else {
+    ASSIGN_OR_RETURN(st.proj_in, r.Conv1x1(p + "proj_in.weight", c, c));
+    ASSIGN_OR_RETURN(st.proj_out, r.Conv1x1(p + "proj_out.weight", c, c));
+  }
   ASSIGN_OR_RETURN(st.proj_in_b, r.Vector(p + "proj_in.bias", c));
-  ASSIGN_OR_RETURN(st.proj_out, r.Linear(p + "proj_out.weight", c, c));
   ASSIGN_OR_RETURN(st.proj_out_b, r.Vector(p + "proj_out.bias", c));
   for (int j = 0; j < depth; ++j) {
     const std::string q = StrCat(p, "transformer_blocks.", j, ".");

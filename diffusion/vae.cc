@@ -39,13 +39,13 @@ Result<std::unique_ptr<VaeDecoder>> VaeDecoder::Load(WeightReader& r, const VaeC
     const std::string q = d + "mid.attn_1.";
     ASSIGN_OR_RETURN(a.gn_w, r.Vector(q + "norm.weight", ch));
     ASSIGN_OR_RETURN(a.gn_b, r.Vector(q + "norm.bias", ch));
-    ASSIGN_OR_RETURN(a.q, r.Linear(q + "q.weight", ch, ch));
+    ASSIGN_OR_RETURN(a.q, r.Conv1x1(q + "q.weight", ch, ch));
     ASSIGN_OR_RETURN(a.q_b, r.Vector(q + "q.bias", ch));
-    ASSIGN_OR_RETURN(a.k, r.Linear(q + "k.weight", ch, ch));
+    ASSIGN_OR_RETURN(a.k, r.Conv1x1(q + "k.weight", ch, ch));
     ASSIGN_OR_RETURN(a.k_b, r.Vector(q + "k.bias", ch));
-    ASSIGN_OR_RETURN(a.v, r.Linear(q + "v.weight", ch, ch));
+    ASSIGN_OR_RETURN(a.v, r.Conv1x1(q + "v.weight", ch, ch));
     ASSIGN_OR_RETURN(a.v_b, r.Vector(q + "v.bias", ch));
-    ASSIGN_OR_RETURN(a.proj, r.Linear(q + "proj_out.weight", ch, ch));
+    ASSIGN_OR_RETURN(a.proj, r.Conv1x1(q + "proj_out.weight", ch, ch));
     ASSIGN_OR_RETURN(a.proj_b, r.Vector(q + "proj_out.bias", ch));
   }
   ASSIGN_OR_RETURN(v->mid2_, LoadResnet(r, d + "mid.block_2.", ch, ch));

@@ -3,7 +3,7 @@
 set -euo pipefail
 packages=(build-essential cmake ninja-build pkg-config python3 liburing-dev libnuma-dev libxxhash-dev
           libsentencepiece-dev libgflags-dev libgtest-dev libgmock-dev libbenchmark-dev libedit-dev clang
-          libclang-rt-dev libcpp-httplib-dev nlohmann-json3-dev)
+          libclang-rt-dev libcpp-httplib-dev nlohmann-json3-dev libpng-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,260 @@
+// `sluice diffuse`: text to image with a Stable Diffusion checkpoint (diffusion/pipeline.h), flag
+// names as stable-diffusion.cpp has them. A progress line per step on stderr (s/it); Ctrl-C stops
+// at the next step and writes nothing; at the end one summary line per image and one of totals.
+#include <gflags/gflags.h>
+
+#include <atomic>
+#include <cctype>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <thread>
+
+#include "bench/bench_memory.h"
+#include "cli/command.h"
+#include "cli/demo_model.h"
+#include "cli/interrupt.h"
+#include "core/base/byte_size.h"
+#include "core/base/log.h"
+#include "core/base/str_cat.h"
+#include "core/threads/thread_pool.h"
+#include "diffusion/pipeline.h"
+#include "diffusion/png.h"
+#include "io/output_file.h"
+
+DEFINE_string(negative_prompt, "", "diffuse: what the image should not show (-n).");
+DEFINE_int32(steps, 0, "diffuse: sampling steps. 0: the model's default (20; 1 for turbo models).");
+DEFINE_string(sampler, "",
+              "diffuse: euler, euler_a, dpm++2m or lcm. Empty: euler_a (euler for 1-step turbo).");
+DEFINE_string(schedule, "",
+              "diffuse: sigma schedule: discrete, karras or trailing. Empty: discrete (trailing "
+              "for turbo models).");
+DEFINE_double(cfg_scale, -1,
+              "diffuse: classifier-free guidance scale; 1 (or 0) turns guidance off. -1: 7, or 1 "
+              "for turbo models.");
+DEFINE_string(rng, "cuda",
+              "diffuse: initial noise generator: cuda (torch.randn on a GPU, the popular UIs' "
+              "default) or cpu (torch.randn on the CPU).");
+DEFINE_int32(width, 0, "diffuse: image width in pixels (-W). 0: the model's default (512).");
+DEFINE_int32(height, 0, "diffuse: image height in pixels (-H). 0: the model's default (512).");
+DEFINE_int32(batch_count, 1,
+             "diffuse: images to make, with seeds seed, seed+1, ...; OUT.png, OUT_1.png, ...");
+DEFINE_string(prediction, "",
+              "diffuse: eps or v (768-v SD 2.x models). Empty: eps (what the checkpoint's "
+              "family uses unless it is a v model).");
+DECLARE_string(model);
+DECLARE_string(prompt);
+DECLARE_string(out);
+DECLARE_int64(seed);
+DECLARE_int32(threads);
+DECLARE_bool(quiet);
+
+namespace sluice::cli {
+namespace {
+
+using namespace sluice::diffusion;  // NOLINT: one command's file
+
+// Turbo models (adversarially distilled: 1 step, no guidance) have the same tensors as their
+// base; the file name or a synthetic model's preset tells.
+bool IsTurbo(const DiffusionModel& m, const std::string& path) {
+  std::string name = std::filesystem::path(path).filename().string() +
+                     m.checkpoint().MetadataValue("sluice.synth.preset");
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return name.find("turbo") != std::string::npos;
+}
+
+std::string OutputName(const std::string& out, int i) {
+  if (i == 0) return out;
+  std::filesystem::path p(out);
+  return (p.parent_path() / (p.stem().string() + "_" + std::to_string(i) + p.extension().string()))
+      .string();
+}
+
+// AUTOMATIC1111's "parameters" text.
+std::string Parameters(const GenerateOptions& o, const std::string& model_name) {
+  std::string s = o.prompt + "\n";
+  if (!o.negative_prompt.empty()) s += "Negative prompt: " + o.negative_prompt + "\n";
+  char cfg[32];
+  std::snprintf(cfg, sizeof(cfg), "%g", o.cfg_scale);
+  const char* sampler = o.sampler == SamplerKind::kEuler            ? "Euler"
+                        : o.sampler == SamplerKind::kEulerAncestral ? "Euler a"
+                        : o.sampler == SamplerKind::kDpmpp2m        ? "DPM++ 2M"
+                                                                    : "LCM";
+  s += StrCat("Steps: ", o.steps, ", Sampler: ", sampler,
+              o.schedule == ScheduleKind::kKarras ? ", Schedule type: Karras" : "",
+              ", CFG scale: ", cfg, ", Seed: ", o.seed, ", Size: ", o.width, "x", o.height,
+              ", Model: ", model_name, ", RNG: ", o.rng == RngKind::kCuda ? "NV" : "CPU",
+              ", Version: sluice ", SLUICE_VERSION);
+  return s;
+}
+
+int RunDiffuse(const std::vector<std::string>& args) {
+  if (!args.empty()) return Fail("diffuse takes no positional arguments (got '" + args[0] + "')");
+  if (FLAGS_out.empty()) return Fail("diffuse needs -o OUT.png");
+  if (Status s = CheckOutputPath(FLAGS_out); !s.ok()) return Fail(s.message());
+  if (FLAGS_batch_count < 1 || FLAGS_batch_count > 1000) {
+    return Fail("--batch-count " + std::to_string(FLAGS_batch_count) + ": expected 1..1000");
+  }
+  if (FLAGS_steps < 0 || FLAGS_steps > 1000) return Fail("--steps: expected 1..1000 (0: default)");
+  if (FLAGS_width < 0 || FLAGS_height < 0) return Fail("-W/-H must be positive");
+  GenerateOptions o;
+  Result<RngKind> rng = ParseRngKind(FLAGS_rng);
+  if (!rng.ok()) return Fail(rng.status().message());
+  o.rng = *rng;
+  std::optional<Prediction> prediction;
+  if (FLAGS_prediction == "eps") {
+    prediction = Prediction::kEps;
+  } else if (FLAGS_prediction == "v") {
+    prediction = Prediction::kV;
+  } else if (!FLAGS_prediction.empty()) {
+    return Fail("--prediction '" + FLAGS_prediction + "': expected eps or v");
+  }
+
+  std::string path = FLAGS_model;
+  bool demo = false;
+  if (path.empty()) {
+    Result<DemoModel> d = EnsureDiffusionDemoModel();
+    if (!d.ok()) return Fail(d.status().ToString());
+    path = d->path;
+    demo = true;
+    LOG(INFO) << "no -m given: using the synthetic SD-Turbo-shaped model " << path
+              << " (random weights: the image is noise by design; the compute is real)";
+  }
+  const auto load_start = std::chrono::steady_clock::now();
+  ResetPeakRss();
+  Result<std::unique_ptr<DiffusionModel>> model = DiffusionModel::Load(path, prediction);
+  if (!model.ok()) return Fail(model.status().ToString());
+  const DiffusionConfig& cfg = (*model)->config();
+  const bool synthetic = (*model)->checkpoint().MetadataValue("sluice.synthetic") == "true";
+  if (synthetic && !demo) {
+    LOG(INFO) << path << " is a synthetic model: its weights are random, the image will be noise";
+  }
+  const bool turbo = IsTurbo(**model, path);
+  const double load_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
+  LOG(INFO) << FamilyName(cfg.family) << " model " << path << " loaded in "
+            << StrCat(static_cast<int>(load_s * 1000)) << " ms ("
+            << FormatBytes((*model)->checkpoint().file_bytes()) << " mapped, "
+            << FormatBytes((*model)->owned_bytes()) << " converted)";
+
+  o.prompt = FLAGS_prompt;
+  o.negative_prompt = FLAGS_negative_prompt;
+  o.steps = FLAGS_steps > 0 ? FLAGS_steps : (turbo ? 1 : 20);
+  o.cfg_scale = FLAGS_cfg_scale >= 0 ? static_cast<float>(FLAGS_cfg_scale) : (turbo ? 1.0f : 7.0f);
+  const std::string sampler =
+      !FLAGS_sampler.empty() ? FLAGS_sampler : (turbo ? "euler" : "euler_a");
+  Result<SamplerKind> sk = ParseSamplerKind(sampler);
+  if (!sk.ok()) return Fail(sk.status().message());
+  o.sampler = *sk;
+  const std::string schedule =
+      !FLAGS_schedule.empty() ? FLAGS_schedule : (turbo ? "trailing" : "discrete");
+  Result<ScheduleKind> sch = ParseScheduleKind(schedule);
+  if (!sch.ok()) return Fail(sch.status().message());
+  o.schedule = *sch;
+  const int size = cfg.family == Family::kSdxl && !turbo ? 1024 : 512;
+  o.width = FLAGS_width > 0 ? FLAGS_width : size;
+  o.height = FLAGS_height > 0 ? FLAGS_height : size;
+  uint64_t seed = FLAGS_seed >= 0
+                      ? static_cast<uint64_t>(FLAGS_seed)
+                      : ((uint64_t{std::random_device{}()} << 32) | std::random_device{}()) >> 1;
+  if (FLAGS_seed < 0) {
+    LOG(INFO) << "seed " << seed << " (--seed to repeat it)";
+  }
+
+  const unsigned cores = std::thread::hardware_concurrency();
+  auto pool =
+      ThreadPool::Create(FLAGS_threads > 0 ? FLAGS_threads : static_cast<int>(cores ? cores : 1));
+  if (!pool.ok()) return Fail(pool.status().message());
+  InstallInterruptHandler(/*also_terminate=*/true);
+  std::atomic<bool> cancel{false};
+  ScopedCancelTarget target(&cancel);
+  const std::string model_name = std::filesystem::path(path).stem().string();
+  double total_s = 0;
+  for (int i = 0; i < FLAGS_batch_count; ++i) {
+    o.seed = seed + static_cast<uint64_t>(i);
+    GenerateHooks hooks;
+    hooks.cancel = &cancel;
+    auto step_start = std::chrono::steady_clock::now();
+    hooks.on_stage = [&](const char* stage) {
+      if (!FLAGS_quiet)
+        std::fprintf(stderr, "diffuse %d/%d: %s\n", i + 1, FLAGS_batch_count, stage);
+      step_start = std::chrono::steady_clock::now();
+    };
+    hooks.on_step = [&](int done, int steps) {
+      if (FLAGS_quiet) return;
+      const double s =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
+      std::fprintf(stderr, "\r  step %d/%d  %.2f s/it", done, steps, s / done);
+      if (done == steps) std::fprintf(stderr, "\n");
+      std::fflush(stderr);
+    };
+    GenerateTimings t;
+    Result<Image> img = Generate(**model, o, pool->get(), hooks, &t);
+    if (!img.ok()) {
+      if (img.status().code() == StatusCode::kCancelled) {
+        std::fprintf(stderr, "\nsluice: stopped; %s not written\n",
+                     OutputName(FLAGS_out, i).c_str());
+        return 130;
+      }
+      return Fail(img.status().ToString());
+    }
+    if (t.prompt_truncated) {
+      LOG(WARNING) << "the prompt has " << t.prompt_tokens << " tokens; the text encoder takes 75: "
+                   << "the rest was dropped";
+    }
+    const std::string out = OutputName(FLAGS_out, i);
+    std::vector<std::pair<std::string, std::string>> text = {
+        {"parameters", Parameters(o, model_name)}};
+    if (Status s = WritePng(out, img->width, img->height, img->rgb, text); !s.ok())
+      return Fail(s.ToString());
+    const double s_total = t.text_seconds + t.sampling_seconds + t.decode_seconds;
+    total_s += s_total;
+    if (!FLAGS_quiet) {
+      std::fprintf(
+          stderr,
+          "wrote %s: %dx%d, seed %llu, %d steps of %s: text %.2f s, sampling %.2f s (%.2f s/step, "
+          "%d UNet passes), decode %.2f s; total %.2f s\n",
+          out.c_str(), img->width, img->height, static_cast<unsigned long long>(o.seed), t.steps,
+          SamplerKindName(o.sampler), t.text_seconds, t.sampling_seconds,
+          t.sampling_seconds / t.steps, t.unet_evaluations, t.decode_seconds, s_total);
+    }
+  }
+  if (!FLAGS_quiet) {
+    std::fprintf(stderr, "%s%d image(s) in %.2f s; peak RSS %s (weights resident: %s mapped)\n",
+                 synthetic ? "synthetic model (random weights: noise images); " : "",
+                 FLAGS_batch_count, total_s, FormatBytes(PeakRssBytes()).c_str(),
+                 FormatBytes((*model)->checkpoint().file_bytes()).c_str());
+  }
+  return 0;
+}
+
+const CommandRegistration kDiffuse({
+    .name = "diffuse",
+    .summary = "text to image with Stable Diffusion 1.x, 2.x / SD-Turbo or SDXL(-Turbo)",
+    .usage = "sluice diffuse [-m MODEL] -p PROMPT [-n NEGATIVE] [--steps N] [--sampler NAME]\n"
+             "               [--cfg-scale S] [--seed N] [--rng cuda|cpu] [-W 512 -H 512]\n"
+             "               [--batch-count N] -o out.png",
+    .description =
+        "Makes an image from a prompt with a single-file Stable Diffusion checkpoint\n"
+        "(safetensors as published, or GGUF as stable-diffusion.cpp converts them; F32, F16,\n"
+        "BF16 or quantized). The family (SD 1.x, SD 2.x / SD-Turbo, SDXL / SDXL-Turbo) is\n"
+        "detected from the tensors. Prompt emphasis as the popular UIs parse it: (word:1.3),\n"
+        "(word), [word]. A prompt longer than 75 tokens is truncated with a warning.\n"
+        "Defaults follow the model: 20 steps of euler_a at CFG 7 on the discrete schedule; for\n"
+        "models whose file name says turbo, 1 step of euler, no guidance, trailing schedule.\n"
+        "The same seed with --rng cuda gives the initial noise of a GPU PyTorch run (what\n"
+        "AUTOMATIC1111 and ComfyUI use); --rng cpu that of torch.randn on the CPU.\n"
+        "The PNG carries the parameters in a 'parameters' text chunk as AUTOMATIC1111 writes\n"
+        "it. Ctrl-C stops at the next step and writes nothing. With no -m a synthetic\n"
+        "SD-Turbo-shaped model is written to demo/ (random weights: the image is noise; ~2.6 GB).\n"
+        "Weights stay in the page cache as mapped (streaming within --ram is the next step).",
+    .flags = {"model", "prompt", "negative_prompt", "steps", "sampler", "schedule", "cfg_scale",
+              "seed", "rng", "width", "height", "batch_count", "prediction", "threads", "out"},
+    .short_flags = {{"-n", "--negative_prompt"}, {"-W", "--width"}, {"-H", "--height"}},
+    .run = RunDiffuse,
+});
+
+}  // namespace
+}  // namespace sluice::cli

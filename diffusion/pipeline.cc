@@ -1,0 +1,173 @@
+#include "diffusion/pipeline.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "diffusion/denoiser.h"
+#include "diffusion/ops.h"
+#include "diffusion/prompt.h"
+
+namespace sluice::diffusion {
+namespace {
+
+double Since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<DiffusionModel>> DiffusionModel::Load(const std::string& path,
+                                                             std::optional<Prediction> prediction) {
+  std::unique_ptr<DiffusionModel> m(new DiffusionModel());
+  ASSIGN_OR_RETURN(m->ckpt_, Checkpoint::Open(path));
+  ASSIGN_OR_RETURN(m->config_, DetectDiffusionConfig(*m->ckpt_));
+  if (prediction.has_value()) m->config_.prediction = *prediction;
+  ASSIGN_OR_RETURN(m->tokenizer_, ClipTokenizer::Builtin());
+  m->reader_ = std::make_unique<WeightReader>(*m->ckpt_);
+  for (const TextEncoderSetup& e : m->config_.encoders) {
+    ASSIGN_OR_RETURN(std::unique_ptr<ClipTextModel> enc,
+                     ClipTextModel::Load(*m->reader_, e.config));
+    m->encoders_.push_back(std::move(enc));
+  }
+  ASSIGN_OR_RETURN(m->unet_, UNet::Load(*m->reader_, m->config_.unet));
+  ASSIGN_OR_RETURN(m->vae_, VaeDecoder::Load(*m->reader_, m->config_.vae));
+  m->owned_bytes_ = m->reader_->owned_bytes();
+  return m;
+}
+
+Conditioning EncodePrompt(const DiffusionModel& model, const std::string& prompt, bool zero,
+                          int width, int height, ThreadPool* pool, bool* truncated,
+                          int* prompt_tokens) {
+  const DiffusionConfig& cfg = model.config();
+  constexpr int n = ClipTokenizer::kContextLength;
+  Conditioning c;
+  c.context.assign(static_cast<size_t>(n) * cfg.unet.context_dim, 0.0f);
+  std::vector<float> pooled;
+  int offset = 0;
+  for (size_t i = 0; i < cfg.encoders.size(); ++i) {
+    const TextEncoderSetup& e = cfg.encoders[i];
+    const int width_i = e.config.width;
+    const bool want_pooled = e.config.projection_dim > 0;
+    if (!zero) {
+      const ClipTokens tokens = TokenizePrompt(model.tokenizer(), prompt, e.pad_id);
+      if (truncated != nullptr) *truncated |= tokens.truncated;
+      if (prompt_tokens != nullptr) *prompt_tokens = tokens.prompt_tokens;
+      std::vector<int32_t> ids = tokens.ids;
+      for (int32_t& id : ids) id = std::min(id, e.config.vocab - 1);  // scaled-down vocabularies
+      ClipTextModel::Output out =
+          model.encoders()[i]->Encode(ids, e.skip, e.final_norm, want_pooled, pool);
+      ApplyTokenWeights(tokens, width_i, out.hidden.data());
+      for (int t = 0; t < n; ++t) {
+        std::copy(
+            out.hidden.begin() + static_cast<std::ptrdiff_t>(t) * width_i,
+            out.hidden.begin() + static_cast<std::ptrdiff_t>(t + 1) * width_i,
+            c.context.begin() + static_cast<std::ptrdiff_t>(t) * cfg.unet.context_dim + offset);
+      }
+      if (want_pooled) pooled = out.pooled;
+    } else if (want_pooled) {
+      pooled.assign(e.config.projection_dim, 0.0f);
+    }
+    offset += width_i;
+  }
+  if (cfg.unet.adm_in_channels > 0) {
+    // SDXL: y = [pooled, emb(h), emb(w) original; emb(0), emb(0) crop; emb(h), emb(w) target].
+    const int per = (cfg.unet.adm_in_channels - static_cast<int>(pooled.size())) / 6;
+    c.y = pooled;
+    const double sizes[6] = {static_cast<double>(height), static_cast<double>(width), 0, 0,
+                             static_cast<double>(height), static_cast<double>(width)};
+    std::vector<float> emb(per);
+    for (double s : sizes) {
+      TimestepEmbedding(s, per, emb.data());
+      c.y.insert(c.y.end(), emb.begin(), emb.end());
+    }
+    c.y.resize(cfg.unet.adm_in_channels, 0.0f);
+  }
+  return c;
+}
+
+Result<Image> Generate(const DiffusionModel& model, const GenerateOptions& o, ThreadPool* pool,
+                       const GenerateHooks& hooks, GenerateTimings* timings) {
+  const DiffusionConfig& cfg = model.config();
+  const int multiple = 8 * cfg.latent_multiple;
+  if (o.width < multiple || o.height < multiple || o.width % multiple != 0 ||
+      o.height % multiple != 0 || o.width > 4096 || o.height > 4096) {
+    return InvalidArgument("image size ", o.width, "x", o.height, ": width and height must be ",
+                           "multiples of ", multiple, " from ", multiple, " to 4096 for this ",
+                           FamilyName(cfg.family), " model");
+  }
+  if (o.steps < 1 || o.steps > 1000) return InvalidArgument("steps ", o.steps, " outside 1..1000");
+  if (!(o.cfg_scale >= 0 && o.cfg_scale <= 100)) {
+    return InvalidArgument("cfg scale ", o.cfg_scale, " outside 0..100");
+  }
+  GenerateTimings t;
+  auto start = std::chrono::steady_clock::now();
+  if (hooks.on_stage) hooks.on_stage("text");
+  Conditioning cond = EncodePrompt(model, o.prompt, false, o.width, o.height, pool,
+                                   &t.prompt_truncated, &t.prompt_tokens);
+  const bool guided = o.cfg_scale != 1.0f && o.cfg_scale != 0.0f;
+  Conditioning uncond;
+  if (guided) {
+    const bool zero = cfg.family == Family::kSdxl && o.negative_prompt.empty();
+    uncond =
+        EncodePrompt(model, o.negative_prompt, zero, o.width, o.height, pool, nullptr, nullptr);
+  }
+  t.text_seconds = Since(start);
+
+  start = std::chrono::steady_clock::now();
+  if (hooks.on_stage) hooks.on_stage("sampling");
+  const int lh = o.height / 8, lw = o.width / 8, zc = cfg.unet.in_channels;
+  NoiseGenerator rng(o.rng, o.seed);
+  // Noise in PyTorch's NCHW order, laid out as our (pixels, channels).
+  auto noise = [&] {
+    const std::vector<float> nchw = rng.Randn(static_cast<int64_t>(zc) * lh * lw);
+    std::vector<float> nhwc(nchw.size());
+    for (int c = 0; c < zc; ++c)
+      for (int p = 0; p < lh * lw; ++p)
+        nhwc[static_cast<size_t>(p) * zc + c] = nchw[static_cast<size_t>(c) * lh * lw + p];
+    return nhwc;
+  };
+  const NoiseSchedule schedule;
+  const std::vector<double> sigmas = ScheduleSigmas(schedule, o.schedule, o.steps);
+  std::vector<float> x = noise();
+  for (float& v : x) v = static_cast<float>(v * sigmas[0]);
+  GuidedDenoiser d;
+  d.unet = &model.unet();
+  d.schedule = &schedule;
+  d.prediction = cfg.prediction;
+  d.cfg_scale = o.cfg_scale;
+  d.cond = &cond;
+  d.uncond = guided ? &uncond : nullptr;
+  d.n_ctx = ClipTokenizer::kContextLength;
+  d.h = lh;
+  d.w = lw;
+  d.pool = pool;
+  d.cancel = hooks.cancel;
+  Denoiser denoise = [&](const std::vector<float>& xx, double s, std::vector<float>& out) {
+    return d(xx, s, out);
+  };
+  RETURN_IF_ERROR(Sample(o.sampler, sigmas, denoise, noise, x, hooks.on_step));
+  t.sampling_seconds = Since(start);
+  t.steps = o.steps;
+  t.unet_evaluations = d.evaluations;
+
+  if (hooks.cancel != nullptr && hooks.cancel->load())
+    return Cancelled("cancelled before decoding");
+  start = std::chrono::steady_clock::now();
+  if (hooks.on_stage) hooks.on_stage("decoding");
+  std::vector<float> pixels(static_cast<size_t>(o.width) * o.height * 3);
+  model.vae().Decode(x.data(), lh, lw, pixels.data(), pool);
+  Image img;
+  img.width = o.width;
+  img.height = o.height;
+  img.rgb.resize(pixels.size());
+  for (size_t i = 0; i < pixels.size(); ++i) {
+    const float v = std::clamp((pixels[i] + 1.0f) * 0.5f, 0.0f, 1.0f);
+    img.rgb[i] = static_cast<uint8_t>(std::lround(v * 255.0f));
+  }
+  t.decode_seconds = Since(start);
+  if (timings != nullptr) *timings = t;
+  return img;
+}
+
+}  // namespace sluice::diffusion

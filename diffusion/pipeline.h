@@ -1,0 +1,97 @@
+// Text to image: the model (text encoders, UNet, VAE decoder, tokenizer) and one generation.
+//
+//   cond   = text encoders(prompt tokens) with emphasis weights; SDXL: [CLIP-L | bigG] context and
+//            y = [bigG pooled, size embeddings (original h, w; crop top, left; target h, w)]
+//   uncond = the same of the negative prompt (SDXL with an empty negative prompt: zeros, as
+//            diffusers does)
+//   x      = noise(seed) * sigma_max; sampler steps with the guided denoiser; image = VAE(x)
+//
+// Non-goals here: streaming within a RAM budget (the next issue), img2img, LoRA, ControlNet.
+// Thread-safety: one generation at a time per model.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/threads/thread_pool.h"
+#include "diffusion/checkpoint.h"
+#include "diffusion/clip_text.h"
+#include "diffusion/model_config.h"
+#include "diffusion/rng.h"
+#include "diffusion/sampler.h"
+#include "diffusion/unet.h"
+#include "diffusion/vae.h"
+#include "tokenizer/clip_tokenizer.h"
+
+namespace sluice::diffusion {
+
+class DiffusionModel {
+ public:
+  // Detects the family (model_config.h); `prediction` overrides the default when set.
+  static Result<std::unique_ptr<DiffusionModel>> Load(const std::string& path,
+                                                      std::optional<Prediction> prediction);
+  const DiffusionConfig& config() const { return config_; }
+  const Checkpoint& checkpoint() const { return *ckpt_; }
+  const ClipTokenizer& tokenizer() const { return *tokenizer_; }
+  const UNet& unet() const { return *unet_; }
+  const VaeDecoder& vae() const { return *vae_; }
+  const std::vector<std::unique_ptr<ClipTextModel>>& encoders() const { return encoders_; }
+  uint64_t owned_bytes() const { return owned_bytes_; }
+
+ private:
+  DiffusionConfig config_;
+  std::unique_ptr<Checkpoint> ckpt_;
+  std::unique_ptr<ClipTokenizer> tokenizer_;
+  std::vector<std::unique_ptr<ClipTextModel>> encoders_;
+  std::unique_ptr<UNet> unet_;
+  std::unique_ptr<VaeDecoder> vae_;
+  std::unique_ptr<WeightReader> reader_;  // owns the f32 copies the networks point at
+  uint64_t owned_bytes_ = 0;
+};
+
+struct GenerateOptions {
+  std::string prompt;
+  std::string negative_prompt;
+  int width = 512, height = 512;
+  int steps = 20;
+  float cfg_scale = 7.0f;
+  SamplerKind sampler = SamplerKind::kEulerAncestral;
+  ScheduleKind schedule = ScheduleKind::kDiscrete;
+  uint64_t seed = 42;
+  RngKind rng = RngKind::kCuda;
+};
+
+struct GenerateTimings {
+  double text_seconds = 0, sampling_seconds = 0, decode_seconds = 0;
+  int steps = 0, unet_evaluations = 0;
+  bool prompt_truncated = false;
+  int prompt_tokens = 0;
+};
+
+struct Image {
+  int width = 0, height = 0;
+  std::vector<uint8_t> rgb;  // (height, width, 3)
+};
+
+struct GenerateHooks {
+  std::function<void(const char* stage)> on_stage;  // "text", "sampling", "decoding"
+  StepCallback on_step;
+  const std::atomic<bool>* cancel = nullptr;
+};
+
+// InvalidArgument for sizes that are not multiples of 8 * latent_multiple, steps < 1, and the
+// like; Cancelled when hooks.cancel was set.
+Result<Image> Generate(const DiffusionModel& model, const GenerateOptions& options,
+                       ThreadPool* pool, const GenerateHooks& hooks, GenerateTimings* timings);
+
+// The conditioning of one prompt (exposed for tests).
+Conditioning EncodePrompt(const DiffusionModel& model, const std::string& prompt, bool zero,
+                          int width, int height, ThreadPool* pool, bool* truncated,
+                          int* prompt_tokens);
+
+}  // namespace sluice::diffusion
