@@ -146,4 +146,45 @@ void VaeDecoder::Decode(const float* latent, int h, int w, float* image, ThreadP
   std::copy(img.begin(), img.end(), image);
 }
 
+Status RequestVaeEncoderTensors(WeightReader& r, const VaeConfig& cfg) {
+  const std::string e = cfg.prefix + "encoder.";
+  auto resnet = [&](const std::string& p, int c_in, int c_out) -> Status {
+    RETURN_IF_ERROR(r.Vector(p + "norm1.weight", c_in).status());
+    RETURN_IF_ERROR(r.Vector(p + "norm1.bias", c_in).status());
+    RETURN_IF_ERROR(r.Conv(p + "conv1", c_in, c_out, 3).status());
+    RETURN_IF_ERROR(r.Vector(p + "norm2.weight", c_out).status());
+    RETURN_IF_ERROR(r.Vector(p + "norm2.bias", c_out).status());
+    RETURN_IF_ERROR(r.Conv(p + "conv2", c_out, c_out, 3).status());
+    if (c_in != c_out) RETURN_IF_ERROR(r.Conv(p + "nin_shortcut", c_in, c_out, 1).status());
+    return Status::Ok();
+  };
+  RETURN_IF_ERROR(r.Conv(e + "conv_in", 3, cfg.ch, 3).status());
+  int ch = cfg.ch;
+  const int levels = static_cast<int>(cfg.ch_mult.size());
+  for (int level = 0; level < levels; ++level) {
+    const int out = cfg.ch * cfg.ch_mult[level];
+    for (int i = 0; i < cfg.num_res_blocks; ++i) {
+      RETURN_IF_ERROR(resnet(StrCat(e, "down.", level, ".block.", i, "."), ch, out));
+      ch = out;
+    }
+    if (level + 1 < levels) {
+      RETURN_IF_ERROR(r.Conv(StrCat(e, "down.", level, ".downsample.conv"), ch, ch, 3).status());
+    }
+  }
+  RETURN_IF_ERROR(resnet(e + "mid.block_1.", ch, ch));
+  const std::string a = e + "mid.attn_1.";
+  RETURN_IF_ERROR(r.Vector(a + "norm.weight", ch).status());
+  RETURN_IF_ERROR(r.Vector(a + "norm.bias", ch).status());
+  for (const char* n : {"q", "k", "v", "proj_out"}) {
+    RETURN_IF_ERROR(r.Conv(a + n, ch, ch, 1).status());
+  }
+  RETURN_IF_ERROR(resnet(e + "mid.block_2.", ch, ch));
+  RETURN_IF_ERROR(r.Vector(e + "norm_out.weight", ch).status());
+  RETURN_IF_ERROR(r.Vector(e + "norm_out.bias", ch).status());
+  RETURN_IF_ERROR(r.Conv(e + "conv_out", ch, 2 * cfg.z_channels, 3).status());
+  RETURN_IF_ERROR(
+      r.Conv(cfg.prefix + "quant_conv", 2 * cfg.z_channels, 2 * cfg.z_channels, 1).status());
+  return Status::Ok();
+}
+
 }  // namespace sluice::diffusion

@@ -72,4 +72,12 @@ class VaeDecoder {
   const float *norm_out_w_ = nullptr, *norm_out_b_ = nullptr;
 };
 
+// Requests every tensor of the KL-VAE's encoder (first_stage_model.encoder.*, quant_conv) from
+// `reader` with its shape, loading nothing sluice computes with (text to image never encodes):
+// `sluice synth` records them so its checkpoints are complete, as published ones are.
+//   conv_in (3 -> ch); per level: num_res_blocks ResnetBlocks (to ch * mult), a stride-2
+//   downsample conv except at the last level; mid: ResnetBlock, AttnBlock, ResnetBlock;
+//   norm_out; conv_out (-> 2 z_channels: mean and log variance); quant_conv (1x1).
+Status RequestVaeEncoderTensors(WeightReader& reader, const VaeConfig& config);
+
 }  // namespace sluice::diffusion

@@ -134,6 +134,7 @@ Result<std::vector<SdTensorSpec>> SdTensorSpecs(const DiffusionConfig& c) {
   }
   ASSIGN_OR_RETURN(auto u, diffusion::UNet::Load(r, c.unet));
   ASSIGN_OR_RETURN(auto v, diffusion::VaeDecoder::Load(r, c.vae));
+  RETURN_IF_ERROR(diffusion::RequestVaeEncoderTensors(r, c.vae));
   std::vector<SdTensorSpec> out;
   for (const auto& t : r.requested()) out.push_back({t.name, t.shape});
   return out;
