@@ -69,6 +69,9 @@ Result<LevelResult> RunLevel(const std::string& path, int streams, uint64_t devi
   if (FLAGS_model.empty() && !FLAGS_preset.empty()) eo.experts_per_token = 0;
   eo.routing_hook = routing.hook.get();
   eo.max_sequences = streams;
+  // Several streams churn an LRU cache (each step's union of experts pushes out the hot set);
+  // the frequency-aware policy is the serving default, for every level alike.
+  if (CachePolicyFlagIsDefault()) eo.cache_policy = EvictionPolicyKind::kLfuDecay;
   eo.batch_size = std::max(eo.batch_size, streams);
   LevelResult r;
   ASSIGN_OR_RETURN(DeviceProbe before, ProbeDevice(*model, FLAGS_device_qd, device_bytes, seed));

@@ -79,6 +79,9 @@ Result<GenerationSetup> SetUpGeneration(const GenerationSetupOptions& options) {
   ASSIGN_OR_RETURN(SamplerOptions sampling, SamplerOptionsFromFlags());
   ASSIGN_OR_RETURN(EngineOptions engine_options, EngineOptionsFromFlags());
   engine_options.max_sequences = std::max(1, options.sequences);
+  if (options.default_cache_policy.has_value() && CachePolicyFlagIsDefault()) {
+    engine_options.cache_policy = *options.default_cache_policy;
+  }
   // Each of them decodes a token per step: a step of all of them fits one batch.
   engine_options.batch_size = std::max(engine_options.batch_size, options.sequences);
   RETURN_IF_ERROR(ResolveModel(&setup));

@@ -8,6 +8,7 @@
 
 #include <initializer_list>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,8 @@ namespace sluice::cli {
 struct GenerationSetupOptions {
   bool need_chat_template = true;  // false for `run --raw`
   int sequences = 1;               // sequences (KV caches) the engine holds (serve: --parallel)
+  // The eviction policy when --cache-policy is not given (serve: lfu).
+  std::optional<EvictionPolicyKind> default_cache_policy;
 };
 
 struct GenerationSetup {

@@ -76,7 +76,9 @@ int RunServe(const std::vector<std::string>& args) {
   InstallInterruptHandler(/*also_terminate=*/true);
   signal(SIGPIPE, SIG_IGN);  // a client gone mid-write is a failed write, not a dead server
   Result<GenerationSetup> setup =
-      SetUpGeneration({.need_chat_template = true, .sequences = FLAGS_parallel});
+      SetUpGeneration({.need_chat_template = true,
+                       .sequences = FLAGS_parallel,
+                       .default_cache_policy = EvictionPolicyKind::kLfuDecay});
   if (!setup.ok()) return Fail(setup.status().message());
 
   auto scheduler = server::BatchScheduler::Create(

@@ -16,7 +16,9 @@ DEFINE_string(io, "auto",
               "Expert read backend: uring (io_uring + O_DIRECT), pread (worker pool), or auto "
               "(probe io_uring, fall back to pread with a log line saying why).");
 DEFINE_int32(queue_depth, 16, "Reads in flight at most (io_uring queue depth / pread workers).");
-DEFINE_string(cache_policy, "lru", "Expert cache eviction policy: lru or lfu (frequency-aware).");
+DEFINE_string(cache_policy, "lru",
+              "Expert cache eviction policy: lru or lfu (frequency-aware). serve and bench "
+              "--serve default to lfu: several conversations at once churn an LRU cache.");
 DEFINE_bool(mlock, false, "mlock the expert cache slots and the dense weights.");
 DEFINE_bool(json, false, "Print results as JSON on stdout.");
 DEFINE_string(out, "", "Output file.");

@@ -85,6 +85,11 @@ Result<EngineOptions> EngineOptionsFromFlags() {
   return o;
 }
 
+bool CachePolicyFlagIsDefault() {
+  gflags::CommandLineFlagInfo info;
+  return gflags::GetCommandLineFlagInfo("cache_policy", &info) && info.is_default;
+}
+
 const std::vector<const char*>& EngineFlagNames() {
   static const std::vector<const char*> names = {
       "model",   "ram",         "threads",       "experts", "ctx",

@@ -17,6 +17,9 @@ namespace sluice::cli {
 // --ram empty: 50% of physical RAM; --ram 0: no limit.
 Result<EngineOptions> EngineOptionsFromFlags();
 
+// Whether --cache-policy was left at its default (commands with another default override it).
+bool CachePolicyFlagIsDefault();
+
 // The flag names EngineOptionsFromFlags reads, to append to a command's `flags` (its --help).
 const std::vector<const char*>& EngineFlagNames();
 
