@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/base/check.h"
+#include "core/ops/activation.h"
 #include "core/ops/attention.h"
 
 namespace sluice::diffusion {
@@ -77,7 +78,15 @@ void Conv2d(const Conv2dWeights& c, const float* x, int h, int w, int stride, in
 
 void LinearBias(const Matrix& w, const float* bias, const float* x, int64_t n, float* y,
                 ThreadPool* pool) {
-  Linear(w, x, n, y, pool);
+  // The kernels stream every token's activations once per weight row: with thousands of pixels
+  // those no longer fit in cache and each row rereads them from memory. In chunks of tokens whose
+  // activations fit in L2, they are read from memory once and reused for all rows (a row's
+  // result does not depend on the chunking: MatMul rows equal MatVec).
+  const int64_t row_bytes = w.cols * static_cast<int64_t>(sizeof(float));
+  const int64_t chunk = std::max<int64_t>(16, kLinearChunkBytes / row_bytes) & ~int64_t{3};
+  for (int64_t t = 0; t < n; t += chunk) {
+    Linear(w, x + t * w.cols, std::min(chunk, n - t), y + t * w.rows, pool);
+  }
   if (bias == nullptr) return;
   for (int64_t t = 0; t < n; ++t) {
     float* row = y + t * w.rows;
@@ -220,7 +229,55 @@ void Attend(const float* q, const float* k, const float* v, int64_t nq, int64_t 
 
 void MultiHeadAttention(const float* q, const float* k, const float* v, int64_t nq, int64_t nk,
                         int heads, int d, float* out, ThreadPool* pool) {
-  Attend(q, k, v, nq, nk, heads, d, /*causal=*/false, out, pool);
+  // As matrix products on the kernels, per (head, block of queries): S = Q K^T (K as the weight
+  // matrix), softmax of each row of S, O = P V (V^T as the weight matrix). Each unit is computed
+  // by one thread, so the thread count never changes a bit. Memory: one (block, nk) score block
+  // per thread, and K and V^T of one head at a time... per head copies of K (nk, d) and V^T
+  // (d, nk), contiguous as the kernels want them.
+  const int64_t width = static_cast<int64_t>(heads) * d;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  constexpr int64_t kBlock = 64;
+  const int64_t blocks = (nq + kBlock - 1) / kBlock;
+  std::vector<float> kh(static_cast<size_t>(heads) * nk * d), vt(kh.size());
+  for (int h = 0; h < heads; ++h) {
+    float* kd = kh.data() + static_cast<size_t>(h) * nk * d;
+    float* vd = vt.data() + static_cast<size_t>(h) * nk * d;
+    for (int64_t j = 0; j < nk; ++j) {
+      for (int i = 0; i < d; ++i) {
+        kd[j * d + i] = k[j * width + h * d + i];
+        vd[i * nk + j] = v[j * width + h * d + i];
+      }
+    }
+  }
+  auto run = [&](int64_t b, int64_t e) {
+    std::vector<float> qb(static_cast<size_t>(kBlock) * d), sb(static_cast<size_t>(kBlock) * nk),
+        ob(static_cast<size_t>(kBlock) * d);
+    for (int64_t unit = b; unit < e; ++unit) {
+      const int h = static_cast<int>(unit / blocks);
+      const int64_t q0 = (unit % blocks) * kBlock;
+      const int64_t m = std::min(kBlock, nq - q0);
+      for (int64_t r = 0; r < m; ++r) {
+        for (int i = 0; i < d; ++i) qb[r * d + i] = q[(q0 + r) * width + h * d + i] * scale;
+      }
+      const Matrix km{GgmlType::kF32,
+                      reinterpret_cast<const uint8_t*>(kh.data() + static_cast<size_t>(h) * nk * d),
+                      nk, d};
+      Linear(km, qb.data(), m, sb.data(), nullptr);
+      for (int64_t r = 0; r < m; ++r) Softmax(sb.data() + r * nk, nk);
+      const Matrix vm{GgmlType::kF32,
+                      reinterpret_cast<const uint8_t*>(vt.data() + static_cast<size_t>(h) * nk * d),
+                      d, nk};
+      Linear(vm, sb.data(), m, ob.data(), nullptr);
+      for (int64_t r = 0; r < m; ++r) {
+        for (int i = 0; i < d; ++i) out[(q0 + r) * width + h * d + i] = ob[r * d + i];
+      }
+    }
+  };
+  if (pool != nullptr) {
+    pool->ParallelFor(static_cast<int64_t>(heads) * blocks, run);
+  } else {
+    run(0, static_cast<int64_t>(heads) * blocks);
+  }
 }
 
 void CausalMultiHeadAttention(const float* q, const float* k, const float* v, int64_t n, int heads,

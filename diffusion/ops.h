@@ -32,6 +32,8 @@ struct Conv2dWeights {
 };
 
 inline constexpr int64_t kConvChunkBytes = 8 << 20;
+// Activations per Linear call: tokens are fed in chunks of about this many bytes (L2-sized).
+inline constexpr int64_t kLinearChunkBytes = 1 << 20;
 
 // Output size of a convolution along one axis.
 inline int ConvOut(int in, int k, int stride, int pad) { return (in + 2 * pad - k) / stride + 1; }
@@ -78,8 +80,9 @@ void Upsample2x(const float* x, int h, int w, int c, float* y);
 void TimestepEmbedding(double t, int dim, float* out);
 
 // Multi-head attention without a mask: q (nq, heads * d), k and v (nk, heads * d) ->
-// out (nq, heads * d); scale 1/sqrt(d). Memory: a (heads, nk) score row per thread, never the
-// (nq, nk) matrix.
+// out (nq, heads * d); scale 1/sqrt(d). As two matrix products per head and block of 64 queries
+// on the shared kernels; memory: a (64, nk) score block per thread and a per-head copy of K and
+// V^T, never the (nq, nk) matrix (64 MB per head at 4096 pixels).
 void MultiHeadAttention(const float* q, const float* k, const float* v, int64_t nq, int64_t nk,
                         int heads, int d, float* out, ThreadPool* pool);
 // The same with a causal mask (token i sees 0..i): the CLIP text encoder.

@@ -252,9 +252,9 @@ void UNet::RunTransformer(const SpatialTransformer& st, float* x, int batch, int
   for (const TransformerBlock& tb : st.blocks) {
     // Self-attention.
     LayerNorm(hid, rows, c, 1e-5f, tb.ln1_w, tb.ln1_b, s.b.data());
-    Linear(tb.attn1.q, s.b.data(), rows, s.q.data(), pool);
-    Linear(tb.attn1.k, s.b.data(), rows, s.k.data(), pool);
-    Linear(tb.attn1.v, s.b.data(), rows, s.v.data(), pool);
+    LinearBias(tb.attn1.q, nullptr, s.b.data(), rows, s.q.data(), pool);
+    LinearBias(tb.attn1.k, nullptr, s.b.data(), rows, s.k.data(), pool);
+    LinearBias(tb.attn1.v, nullptr, s.b.data(), rows, s.v.data(), pool);
     for (int b = 0; b < batch; ++b) {
       MultiHeadAttention(s.q.data() + b * hw * c, s.k.data() + b * hw * c, s.v.data() + b * hw * c,
                          hw, hw, st.heads, d, s.c.data() + b * hw * c, pool);
@@ -263,9 +263,9 @@ void UNet::RunTransformer(const SpatialTransformer& st, float* x, int batch, int
     for (size_t i = 0; i < n; ++i) hid[i] += s.b[i];
     // Cross-attention on the text.
     LayerNorm(hid, rows, c, 1e-5f, tb.ln2_w, tb.ln2_b, s.b.data());
-    Linear(tb.attn2.q, s.b.data(), rows, s.q.data(), pool);
-    Linear(tb.attn2.k, context, static_cast<int64_t>(batch) * n_ctx, s.k.data(), pool);
-    Linear(tb.attn2.v, context, static_cast<int64_t>(batch) * n_ctx, s.v.data(), pool);
+    LinearBias(tb.attn2.q, nullptr, s.b.data(), rows, s.q.data(), pool);
+    LinearBias(tb.attn2.k, nullptr, context, static_cast<int64_t>(batch) * n_ctx, s.k.data(), pool);
+    LinearBias(tb.attn2.v, nullptr, context, static_cast<int64_t>(batch) * n_ctx, s.v.data(), pool);
     for (int b = 0; b < batch; ++b) {
       MultiHeadAttention(s.q.data() + b * hw * c, s.k.data() + static_cast<int64_t>(b) * n_ctx * c,
                          s.v.data() + static_cast<int64_t>(b) * n_ctx * c, hw, n_ctx, st.heads, d,
