@@ -137,7 +137,8 @@ int RunDiffuse(const std::vector<std::string>& args) {
   LOG(INFO) << FamilyName(cfg.family) << " model " << path << " loaded in "
             << StrCat(static_cast<int>(load_s * 1000)) << " ms ("
             << FormatBytes((*model)->checkpoint().file_bytes()) << " mapped, "
-            << FormatBytes((*model)->owned_bytes()) << " converted)";
+            << FormatBytes((*model)->owned_bytes()) << " converted; "
+            << (cfg.prediction == Prediction::kV ? "v" : "eps") << "-prediction)";
 
   o.prompt = FLAGS_prompt;
   o.negative_prompt = FLAGS_negative_prompt;

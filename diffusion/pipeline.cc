@@ -33,7 +33,24 @@ Result<std::unique_ptr<DiffusionModel>> DiffusionModel::Load(const std::string& 
   ASSIGN_OR_RETURN(m->unet_, UNet::Load(*m->reader_, m->config_.unet));
   ASSIGN_OR_RETURN(m->vae_, VaeDecoder::Load(*m->reader_, m->config_.vae));
   m->owned_bytes_ = m->reader_->owned_bytes();
+  if (!prediction.has_value() && m->config_.family == Family::kSd2) {
+    m->config_.prediction = DetectSd2Prediction(*m->unet_);
+  }
   return m;
+}
+
+Prediction DetectSd2Prediction(const UNet& unet) {
+  // AUTOMATIC1111's test, which stable-diffusion.cpp repeats: at t = 999 on a flat input
+  // (latent 0.5, context 0.5), a v model's output lies far below its input, an eps model's not.
+  const UNetConfig& c = unet.config();
+  const int h = 8, w = 8;
+  std::vector<float> x(static_cast<size_t>(h) * w * c.in_channels, 0.5f), out(x.size());
+  std::vector<float> ctx(static_cast<size_t>(2) * c.context_dim, 0.5f);
+  const double t = 999;
+  unet.Forward(x.data(), 1, h, w, &t, ctx.data(), 2, nullptr, out.data(), nullptr);
+  double mean = 0;
+  for (size_t i = 0; i < out.size(); ++i) mean += (out[i] - x[i]) / out.size();
+  return mean < -1 ? Prediction::kV : Prediction::kEps;
 }
 
 Conditioning EncodePrompt(const DiffusionModel& model, const std::string& prompt, bool zero,

@@ -89,6 +89,11 @@ struct GenerateHooks {
 Result<Image> Generate(const DiffusionModel& model, const GenerateOptions& options,
                        ThreadPool* pool, const GenerateHooks& hooks, GenerateTimings* timings);
 
+// SD 2.x checkpoints come as eps (512-base, SD-Turbo) and v (768-v) models with the same tensors:
+// one UNet evaluation on a flat input tells them apart (what AUTOMATIC1111 and
+// stable-diffusion.cpp do). Load runs it for SD 2.x unless the prediction is given.
+Prediction DetectSd2Prediction(const UNet& unet);
+
 // The conditioning of one prompt (exposed for tests).
 Conditioning EncodePrompt(const DiffusionModel& model, const std::string& prompt, bool zero,
                           int width, int height, ThreadPool* pool, bool* truncated,

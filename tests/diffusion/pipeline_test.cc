@@ -128,6 +128,27 @@ TEST(PipelineDetails, EmphasisChangesTheConditioningOnlyWhereWeighted) {
   EXPECT_NE(enc("a cat"), enc("a dog"));
 }
 
+TEST(PipelineDetails, Sd2PredictionIsDetectedAndCanBeOverridden) {
+  auto p = FindSdPreset("sd-turbo", true);
+  ASSERT_TRUE(p.ok());
+  testing::TempDir dir;
+  ASSERT_TRUE(WriteSdCheckpoint(dir.File("m.safetensors"), *p, {}).ok());
+  auto eps = DiffusionModel::Load(dir.File("m.safetensors"), std::nullopt);
+  ASSERT_TRUE(eps.ok());
+  EXPECT_EQ((*eps)->config().prediction, Prediction::kEps);  // as stable-diffusion.cpp says
+  auto v = DiffusionModel::Load(dir.File("m.safetensors"), Prediction::kV);
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ((*v)->config().prediction, Prediction::kV);
+  GenerateOptions o;
+  o.prompt = "x";
+  o.width = o.height = 64;
+  o.steps = 2;
+  auto a = Generate(**eps, o, nullptr, {}, nullptr);
+  auto b = Generate(**v, o, nullptr, {}, nullptr);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_NE(a->rgb, b->rgb);
+}
+
 TEST(PipelineDetails, BadRequestsAndFilesAreRefused) {
   auto p = FindSdPreset("sd15", true);
   ASSERT_TRUE(p.ok());
