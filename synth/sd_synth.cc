@@ -46,10 +46,14 @@ TextEncoderSetup OpenClip(const std::string& prefix, int width, int layers, bool
 double InitScale(const SdTensorSpec& t, bool* constant, double* value) {
   const std::string& n = t.name;
   *constant = false;
-  if (t.shape.size() == 1) {  // a norm scale or a bias
-    *constant = true;
-    *value = n.ends_with(".weight") ? 1.0 : 0.0;
-    return 0;
+  if (t.shape.size() == 1) {  // a norm scale (1) or a bias (small, not 0: a zero-mean text
+                              // embedding would make prompt-weight rescaling divide by ~0)
+    if (n.ends_with(".weight")) {
+      *constant = true;
+      *value = 1.0;
+      return 0;
+    }
+    return 0.02;
   }
   if (n.ends_with("token_embedding.weight")) return 0.02;
   if (n.ends_with("position_embedding.weight") || n.ends_with("positional_embedding")) return 0.01;

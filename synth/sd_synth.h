@@ -5,7 +5,8 @@
 // on a recording reader (diffusion/checkpoint.h), so it is exactly what sluice (and the original
 // LDM code) expects.
 //
-// Weights are numerically sane, not meaningful (the image is noise): norm scales 1, biases 0,
+// Weights are numerically sane, not meaningful (the image is noise): norm scales 1, biases
+// N(0, 0.02),
 // matrices and kernels N(0, 1/fan_in) (activations keep their scale through the residual
 // stacks), token embeddings N(0, 0.02), position embeddings N(0, 0.01). Stored as F16, as the
 // published checkpoints are. `tiny` keeps every block and name but shrinks widths, layer counts
