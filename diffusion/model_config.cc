@@ -29,6 +29,9 @@ Result<TextEncoderSetup> DetectClip(const Checkpoint& c, const std::string& pref
   if (shape == nullptr || shape->size() != 2) {
     return NotFound(c.path(), ": text encoder tensor '", tok, "' is missing or not 2-D");
   }
+  if ((*shape)[0] < 2 || (*shape)[0] > 1000000 || (*shape)[1] < 1 || (*shape)[1] > 65536) {
+    return Corrupt(c.path(), ": '", tok, "' has shape ", ShapeString(*shape));
+  }
   cfg.vocab = static_cast<int>((*shape)[0]);
   cfg.width = static_cast<int>((*shape)[1]);
   cfg.heads = std::max(1, cfg.width / 64);
@@ -49,6 +52,10 @@ Result<UNetConfig> DetectUNet(const Checkpoint& c, Family family) {
   }
   u.model_channels = static_cast<int>((*in)[0]);
   u.in_channels = static_cast<int>((*in)[1]);
+  if ((*in)[0] < 32 || (*in)[0] > 65536 || (*in)[0] % 32 != 0 || (*in)[1] < 1 || (*in)[1] > 64) {
+    return Corrupt(c.path(), ": UNet input convolution has shape ", ShapeString(*in),
+                   "; expected [channels (a multiple of 32), latent channels, 3, 3]");
+  }
   // Walk the input blocks: a ResBlock's out channels give the level's multiplier; a ".0.op"
   // block ends a level.
   u.channel_mult.clear();
@@ -75,7 +82,8 @@ Result<UNetConfig> DetectUNet(const Checkpoint& c, Family family) {
     depth = CountPrefixed(c, q + "1.transformer_blocks.", ".norm1.weight");
   }
   u.transformer_depth.push_back(depth);
-  if (u.channel_mult.empty() || u.channel_mult.size() != u.transformer_depth.size()) {
+  if (u.channel_mult.empty() || u.channel_mult.size() != u.transformer_depth.size() ||
+      u.channel_mult.size() > 8) {
     return Corrupt(c.path(), ": cannot read the UNet's levels from its input blocks");
   }
   u.num_res_blocks = res_in_level;
@@ -89,7 +97,9 @@ Result<UNetConfig> DetectUNet(const Checkpoint& c, Family family) {
   }
   if (any_attn2.empty()) any_attn2 = p + "middle_block.1.transformer_blocks.0.attn2.to_k.weight";
   const std::vector<int64_t>* k = ShapeOf(c, any_attn2);
-  if (k == nullptr || k->size() != 2) return NotFound(c.path(), ": no cross-attention in the UNet");
+  if (k == nullptr || k->size() != 2 || (*k)[1] < 1 || (*k)[1] > 65536) {
+    return NotFound(c.path(), ": no cross-attention in the UNet");
+  }
   u.context_dim = static_cast<int>((*k)[1]);
   const std::vector<int64_t>* proj = ShapeOf(c, p + "middle_block.1.proj_in.weight");
   u.linear_proj = proj != nullptr && proj->size() == 2;
@@ -107,10 +117,15 @@ Result<UNetConfig> DetectUNet(const Checkpoint& c, Family family) {
     if (u.num_heads > 0 && ch % u.num_heads != 0) u.num_heads = 1;
   }
   if (const std::vector<int64_t>* label = ShapeOf(c, p + "label_emb.0.0.weight")) {
+    if (label->size() != 2 || (*label)[1] < 1 || (*label)[1] > 65536) {
+      return Corrupt(c.path(), ": '", p, "label_emb.0.0.weight' has shape ", ShapeString(*label));
+    }
     u.adm_in_channels = static_cast<int>((*label)[1]);
   }
   const std::vector<int64_t>* out = ShapeOf(c, p + "out.2.weight");
-  if (out == nullptr) return NotFound(c.path(), ": UNet tensor '", p, "out.2.weight' is missing");
+  if (out == nullptr || out->empty() || (*out)[0] < 1 || (*out)[0] > 64) {
+    return NotFound(c.path(), ": UNet tensor '", p, "out.2.weight' is missing or malformed");
+  }
   u.out_channels = static_cast<int>((*out)[0]);
   return u;
 }
@@ -120,8 +135,12 @@ Result<VaeConfig> DetectVae(const Checkpoint& c, Family family) {
   const std::string d = v.prefix + "decoder.";
   const std::vector<int64_t>* conv_out = ShapeOf(c, d + "conv_out.weight");
   const std::vector<int64_t>* conv_in = ShapeOf(c, d + "conv_in.weight");
-  if (conv_out == nullptr || conv_in == nullptr) {
+  if (conv_out == nullptr || conv_in == nullptr || conv_out->size() != 4 || conv_in->size() != 4) {
     return NotFound(c.path(), ": VAE decoder tensors '", d, "conv_in/conv_out.weight' are missing");
+  }
+  if ((*conv_out)[1] < 32 || (*conv_out)[1] > 65536 || (*conv_in)[1] < 1 || (*conv_in)[1] > 64) {
+    return Corrupt(c.path(), ": VAE decoder convolutions have shapes ", ShapeString(*conv_in), " and ",
+                   ShapeString(*conv_out));
   }
   v.ch = static_cast<int>((*conv_out)[1]);
   v.z_channels = static_cast<int>((*conv_in)[1]);
@@ -130,7 +149,9 @@ Result<VaeConfig> DetectVae(const Checkpoint& c, Family family) {
   v.ch_mult.clear();
   for (int l = 0; l < levels; ++l) {
     const std::vector<int64_t>* s = ShapeOf(c, StrCat(d, "up.", l, ".block.0.conv2.weight"));
-    if (s == nullptr) return Corrupt(c.path(), ": VAE level ", l, " is incomplete");
+    if (s == nullptr || s->empty() || (*s)[0] % v.ch != 0 || (*s)[0] <= 0) {
+      return Corrupt(c.path(), ": VAE level ", l, " is incomplete or its channels are not a multiple of ", v.ch);
+    }
     v.ch_mult.push_back(static_cast<int>((*s)[0]) / v.ch);
   }
   if (levels < 1 || v.num_res_blocks < 0)
@@ -168,7 +189,7 @@ Result<DiffusionConfig> DetectDiffusionConfig(const Checkpoint& c) {
     g.final_norm = false;
     g.pad_id = 0;
     const std::vector<int64_t>* proj = ShapeOf(c, "conditioner.embedders.1.model.text_projection");
-    if (proj == nullptr || proj->size() != 2) {
+    if (proj == nullptr || proj->size() != 2 || (*proj)[1] < 1 || (*proj)[1] > 65536) {
       return NotFound(c.path(), ": SDXL's text_projection is missing");
     }
     g.config.projection_dim = static_cast<int>((*proj)[1]);
