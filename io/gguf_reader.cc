@@ -1,16 +1,11 @@
 #include "io/gguf_reader.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <cerrno>
 #include <cstring>
 #include <unordered_set>
 
-#include "core/base/mapped_files.h"
 #include "io/metadata_codec.h"
+#include "io/read_only_mapping.h"
 
 namespace sluice {
 namespace {
@@ -266,41 +261,11 @@ Result<GgufLayout> ParseGguf(const uint8_t* data, uint64_t size, const std::stri
 }
 
 Result<std::unique_ptr<GgufFile>> GgufFile::Open(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    const int err = errno;
-    if (err == ENOENT) return NotFound(path, ": no such file");
-    return IoError(path, ": open: ", ErrnoString(err));
-  }
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    const int err = errno;
-    ::close(fd);
-    return IoError(path, ": fstat: ", ErrnoString(err));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return InvalidArgument(path, ": not a regular file");
-  }
-  const uint64_t size = static_cast<uint64_t>(st.st_size);
-  if (size < kHeaderBytes) {
-    ::close(fd);
-    return Corrupt(path, ": header at offset 0: needs ", kHeaderBytes, " bytes, file has ", size);
-  }
-  void* mapped = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  const int map_err = errno;
-  if (mapped == MAP_FAILED) {
-    ::close(fd);
-    return IoError(path, ": mmap of ", size, " bytes: ", ErrnoString(map_err));
-  }
-
   std::unique_ptr<GgufFile> file(new GgufFile());
   file->path_ = path;
-  file->mapped_ = static_cast<const uint8_t*>(mapped);
-  file->mapped_size_ = size;
-  file->fd_ = fd;
-  file->mapped_handle_ = RegisterMappedFile(mapped, size, path, fd);
-  ASSIGN_OR_RETURN(file->layout_, ParseGguf(file->mapped_, size, path));
+  ASSIGN_OR_RETURN(file->mapping_, ReadOnlyMapping::Map(path, kHeaderBytes, "header"));
+  file->mapped_ = file->mapping_->data();
+  ASSIGN_OR_RETURN(file->layout_, ParseGguf(file->mapped_, file->mapping_->size(), path));
   file->index_.reserve(file->layout_.tensors.size());
   for (size_t i = 0; i < file->layout_.tensors.size(); ++i) {
     file->index_.emplace(file->layout_.tensors[i].name, i);
@@ -308,11 +273,7 @@ Result<std::unique_ptr<GgufFile>> GgufFile::Open(const std::string& path) {
   return file;
 }
 
-GgufFile::~GgufFile() {
-  UnregisterMappedFile(mapped_handle_);
-  if (mapped_ != nullptr) ::munmap(const_cast<uint8_t*>(mapped_), mapped_size_);
-  if (fd_ >= 0) ::close(fd_);
-}
+GgufFile::~GgufFile() = default;
 
 const GgufTensorInfo* GgufFile::FindTensor(std::string_view name) const {
   auto it = index_.find(std::string(name));

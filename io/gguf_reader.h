@@ -38,6 +38,7 @@
 #include "core/base/ggml_type.h"
 #include "core/base/status.h"
 #include "io/metadata.h"
+#include "io/read_only_mapping.h"
 
 namespace sluice {
 
@@ -101,10 +102,8 @@ class GgufFile {
   std::string path_;
   GgufLayout layout_;
   std::unordered_map<std::string, size_t> index_;  // tensor name -> position in tensors()
-  const uint8_t* mapped_ = nullptr;
-  uint64_t mapped_size_ = 0;
-  int fd_ = -1;             // kept open so the size can be checked (core/base/mapped_files.h)
-  int mapped_handle_ = -1;  // RegisterMappedFile
+  std::unique_ptr<ReadOnlyMapping> mapping_;
+  const uint8_t* mapped_ = nullptr;  // mapping_->data()
 };
 
 }  // namespace sluice

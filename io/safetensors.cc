@@ -1,17 +1,12 @@
 #include "io/safetensors.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
-#include "core/base/mapped_files.h"
 #include "core/base/saturating.h"
+#include "io/read_only_mapping.h"
 
 namespace sluice {
 namespace {
@@ -174,41 +169,11 @@ Result<SafetensorsLayout> ParseSafetensors(const uint8_t* data, uint64_t size,
 }
 
 Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    const int err = errno;
-    if (err == ENOENT) return NotFound(path, ": no such file");
-    return IoError(path, ": open: ", ErrnoString(err));
-  }
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    const int err = errno;
-    ::close(fd);
-    return IoError(path, ": fstat: ", ErrnoString(err));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return InvalidArgument(path, ": not a regular file");
-  }
-  const uint64_t size = static_cast<uint64_t>(st.st_size);
-  if (size < 8) {
-    ::close(fd);
-    return Corrupt(path, ": a safetensors file starts with an 8-byte header length; the file has ",
-                   size, " bytes");
-  }
-  void* mapped = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  const int map_err = errno;
-  if (mapped == MAP_FAILED) {
-    ::close(fd);
-    return IoError(path, ": mmap of ", size, " bytes: ", ErrnoString(map_err));
-  }
   std::unique_ptr<SafetensorsFile> file(new SafetensorsFile());
   file->path_ = path;
-  file->mapped_ = static_cast<const uint8_t*>(mapped);
-  file->mapped_size_ = size;
-  file->fd_ = fd;
-  file->mapped_handle_ = RegisterMappedFile(mapped, size, path, fd);
-  ASSIGN_OR_RETURN(file->layout_, ParseSafetensors(file->mapped_, size, path));
+  ASSIGN_OR_RETURN(file->mapping_, ReadOnlyMapping::Map(path, 8, "the 8-byte header length"));
+  file->mapped_ = file->mapping_->data();
+  ASSIGN_OR_RETURN(file->layout_, ParseSafetensors(file->mapped_, file->mapping_->size(), path));
   for (size_t i = 0; i < file->layout_.tensors.size(); ++i) {
     if (!file->index_.emplace(file->layout_.tensors[i].name, i).second) {
       return Corrupt(path, ": tensor '", file->layout_.tensors[i].name, "' appears twice");
@@ -217,11 +182,7 @@ Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std::string
   return file;
 }
 
-SafetensorsFile::~SafetensorsFile() {
-  UnregisterMappedFile(mapped_handle_);
-  if (mapped_ != nullptr) ::munmap(const_cast<uint8_t*>(mapped_), mapped_size_);
-  if (fd_ >= 0) ::close(fd_);
-}
+SafetensorsFile::~SafetensorsFile() = default;
 
 const SafetensorsTensor* SafetensorsFile::Find(std::string_view name) const {
   auto it = index_.find(std::string(name));

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "core/base/status.h"
+#include "io/read_only_mapping.h"
 
 namespace sluice {
 
@@ -97,10 +98,8 @@ class SafetensorsFile {
   std::string path_;
   SafetensorsLayout layout_;
   std::unordered_map<std::string, size_t> index_;
-  const uint8_t* mapped_ = nullptr;
-  uint64_t mapped_size_ = 0;
-  int fd_ = -1;
-  int mapped_handle_ = -1;
+  std::unique_ptr<ReadOnlyMapping> mapping_;
+  const uint8_t* mapped_ = nullptr;  // mapping_->data()
 };
 
 }  // namespace sluice
