@@ -1,5 +1,7 @@
 #include "io/ordered_stream.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 
 #include "core/base/byte_size.h"
@@ -79,7 +81,17 @@ Status OrderedStream::Init() {
                              " is below the minimum of ", FormatBytes(min_ring), " (", min_ring,
                              " bytes: three times the largest streamed block)");
   }
-  const uint64_t total = arena_bytes_ + ring_bytes_;
+  if (placed()) {
+    if (table_.file_paths().size() != 1) {
+      return InvalidArgument("ordered stream: placed mode reads one file, the table has ",
+                             table_.file_paths().size());
+    }
+    if (reinterpret_cast<uintptr_t>(options_.placed_base) % kIoAlignment != 0) {
+      return InvalidArgument("ordered stream: placed base is not page aligned");
+    }
+    live_uses_.assign(n, 0);
+  }
+  const uint64_t total = placed() ? 0 : arena_bytes_ + ring_bytes_;
   if (total > 0) {
     memory_ = ReadBuffers(total, /*numa_local=*/true, options_.lock_memory);
     if (memory_.data() == nullptr) {
@@ -169,9 +181,10 @@ void OrderedStream::AddReads(const BlockReadPlan& plan, uint8_t* dest, uint64_t 
                              std::vector<IoRequest>* out) {
   for (int r = 0; r < plan.n_reads; ++r) {
     const BlockRead& read = plan.reads[r];
-    uint8_t* d = dest + read.slot_offset;
-    const uint64_t off = static_cast<uint64_t>(d - memory_.data());
-    const bool one_chunk = off / kRegisterChunk == (off + read.length - 1) / kRegisterChunk;
+    uint8_t* d = placed() ? options_.placed_base + read.offset : dest + read.slot_offset;
+    const uint64_t off = placed() ? 0 : static_cast<uint64_t>(d - memory_.data());
+    const bool one_chunk =
+        !placed() && off / kRegisterChunk == (off + read.length - 1) / kRegisterChunk;
     out->push_back({.file_index = read.file_index,
                     .offset = read.offset,
                     .length = read.length,
@@ -196,7 +209,9 @@ void OrderedStream::AllocateLocked(std::vector<IoRequest>* out) {
       }
     } else {
       uint64_t offset = 0;
+      if (placed() && live_uses_[u.id] > 0) return;  // its one place is still in use
       if (!RingSpaceLocked(plan.slot_bytes, &offset)) return;
+      if (placed()) ++live_uses_[u.id];
       u.ring_offset = offset;
       u.ring_size = plan.slot_bytes;
       ring_head_ = offset + plan.slot_bytes;
@@ -258,10 +273,18 @@ Status OrderedStream::LoadError(uint32_t id, int error, uint64_t offset, uint64_
                  " bytes (the file ends early)");
 }
 
+uint8_t* OrderedStream::SlotOf(uint32_t id, const Use& u) const {
+  if (placed()) return options_.placed_base + table_.Locate(id).parts[0].offset;
+  if (u.resident) return memory_.data() + residents_[resident_index_[id]].offset;
+  return ring() + u.ring_offset;
+}
+
 Status OrderedStream::Verify(uint32_t id, const uint8_t* dest) const {
   const BlockReadPlan& plan = plans_[id];
   if (!plan.has_checksum || !options_.verify_checksums) return Status::Ok();
-  const uint64_t found = Xxh3_64(dest + plan.hash_slot_offset, plan.hash_bytes);
+  const uint8_t* first = placed() ? options_.placed_base + table_.Locate(id).parts[0].offset
+                                  : dest + plan.hash_slot_offset;
+  const uint64_t found = Xxh3_64(first, plan.hash_bytes);
   if (found == plan.xxh3) return Status::Ok();
   return Corrupt(Where(id), " at offset ", plan.reads[0].offset + plan.hash_slot_offset, " (",
                  plan.hash_bytes, " bytes): xxh3 expected ", Hex64(plan.xxh3), ", found ",
@@ -346,7 +369,7 @@ Result<StreamRef> OrderedStream::Next(uint32_t id) {
     cv_.wait(lock, [&] { return state != kLoading; });
     counters_.io_wait_ns += NowNs() - start;
   }
-  uint8_t* dest = res != nullptr ? memory_.data() + res->offset : ring() + u.ring_offset;
+  uint8_t* dest = SlotOf(id, u);
   if (state == kLoaded) {
     lock.unlock();  // the use is ours: nobody else touches its bytes or state
     Status st = Verify(id, dest);
@@ -362,6 +385,7 @@ Result<StreamRef> OrderedStream::Next(uint32_t id) {
   if (state == kFailed) {
     Status e = res != nullptr ? res->error : u.error;
     u.released = true;
+    if (placed() && !u.resident) --live_uses_[u.id];
     FreeRingLocked();
     std::vector<IoRequest> reqs;
     AllocateLocked(&reqs);
@@ -372,8 +396,10 @@ Result<StreamRef> OrderedStream::Next(uint32_t id) {
   ++counters_.uses;
   if (res != nullptr && was_ready) ++counters_.resident_uses;
   StreamRef ref;
-  for (int p = 0; p < table_.Locate(id).n_parts; ++p) {
-    ref.part[p] = dest + plans_[id].part_slot_offset[p];
+  const WeightBlock block = table_.Locate(id);
+  for (int p = 0; p < block.n_parts; ++p) {
+    ref.part[p] = placed() ? options_.placed_base + block.parts[p].offset
+                           : dest + plans_[id].part_slot_offset[p];
   }
   ref.id = id;
   ref.seq = seq;
@@ -390,6 +416,15 @@ void OrderedStream::Release(StreamRef& ref) {
     Use& u = uses_[ref.seq - first_seq_];
     CHECK(u.claimed && !u.released) << ref.seq;
     u.released = true;
+    if (placed() && !u.resident) {
+      --live_uses_[u.id];
+      // The pages wholly inside the block: its neighbours' bytes share the edge pages.
+      const WeightBlock b = table_.Locate(u.id);
+      const uint64_t begin = (b.parts[0].offset + kIoAlignment - 1) / kIoAlignment * kIoAlignment;
+      const uint64_t end = (b.parts[b.n_parts - 1].offset + b.parts[b.n_parts - 1].bytes) /
+                           kIoAlignment * kIoAlignment;
+      if (end > begin) madvise(options_.placed_base + begin, end - begin, MADV_DONTNEED);
+    }
     FreeRingLocked();
     AllocateLocked(&reqs);
   }

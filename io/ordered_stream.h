@@ -49,6 +49,14 @@ struct OrderedStreamOptions {
   std::vector<uint32_t> resident = {};  // block ids kept once read
   bool verify_checksums = true;
   bool lock_memory = false;
+  // Placed mode (non-null): every block is read to placed_base + its file offset (the table must
+  // have one file; the caller reserves the file's size, page aligned, e.g. an anonymous
+  // MAP_NORESERVE mapping), so pointers into it stay valid from one use to the next and a
+  // network can keep them. No ring memory is allocated: ring_bytes only bounds the bytes live at
+  // once (allocated as in the ring), and on release the pages wholly inside a streamed block are
+  // returned to the system (MADV_DONTNEED; a page a block shares with its neighbour stays, at most
+  // two per block). Two uses of one block are never live at once.
+  uint8_t* placed_base = nullptr;
 };
 
 struct OrderedStreamCounters {
@@ -138,6 +146,10 @@ class OrderedStream {
   Status Verify(uint32_t id, const uint8_t* dest) const;
   std::string Where(uint32_t id) const;
   uint8_t* ring() const { return memory_.data() + arena_bytes_; }
+  bool placed() const { return options_.placed_base != nullptr; }
+  // Where block `id`'s first part byte is, for a use at ring offset `ring_offset` (streamed) or
+  // its arena place (resident).
+  uint8_t* SlotOf(uint32_t id, const Use& u) const;
 
   const WeightBlockTable& table_;
   IoBackend* io_;
@@ -156,6 +168,8 @@ class OrderedStream {
   uint64_t next_claim_ = 0;         // seq of the next use Next hands out
   uint64_t ring_head_ = 0;          // where the next allocation goes
   std::deque<uint64_t> ring_live_;  // seqs holding ring space, in ring order
+  std::vector<uint32_t> live_uses_;  // placed mode: by block id, streamed uses allocated and
+                                     // not yet released
   uint64_t in_flight_ = 0;
   uint64_t busy_since_ns_ = 0;
   OrderedStreamCounters counters_;
