@@ -1,6 +1,7 @@
 #include "diffusion/checkpoint.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -35,6 +36,7 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& path) {
   if (std::memcmp(magic, kGgufMagic, 4) == 0) {
     ASSIGN_OR_RETURN(c->gguf_, GgufFile::Open(path));
     c->file_bytes_ = c->gguf_->file_size();
+    c->mapped_ = c->gguf_->mapped_data();
     for (const GgufTensorInfo& g : c->gguf_->tensors()) {
       CkptTensor t;
       t.name = g.name;
@@ -43,6 +45,7 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& path) {
       t.supported = IsSupportedWeightType(g.type);
       for (int d = g.n_dims - 1; d >= 0; --d) t.shape.push_back(g.ne[d]);
       t.data = c->gguf_->TensorData(g);
+      t.offset = g.file_offset;
       t.nbytes = g.nbytes;
       c->tensors_.push_back(std::move(t));
     }
@@ -71,7 +74,9 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& path) {
       }
       t.shape = s.shape;
       t.data = c->safetensors_->Data(s);
+      t.offset = s.offset;
       t.nbytes = s.nbytes;
+      c->mapped_ = t.data - s.offset;
       c->tensors_.push_back(std::move(t));
     }
   }
@@ -86,6 +91,12 @@ std::string Checkpoint::MetadataValue(const std::string& key) const {
   }
   if (gguf_ != nullptr) return gguf_->metadata().GetStringOr(key, "").value();
   return "";
+}
+
+void Checkpoint::DropPages() const {
+  if (mapped_ == nullptr || file_bytes_ == 0) return;
+  // The mapping starts on a page (mmap); DONTNEED on a read-only file mapping only unmaps pages.
+  madvise(const_cast<uint8_t*>(mapped_), file_bytes_, MADV_DONTNEED);
 }
 
 const CkptTensor* Checkpoint::Find(std::string_view name) const {
@@ -169,7 +180,22 @@ Result<Matrix> WeightReader::Linear(const std::string& name, int64_t rows, int64
     return Unsupported(ckpt_->path(), ": tensor '", name, "': rows of ", cols, " are not whole ",
                        TypeName(t->type), " blocks");
   }
+  return Matrix{t->type, MatrixData(*t), rows, cols};
+}
+
+Result<Matrix> WeightReader::MappedRows(const std::string& name, int64_t rows, int64_t cols) {
+  ASSIGN_OR_RETURN(const CkptTensor* t, Get(name, {rows, cols}));
+  if (!recording() && cols % TypeTraits(t->type).block_elements != 0) {
+    return Unsupported(ckpt_->path(), ": tensor '", name, "': rows of ", cols, " are not whole ",
+                       TypeName(t->type), " blocks");
+  }
   return Matrix{t->type, t->data, rows, cols};
+}
+
+int WeightReader::Block(const std::string& prefix) {
+  auto [it, added] = block_index_.emplace(prefix, static_cast<int>(blocks_.size()));
+  if (added) blocks_.push_back(prefix);
+  return it->second;
 }
 
 Result<Matrix> WeightReader::LinearRows(const std::string& name, int64_t total_rows, int64_t first,
@@ -177,7 +203,7 @@ Result<Matrix> WeightReader::LinearRows(const std::string& name, int64_t total_r
   ASSIGN_OR_RETURN(const CkptTensor* t, Get(name, {total_rows, cols}));
   CHECK(first + rows <= total_rows);
   if (recording()) return Matrix{t->type, t->data, rows, cols};
-  return Matrix{t->type, t->data + RowBytes(t->type, cols) * first, rows, cols};
+  return Matrix{t->type, MatrixData(*t) + RowBytes(t->type, cols) * first, rows, cols};
 }
 
 Result<Conv2dWeights> WeightReader::Conv(const std::string& prefix, int c_in, int c_out, int k) {
@@ -188,7 +214,7 @@ Result<Conv2dWeights> WeightReader::Conv(const std::string& prefix, int c_in, in
                        " are not whole ", TypeName(t->type), " blocks");
   }
   Conv2dWeights c;
-  c.w = Matrix{t->type, t->data, c_out, cols};
+  c.w = Matrix{t->type, MatrixData(*t), c_out, cols};
   c.c_in = c_in;
   c.c_out = c_out;
   c.k = k;

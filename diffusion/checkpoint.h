@@ -34,9 +34,10 @@ struct CkptTensor {
   std::string name;
   bool supported = false;  // a type the kernels read (else: `dtype` says what it is)
   GgmlType type = GgmlType::kF32;
-  std::string dtype;           // as the file names it ("F16", "q8_0", "I64")
-  std::vector<int64_t> shape;  // PyTorch order
-  const uint8_t* data = nullptr;
+  std::string dtype;              // as the file names it ("F16", "q8_0", "I64")
+  std::vector<int64_t> shape;     // PyTorch order
+  const uint8_t* data = nullptr;  // in the file's mapping
+  uint64_t offset = 0;            // in the file
   uint64_t nbytes = 0;
 };
 
@@ -52,6 +53,9 @@ class Checkpoint {
   uint64_t file_bytes() const { return file_bytes_; }
   // A safetensors __metadata__ value, or "" (GGUF: a string metadata value).
   std::string MetadataValue(const std::string& key) const;
+  // Returns the mapping's pages to the system (they stay in the page cache): what was read
+  // through the mapping (loading, a token embedding's rows) stops counting in our RSS.
+  void DropPages() const;
 
  private:
   Checkpoint() = default;
@@ -61,6 +65,7 @@ class Checkpoint {
   std::vector<CkptTensor> tensors_;
   std::unordered_map<std::string, size_t> index_;
   uint64_t file_bytes_ = 0;
+  const uint8_t* mapped_ = nullptr;  // the whole file
 };
 
 // "[320, 4, 3, 3]".
@@ -95,8 +100,22 @@ class WeightReader {
   Result<const float*> Table(const std::string& name, int64_t rows, int64_t cols);
   Result<Matrix> TransposedF32(const std::string& name, int64_t rows, int64_t cols);
 
+  // A (rows, cols) table read a few rows at a time (token embeddings): a view of the file's
+  // mapping even when matrices are placed (below), so only the rows used are ever read.
+  Result<Matrix> MappedRows(const std::string& name, int64_t rows, int64_t cols);
+
   // Bytes of f32 copies made so far.
   uint64_t owned_bytes() const { return owned_bytes_; }
+
+  // Streaming (diffusion/weight_stream.h). A block is the tensors whose names start with
+  // `prefix` (the longest registered prefix wins); the networks register one per unit of work
+  // they compute at once, in the order they compute them, and keep its number. Returns the
+  // number of a prefix registered before.
+  int Block(const std::string& prefix);
+  const std::vector<std::string>& blocks() const { return blocks_; }
+  // Matrices (Linear, Conv, LinearRows) point at `base` + their file offset from now on: the
+  // address range a stream reads each block into. Vectors are still copied from the mapping.
+  void PlaceMatrices(const uint8_t* base) { placed_ = base; }
 
  private:
   WeightReader() = default;
@@ -104,7 +123,14 @@ class WeightReader {
   Result<std::vector<float>*> ToF32(const CkptTensor& t);
   bool recording() const { return ckpt_ == nullptr; }
 
+  const uint8_t* MatrixData(const CkptTensor& t) const {
+    return placed_ != nullptr && !recording() ? placed_ + t.offset : t.data;
+  }
+
   const Checkpoint* ckpt_ = nullptr;  // null: recording
+  const uint8_t* placed_ = nullptr;
+  std::vector<std::string> blocks_;
+  std::unordered_map<std::string, int> block_index_;
   std::vector<Requested> requested_;
   std::deque<std::vector<float>> owned_;
   uint64_t owned_bytes_ = 0;

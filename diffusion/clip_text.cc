@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/base/str_cat.h"
+#include "core/kernels/matmul.h"
 #include "tokenizer/clip_tokenizer.h"
 
 namespace sluice::diffusion {
@@ -20,15 +21,18 @@ Result<std::unique_ptr<ClipTextModel>> ClipTextModel::Load(WeightReader& r,
   const int w = c.width;
   const std::string& p = c.prefix;
   const bool openai = c.layout == ClipLayout::kOpenAi;
-  ASSIGN_OR_RETURN(m->token_embedding_, r.Table(p + (openai ? "embeddings.token_embedding.weight"
-                                                            : "token_embedding.weight"),
-                                                c.vocab, w));
+  ASSIGN_OR_RETURN(
+      m->token_embedding_,
+      r.MappedRows(p + (openai ? "embeddings.token_embedding.weight" : "token_embedding.weight"),
+                   c.vocab, w));
   ASSIGN_OR_RETURN(
       m->position_embedding_,
       r.Table(p + (openai ? "embeddings.position_embedding.weight" : "positional_embedding"),
               kContext, w));
   for (int i = 0; i < c.layers; ++i) {
     Layer L{};
+    L.block = r.Block(openai ? StrCat(p, "encoder.layers.", i, ".")
+                             : StrCat(p, "transformer.resblocks.", i, "."));
     if (openai) {
       const std::string q = StrCat(p, "encoder.layers.", i, ".");
       ASSIGN_OR_RETURN(L.ln1_w, r.Vector(q + "layer_norm1.weight", w));
@@ -78,8 +82,16 @@ Result<std::unique_ptr<ClipTextModel>> ClipTextModel::Load(WeightReader& r,
   return m;
 }
 
-ClipTextModel::Output ClipTextModel::Encode(const std::vector<int32_t>& ids, int skip,
-                                            bool final_norm, bool pooled, ThreadPool* pool) const {
+std::vector<int> ClipTextModel::pass(int skip, bool pooled) const {
+  std::vector<int> p;
+  const int run = pooled ? config_.layers : config_.layers - skip;
+  for (int l = 0; l < run; ++l) p.push_back(layers_[l].block);
+  return p;
+}
+
+Result<ClipTextModel::Output> ClipTextModel::Encode(const std::vector<int32_t>& ids, int skip,
+                                                    bool final_norm, bool pooled, ThreadPool* pool,
+                                                    BlockUser* blocks) const {
   const ClipTextConfig& c = config_;
   const int w = c.width;
   const int n = kContext;
@@ -87,17 +99,18 @@ ClipTextModel::Output ClipTextModel::Encode(const std::vector<int32_t>& ids, int
   CHECK(skip >= 0 && skip < c.layers);
   std::vector<float> x(static_cast<size_t>(n) * w), h(x.size()), q(x.size()), k(x.size()),
       v(x.size()), a(x.size()), ff(static_cast<size_t>(n) * 4 * w);
+  const uint64_t row_bytes = RowBytes(token_embedding_.type, w);
   for (int t = 0; t < n; ++t) {
     CHECK(ids[t] >= 0 && ids[t] < c.vocab) << ids[t];
-    for (int i = 0; i < w; ++i) {
-      x[t * w + i] =
-          token_embedding_[static_cast<int64_t>(ids[t]) * w + i] + position_embedding_[t * w + i];
-    }
+    DequantizeRow(token_embedding_.type, token_embedding_.data + row_bytes * ids[t], &x[t * w], w);
+    for (int i = 0; i < w; ++i) x[t * w + i] += position_embedding_[t * w + i];
   }
   Output out;
   const int run = pooled ? c.layers : c.layers - skip;
   for (int l = 0; l < run; ++l) {
     const Layer& L = layers_[l];
+    BlockScope use(blocks, L.block);
+    RETURN_IF_ERROR(use.status());
     LayerNorm(x.data(), n, w, 1e-5f, L.ln1_w, L.ln1_b, h.data());
     LinearBias(L.q, L.q_b, h.data(), n, q.data(), pool);
     LinearBias(L.k, L.k_b, h.data(), n, k.data(), pool);

@@ -20,6 +20,7 @@
 
 #include "core/threads/thread_pool.h"
 #include "diffusion/checkpoint.h"
+#include "diffusion/weight_stream.h"
 
 namespace sluice::diffusion {
 
@@ -47,17 +48,21 @@ class ClipTextModel {
     std::vector<float> pooled;  // (projection_dim) when asked
   };
   // skip: layers left out at the end (0: all; 1: the penultimate, "clip skip 2").
-  Output Encode(const std::vector<int32_t>& ids, int skip, bool final_norm, bool pooled,
-                ThreadPool* pool) const;
+  // `blocks` (null: resident) is told before and after each layer (pass(skip, pooled)).
+  Result<Output> Encode(const std::vector<int32_t>& ids, int skip, bool final_norm, bool pooled,
+                        ThreadPool* pool, BlockUser* blocks = nullptr) const;
+  // The blocks (layers) one Encode uses, in order.
+  std::vector<int> pass(int skip, bool pooled) const;
 
  private:
   struct Layer {
     const float *ln1_w, *ln1_b, *ln2_w, *ln2_b;
     Matrix q, k, v, out, fc1, fc2;
     const float *q_b, *k_b, *v_b, *out_b, *fc1_b, *fc2_b;
+    int block;
   };
   ClipTextConfig config_;
-  const float* token_embedding_ = nullptr;     // (vocab, width)
+  Matrix token_embedding_;  // (vocab, width), rows read as used (in the file's mapping)
   const float* position_embedding_ = nullptr;  // (77, width)
   std::vector<Layer> layers_;
   const float *final_w_ = nullptr, *final_b_ = nullptr;

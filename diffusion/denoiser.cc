@@ -25,8 +25,9 @@ bool GuidedDenoiser::operator()(const std::vector<float>& x, double sigma,
     y = cond->y;
     if (batch == 2) y.insert(y.end(), uncond->y.begin(), uncond->y.end());
   }
-  unet->Forward(in.data(), batch, h, w, ts, context.data(), n_ctx, y.empty() ? nullptr : y.data(),
-                out.data(), pool);
+  error = unet->Forward(in.data(), batch, h, w, ts, context.data(), n_ctx,
+                        y.empty() ? nullptr : y.data(), out.data(), pool, blocks);
+  if (!error.ok()) return false;
   ++evaluations;
   denoised.resize(n);
   const double s2 = sigma * sigma;

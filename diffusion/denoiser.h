@@ -35,7 +35,9 @@ struct GuidedDenoiser {
   int h = 0, w = 0;  // latent size
   ThreadPool* pool = nullptr;
   const std::atomic<bool>* cancel = nullptr;
-  int evaluations = 0;  // UNet forward calls so far
+  int evaluations = 0;          // UNet forward calls so far
+  BlockUser* blocks = nullptr;  // streaming, or null
+  Status error;                 // a failed evaluation (operator() returned false)
 
   bool guided() const { return cfg_scale != 1.0f && cfg_scale != 0.0f && uncond != nullptr; }
   bool operator()(const std::vector<float>& x, double sigma, std::vector<float>& denoised);

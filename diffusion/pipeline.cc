@@ -19,12 +19,22 @@ double Since(std::chrono::steady_clock::time_point t) {
 
 Result<std::unique_ptr<DiffusionModel>> DiffusionModel::Load(const std::string& path,
                                                              std::optional<Prediction> prediction) {
+  return Load(path, DiffusionLoadOptions{.prediction = prediction});
+}
+
+Result<std::unique_ptr<DiffusionModel>> DiffusionModel::Load(const std::string& path,
+                                                             const DiffusionLoadOptions& options) {
+  const std::optional<Prediction>& prediction = options.prediction;
   std::unique_ptr<DiffusionModel> m(new DiffusionModel());
   ASSIGN_OR_RETURN(m->ckpt_, Checkpoint::Open(path));
   ASSIGN_OR_RETURN(m->config_, DetectDiffusionConfig(*m->ckpt_));
   if (prediction.has_value()) m->config_.prediction = *prediction;
   ASSIGN_OR_RETURN(m->tokenizer_, ClipTokenizer::Builtin());
   m->reader_ = std::make_unique<WeightReader>(*m->ckpt_);
+  if (options.weight_budget > 0) {
+    ASSIGN_OR_RETURN(m->region_, PlacedRegion::Create(m->ckpt_->file_bytes()));
+    m->reader_->PlaceMatrices(m->region_->data());
+  }
   for (const TextEncoderSetup& e : m->config_.encoders) {
     ASSIGN_OR_RETURN(std::unique_ptr<ClipTextModel> enc,
                      ClipTextModel::Load(*m->reader_, e.config));
@@ -33,13 +43,22 @@ Result<std::unique_ptr<DiffusionModel>> DiffusionModel::Load(const std::string& 
   ASSIGN_OR_RETURN(m->unet_, UNet::Load(*m->reader_, m->config_.unet));
   ASSIGN_OR_RETURN(m->vae_, VaeDecoder::Load(*m->reader_, m->config_.vae));
   m->owned_bytes_ = m->reader_->owned_bytes();
+  if (options.weight_budget > 0) {
+    ASSIGN_OR_RETURN(std::unique_ptr<PrefixBlockTable> table,
+                     PrefixBlockTable::Create(*m->ckpt_, m->reader_->blocks()));
+    ASSIGN_OR_RETURN(StreamPlan plan, PlanStream(*table, m->unet_->pass(), options.weight_budget));
+    ASSIGN_OR_RETURN(m->stream_, DiffusionStream::Create(std::move(table), plan, m->region_->data(),
+                                                         options.io));
+  }
+  // Vectors were copied out of the mapping; its pages need not stay in our RSS.
+  m->ckpt_->DropPages();
   if (!prediction.has_value() && m->config_.family == Family::kSd2) {
-    m->config_.prediction = DetectSd2Prediction(*m->unet_);
+    ASSIGN_OR_RETURN(m->config_.prediction, DetectSd2Prediction(*m->unet_, m->stream_.get()));
   }
   return m;
 }
 
-Prediction DetectSd2Prediction(const UNet& unet) {
+Result<Prediction> DetectSd2Prediction(const UNet& unet, DiffusionStream* stream) {
   // AUTOMATIC1111's test, which stable-diffusion.cpp repeats: at t = 999 on a flat input
   // (latent 0.5, context 0.5), a v model's output lies far below its input, an eps model's not.
   const UNetConfig& c = unet.config();
@@ -47,15 +66,21 @@ Prediction DetectSd2Prediction(const UNet& unet) {
   std::vector<float> x(static_cast<size_t>(h) * w * c.in_channels, 0.5f), out(x.size());
   std::vector<float> ctx(static_cast<size_t>(2) * c.context_dim, 0.5f);
   const double t = 999;
-  unet.Forward(x.data(), 1, h, w, &t, ctx.data(), 2, nullptr, out.data(), nullptr);
+  if (stream != nullptr) stream->Announce(unet.pass());
+  Status st =
+      unet.Forward(x.data(), 1, h, w, &t, ctx.data(), 2, nullptr, out.data(), nullptr, stream);
+  if (!st.ok()) {
+    if (stream != nullptr) stream->Abandon();
+    return st;
+  }
   double mean = 0;
   for (size_t i = 0; i < out.size(); ++i) mean += (out[i] - x[i]) / out.size();
   return mean < -1 ? Prediction::kV : Prediction::kEps;
 }
 
-Conditioning EncodePrompt(const DiffusionModel& model, const std::string& prompt, bool zero,
-                          int width, int height, ThreadPool* pool, bool* truncated,
-                          int* prompt_tokens) {
+Result<Conditioning> EncodePrompt(const DiffusionModel& model, const std::string& prompt, bool zero,
+                                  int width, int height, ThreadPool* pool, bool* truncated,
+                                  int* prompt_tokens) {
   const DiffusionConfig& cfg = model.config();
   constexpr int n = ClipTokenizer::kContextLength;
   Conditioning c;
@@ -72,8 +97,9 @@ Conditioning EncodePrompt(const DiffusionModel& model, const std::string& prompt
       if (prompt_tokens != nullptr) *prompt_tokens = tokens.prompt_tokens;
       std::vector<int32_t> ids = tokens.ids;
       for (int32_t& id : ids) id = std::min(id, e.config.vocab - 1);  // scaled-down vocabularies
-      ClipTextModel::Output out =
-          model.encoders()[i]->Encode(ids, e.skip, e.final_norm, want_pooled, pool);
+      ASSIGN_OR_RETURN(ClipTextModel::Output out,
+                       model.encoders()[i]->Encode(ids, e.skip, e.final_norm, want_pooled, pool,
+                                                   model.stream()));
       ApplyTokenWeights(tokens, width_i, out.hidden.data());
       for (int t = 0; t < n; ++t) {
         std::copy(
@@ -118,17 +144,39 @@ Result<Image> Generate(const DiffusionModel& model, const GenerateOptions& o, Th
     return InvalidArgument("cfg scale ", o.cfg_scale, " outside 0..100");
   }
   GenerateTimings t;
+  const bool guided = o.cfg_scale != 1.0f && o.cfg_scale != 0.0f;
+  const bool zero_uncond = cfg.family == Family::kSdxl && o.negative_prompt.empty();
+  DiffusionStream* stream = model.stream();
+  // Streaming: the whole generation's order of blocks, so reads run ahead of the compute across
+  // the text encoders, every step and the decoder; what a stopped generation leaves is forgotten.
+  struct AbandonOnExit {
+    DiffusionStream* s;
+    ~AbandonOnExit() {
+      if (s != nullptr) s->Abandon();
+    }
+  } abandon{stream};
+  if (stream != nullptr) {
+    for (int pass = 0; pass < (guided ? 2 : 1); ++pass) {
+      if (pass == 1 && zero_uncond) break;
+      for (size_t i = 0; i < cfg.encoders.size(); ++i) {
+        const TextEncoderSetup& e = cfg.encoders[i];
+        stream->Announce(model.encoders()[i]->pass(e.skip, e.config.projection_dim > 0));
+      }
+    }
+    for (int step = 0; step < o.steps; ++step) stream->Announce(model.unet().pass());
+    stream->Announce(model.vae().pass());
+  }
   auto start = std::chrono::steady_clock::now();
   if (hooks.on_stage) hooks.on_stage("text");
-  Conditioning cond = EncodePrompt(model, o.prompt, false, o.width, o.height, pool,
-                                   &t.prompt_truncated, &t.prompt_tokens);
-  const bool guided = o.cfg_scale != 1.0f && o.cfg_scale != 0.0f;
+  ASSIGN_OR_RETURN(Conditioning cond, EncodePrompt(model, o.prompt, false, o.width, o.height, pool,
+                                                   &t.prompt_truncated, &t.prompt_tokens));
   Conditioning uncond;
   if (guided) {
-    const bool zero = cfg.family == Family::kSdxl && o.negative_prompt.empty();
-    uncond =
-        EncodePrompt(model, o.negative_prompt, zero, o.width, o.height, pool, nullptr, nullptr);
+    ASSIGN_OR_RETURN(uncond, EncodePrompt(model, o.negative_prompt, zero_uncond, o.width, o.height,
+                                          pool, nullptr, nullptr));
   }
+  // The token embeddings' rows were read through the mapping.
+  model.checkpoint().DropPages();
   t.text_seconds = Since(start);
 
   start = std::chrono::steady_clock::now();
@@ -160,10 +208,17 @@ Result<Image> Generate(const DiffusionModel& model, const GenerateOptions& o, Th
   d.w = lw;
   d.pool = pool;
   d.cancel = hooks.cancel;
+  d.blocks = stream;
   Denoiser denoise = [&](const std::vector<float>& xx, double s, std::vector<float>& out) {
     return d(xx, s, out);
   };
-  RETURN_IF_ERROR(Sample(o.sampler, sigmas, denoise, noise, x, hooks.on_step));
+  Status sampled = Sample(o.sampler, sigmas, denoise, noise, x, hooks.on_step);
+  RETURN_IF_ERROR(d.error);  // a read or checksum error stops sampling as a cancel would
+  RETURN_IF_ERROR(sampled);
+  if (d.evaluations != o.steps) {
+    return Internal("the sampler evaluated the UNet ", d.evaluations, " times in ", o.steps,
+                    " steps");
+  }
   t.sampling_seconds = Since(start);
   t.steps = o.steps;
   t.unet_evaluations = d.evaluations;
@@ -173,7 +228,7 @@ Result<Image> Generate(const DiffusionModel& model, const GenerateOptions& o, Th
   start = std::chrono::steady_clock::now();
   if (hooks.on_stage) hooks.on_stage("decoding");
   std::vector<float> pixels(static_cast<size_t>(o.width) * o.height * 3);
-  model.vae().Decode(x.data(), lh, lw, pixels.data(), pool);
+  RETURN_IF_ERROR(model.vae().Decode(x.data(), lh, lw, pixels.data(), pool, stream));
   Image img;
   img.width = o.width;
   img.height = o.height;

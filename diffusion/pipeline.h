@@ -6,7 +6,10 @@
 //            diffusers does)
 //   x      = noise(seed) * sigma_max; sampler steps with the guided denoiser; image = VAE(x)
 //
-// Non-goals here: streaming within a RAM budget (the next issue), img2img, LoRA, ControlNet.
+// Weights are either resident (the file's mapping) or streamed within a byte budget
+// (diffusion/weight_stream.h): a generation announces its whole order of blocks up front (text
+// encoders, the UNet once per step, the VAE) and the stream reads ahead along it.
+// Non-goals here: img2img, LoRA, ControlNet.
 // Thread-safety: one generation at a time per model.
 #pragma once
 
@@ -30,11 +33,21 @@
 
 namespace sluice::diffusion {
 
+struct DiffusionLoadOptions {
+  std::optional<Prediction> prediction = std::nullopt;  // overrides the detected default when set
+  // Bytes for weights: 0 keeps them resident (mapped); else they stream within this budget
+  // (PlanStream says what it keeps; below the minimum Load fails naming it).
+  uint64_t weight_budget = 0;
+  IoOptions io = {};
+};
+
 class DiffusionModel {
  public:
   // Detects the family (model_config.h); `prediction` overrides the default when set.
   static Result<std::unique_ptr<DiffusionModel>> Load(const std::string& path,
                                                       std::optional<Prediction> prediction);
+  static Result<std::unique_ptr<DiffusionModel>> Load(const std::string& path,
+                                                      const DiffusionLoadOptions& options);
   const DiffusionConfig& config() const { return config_; }
   const Checkpoint& checkpoint() const { return *ckpt_; }
   const ClipTokenizer& tokenizer() const { return *tokenizer_; }
@@ -42,6 +55,8 @@ class DiffusionModel {
   const VaeDecoder& vae() const { return *vae_; }
   const std::vector<std::unique_ptr<ClipTextModel>>& encoders() const { return encoders_; }
   uint64_t owned_bytes() const { return owned_bytes_; }
+  // Null when the weights are resident.
+  DiffusionStream* stream() const { return stream_.get(); }
 
  private:
   DiffusionConfig config_;
@@ -52,6 +67,8 @@ class DiffusionModel {
   std::unique_ptr<VaeDecoder> vae_;
   std::unique_ptr<WeightReader> reader_;  // owns the f32 copies the networks point at
   uint64_t owned_bytes_ = 0;
+  std::unique_ptr<PlacedRegion> region_;  // streaming: where blocks are read to
+  std::unique_ptr<DiffusionStream> stream_;
 };
 
 struct GenerateOptions {
@@ -92,11 +109,12 @@ Result<Image> Generate(const DiffusionModel& model, const GenerateOptions& optio
 // SD 2.x checkpoints come as eps (512-base, SD-Turbo) and v (768-v) models with the same tensors:
 // one UNet evaluation on a flat input tells them apart (what AUTOMATIC1111 and
 // stable-diffusion.cpp do). Load runs it for SD 2.x unless the prediction is given.
-Prediction DetectSd2Prediction(const UNet& unet);
+Result<Prediction> DetectSd2Prediction(const UNet& unet, DiffusionStream* stream = nullptr);
 
-// The conditioning of one prompt (exposed for tests).
-Conditioning EncodePrompt(const DiffusionModel& model, const std::string& prompt, bool zero,
-                          int width, int height, ThreadPool* pool, bool* truncated,
-                          int* prompt_tokens);
+// The conditioning of one prompt (exposed for tests). With a stream, the encoders' passes must
+// have been announced.
+Result<Conditioning> EncodePrompt(const DiffusionModel& model, const std::string& prompt, bool zero,
+                                  int width, int height, ThreadPool* pool, bool* truncated,
+                                  int* prompt_tokens);
 
 }  // namespace sluice::diffusion

@@ -6,6 +6,12 @@
 #include "core/base/str_cat.h"
 
 namespace sluice::diffusion {
+namespace {
+
+// Rows of a transformer's feed-forward computed at once.
+constexpr int64_t kFeedForwardRows = 1024;
+
+}  // namespace
 
 struct UNet::Scratch {
   std::vector<float> a, b, c, d, q, k, v, ff, conv;
@@ -19,6 +25,7 @@ Result<UNet::ResBlock> UNet::LoadRes(WeightReader& r, const std::string& p, int 
   ResBlock b;
   b.c_in = c_in;
   b.c_out = c_out;
+  b.block = r.Block(p);
   ASSIGN_OR_RETURN(b.gn1_w, r.Vector(p + "in_layers.0.weight", c_in));
   ASSIGN_OR_RETURN(b.gn1_b, r.Vector(p + "in_layers.0.bias", c_in));
   ASSIGN_OR_RETURN(b.conv1, r.Conv(p + "in_layers.2", c_in, c_out, 3));
@@ -54,9 +61,11 @@ Result<UNet::SpatialTransformer> UNet::LoadTransformer(WeightReader& r, const st
   }
   ASSIGN_OR_RETURN(st.proj_in_b, r.Vector(p + "proj_in.bias", c));
   ASSIGN_OR_RETURN(st.proj_out_b, r.Vector(p + "proj_out.bias", c));
+  st.proj_in_block = r.Block(p + "proj_in.");
   for (int j = 0; j < depth; ++j) {
     const std::string q = StrCat(p, "transformer_blocks.", j, ".");
     TransformerBlock b{};
+    b.block = r.Block(q);
     ASSIGN_OR_RETURN(b.ln1_w, r.Vector(q + "norm1.weight", c));
     ASSIGN_OR_RETURN(b.ln1_b, r.Vector(q + "norm1.bias", c));
     ASSIGN_OR_RETURN(b.ln2_w, r.Vector(q + "norm2.weight", c));
@@ -79,6 +88,7 @@ Result<UNet::SpatialTransformer> UNet::LoadTransformer(WeightReader& r, const st
     ASSIGN_OR_RETURN(b.ff2_b, r.Vector(q + "ff.net.2.bias", c));
     st.blocks.push_back(b);
   }
+  st.proj_out_block = r.Block(p + "proj_out.");
   return st;
 }
 
@@ -92,11 +102,14 @@ Result<std::unique_ptr<UNet>> UNet::Load(WeightReader& r, const UNetConfig& cfg)
     return InvalidArgument("UNet config: ", levels, " levels but ", cfg.transformer_depth.size(),
                            " transformer depths");
   }
+  const size_t first_block = r.blocks().size();
+  u->time_block_ = r.Block(p + "time_embed.");
   ASSIGN_OR_RETURN(u->time1_, r.Linear(p + "time_embed.0.weight", ed, mc));
   ASSIGN_OR_RETURN(u->time1_b_, r.Vector(p + "time_embed.0.bias", ed));
   ASSIGN_OR_RETURN(u->time2_, r.Linear(p + "time_embed.2.weight", ed, ed));
   ASSIGN_OR_RETURN(u->time2_b_, r.Vector(p + "time_embed.2.bias", ed));
   if (cfg.adm_in_channels > 0) {
+    u->label_block_ = r.Block(p + "label_emb.");
     ASSIGN_OR_RETURN(u->label1_, r.Linear(p + "label_emb.0.0.weight", ed, cfg.adm_in_channels));
     ASSIGN_OR_RETURN(u->label1_b_, r.Vector(p + "label_emb.0.0.bias", ed));
     ASSIGN_OR_RETURN(u->label2_, r.Linear(p + "label_emb.0.2.weight", ed, ed));
@@ -106,6 +119,7 @@ Result<std::unique_ptr<UNet>> UNet::Load(WeightReader& r, const UNetConfig& cfg)
   std::vector<int> skips;
   {
     Block b;
+    b.conv_block = r.Block(p + "input_blocks.0.0.");
     ASSIGN_OR_RETURN(Conv2dWeights c, r.Conv(p + "input_blocks.0.0", cfg.in_channels, mc, 3));
     b.conv = c;
     u->input_.push_back(std::move(b));
@@ -130,6 +144,7 @@ Result<std::unique_ptr<UNet>> UNet::Load(WeightReader& r, const UNetConfig& cfg)
     }
     if (level + 1 < levels) {
       Block b;
+      b.conv_block = r.Block(StrCat(p, "input_blocks.", u->input_.size(), ".0.op."));
       ASSIGN_OR_RETURN(Conv2dWeights c,
                        r.Conv(StrCat(p, "input_blocks.", u->input_.size(), ".0.op"), ch, ch, 3));
       b.conv = c;
@@ -167,6 +182,7 @@ Result<std::unique_ptr<UNet>> UNet::Load(WeightReader& r, const UNetConfig& cfg)
         next = 2;
       }
       if (level > 0 && i == cfg.num_res_blocks) {
+        b.conv_block = r.Block(StrCat(q, next, ".conv."));
         ASSIGN_OR_RETURN(Conv2dWeights c, r.Conv(StrCat(q, next, ".conv"), ch, ch, 3));
         b.conv = c;
         b.up = true;
@@ -176,7 +192,9 @@ Result<std::unique_ptr<UNet>> UNet::Load(WeightReader& r, const UNetConfig& cfg)
   }
   ASSIGN_OR_RETURN(u->out_gn_w_, r.Vector(p + "out.0.weight", mc));
   ASSIGN_OR_RETURN(u->out_gn_b_, r.Vector(p + "out.0.bias", mc));
+  u->out_block_ = r.Block(p + "out.");
   ASSIGN_OR_RETURN(u->out_conv_, r.Conv(p + "out.2", mc, cfg.out_channels, 3));
+  for (size_t b = first_block; b < r.blocks().size(); ++b) u->pass_.push_back(static_cast<int>(b));
   return u;
 }
 
@@ -232,8 +250,17 @@ void UNet::RunRes(const ResBlock& rb, const float* x, int batch, int h, int w,
   }
 }
 
-void UNet::RunTransformer(const SpatialTransformer& st, float* x, int batch, int h, int w,
-                          const float* context, int n_ctx, Scratch& s, ThreadPool* pool) const {
+Status UNet::Res(const ResBlock& b, const float* x, int batch, int h, int w, const float* emb_silu,
+                 float* out, Scratch& s, ThreadPool* pool, BlockUser* blocks) const {
+  BlockScope use(blocks, b.block);
+  RETURN_IF_ERROR(use.status());
+  RunRes(b, x, batch, h, w, emb_silu, out, s, pool);
+  return Status::Ok();
+}
+
+Status UNet::RunTransformer(const SpatialTransformer& st, float* x, int batch, int h, int w,
+                            const float* context, int n_ctx, Scratch& s, ThreadPool* pool,
+                            BlockUser* blocks) const {
   const int c = st.c, d = c / st.heads, ctx_dim = config_.context_dim;
   const int64_t hw = static_cast<int64_t>(h) * w, rows = batch * hw;
   const size_t n = static_cast<size_t>(rows * c);
@@ -243,13 +270,19 @@ void UNet::RunTransformer(const SpatialTransformer& st, float* x, int batch, int
   Scratch::Ensure(s.q, n);
   Scratch::Ensure(s.k, std::max<size_t>(n, static_cast<size_t>(batch) * n_ctx * c));
   Scratch::Ensure(s.v, std::max<size_t>(n, static_cast<size_t>(batch) * n_ctx * c));
-  Scratch::Ensure(s.ff, n * 8);
+  Scratch::Ensure(s.ff, static_cast<size_t>(std::min(rows, kFeedForwardRows) * 8 * c));
   float* hid = s.a.data();
   for (int b = 0; b < batch; ++b) {
     GroupNorm(x + b * hw * c, hw, c, 32, 1e-6f, st.gn_w, st.gn_b, s.b.data() + b * hw * c, pool);
   }
-  LinearBias(st.proj_in, st.proj_in_b, s.b.data(), rows, hid, pool);
+  {
+    BlockScope use(blocks, st.proj_in_block);
+    RETURN_IF_ERROR(use.status());
+    LinearBias(st.proj_in, st.proj_in_b, s.b.data(), rows, hid, pool);
+  }
   for (const TransformerBlock& tb : st.blocks) {
+    BlockScope use(blocks, tb.block);
+    RETURN_IF_ERROR(use.status());
     // Self-attention.
     LayerNorm(hid, rows, c, 1e-5f, tb.ln1_w, tb.ln1_b, s.b.data());
     LinearBias(tb.attn1.q, nullptr, s.b.data(), rows, s.q.data(), pool);
@@ -274,19 +307,30 @@ void UNet::RunTransformer(const SpatialTransformer& st, float* x, int batch, int
     LinearBias(tb.attn2.out, tb.attn2.out_b, s.c.data(), rows, s.b.data(), pool);
     for (size_t i = 0; i < n; ++i) hid[i] += s.b[i];
     // Feed-forward (GEGLU).
+    // In chunks of rows: the (rows, 8c) projection is the largest activation of the UNet (84 MB
+    // at 512x512 with guidance); per chunk it is a few MB.
     LayerNorm(hid, rows, c, 1e-5f, tb.ln3_w, tb.ln3_b, s.b.data());
-    LinearBias(tb.ff1, tb.ff1_b, s.b.data(), rows, s.ff.data(), pool);
-    Geglu(s.ff.data(), rows, 4 * c, s.ff.data());
-    LinearBias(tb.ff2, tb.ff2_b, s.ff.data(), rows, s.b.data(), pool);
+    for (int64_t r0 = 0; r0 < rows; r0 += kFeedForwardRows) {
+      const int64_t nr = std::min(kFeedForwardRows, rows - r0);
+      LinearBias(tb.ff1, tb.ff1_b, s.b.data() + r0 * c, nr, s.ff.data(), pool);
+      Geglu(s.ff.data(), nr, 4 * c, s.ff.data());
+      LinearBias(tb.ff2, tb.ff2_b, s.ff.data(), nr, s.b.data() + r0 * c, pool);
+    }
     for (size_t i = 0; i < n; ++i) hid[i] += s.b[i];
   }
-  LinearBias(st.proj_out, st.proj_out_b, hid, rows, s.b.data(), pool);
+  {
+    BlockScope use(blocks, st.proj_out_block);
+    RETURN_IF_ERROR(use.status());
+    LinearBias(st.proj_out, st.proj_out_b, hid, rows, s.b.data(), pool);
+  }
   for (size_t i = 0; i < n; ++i) x[i] += s.b[i];
   (void)ctx_dim;
+  return Status::Ok();
 }
 
-void UNet::Forward(const float* x, int batch, int h, int w, const double* t, const float* context,
-                   int n_ctx, const float* y, float* out, ThreadPool* pool) const {
+Status UNet::Forward(const float* x, int batch, int h, int w, const double* t, const float* context,
+                     int n_ctx, const float* y, float* out, ThreadPool* pool,
+                     BlockUser* blocks) const {
   const UNetConfig& cfg = config_;
   const int mc = cfg.model_channels, ed = cfg.time_embed_dim();
   const int levels = static_cast<int>(cfg.channel_mult.size());
@@ -296,11 +340,17 @@ void UNet::Forward(const float* x, int batch, int h, int w, const double* t, con
   std::vector<float> temb(static_cast<size_t>(batch) * mc), e1(static_cast<size_t>(batch) * ed),
       emb(static_cast<size_t>(batch) * ed);
   for (int b = 0; b < batch; ++b) TimestepEmbedding(t[b], mc, temb.data() + b * mc);
-  LinearBias(time1_, time1_b_, temb.data(), batch, e1.data(), pool);
-  SiluInPlace(e1.data(), static_cast<int64_t>(e1.size()));
-  LinearBias(time2_, time2_b_, e1.data(), batch, emb.data(), pool);
+  {
+    BlockScope use(blocks, time_block_);
+    RETURN_IF_ERROR(use.status());
+    LinearBias(time1_, time1_b_, temb.data(), batch, e1.data(), pool);
+    SiluInPlace(e1.data(), static_cast<int64_t>(e1.size()));
+    LinearBias(time2_, time2_b_, e1.data(), batch, emb.data(), pool);
+  }
   if (cfg.adm_in_channels > 0) {
     CHECK(y != nullptr) << "this UNet needs the SDXL conditioning vector";
+    BlockScope use(blocks, label_block_);
+    RETURN_IF_ERROR(use.status());
     std::vector<float> l1(static_cast<size_t>(batch) * ed), l2(l1.size());
     LinearBias(label1_, label1_b_, y, batch, l1.data(), pool);
     SiluInPlace(l1.data(), static_cast<int64_t>(l1.size()));
@@ -320,16 +370,20 @@ void UNet::Forward(const float* x, int batch, int h, int w, const double* t, con
       const int stride = b.down ? 2 : 1;
       const int ho = ConvOut(ch_h, 3, stride, 1), wo = ConvOut(ch_w, 3, stride, 1);
       next.assign(static_cast<size_t>(batch) * ho * wo * b.conv->c_out, 0.0f);
+      BlockScope use(blocks, b.conv_block);
+      RETURN_IF_ERROR(use.status());
       RunConv(*b.conv, cur.data(), batch, ch_h, ch_w, stride, next.data(), s, pool);
       ch = b.conv->c_out;
       ch_h = ho;
       ch_w = wo;
     } else {
       next.assign(static_cast<size_t>(batch) * ch_h * ch_w * b.res->c_out, 0.0f);
-      RunRes(*b.res, cur.data(), batch, ch_h, ch_w, emb.data(), next.data(), s, pool);
+      RETURN_IF_ERROR(
+          Res(*b.res, cur.data(), batch, ch_h, ch_w, emb.data(), next.data(), s, pool, blocks));
       ch = b.res->c_out;
       if (b.st.has_value()) {
-        RunTransformer(*b.st, next.data(), batch, ch_h, ch_w, context, n_ctx, s, pool);
+        RETURN_IF_ERROR(
+            RunTransformer(*b.st, next.data(), batch, ch_h, ch_w, context, n_ctx, s, pool, blocks));
       }
     }
     cur.swap(next);
@@ -338,10 +392,13 @@ void UNet::Forward(const float* x, int batch, int h, int w, const double* t, con
   }
   // Middle.
   next.assign(cur.size(), 0.0f);
-  RunRes(*middle_res1_.res, cur.data(), batch, ch_h, ch_w, emb.data(), next.data(), s, pool);
-  RunTransformer(*middle_st_.st, next.data(), batch, ch_h, ch_w, context, n_ctx, s, pool);
+  RETURN_IF_ERROR(Res(*middle_res1_.res, cur.data(), batch, ch_h, ch_w, emb.data(), next.data(), s,
+                      pool, blocks));
+  RETURN_IF_ERROR(RunTransformer(*middle_st_.st, next.data(), batch, ch_h, ch_w, context, n_ctx, s,
+                                 pool, blocks));
   cur.assign(next.size(), 0.0f);
-  RunRes(*middle_res2_.res, next.data(), batch, ch_h, ch_w, emb.data(), cur.data(), s, pool);
+  RETURN_IF_ERROR(Res(*middle_res2_.res, next.data(), batch, ch_h, ch_w, emb.data(), cur.data(), s,
+                      pool, blocks));
   // Output blocks: concat(current, skip) per pixel, then the block.
   std::vector<float> cat;
   for (const Block& b : output_) {
@@ -356,10 +413,12 @@ void UNet::Forward(const float* x, int batch, int h, int w, const double* t, con
     skips.pop_back();
     skip_ch.pop_back();
     next.assign(static_cast<size_t>(batch * hw * b.res->c_out), 0.0f);
-    RunRes(*b.res, cat.data(), batch, ch_h, ch_w, emb.data(), next.data(), s, pool);
+    RETURN_IF_ERROR(
+        Res(*b.res, cat.data(), batch, ch_h, ch_w, emb.data(), next.data(), s, pool, blocks));
     ch = b.res->c_out;
     if (b.st.has_value()) {
-      RunTransformer(*b.st, next.data(), batch, ch_h, ch_w, context, n_ctx, s, pool);
+      RETURN_IF_ERROR(
+          RunTransformer(*b.st, next.data(), batch, ch_h, ch_w, context, n_ctx, s, pool, blocks));
     }
     if (b.up) {
       std::vector<float> up(static_cast<size_t>(batch * hw * 4 * ch));
@@ -369,6 +428,8 @@ void UNet::Forward(const float* x, int batch, int h, int w, const double* t, con
       ch_h *= 2;
       ch_w *= 2;
       next.assign(up.size(), 0.0f);
+      BlockScope use(blocks, b.conv_block);
+      RETURN_IF_ERROR(use.status());
       RunConv(*b.conv, up.data(), batch, ch_h, ch_w, 1, next.data(), s, pool);
     }
     cur.swap(next);
@@ -381,7 +442,10 @@ void UNet::Forward(const float* x, int batch, int h, int w, const double* t, con
               cur.data() + b * hw * mc, pool);
   }
   SiluInPlace(cur.data(), static_cast<int64_t>(cur.size()));
+  BlockScope use(blocks, out_block_);
+  RETURN_IF_ERROR(use.status());
   RunConv(out_conv_, cur.data(), batch, h, w, 1, out, s, pool);
+  return Status::Ok();
 }
 
 }  // namespace sluice::diffusion

@@ -31,6 +31,7 @@
 
 #include "core/threads/thread_pool.h"
 #include "diffusion/checkpoint.h"
+#include "diffusion/weight_stream.h"
 
 namespace sluice::diffusion {
 
@@ -59,9 +60,14 @@ class UNet {
 
   // x: (batch, h * w, in_channels) latents; t: (batch) timesteps; context: (batch, n_ctx,
   // context_dim); y: (batch, adm_in_channels) or null. out: (batch, h * w, out_channels).
-  // h and w must be multiples of 2^(levels - 1).
-  void Forward(const float* x, int batch, int h, int w, const double* t, const float* context,
-               int n_ctx, const float* y, float* out, ThreadPool* pool) const;
+  // h and w must be multiples of 2^(levels - 1). `blocks` (null: resident weights) is told
+  // before and after each registered block is computed, in the order Load registered them
+  // (pass()); its errors (a read, a checksum) are returned.
+  Status Forward(const float* x, int batch, int h, int w, const double* t, const float* context,
+                 int n_ctx, const float* y, float* out, ThreadPool* pool,
+                 BlockUser* blocks = nullptr) const;
+  // The blocks one Forward uses, in order.
+  const std::vector<int>& pass() const { return pass_; }
 
  private:
   struct ResBlock {
@@ -71,6 +77,7 @@ class UNet {
     Matrix emb;
     const float* emb_b = nullptr;
     std::optional<Conv2dWeights> skip;
+    int block = -1;
   };
   struct Attention {
     Matrix q, k, v, out;
@@ -81,6 +88,7 @@ class UNet {
     Attention attn1, attn2;
     Matrix ff1, ff2;
     const float *ff1_b, *ff2_b;
+    int block;
   };
   struct SpatialTransformer {
     int c = 0, heads = 0;
@@ -88,12 +96,14 @@ class UNet {
     Matrix proj_in, proj_out;
     const float *proj_in_b = nullptr, *proj_out_b = nullptr;
     std::vector<TransformerBlock> blocks;
+    int proj_in_block = -1, proj_out_block = -1;
   };
   struct Block {
     std::optional<ResBlock> res;
     std::optional<SpatialTransformer> st;
     std::optional<Conv2dWeights> conv;  // conv_in, a stride-2 downsample, or an upsample's conv
     bool down = false, up = false;
+    int conv_block = -1;
   };
 
   static Result<ResBlock> LoadRes(WeightReader& r, const std::string& p, int c_in, int c_out,
@@ -104,12 +114,18 @@ class UNet {
   struct Scratch;
   void RunRes(const ResBlock& b, const float* x, int batch, int h, int w, const float* emb_silu,
               float* out, Scratch& s, ThreadPool* pool) const;
-  void RunTransformer(const SpatialTransformer& st, float* x, int batch, int h, int w,
-                      const float* context, int n_ctx, Scratch& s, ThreadPool* pool) const;
+  // RunRes between Use and Done of its block.
+  Status Res(const ResBlock& b, const float* x, int batch, int h, int w, const float* emb_silu,
+             float* out, Scratch& s, ThreadPool* pool, BlockUser* blocks) const;
+  Status RunTransformer(const SpatialTransformer& st, float* x, int batch, int h, int w,
+                        const float* context, int n_ctx, Scratch& s, ThreadPool* pool,
+                        BlockUser* blocks) const;
   void RunConv(const Conv2dWeights& c, const float* x, int batch, int h, int w, int stride,
                float* out, Scratch& s, ThreadPool* pool) const;
 
   UNetConfig config_;
+  std::vector<int> pass_;
+  int time_block_ = -1, label_block_ = -1, out_block_ = -1;
   Matrix time1_, time2_, label1_, label2_;
   const float *time1_b_ = nullptr, *time2_b_ = nullptr, *label1_b_ = nullptr, *label2_b_ = nullptr;
   std::vector<Block> input_, output_;

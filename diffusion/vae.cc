@@ -9,6 +9,7 @@ Result<VaeDecoder::ResnetBlock> VaeDecoder::LoadResnet(WeightReader& r, const st
   ResnetBlock b;
   b.c_in = c_in;
   b.c_out = c_out;
+  b.block = r.Block(p);
   ASSIGN_OR_RETURN(b.gn1_w, r.Vector(p + "norm1.weight", c_in));
   ASSIGN_OR_RETURN(b.gn1_b, r.Vector(p + "norm1.bias", c_in));
   ASSIGN_OR_RETURN(b.conv1, r.Conv(p + "conv1", c_in, c_out, 3));
@@ -29,14 +30,18 @@ Result<std::unique_ptr<VaeDecoder>> VaeDecoder::Load(WeightReader& r, const VaeC
   const std::string d = p + "decoder.";
   const int levels = static_cast<int>(cfg.ch_mult.size());
   int ch = cfg.ch * cfg.ch_mult.back();
+  const size_t first_block = r.blocks().size();
+  v->post_quant_block_ = r.Block(p + "post_quant_conv.");
   ASSIGN_OR_RETURN(v->post_quant_,
                    r.Conv(p + "post_quant_conv", cfg.z_channels, cfg.z_channels, 1));
+  v->conv_in_block_ = r.Block(d + "conv_in.");
   ASSIGN_OR_RETURN(v->conv_in_, r.Conv(d + "conv_in", cfg.z_channels, ch, 3));
   ASSIGN_OR_RETURN(v->mid1_, LoadResnet(r, d + "mid.block_1.", ch, ch));
   {
     AttnBlock& a = v->mid_attn_;
     a.c = ch;
     const std::string q = d + "mid.attn_1.";
+    a.block = r.Block(q);
     ASSIGN_OR_RETURN(a.gn_w, r.Vector(q + "norm.weight", ch));
     ASSIGN_OR_RETURN(a.gn_b, r.Vector(q + "norm.bias", ch));
     ASSIGN_OR_RETURN(a.q, r.Conv1x1(q + "q.weight", ch, ch));
@@ -59,6 +64,7 @@ Result<std::unique_ptr<VaeDecoder>> VaeDecoder::Load(WeightReader& r, const VaeC
       ch = out;
     }
     if (level > 0) {
+      L.upsample_block = r.Block(StrCat(d, "up.", level, ".upsample."));
       ASSIGN_OR_RETURN(Conv2dWeights c,
                        r.Conv(StrCat(d, "up.", level, ".upsample.conv"), ch, ch, 3));
       L.upsample = c;
@@ -67,7 +73,9 @@ Result<std::unique_ptr<VaeDecoder>> VaeDecoder::Load(WeightReader& r, const VaeC
   }
   ASSIGN_OR_RETURN(v->norm_out_w_, r.Vector(d + "norm_out.weight", ch));
   ASSIGN_OR_RETURN(v->norm_out_b_, r.Vector(d + "norm_out.bias", ch));
+  v->conv_out_block_ = r.Block(d + "conv_out.");
   ASSIGN_OR_RETURN(v->conv_out_, r.Conv(d + "conv_out", ch, cfg.out_channels, 3));
+  for (size_t b = first_block; b < r.blocks().size(); ++b) v->pass_.push_back(static_cast<int>(b));
   return v;
 }
 
@@ -113,21 +121,42 @@ void VaeDecoder::RunAttn(const AttnBlock& a, std::vector<float>& x, int h, int w
   for (size_t i = 0; i < x.size(); ++i) x[i] += n[i];
 }
 
-void VaeDecoder::Decode(const float* latent, int h, int w, float* image, ThreadPool* pool) const {
+Status VaeDecoder::Resnet(const ResnetBlock& b, std::vector<float>& x, int h, int w,
+                          ThreadPool* pool, BlockUser* blocks) const {
+  BlockScope use(blocks, b.block);
+  RETURN_IF_ERROR(use.status());
+  RunResnet(b, x, h, w, pool);
+  return Status::Ok();
+}
+
+Status VaeDecoder::Decode(const float* latent, int h, int w, float* image, ThreadPool* pool,
+                          BlockUser* blocks) const {
   const VaeConfig& cfg = config_;
   const int64_t hw = static_cast<int64_t>(h) * w;
   std::vector<float> z(static_cast<size_t>(hw) * cfg.z_channels), x;
   for (size_t i = 0; i < z.size(); ++i) z[i] = latent[i] / cfg.scale_factor;
   std::vector<float> zq(z.size());
-  LinearBias(post_quant_.w, post_quant_.bias, z.data(), hw, zq.data(), pool);
-  RunConv(conv_in_, zq.data(), h, w, x, pool);
-  RunResnet(mid1_, x, h, w, pool);
-  RunAttn(mid_attn_, x, h, w, pool);
-  RunResnet(mid2_, x, h, w, pool);
+  {
+    BlockScope use(blocks, post_quant_block_);
+    RETURN_IF_ERROR(use.status());
+    LinearBias(post_quant_.w, post_quant_.bias, z.data(), hw, zq.data(), pool);
+  }
+  {
+    BlockScope use(blocks, conv_in_block_);
+    RETURN_IF_ERROR(use.status());
+    RunConv(conv_in_, zq.data(), h, w, x, pool);
+  }
+  RETURN_IF_ERROR(Resnet(mid1_, x, h, w, pool, blocks));
+  {
+    BlockScope use(blocks, mid_attn_.block);
+    RETURN_IF_ERROR(use.status());
+    RunAttn(mid_attn_, x, h, w, pool);
+  }
+  RETURN_IF_ERROR(Resnet(mid2_, x, h, w, pool, blocks));
   int ch_h = h, ch_w = w, ch = conv_in_.c_out;
   for (const Level& L : levels_) {
     for (const ResnetBlock& b : L.blocks) {
-      RunResnet(b, x, ch_h, ch_w, pool);
+      RETURN_IF_ERROR(Resnet(b, x, ch_h, ch_w, pool, blocks));
       ch = b.c_out;
     }
     if (L.upsample.has_value()) {
@@ -135,6 +164,8 @@ void VaeDecoder::Decode(const float* latent, int h, int w, float* image, ThreadP
       Upsample2x(x.data(), ch_h, ch_w, ch, up.data());
       ch_h *= 2;
       ch_w *= 2;
+      BlockScope use(blocks, L.upsample_block);
+      RETURN_IF_ERROR(use.status());
       RunConv(*L.upsample, up.data(), ch_h, ch_w, x, pool);
     }
   }
@@ -142,8 +173,13 @@ void VaeDecoder::Decode(const float* latent, int h, int w, float* image, ThreadP
   GroupNorm(x.data(), out_hw, ch, 32, 1e-6f, norm_out_w_, norm_out_b_, x.data(), pool);
   SiluInPlace(x.data(), static_cast<int64_t>(x.size()));
   std::vector<float> img;
-  RunConv(conv_out_, x.data(), ch_h, ch_w, img, pool);
+  {
+    BlockScope use(blocks, conv_out_block_);
+    RETURN_IF_ERROR(use.status());
+    RunConv(conv_out_, x.data(), ch_h, ch_w, img, pool);
+  }
   std::copy(img.begin(), img.end(), image);
+  return Status::Ok();
 }
 
 Status RequestVaeEncoderTensors(WeightReader& r, const VaeConfig& cfg) {

@@ -20,6 +20,7 @@
 
 #include "core/threads/thread_pool.h"
 #include "diffusion/checkpoint.h"
+#include "diffusion/weight_stream.h"
 
 namespace sluice::diffusion {
 
@@ -39,7 +40,10 @@ class VaeDecoder {
   const VaeConfig& config() const { return config_; }
   // latent: (h * w, z_channels), one image, as the sampler leaves it (not yet divided by the
   // scale factor). image: (8h * 8w, 3) in [-1, 1] (not clamped).
-  void Decode(const float* latent, int h, int w, float* image, ThreadPool* pool) const;
+  // `blocks` (null: resident) is told before and after each block (pass()).
+  Status Decode(const float* latent, int h, int w, float* image, ThreadPool* pool,
+                BlockUser* blocks = nullptr) const;
+  const std::vector<int>& pass() const { return pass_; }
 
  private:
   struct ResnetBlock {
@@ -47,24 +51,31 @@ class VaeDecoder {
     const float *gn1_w, *gn1_b, *gn2_w, *gn2_b;
     Conv2dWeights conv1, conv2;
     std::optional<Conv2dWeights> shortcut;
+    int block = -1;
   };
   struct AttnBlock {
     int c = 0;
     const float *gn_w, *gn_b;
     Matrix q, k, v, proj;
     const float *q_b, *k_b, *v_b, *proj_b;
+    int block = -1;
   };
   struct Level {
     std::vector<ResnetBlock> blocks;
     std::optional<Conv2dWeights> upsample;
+    int upsample_block = -1;
   };
   static Result<ResnetBlock> LoadResnet(WeightReader& r, const std::string& p, int c_in, int c_out);
   void RunResnet(const ResnetBlock& b, std::vector<float>& x, int h, int w, ThreadPool* pool) const;
+  Status Resnet(const ResnetBlock& b, std::vector<float>& x, int h, int w, ThreadPool* pool,
+                BlockUser* blocks) const;
   void RunAttn(const AttnBlock& a, std::vector<float>& x, int h, int w, ThreadPool* pool) const;
   void RunConv(const Conv2dWeights& c, const float* x, int h, int w, std::vector<float>& out,
                ThreadPool* pool) const;
 
   VaeConfig config_;
+  std::vector<int> pass_;
+  int post_quant_block_ = -1, conv_in_block_ = -1, conv_out_block_ = -1;
   Conv2dWeights post_quant_, conv_in_, conv_out_;
   ResnetBlock mid1_, mid2_;
   AttnBlock mid_attn_;

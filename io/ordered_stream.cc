@@ -273,6 +273,30 @@ Status OrderedStream::LoadError(uint32_t id, int error, uint64_t offset, uint64_
                  " bytes (the file ends early)");
 }
 
+void OrderedStream::DropPagesLocked(uint32_t id) {
+  // The pages wholly inside the block's own bytes: others' bytes may share the edge pages.
+  for (const ByteRange& r : table_.OwnRanges(id)) {
+    const uint64_t begin = (r.offset + kIoAlignment - 1) / kIoAlignment * kIoAlignment;
+    const uint64_t end = (r.offset + r.bytes) / kIoAlignment * kIoAlignment;
+    if (end > begin) madvise(options_.placed_base + begin, end - begin, MADV_DONTNEED);
+  }
+}
+
+void OrderedStream::Abandon() {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] { return in_flight_ == 0; });
+  for (uint64_t seq = next_claim_; seq < first_seq_ + uses_.size(); ++seq) {
+    Use& u = uses_[seq - first_seq_];
+    u.claimed = u.released = true;
+    if (placed() && !u.resident && seq < next_alloc_) {
+      --live_uses_[u.id];
+      DropPagesLocked(u.id);
+    }
+  }
+  next_claim_ = next_alloc_ = first_seq_ + uses_.size();
+  FreeRingLocked();
+}
+
 uint8_t* OrderedStream::SlotOf(uint32_t id, const Use& u) const {
   if (placed()) return options_.placed_base + table_.Locate(id).parts[0].offset;
   if (u.resident) return memory_.data() + residents_[resident_index_[id]].offset;
@@ -418,12 +442,7 @@ void OrderedStream::Release(StreamRef& ref) {
     u.released = true;
     if (placed() && !u.resident) {
       --live_uses_[u.id];
-      // The pages wholly inside the block: its neighbours' bytes share the edge pages.
-      const WeightBlock b = table_.Locate(u.id);
-      const uint64_t begin = (b.parts[0].offset + kIoAlignment - 1) / kIoAlignment * kIoAlignment;
-      const uint64_t end = (b.parts[b.n_parts - 1].offset + b.parts[b.n_parts - 1].bytes) /
-                           kIoAlignment * kIoAlignment;
-      if (end > begin) madvise(options_.placed_base + begin, end - begin, MADV_DONTNEED);
+      DropPagesLocked(u.id);
     }
     FreeRingLocked();
     AllocateLocked(&reqs);

@@ -102,6 +102,10 @@ class OrderedStream {
   // match (naming the file, the block and the offset), or the ring is full of held blocks.
   Result<StreamRef> Next(uint32_t id);
   void Release(StreamRef& ref);
+  // Forgets every announced use not yet handed out (a pass that stopped early: an error, a
+  // cancel), after waiting for their reads; the next Enqueue starts afresh. Uses handed out and
+  // not released stay valid.
+  void Abandon();
 
   OrderedStreamCounters counters() const;
   uint64_t allocated_bytes() const { return memory_.size(); }
@@ -138,6 +142,7 @@ class OrderedStream {
   void AllocateLocked(std::vector<IoRequest>* out);
   bool RingSpaceLocked(uint64_t size, uint64_t* offset) const;
   void FreeRingLocked();
+  void DropPagesLocked(uint32_t id);  // placed mode: the pages wholly inside a streamed block
   void AddReads(const BlockReadPlan& plan, uint8_t* dest, uint64_t tag_base,
                 std::vector<IoRequest>* out);
   void Submit(std::vector<IoRequest>& reqs);
@@ -162,12 +167,12 @@ class OrderedStream {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Use> uses_;            // announced, oldest first; popped once released and settled
-  uint64_t first_seq_ = 0;          // seq of uses_.front()
-  uint64_t next_alloc_ = 0;         // seq of the first use without ring space / reads
-  uint64_t next_claim_ = 0;         // seq of the next use Next hands out
-  uint64_t ring_head_ = 0;          // where the next allocation goes
-  std::deque<uint64_t> ring_live_;  // seqs holding ring space, in ring order
+  std::deque<Use> uses_;             // announced, oldest first; popped once released and settled
+  uint64_t first_seq_ = 0;           // seq of uses_.front()
+  uint64_t next_alloc_ = 0;          // seq of the first use without ring space / reads
+  uint64_t next_claim_ = 0;          // seq of the next use Next hands out
+  uint64_t ring_head_ = 0;           // where the next allocation goes
+  std::deque<uint64_t> ring_live_;   // seqs holding ring space, in ring order
   std::vector<uint32_t> live_uses_;  // placed mode: by block id, streamed uses allocated and
                                      // not yet released
   uint64_t in_flight_ = 0;

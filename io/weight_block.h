@@ -45,6 +45,13 @@ class WeightBlockTable {
   virtual std::string Describe(uint32_t id) const = 0;
   // The files ByteRange::file_index indexes.
   virtual const std::vector<std::string>& file_paths() const = 0;
+  // Placed mode of io/ordered_stream.h: byte ranges of the file that hold only this block's
+  // bytes, whose pages may be returned to the system when the block is released. The default
+  // is its parts; a table whose parts span other blocks' bytes must say less.
+  virtual std::vector<ByteRange> OwnRanges(uint32_t id) const {
+    const WeightBlock b = Locate(id);
+    return std::vector<ByteRange>(b.parts.begin(), b.parts.begin() + b.n_parts);
+  }
 };
 
 }  // namespace sluice

@@ -121,7 +121,9 @@ TEST(PipelineDetails, EmphasisChangesTheConditioningOnlyWhereWeighted) {
   auto m = DiffusionModel::Load(dir.File("m.safetensors"), std::nullopt);
   ASSERT_TRUE(m.ok());
   auto enc = [&](const std::string& s) {
-    return EncodePrompt(**m, s, false, 64, 64, nullptr, nullptr, nullptr).context;
+    auto c = EncodePrompt(**m, s, false, 64, 64, nullptr, nullptr, nullptr);
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    return c.ok() ? c->context : std::vector<float>();
   };
   EXPECT_EQ(enc("a cat"), enc("a (cat:1.0)"));
   EXPECT_NE(enc("a cat"), enc("a (cat:1.5)"));

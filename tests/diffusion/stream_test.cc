@@ -1,0 +1,119 @@
+// Streaming a diffusion model within a weight budget (diffusion/weight_stream.h) on the tiny
+// variants of the synthetic presets: at the smallest budget that works, one between and one that
+// holds everything, every image equals the resident run's bit for bit, generation after
+// generation and after a cancelled one; the stream is told each block's use in the order the
+// networks make them (a mismatch would be an error); a budget below the minimum is refused
+// naming it.
+#include <gtest/gtest.h>
+
+#include "diffusion/pipeline.h"
+#include "synth/sd_synth.h"
+#include "tests/support/temp_dir.h"
+
+namespace sluice::diffusion {
+namespace {
+
+class Stream : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    auto p = FindSdPreset(GetParam(), /*tiny=*/true);
+    ASSERT_TRUE(p.ok());
+    path_ = dir_.File("m.safetensors");
+    ASSERT_TRUE(WriteSdCheckpoint(path_, *p, {}).ok());
+  }
+  static GenerateOptions Options(uint64_t seed) {
+    GenerateOptions o;
+    o.prompt = "a photo of a (cat:1.2) on a mat";
+    o.negative_prompt = "blurry";
+    o.width = 64;
+    o.height = 64;
+    o.steps = 3;
+    o.cfg_scale = 5.0f;
+    o.sampler = SamplerKind::kEulerAncestral;
+    o.seed = seed;
+    return o;
+  }
+  testing::TempDir dir_;
+  std::string path_;
+};
+
+TEST_P(Stream, ImagesEqualTheResidentRunAtEveryBudget) {
+  auto pool = ThreadPool::Create(2);
+  auto resident = DiffusionModel::Load(path_, std::nullopt);
+  ASSERT_TRUE(resident.ok()) << resident.status().ToString();
+  std::vector<std::vector<uint8_t>> want;
+  for (uint64_t seed : {7, 8}) {
+    auto img = Generate(**resident, Options(seed), pool->get(), {}, nullptr);
+    ASSERT_TRUE(img.ok()) << img.status().ToString();
+    want.push_back(img->rgb);
+  }
+  // The plan's minimum and total, from a budget that holds everything.
+  auto all = DiffusionModel::Load(path_, DiffusionLoadOptions{.weight_budget = 1ull << 40});
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  const StreamPlan whole = (*all)->stream()->plan();
+  ASSERT_GT(whole.total_bytes, 0u);
+  ASSERT_LT(whole.min_budget, whole.total_bytes);
+  EXPECT_EQ(whole.resident_bytes, whole.total_bytes);
+  for (uint64_t budget :
+       {whole.min_budget, (whole.min_budget + whole.total_bytes) / 2, whole.total_bytes}) {
+    auto m = DiffusionModel::Load(path_, DiffusionLoadOptions{.weight_budget = budget});
+    ASSERT_TRUE(m.ok()) << m.status().ToString();
+    const DiffusionStream& s = *(*m)->stream();
+    EXPECT_LE(s.plan().resident_bytes + s.plan().ring_bytes, budget);
+    for (int i = 0; i < 2; ++i) {
+      auto img = Generate(**m, Options(i == 0 ? 7 : 8), pool->get(), {}, nullptr);
+      ASSERT_TRUE(img.ok()) << img.status().ToString();
+      EXPECT_EQ(img->rgb, want[i]) << "budget " << budget << ", image " << i;
+    }
+    const OrderedStreamCounters c = s.counters();
+    EXPECT_GT(c.bytes_read, 0u);
+    EXPECT_EQ(c.read_errors + c.checksum_failures, 0u);
+    if (budget == whole.min_budget) {
+      // Something streams: more bytes read than the file's blocks once.
+      EXPECT_GT(c.bytes_read, whole.total_bytes);
+    } else if (budget == whole.total_bytes) {
+      EXPECT_LE(c.bytes_read, whole.total_bytes);  // every block read once, then kept
+    }
+  }
+}
+
+TEST_P(Stream, ACancelledGenerationLeavesTheStreamReadyForTheNext) {
+  auto pool = ThreadPool::Create(2);
+  auto resident = DiffusionModel::Load(path_, std::nullopt);
+  ASSERT_TRUE(resident.ok());
+  auto want = Generate(**resident, Options(7), pool->get(), {}, nullptr);
+  ASSERT_TRUE(want.ok());
+  auto all = DiffusionModel::Load(path_, DiffusionLoadOptions{.weight_budget = 1ull << 40});
+  ASSERT_TRUE(all.ok());
+  auto m = DiffusionModel::Load(
+      path_, DiffusionLoadOptions{.weight_budget = (*all)->stream()->plan().min_budget});
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  std::atomic<bool> cancel{false};
+  GenerateHooks hooks;
+  hooks.cancel = &cancel;
+  hooks.on_step = [&](int step, int) {
+    if (step >= 1) cancel = true;
+  };
+  auto stopped = Generate(**m, Options(7), pool->get(), hooks, nullptr);
+  ASSERT_FALSE(stopped.ok());
+  EXPECT_EQ(stopped.status().code(), StatusCode::kCancelled);
+  auto img = Generate(**m, Options(7), pool->get(), {}, nullptr);
+  ASSERT_TRUE(img.ok()) << img.status().ToString();
+  EXPECT_EQ(img->rgb, want->rgb);
+}
+
+TEST_P(Stream, ABudgetBelowTheMinimumIsRefusedNamingIt) {
+  auto all = DiffusionModel::Load(path_, DiffusionLoadOptions{.weight_budget = 1ull << 40});
+  ASSERT_TRUE(all.ok());
+  const uint64_t min = (*all)->stream()->plan().min_budget;
+  auto m = DiffusionModel::Load(path_, DiffusionLoadOptions{.weight_budget = min - 4096});
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(m.status().message().find("below the minimum"), std::string::npos)
+      << m.status().ToString();
+}
+
+INSTANTIATE_TEST_SUITE_P(Presets, Stream, ::testing::Values("sd15", "sd-turbo", "sdxl-turbo"));
+
+}  // namespace
+}  // namespace sluice::diffusion
