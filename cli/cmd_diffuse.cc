@@ -45,6 +45,7 @@ DEFINE_string(prediction, "",
               "diffuse: eps or v (768-v SD 2.x models). Empty: eps (what the checkpoint's "
               "family uses unless it is a v model).");
 DECLARE_string(model);
+DECLARE_string(ram);
 DECLARE_string(prompt);
 DECLARE_string(out);
 DECLARE_int64(seed);
@@ -53,6 +54,10 @@ DECLARE_bool(quiet);
 
 namespace sluice::cli {
 namespace {
+
+// The memory plan's allowance for what is neither weights nor activations: code, heap, the
+// tokenizer, thread stacks, the text conditioning, the page tables of the mapping.
+constexpr uint64_t kProgramBytes = 128ull << 20;
 
 using namespace sluice::diffusion;  // NOLINT: one command's file
 
@@ -124,9 +129,19 @@ int RunDiffuse(const std::vector<std::string>& args) {
   }
   const auto load_start = std::chrono::steady_clock::now();
   ResetPeakRss();
-  Result<std::unique_ptr<DiffusionModel>> model = DiffusionModel::Load(path, prediction);
+  uint64_t ram = 0;
+  if (!FLAGS_ram.empty()) {
+    Result<uint64_t> r = ParseByteSize(FLAGS_ram);
+    if (!r.ok()) return Fail("--ram: " + r.status().message());
+    ram = *r;
+  }
+  // With --ram this first load only learns the configuration: it skips the SD 2.x prediction
+  // test (a UNet pass over the mapped weights would page them all in); the streamed load runs it.
+  Result<std::unique_ptr<DiffusionModel>> model = DiffusionModel::Load(
+      path,
+      ram > 0 ? std::optional<Prediction>(prediction.value_or(Prediction::kEps)) : prediction);
   if (!model.ok()) return Fail(model.status().ToString());
-  const DiffusionConfig& cfg = (*model)->config();
+  DiffusionConfig cfg = (*model)->config();  // a copy: --ram loads the model again
   const bool synthetic = (*model)->checkpoint().MetadataValue("sluice.synthetic") == "true";
   if (synthetic && !demo) {
     LOG(INFO) << path << " is a synthetic model: its weights are random, the image will be noise";
@@ -164,6 +179,42 @@ int RunDiffuse(const std::vector<std::string>& args) {
     LOG(INFO) << "seed " << seed << " (--seed to repeat it)";
   }
 
+  if (ram > 0) {
+    // The memory plan: activations at this size, the vectors converted at load, and a fixed
+    // allowance for the program (code, heap, tokenizer); the rest is for weights.
+    const bool guided = o.cfg_scale != 1.0f && o.cfg_scale != 0.0f;
+    const uint64_t act = ActivationBytes(cfg, o.width, o.height, guided);
+    const uint64_t owned = (*model)->owned_bytes();
+    const uint64_t base = kProgramBytes;
+    const uint64_t fixed = act + owned + base;
+    Result<std::unique_ptr<DiffusionModel>> all = DiffusionModel::Load(
+        path, DiffusionLoadOptions{.prediction = Prediction::kEps, .weight_budget = 1ull << 50});
+    if (!all.ok()) return Fail(all.status().ToString());
+    const StreamPlan whole = (*all)->stream()->plan();
+    all->reset();
+    if (ram < fixed + whole.min_budget) {
+      return Fail(StrCat("--ram ", FormatBytes(ram), " is below the minimum of ",
+                         FormatBytes(fixed + whole.min_budget), " for ", o.width, "x", o.height,
+                         guided ? " with guidance" : "", ": activations ", FormatBytes(act),
+                         ", converted vectors ", FormatBytes(owned), ", program ",
+                         FormatBytes(base), ", weights at least ", FormatBytes(whole.min_budget),
+                         " (three times the largest streamed block, beside the UNet blocks kept)"));
+    }
+    model = DiffusionModel::Load(path, DiffusionLoadOptions{.prediction = prediction,
+                                                            .weight_budget = ram - fixed,
+                                                            .io = {.kind = IoBackendKind::kAuto}});
+    if (!model.ok()) return Fail(model.status().ToString());
+    cfg = (*model)->config();
+    const StreamPlan& plan = (*model)->stream()->plan();
+    LOG(INFO) << "memory plan for --ram " << FormatBytes(ram) << ": weights "
+              << FormatBytes(ram - fixed) << " (UNet blocks kept "
+              << FormatBytes(plan.resident_bytes) << " of " << FormatBytes(whole.total_bytes)
+              << " in all; streaming ring " << FormatBytes(plan.ring_bytes) << "; "
+              << FormatBytes(plan.streamed_bytes_per_pass) << " read per step), activations "
+              << FormatBytes(act) << ", converted vectors " << FormatBytes(owned) << ", program "
+              << FormatBytes(base) << "; reads over " << (*model)->stream()->io_description();
+  }
+
   const unsigned cores = std::thread::hardware_concurrency();
   auto pool =
       ThreadPool::Create(FLAGS_threads > 0 ? FLAGS_threads : static_cast<int>(cores ? cores : 1));
@@ -192,6 +243,8 @@ int RunDiffuse(const std::vector<std::string>& args) {
       std::fflush(stderr);
     };
     GenerateTimings t;
+    const OrderedStreamCounters before =
+        (*model)->stream() != nullptr ? (*model)->stream()->counters() : OrderedStreamCounters{};
     Result<Image> img = Generate(**model, o, pool->get(), hooks, &t);
     if (!img.ok()) {
       if (img.status().code() == StatusCode::kCancelled) {
@@ -220,13 +273,34 @@ int RunDiffuse(const std::vector<std::string>& args) {
           out.c_str(), img->width, img->height, static_cast<unsigned long long>(o.seed), t.steps,
           SamplerKindName(o.sampler), t.text_seconds, t.sampling_seconds,
           t.sampling_seconds / t.steps, t.unet_evaluations, t.decode_seconds, s_total);
+      if ((*model)->stream() != nullptr) {
+        const OrderedStreamCounters c = (*model)->stream()->counters();
+        const uint64_t bytes = c.bytes_read - before.bytes_read;
+        const double busy = static_cast<double>(c.busy_ns - before.busy_ns) / 1e9;
+        const double wait = static_cast<double>(c.io_wait_ns - before.io_wait_ns) / 1e9;
+        std::fprintf(stderr,
+                     "  streamed %s from storage (%.2f GB/s while reading, %.2f s of reads); "
+                     "compute waited %.2f s for reads (%.0f%% of the image); %llu of %llu block "
+                     "uses were kept blocks\n",
+                     FormatBytes(bytes).c_str(), busy > 0 ? bytes / busy / 1e9 : 0.0, busy, wait,
+                     s_total > 0 ? 100.0 * wait / s_total : 0.0,
+                     static_cast<unsigned long long>(c.resident_uses - before.resident_uses),
+                     static_cast<unsigned long long>(c.uses - before.uses));
+      }
     }
   }
   if (!FLAGS_quiet) {
-    std::fprintf(stderr, "%s%d image(s) in %.2f s; peak RSS %s (weights resident: %s mapped)\n",
-                 synthetic ? "synthetic model (random weights: noise images); " : "",
-                 FLAGS_batch_count, total_s, FormatBytes(PeakRssBytes()).c_str(),
-                 FormatBytes((*model)->checkpoint().file_bytes()).c_str());
+    if (ram > 0) {
+      std::fprintf(stderr, "%s%d image(s) in %.2f s; peak RSS %s of --ram %s (%.0f%%)\n",
+                   synthetic ? "synthetic model (random weights: noise images); " : "",
+                   FLAGS_batch_count, total_s, FormatBytes(PeakRssBytes()).c_str(),
+                   FormatBytes(ram).c_str(), 100.0 * PeakRssBytes() / ram);
+    } else {
+      std::fprintf(stderr, "%s%d image(s) in %.2f s; peak RSS %s (weights resident: %s mapped)\n",
+                   synthetic ? "synthetic model (random weights: noise images); " : "",
+                   FLAGS_batch_count, total_s, FormatBytes(PeakRssBytes()).c_str(),
+                   FormatBytes((*model)->checkpoint().file_bytes()).c_str());
+    }
   }
   return 0;
 }
@@ -236,7 +310,7 @@ const CommandRegistration kDiffuse({
     .summary = "text to image with Stable Diffusion 1.x, 2.x / SD-Turbo or SDXL(-Turbo)",
     .usage = "sluice diffuse [-m MODEL] -p PROMPT [-n NEGATIVE] [--steps N] [--sampler NAME]\n"
              "               [--cfg-scale S] [--seed N] [--rng cuda|cpu] [-W 512 -H 512]\n"
-             "               [--batch-count N] -o out.png",
+             "               [--batch-count N] [--ram 2G] -o out.png",
     .description =
         "Makes an image from a prompt with a single-file Stable Diffusion checkpoint\n"
         "(safetensors as published, or GGUF as stable-diffusion.cpp converts them; F32, F16,\n"
@@ -250,9 +324,15 @@ const CommandRegistration kDiffuse({
         "The PNG carries the parameters in a 'parameters' text chunk as AUTOMATIC1111 writes\n"
         "it. Ctrl-C stops at the next step and writes nothing. With no -m a synthetic\n"
         "SD-Turbo-shaped model is written to demo/ (random weights: the image is noise; ~2.6 GB).\n"
-        "Weights stay in the page cache as mapped (streaming within --ram is the next step).",
+        "Without --ram the weights are mapped (resident once read). With --ram the weights\n"
+        "stream from storage within the budget: the plan keeps the largest UNet blocks, reads\n"
+        "the rest ahead of the compute along the generation's fixed order, and prints what it\n"
+        "holds; a budget below the minimum is refused naming it. Images are the same bits\n"
+        "either way. The VAE decodes the whole image at once (no tiling yet), so at 512x512\n"
+        "its activations (~0.7 GB) set the floor.",
     .flags = {"model", "prompt", "negative_prompt", "steps", "sampler", "schedule", "cfg_scale",
-              "seed", "rng", "width", "height", "batch_count", "prediction", "threads", "out"},
+              "seed", "rng", "width", "height", "batch_count", "prediction", "ram", "threads",
+              "out"},
     .short_flags = {{"-n", "--negative_prompt"}, {"-W", "--width"}, {"-H", "--height"}},
     .run = RunDiffuse,
 });

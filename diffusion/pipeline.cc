@@ -58,6 +58,21 @@ Result<std::unique_ptr<DiffusionModel>> DiffusionModel::Load(const std::string& 
   return m;
 }
 
+uint64_t ActivationBytes(const DiffusionConfig& config, int width, int height, bool guided) {
+  const uint64_t lh = static_cast<uint64_t>(height) / 8, lw = static_cast<uint64_t>(width) / 8;
+  const uint64_t batch = guided ? 2 : 1;
+  // UNet: six (pixels, C) scratch buffers, the skips (~6.5 of them), current, next and concat
+  // (~4), at the top level's C; a feed-forward chunk and an im2col chunk.
+  const uint64_t n0 = batch * lh * lw * static_cast<uint64_t>(config.unet.model_channels) * 4;
+  const uint64_t unet =
+      17 * n0 + 2 * (8ull << 20) + 1024ull * 8 * config.unet.model_channels * 4 * 4;
+  // VAE: at full size, the resnet's input, two temporaries, the upsampled input and the image,
+  // ~5 (pixels, ch) tensors, plus an im2col chunk.
+  const uint64_t vae =
+      5 * (lh * 8) * (lw * 8) * static_cast<uint64_t>(config.vae.ch) * 4 + (8ull << 20);
+  return std::max(unet, vae);
+}
+
 Result<Prediction> DetectSd2Prediction(const UNet& unet, DiffusionStream* stream) {
   // AUTOMATIC1111's test, which stable-diffusion.cpp repeats: at t = 999 on a flat input
   // (latent 0.5, context 0.5), a v model's output lies far below its input, an eps model's not.

@@ -106,6 +106,11 @@ struct GenerateHooks {
 Result<Image> Generate(const DiffusionModel& model, const GenerateOptions& options,
                        ThreadPool* pool, const GenerateHooks& hooks, GenerateTimings* timings);
 
+// The bytes of activations a generation of width x height needs at its peak (the UNet's working
+// set with the batch guidance makes, or the VAE decoder's at full size, whichever is larger),
+// for the memory plan. An estimate from the networks' buffer sizes, on the safe side.
+uint64_t ActivationBytes(const DiffusionConfig& config, int width, int height, bool guided);
+
 // SD 2.x checkpoints come as eps (512-base, SD-Turbo) and v (768-v) models with the same tensors:
 // one UNet evaluation on a flat input tells them apart (what AUTOMATIC1111 and
 // stable-diffusion.cpp do). Load runs it for SD 2.x unless the prediction is given.

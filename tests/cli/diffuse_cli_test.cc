@@ -67,6 +67,24 @@ TEST_F(DiffuseCliTest, WritesAPngWithItsParametersAndRepeatsItsBytes) {
   EXPECT_NE(c1->text[0].second.find("Seed: 6,"), std::string::npos);
 }
 
+TEST_F(DiffuseCliTest, WithinRamTheSameBytesAndAPlanOrTheMinimum) {
+  const std::string a = dir_.File("a.png"), s = dir_.File("s.png");
+  ProcessResult r = Diffuse({"-o", a});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // The tiny model's model needs ~151 MiB at 64x64 (the program allowance is 128 MiB): 160M streams
+  // its 33 MB.
+  r = Diffuse({"-o", s, "--ram", "160M", "--batch-count", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("memory plan for --ram"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("streamed "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("of --ram"), std::string::npos) << r.err;
+  EXPECT_EQ(ReadAll(a), ReadAll(s));
+  r = Diffuse({"-o", dir_.File("x.png"), "--ram", "100M"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("is below the minimum of"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir_.File("x.png")));
+}
+
 TEST_F(DiffuseCliTest, BadFlagsFailClearlyAndWriteNothing) {
   struct Case {
     std::vector<std::string> extra;
