@@ -139,8 +139,8 @@ Result<VaeConfig> DetectVae(const Checkpoint& c, Family family) {
     return NotFound(c.path(), ": VAE decoder tensors '", d, "conv_in/conv_out.weight' are missing");
   }
   if ((*conv_out)[1] < 32 || (*conv_out)[1] > 65536 || (*conv_in)[1] < 1 || (*conv_in)[1] > 64) {
-    return Corrupt(c.path(), ": VAE decoder convolutions have shapes ", ShapeString(*conv_in), " and ",
-                   ShapeString(*conv_out));
+    return Corrupt(c.path(), ": VAE decoder convolutions have shapes ", ShapeString(*conv_in),
+                   " and ", ShapeString(*conv_out));
   }
   v.ch = static_cast<int>((*conv_out)[1]);
   v.z_channels = static_cast<int>((*conv_in)[1]);
@@ -150,7 +150,8 @@ Result<VaeConfig> DetectVae(const Checkpoint& c, Family family) {
   for (int l = 0; l < levels; ++l) {
     const std::vector<int64_t>* s = ShapeOf(c, StrCat(d, "up.", l, ".block.0.conv2.weight"));
     if (s == nullptr || s->empty() || (*s)[0] % v.ch != 0 || (*s)[0] <= 0) {
-      return Corrupt(c.path(), ": VAE level ", l, " is incomplete or its channels are not a multiple of ", v.ch);
+      return Corrupt(c.path(), ": VAE level ", l,
+                     " is incomplete or its channels are not a multiple of ", v.ch);
     }
     v.ch_mult.push_back(static_cast<int>((*s)[0]) / v.ch);
   }

@@ -58,19 +58,51 @@ Result<std::unique_ptr<DiffusionModel>> DiffusionModel::Load(const std::string& 
   return m;
 }
 
-uint64_t ActivationBytes(const DiffusionConfig& config, int width, int height, bool guided) {
+namespace {
+
+uint64_t UNetActivationBytes(const DiffusionConfig& config, int width, int height, bool guided) {
   const uint64_t lh = static_cast<uint64_t>(height) / 8, lw = static_cast<uint64_t>(width) / 8;
   const uint64_t batch = guided ? 2 : 1;
-  // UNet: six (pixels, C) scratch buffers, the skips (~6.5 of them), current, next and concat
-  // (~4), at the top level's C; a feed-forward chunk and an im2col chunk.
+  // Six (pixels, C) scratch buffers, the skips (~6.5 of them), current, next and concat (~4),
+  // at the top level's C; a feed-forward chunk and two im2col chunks.
   const uint64_t n0 = batch * lh * lw * static_cast<uint64_t>(config.unet.model_channels) * 4;
-  const uint64_t unet =
-      17 * n0 + 2 * (8ull << 20) + 1024ull * 8 * config.unet.model_channels * 4 * 4;
-  // VAE: at full size, the resnet's input, two temporaries, the upsampled input and the image,
-  // ~5 (pixels, ch) tensors, plus an im2col chunk.
-  const uint64_t vae =
-      5 * (lh * 8) * (lw * 8) * static_cast<uint64_t>(config.vae.ch) * 4 + (8ull << 20);
-  return std::max(unet, vae);
+  return 17 * n0 + 2 * (8ull << 20) + 1024ull * 8 * config.unet.model_channels * 4 * 4;
+}
+
+uint64_t VaeActivationBytes(const DiffusionConfig& config, int lh, int lw) {
+  // At full size: the resnet's input, two temporaries, the upsampled input and the image, ~5
+  // (pixels, ch) tensors, plus an im2col chunk.
+  return 5 * (static_cast<uint64_t>(lh) * 8) * (static_cast<uint64_t>(lw) * 8) *
+             static_cast<uint64_t>(config.vae.ch) * 4 +
+         (8ull << 20);
+}
+
+}  // namespace
+
+uint64_t ActivationBytes(const DiffusionConfig& config, int width, int height, bool guided,
+                         int vae_tile) {
+  int th = height / 8, tw = width / 8;
+  if (vae_tile > 0) {
+    th = std::min(th, vae_tile);
+    tw = std::min(tw, vae_tile);
+  }
+  // Tiling keeps the whole image's output and weights: 2 x (pixels, 4) floats.
+  const uint64_t tiles = vae_tile > 0 ? 2ull * width * height * 4 * 4 : 0;
+  return std::max(UNetActivationBytes(config, width, height, guided),
+                  VaeActivationBytes(config, th, tw) + tiles);
+}
+
+int VaeTileWithinUNet(const DiffusionConfig& config, int width, int height, bool guided) {
+  const uint64_t unet = UNetActivationBytes(config, width, height, guided);
+  if (VaeActivationBytes(config, height / 8, width / 8) <= unet) return 0;
+  for (int t : {64, 48, 40, 32, 24}) {
+    if (t < height / 8 || t < width / 8) {
+      if (VaeActivationBytes(config, std::min(t, height / 8), std::min(t, width / 8)) <= unet) {
+        return t;
+      }
+    }
+  }
+  return 16;
 }
 
 Result<Prediction> DetectSd2Prediction(const UNet& unet, DiffusionStream* stream) {
@@ -155,6 +187,9 @@ Result<Image> Generate(const DiffusionModel& model, const GenerateOptions& o, Th
                            FamilyName(cfg.family), " model");
   }
   if (o.steps < 1 || o.steps > 1000) return InvalidArgument("steps ", o.steps, " outside 1..1000");
+  if (o.vae_tile != 0 && (o.vae_tile < 8 || o.vae_tile > 512)) {
+    return InvalidArgument("VAE tile ", o.vae_tile, " latent pixels outside 8..512");
+  }
   if (!(o.cfg_scale >= 0 && o.cfg_scale <= 100)) {
     return InvalidArgument("cfg scale ", o.cfg_scale, " outside 0..100");
   }
@@ -179,7 +214,9 @@ Result<Image> Generate(const DiffusionModel& model, const GenerateOptions& o, Th
       }
     }
     for (int step = 0; step < o.steps; ++step) stream->Announce(model.unet().pass());
-    stream->Announce(model.vae().pass());
+    const int tiles =
+        o.vae_tile > 0 ? VaeDecoder::TileCount(o.height / 8, o.width / 8, o.vae_tile) : 1;
+    for (int tile = 0; tile < tiles; ++tile) stream->Announce(model.vae().pass());
   }
   auto start = std::chrono::steady_clock::now();
   if (hooks.on_stage) hooks.on_stage("text");
@@ -243,7 +280,12 @@ Result<Image> Generate(const DiffusionModel& model, const GenerateOptions& o, Th
   start = std::chrono::steady_clock::now();
   if (hooks.on_stage) hooks.on_stage("decoding");
   std::vector<float> pixels(static_cast<size_t>(o.width) * o.height * 3);
-  RETURN_IF_ERROR(model.vae().Decode(x.data(), lh, lw, pixels.data(), pool, stream));
+  if (o.vae_tile > 0) {
+    RETURN_IF_ERROR(
+        model.vae().DecodeTiled(x.data(), lh, lw, o.vae_tile, pixels.data(), pool, stream));
+  } else {
+    RETURN_IF_ERROR(model.vae().Decode(x.data(), lh, lw, pixels.data(), pool, stream));
+  }
   Image img;
   img.width = o.width;
   img.height = o.height;

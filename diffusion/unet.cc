@@ -25,7 +25,10 @@ Result<UNet::ResBlock> UNet::LoadRes(WeightReader& r, const std::string& p, int 
   ResBlock b;
   b.c_in = c_in;
   b.c_out = c_out;
-  b.block = r.Block(p);
+  b.in_block = r.Block(p + "in_layers.");
+  b.emb_block = r.Block(p + "emb_layers.");
+  b.out_block = r.Block(p + "out_layers.");
+  if (c_in != c_out) b.skip_block = r.Block(p + "skip_connection.");
   ASSIGN_OR_RETURN(b.gn1_w, r.Vector(p + "in_layers.0.weight", c_in));
   ASSIGN_OR_RETURN(b.gn1_b, r.Vector(p + "in_layers.0.bias", c_in));
   ASSIGN_OR_RETURN(b.conv1, r.Conv(p + "in_layers.2", c_in, c_out, 3));
@@ -65,7 +68,9 @@ Result<UNet::SpatialTransformer> UNet::LoadTransformer(WeightReader& r, const st
   for (int j = 0; j < depth; ++j) {
     const std::string q = StrCat(p, "transformer_blocks.", j, ".");
     TransformerBlock b{};
-    b.block = r.Block(q);
+    b.attn1_block = r.Block(q + "attn1.");
+    b.attn2_block = r.Block(q + "attn2.");
+    b.ff_block = r.Block(q + "ff.");
     ASSIGN_OR_RETURN(b.ln1_w, r.Vector(q + "norm1.weight", c));
     ASSIGN_OR_RETURN(b.ln1_b, r.Vector(q + "norm1.bias", c));
     ASSIGN_OR_RETURN(b.ln2_w, r.Vector(q + "norm2.weight", c));
@@ -210,8 +215,9 @@ void UNet::RunConv(const Conv2dWeights& c, const float* x, int batch, int h, int
   }
 }
 
-void UNet::RunRes(const ResBlock& rb, const float* x, int batch, int h, int w,
-                  const float* emb_silu, float* out, Scratch& s, ThreadPool* pool) const {
+Status UNet::RunRes(const ResBlock& rb, const float* x, int batch, int h, int w,
+                    const float* emb_silu, float* out, Scratch& s, ThreadPool* pool,
+                    BlockUser* blocks) const {
   const int64_t hw = static_cast<int64_t>(h) * w;
   const size_t n_in = static_cast<size_t>(batch * hw * rb.c_in);
   const size_t n_out = static_cast<size_t>(batch * hw * rb.c_out);
@@ -223,10 +229,18 @@ void UNet::RunRes(const ResBlock& rb, const float* x, int batch, int h, int w,
               s.a.data() + b * hw * rb.c_in, pool);
   }
   SiluInPlace(s.a.data(), static_cast<int64_t>(n_in));
-  RunConv(rb.conv1, s.a.data(), batch, h, w, 1, s.b.data(), s, pool);
+  {
+    BlockScope use(blocks, rb.in_block);
+    RETURN_IF_ERROR(use.status());
+    RunConv(rb.conv1, s.a.data(), batch, h, w, 1, s.b.data(), s, pool);
+  }
   // h += emb_proj(silu(emb)), per image and channel
   std::vector<float> e(static_cast<size_t>(batch) * rb.c_out);
-  LinearBias(rb.emb, rb.emb_b, emb_silu, batch, e.data(), pool);
+  {
+    BlockScope use(blocks, rb.emb_block);
+    RETURN_IF_ERROR(use.status());
+    LinearBias(rb.emb, rb.emb_b, emb_silu, batch, e.data(), pool);
+  }
   for (int b = 0; b < batch; ++b) {
     float* hb = s.b.data() + b * hw * rb.c_out;
     const float* eb = e.data() + static_cast<size_t>(b) * rb.c_out;
@@ -239,22 +253,21 @@ void UNet::RunRes(const ResBlock& rb, const float* x, int batch, int h, int w,
               s.b.data() + b * hw * rb.c_out, pool);
   }
   SiluInPlace(s.b.data(), static_cast<int64_t>(n_out));
-  RunConv(rb.conv2, s.b.data(), batch, h, w, 1, out, s, pool);
+  {
+    BlockScope use(blocks, rb.out_block);
+    RETURN_IF_ERROR(use.status());
+    RunConv(rb.conv2, s.b.data(), batch, h, w, 1, out, s, pool);
+  }
   // out += skip(x)
   if (rb.skip.has_value()) {
     Scratch::Ensure(s.c, n_out);
+    BlockScope use(blocks, rb.skip_block);
+    RETURN_IF_ERROR(use.status());
     LinearBias(rb.skip->w, rb.skip->bias, x, batch * hw, s.c.data(), pool);
     for (size_t i = 0; i < n_out; ++i) out[i] += s.c[i];
   } else {
     for (size_t i = 0; i < n_out; ++i) out[i] += x[i];
   }
-}
-
-Status UNet::Res(const ResBlock& b, const float* x, int batch, int h, int w, const float* emb_silu,
-                 float* out, Scratch& s, ThreadPool* pool, BlockUser* blocks) const {
-  BlockScope use(blocks, b.block);
-  RETURN_IF_ERROR(use.status());
-  RunRes(b, x, batch, h, w, emb_silu, out, s, pool);
   return Status::Ok();
 }
 
@@ -281,9 +294,9 @@ Status UNet::RunTransformer(const SpatialTransformer& st, float* x, int batch, i
     LinearBias(st.proj_in, st.proj_in_b, s.b.data(), rows, hid, pool);
   }
   for (const TransformerBlock& tb : st.blocks) {
-    BlockScope use(blocks, tb.block);
-    RETURN_IF_ERROR(use.status());
     // Self-attention.
+    BlockScope use1(blocks, tb.attn1_block);
+    RETURN_IF_ERROR(use1.status());
     LayerNorm(hid, rows, c, 1e-5f, tb.ln1_w, tb.ln1_b, s.b.data());
     LinearBias(tb.attn1.q, nullptr, s.b.data(), rows, s.q.data(), pool);
     LinearBias(tb.attn1.k, nullptr, s.b.data(), rows, s.k.data(), pool);
@@ -294,7 +307,10 @@ Status UNet::RunTransformer(const SpatialTransformer& st, float* x, int batch, i
     }
     LinearBias(tb.attn1.out, tb.attn1.out_b, s.c.data(), rows, s.b.data(), pool);
     for (size_t i = 0; i < n; ++i) hid[i] += s.b[i];
+    use1.Done();
     // Cross-attention on the text.
+    BlockScope use2(blocks, tb.attn2_block);
+    RETURN_IF_ERROR(use2.status());
     LayerNorm(hid, rows, c, 1e-5f, tb.ln2_w, tb.ln2_b, s.b.data());
     LinearBias(tb.attn2.q, nullptr, s.b.data(), rows, s.q.data(), pool);
     LinearBias(tb.attn2.k, nullptr, context, static_cast<int64_t>(batch) * n_ctx, s.k.data(), pool);
@@ -306,9 +322,12 @@ Status UNet::RunTransformer(const SpatialTransformer& st, float* x, int batch, i
     }
     LinearBias(tb.attn2.out, tb.attn2.out_b, s.c.data(), rows, s.b.data(), pool);
     for (size_t i = 0; i < n; ++i) hid[i] += s.b[i];
+    use2.Done();
     // Feed-forward (GEGLU).
     // In chunks of rows: the (rows, 8c) projection is the largest activation of the UNet (84 MB
     // at 512x512 with guidance); per chunk it is a few MB.
+    BlockScope use3(blocks, tb.ff_block);
+    RETURN_IF_ERROR(use3.status());
     LayerNorm(hid, rows, c, 1e-5f, tb.ln3_w, tb.ln3_b, s.b.data());
     for (int64_t r0 = 0; r0 < rows; r0 += kFeedForwardRows) {
       const int64_t nr = std::min(kFeedForwardRows, rows - r0);
@@ -379,7 +398,7 @@ Status UNet::Forward(const float* x, int batch, int h, int w, const double* t, c
     } else {
       next.assign(static_cast<size_t>(batch) * ch_h * ch_w * b.res->c_out, 0.0f);
       RETURN_IF_ERROR(
-          Res(*b.res, cur.data(), batch, ch_h, ch_w, emb.data(), next.data(), s, pool, blocks));
+          RunRes(*b.res, cur.data(), batch, ch_h, ch_w, emb.data(), next.data(), s, pool, blocks));
       ch = b.res->c_out;
       if (b.st.has_value()) {
         RETURN_IF_ERROR(
@@ -392,13 +411,13 @@ Status UNet::Forward(const float* x, int batch, int h, int w, const double* t, c
   }
   // Middle.
   next.assign(cur.size(), 0.0f);
-  RETURN_IF_ERROR(Res(*middle_res1_.res, cur.data(), batch, ch_h, ch_w, emb.data(), next.data(), s,
-                      pool, blocks));
+  RETURN_IF_ERROR(RunRes(*middle_res1_.res, cur.data(), batch, ch_h, ch_w, emb.data(), next.data(),
+                         s, pool, blocks));
   RETURN_IF_ERROR(RunTransformer(*middle_st_.st, next.data(), batch, ch_h, ch_w, context, n_ctx, s,
                                  pool, blocks));
   cur.assign(next.size(), 0.0f);
-  RETURN_IF_ERROR(Res(*middle_res2_.res, next.data(), batch, ch_h, ch_w, emb.data(), cur.data(), s,
-                      pool, blocks));
+  RETURN_IF_ERROR(RunRes(*middle_res2_.res, next.data(), batch, ch_h, ch_w, emb.data(), cur.data(),
+                         s, pool, blocks));
   // Output blocks: concat(current, skip) per pixel, then the block.
   std::vector<float> cat;
   for (const Block& b : output_) {
@@ -414,7 +433,7 @@ Status UNet::Forward(const float* x, int batch, int h, int w, const double* t, c
     skip_ch.pop_back();
     next.assign(static_cast<size_t>(batch * hw * b.res->c_out), 0.0f);
     RETURN_IF_ERROR(
-        Res(*b.res, cat.data(), batch, ch_h, ch_w, emb.data(), next.data(), s, pool, blocks));
+        RunRes(*b.res, cat.data(), batch, ch_h, ch_w, emb.data(), next.data(), s, pool, blocks));
     ch = b.res->c_out;
     if (b.st.has_value()) {
       RETURN_IF_ERROR(

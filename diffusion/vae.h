@@ -8,7 +8,14 @@
 // AttnBlock:   one head over all pixels: q, k, v, proj_out are 1x1 convolutions; out = x + proj
 // GroupNorm: 32 groups, eps 1e-6 throughout. Scale factor 0.18215 (SD 1.x/2.x), 0.13025 (SDXL).
 //
-// Non-goals: the encoder (img2img), tiling (the streaming issue adds it).
+// Tiling (DecodeTiled): the latent in overlapping square tiles, each decoded alone and blended
+// linearly across the overlaps, as stable-diffusion.cpp's --vae-tiling and diffusers'
+// enable_vae_tiling do: activations of one tile instead of the whole image (at 512x512 the
+// decoder's working set is ~0.65 GB whole, ~0.17 GB in 32-latent tiles). Not the same numbers as
+// a whole decode: the mid-block attention and the convolutions see only their tile, so tiles
+// differ from the whole image near their edges; the blend hides the seams
+// (tests/diffusion/vae_tiling_test.cc bounds the difference).
+// Non-goals: the encoder (img2img).
 // Thread-safety: Decode is const; one call at a time per pool.
 #pragma once
 
@@ -44,6 +51,14 @@ class VaeDecoder {
   Status Decode(const float* latent, int h, int w, float* image, ThreadPool* pool,
                 BlockUser* blocks = nullptr) const;
   const std::vector<int>& pass() const { return pass_; }
+  // `tile` latent pixels a side (>= 8), overlapping by a quarter; a tile that covers the image
+  // decodes it whole, as Decode. `blocks` sees one pass() per tile (TileCount of them).
+  Status DecodeTiled(const float* latent, int h, int w, int tile, float* image, ThreadPool* pool,
+                     BlockUser* blocks = nullptr) const;
+  static int TileCount(int h, int w, int tile);
+  // Where tiles of `tile` start along an axis of n latent pixels: every tile - tile / 4, the
+  // last flush with the end ({0} when one tile covers it).
+  static std::vector<int> TileStarts(int n, int tile);
 
  private:
   struct ResnetBlock {

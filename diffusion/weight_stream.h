@@ -48,8 +48,11 @@ class BlockScope {
   BlockScope(BlockUser* user, int block) : user_(user), block_(block) {
     if (user_ != nullptr && block_ >= 0) status_ = user_->Use(block_);
   }
-  ~BlockScope() {
+  ~BlockScope() { Done(); }
+  // Ends the use early (before the scope does).
+  void Done() {
     if (user_ != nullptr && block_ >= 0 && status_.ok()) user_->Done(block_);
+    user_ = nullptr;
   }
   BlockScope(const BlockScope&) = delete;
   BlockScope& operator=(const BlockScope&) = delete;

@@ -102,6 +102,37 @@ TEST_P(Stream, ACancelledGenerationLeavesTheStreamReadyForTheNext) {
   EXPECT_EQ(img->rgb, want->rgb);
 }
 
+TEST_P(Stream, TiledDecodingStreamsTheDecoderOncePerTile) {
+  auto pool = ThreadPool::Create(2);
+  GenerateOptions o = Options(9);
+  o.width = 192;
+  o.height = 128;
+  o.steps = 1;
+  o.vae_tile = 8;  // 24 x 16 latent pixels: 4 x 3 tiles
+  auto resident = DiffusionModel::Load(path_, std::nullopt);
+  ASSERT_TRUE(resident.ok());
+  auto want = Generate(**resident, o, pool->get(), {}, nullptr);
+  ASSERT_TRUE(want.ok()) << want.status().ToString();
+  auto all = DiffusionModel::Load(path_, DiffusionLoadOptions{.weight_budget = 1ull << 40});
+  ASSERT_TRUE(all.ok());
+  auto m = DiffusionModel::Load(
+      path_, DiffusionLoadOptions{.weight_budget = (*all)->stream()->plan().min_budget});
+  ASSERT_TRUE(m.ok());
+  const OrderedStreamCounters before = (*m)->stream()->counters();
+  auto img = Generate(**m, o, pool->get(), {}, nullptr);
+  ASSERT_TRUE(img.ok()) << img.status().ToString();
+  EXPECT_EQ(img->rgb, want->rgb);
+  const uint64_t uses = (*m)->stream()->counters().uses - before.uses;
+  const int tiles = VaeDecoder::TileCount(16, 24, 8);
+  EXPECT_EQ(tiles, 12);
+  uint64_t expect = (*m)->unet().pass().size() + tiles * (*m)->vae().pass().size();
+  for (size_t i = 0; i < (*m)->encoders().size(); ++i) {
+    const TextEncoderSetup& e = (*m)->config().encoders[i];
+    expect += 2 * (*m)->encoders()[i]->pass(e.skip, e.config.projection_dim > 0).size();
+  }
+  EXPECT_EQ(uses, expect);
+}
+
 TEST_P(Stream, ABudgetBelowTheMinimumIsRefusedNamingIt) {
   auto all = DiffusionModel::Load(path_, DiffusionLoadOptions{.weight_budget = 1ull << 40});
   ASSERT_TRUE(all.ok());
