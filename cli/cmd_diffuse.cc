@@ -15,6 +15,7 @@
 #include "bench/bench_memory.h"
 #include "cli/command.h"
 #include "cli/demo_model.h"
+#include "cli/diffusion_setup.h"
 #include "cli/interrupt.h"
 #include "core/base/byte_size.h"
 #include "core/base/log.h"
@@ -60,21 +61,10 @@ DECLARE_bool(quiet);
 namespace sluice::cli {
 namespace {
 
-// The memory plan's allowance for what is neither weights nor activations: code, heap, the
-// tokenizer, thread stacks, the text conditioning, the page tables of the mapping.
-constexpr uint64_t kProgramBytes = 128ull << 20;
-
 using namespace sluice::diffusion;  // NOLINT: one command's file
 
 // Turbo models (adversarially distilled: 1 step, no guidance) have the same tensors as their
 // base; the file name or a synthetic model's preset tells.
-bool IsTurbo(const DiffusionModel& m, const std::string& path) {
-  std::string name = std::filesystem::path(path).filename().string() +
-                     m.checkpoint().MetadataValue("sluice.synth.preset");
-  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return name.find("turbo") != std::string::npos;
-}
-
 std::string OutputName(const std::string& out, int i) {
   if (i == 0) return out;
   std::filesystem::path p(out);
@@ -146,12 +136,11 @@ int RunDiffuse(const std::vector<std::string>& args) {
       path,
       ram > 0 ? std::optional<Prediction>(prediction.value_or(Prediction::kEps)) : prediction);
   if (!model.ok()) return Fail(model.status().ToString());
-  DiffusionConfig cfg = (*model)->config();  // a copy: --ram loads the model again
+  const DiffusionConfig cfg = (*model)->config();  // a copy: --ram loads the model again
   const bool synthetic = (*model)->checkpoint().MetadataValue("sluice.synthetic") == "true";
   if (synthetic && !demo) {
     LOG(INFO) << path << " is a synthetic model: its weights are random, the image will be noise";
   }
-  const bool turbo = IsTurbo(**model, path);
   const double load_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
   LOG(INFO) << FamilyName(cfg.family) << " model " << path << " loaded in "
@@ -162,21 +151,17 @@ int RunDiffuse(const std::vector<std::string>& args) {
 
   o.prompt = FLAGS_prompt;
   o.negative_prompt = FLAGS_negative_prompt;
-  o.steps = FLAGS_steps > 0 ? FLAGS_steps : (turbo ? 1 : 20);
-  o.cfg_scale = FLAGS_cfg_scale >= 0 ? static_cast<float>(FLAGS_cfg_scale) : (turbo ? 1.0f : 7.0f);
-  const std::string sampler =
-      !FLAGS_sampler.empty() ? FLAGS_sampler : (turbo ? "euler" : "euler_a");
-  Result<SamplerKind> sk = ParseSamplerKind(sampler);
-  if (!sk.ok()) return Fail(sk.status().message());
-  o.sampler = *sk;
-  const std::string schedule =
-      !FLAGS_schedule.empty() ? FLAGS_schedule : (turbo ? "trailing" : "discrete");
-  Result<ScheduleKind> sch = ParseScheduleKind(schedule);
-  if (!sch.ok()) return Fail(sch.status().message());
-  o.schedule = *sch;
-  const int size = cfg.family == Family::kSdxl && !turbo ? 1024 : 512;
-  o.width = FLAGS_width > 0 ? FLAGS_width : size;
-  o.height = FLAGS_height > 0 ? FLAGS_height : size;
+  if (Status st = ApplyModelDefaults(**model, path,
+                                     {.steps = FLAGS_steps,
+                                      .cfg_scale = FLAGS_cfg_scale,
+                                      .sampler = FLAGS_sampler,
+                                      .schedule = FLAGS_schedule,
+                                      .width = FLAGS_width,
+                                      .height = FLAGS_height},
+                                     &o);
+      !st.ok()) {
+    return Fail(st.message());
+  }
   uint64_t seed = FLAGS_seed >= 0
                       ? static_cast<uint64_t>(FLAGS_seed)
                       : ((uint64_t{std::random_device{}()} << 32) | std::random_device{}()) >> 1;
@@ -186,50 +171,12 @@ int RunDiffuse(const std::vector<std::string>& args) {
 
   if (FLAGS_vae_tiling) o.vae_tile = 32;
   if (ram > 0) {
-    // The memory plan: activations at this size, the vectors converted at load, and a fixed
-    // allowance for the program (code, heap, tokenizer); the rest is for weights.
-    const bool guided = o.cfg_scale != 1.0f && o.cfg_scale != 0.0f;
-    if (o.vae_tile == 0) {
-      o.vae_tile = VaeTileWithinUNet(cfg, o.width, o.height, guided);
-      if (o.vae_tile > 0) {
-        LOG(INFO) << "the VAE decodes in "
-                  << VaeDecoder::TileCount(o.height / 8, o.width / 8, o.vae_tile)
-                  << " overlapping tiles of " << o.vae_tile * 8 << " px so that decoding fits "
-                  << "beside the UNet's working set (the seams are blended; a whole decode would "
-                  << "need " << FormatBytes(ActivationBytes(cfg, o.width, o.height, guided))
-                  << " of activations)";
-      }
+    Result<RamPlan> plan = LoadWithinRam(path, prediction, ram, &o, &*model);
+    if (!plan.ok()) return Fail(plan.status().ToString());
+    if (!plan->tiling.empty()) {
+      LOG(INFO) << plan->tiling;
     }
-    const uint64_t act = ActivationBytes(cfg, o.width, o.height, guided, o.vae_tile);
-    const uint64_t owned = (*model)->owned_bytes();
-    const uint64_t base = kProgramBytes;
-    const uint64_t fixed = act + owned + base;
-    Result<std::unique_ptr<DiffusionModel>> all = DiffusionModel::Load(
-        path, DiffusionLoadOptions{.prediction = Prediction::kEps, .weight_budget = 1ull << 50});
-    if (!all.ok()) return Fail(all.status().ToString());
-    const StreamPlan whole = (*all)->stream()->plan();
-    all->reset();
-    if (ram < fixed + whole.min_budget) {
-      return Fail(StrCat("--ram ", FormatBytes(ram), " is below the minimum of ",
-                         FormatBytes(fixed + whole.min_budget), " for ", o.width, "x", o.height,
-                         guided ? " with guidance" : "", ": activations ", FormatBytes(act),
-                         ", converted vectors ", FormatBytes(owned), ", program ",
-                         FormatBytes(base), ", weights at least ", FormatBytes(whole.min_budget),
-                         " (three times the largest streamed block, beside the UNet blocks kept)"));
-    }
-    model = DiffusionModel::Load(path, DiffusionLoadOptions{.prediction = prediction,
-                                                            .weight_budget = ram - fixed,
-                                                            .io = {.kind = IoBackendKind::kAuto}});
-    if (!model.ok()) return Fail(model.status().ToString());
-    cfg = (*model)->config();
-    const StreamPlan& plan = (*model)->stream()->plan();
-    LOG(INFO) << "memory plan for --ram " << FormatBytes(ram) << ": weights "
-              << FormatBytes(ram - fixed) << " (UNet blocks kept "
-              << FormatBytes(plan.resident_bytes) << " of " << FormatBytes(whole.total_bytes)
-              << " in all; streaming ring " << FormatBytes(plan.ring_bytes) << "; "
-              << FormatBytes(plan.streamed_bytes_per_pass) << " read per step), activations "
-              << FormatBytes(act) << ", converted vectors " << FormatBytes(owned) << ", program "
-              << FormatBytes(base) << "; reads over " << (*model)->stream()->io_description();
+    LOG(INFO) << plan->text;
   }
 
   const unsigned cores = std::thread::hardware_concurrency();

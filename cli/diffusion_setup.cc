@@ -1,0 +1,96 @@
+#include "cli/diffusion_setup.h"
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+
+#include "core/base/byte_size.h"
+#include "core/base/str_cat.h"
+
+namespace sluice::cli {
+namespace {
+
+// By the file name, or a synthetic model's preset.
+bool IsTurbo(const diffusion::DiffusionModel& m, const std::string& path) {
+  std::string name = std::filesystem::path(path).filename().string() +
+                     m.checkpoint().MetadataValue("sluice.synth.preset");
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return name.find("turbo") != std::string::npos;
+}
+
+}  // namespace
+
+Status ApplyModelDefaults(const diffusion::DiffusionModel& model, const std::string& path,
+                          const DiffuseDefaults& f, diffusion::GenerateOptions* o) {
+  using namespace diffusion;
+  const bool turbo = IsTurbo(model, path);
+  o->steps = f.steps > 0 ? f.steps : (turbo ? 1 : 20);
+  o->cfg_scale = f.cfg_scale >= 0 ? static_cast<float>(f.cfg_scale) : (turbo ? 1.0f : 7.0f);
+  ASSIGN_OR_RETURN(
+      o->sampler, ParseSamplerKind(!f.sampler.empty() ? f.sampler : (turbo ? "euler" : "euler_a")));
+  ASSIGN_OR_RETURN(
+      o->schedule,
+      ParseScheduleKind(!f.schedule.empty() ? f.schedule : (turbo ? "trailing" : "discrete")));
+  const int size = model.config().family == Family::kSdxl && !turbo ? 1024 : 512;
+  o->width = f.width > 0 ? f.width : size;
+  o->height = f.height > 0 ? f.height : size;
+  return Status::Ok();
+}
+
+Result<RamPlan> LoadWithinRam(const std::string& path,
+                              std::optional<diffusion::Prediction> prediction, uint64_t ram,
+                              diffusion::GenerateOptions* o,
+                              std::unique_ptr<diffusion::DiffusionModel>* model) {
+  using namespace diffusion;
+  const DiffusionConfig cfg = (*model)->config();
+  const bool guided = o->cfg_scale != 1.0f && o->cfg_scale != 0.0f;
+  RamPlan p;
+  p.ram = ram;
+  if (o->vae_tile == 0) {
+    o->vae_tile = VaeTileWithinUNet(cfg, o->width, o->height, guided);
+    if (o->vae_tile > 0) {
+      p.tiling = StrCat(
+          "the VAE decodes in ", VaeDecoder::TileCount(o->height / 8, o->width / 8, o->vae_tile),
+          " overlapping tiles of ", o->vae_tile * 8,
+          " px so that decoding fits beside the UNet's working set (the seams are "
+          "blended; a whole decode would need ",
+          FormatBytes(ActivationBytes(cfg, o->width, o->height, guided)), " of activations)");
+    }
+  }
+  p.activations = ActivationBytes(cfg, o->width, o->height, guided, o->vae_tile);
+  p.vectors = (*model)->owned_bytes();
+  p.program = kProgramBytes;
+  const uint64_t fixed = p.activations + p.vectors + p.program;
+  {
+    ASSIGN_OR_RETURN(std::unique_ptr<DiffusionModel> all,
+                     DiffusionModel::Load(path, DiffusionLoadOptions{.prediction = Prediction::kEps,
+                                                                     .weight_budget = 1ull << 50}));
+    p.whole = all->stream()->plan();
+  }
+  if (ram < fixed + p.whole.min_budget) {
+    return ResourceExhausted(
+        "--ram ", FormatBytes(ram), " is below the minimum of ",
+        FormatBytes(fixed + p.whole.min_budget), " for ", o->width, "x", o->height,
+        guided ? " with guidance" : "", ": activations ", FormatBytes(p.activations),
+        ", converted vectors ", FormatBytes(p.vectors), ", program ", FormatBytes(p.program),
+        ", weights at least ", FormatBytes(p.whole.min_budget),
+        " (three times the largest streamed block, beside the UNet blocks kept)");
+  }
+  p.weights = ram - fixed;
+  model->reset();  // before the streamed load: never both at once
+  ASSIGN_OR_RETURN(*model, DiffusionModel::Load(
+                               path, DiffusionLoadOptions{.prediction = prediction,
+                                                          .weight_budget = p.weights,
+                                                          .io = {.kind = IoBackendKind::kAuto}}));
+  const StreamPlan& plan = (*model)->stream()->plan();
+  p.text = StrCat("memory plan for --ram ", FormatBytes(ram), ": weights ", FormatBytes(p.weights),
+                  " (UNet blocks kept ", FormatBytes(plan.resident_bytes), " of ",
+                  FormatBytes(p.whole.total_bytes), " in all; streaming ring ",
+                  FormatBytes(plan.ring_bytes), "; ", FormatBytes(plan.streamed_bytes_per_pass),
+                  " read per step), activations ", FormatBytes(p.activations),
+                  ", converted vectors ", FormatBytes(p.vectors), ", program ",
+                  FormatBytes(p.program), "; reads over ", (*model)->stream()->io_description());
+  return p;
+}
+
+}  // namespace sluice::cli

@@ -1,0 +1,51 @@
+// Loading a diffusion model for a command: the defaults the model's family and name imply
+// (steps, sampler, schedule, size), and the memory plan of --ram (`sluice diffuse` and
+// `sluice bench` on a diffusion checkpoint share it).
+//
+// The plan: activations at the image size (diffusion::ActivationBytes, with the VAE tiled when a
+// whole decode would not fit beside the UNet's working set), the vectors converted at load, and
+// kProgramBytes for the rest of the process; what is left of the budget is for weights, which
+// stream (diffusion/weight_stream.h). Below the minimum, an error names it and its parts.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "core/base/status.h"
+#include "diffusion/pipeline.h"
+
+namespace sluice::cli {
+
+// What the memory plan allows for the process beyond weights and activations: code, heap, the
+// tokenizer, thread stacks, the conditioning, the mapping's page tables.
+inline constexpr uint64_t kProgramBytes = 128ull << 20;
+
+// Defaults from the model: turbo models (by file name) take 1 step of euler on the trailing
+// schedule without guidance; SDXL base 1024 px; others 20 steps of euler_a at CFG 7, 512 px.
+// Fields already set (steps > 0, cfg_scale >= 0, width/height > 0) are kept.
+struct DiffuseDefaults {
+  int steps = 0;
+  double cfg_scale = -1;
+  std::string sampler, schedule;
+  int width = 0, height = 0;
+};
+Status ApplyModelDefaults(const diffusion::DiffusionModel& model, const std::string& path,
+                          const DiffuseDefaults& flags, diffusion::GenerateOptions* o);
+
+struct RamPlan {
+  uint64_t ram = 0, activations = 0, vectors = 0, program = 0, weights = 0;
+  diffusion::StreamPlan whole;  // the plan were everything kept: total and minimum
+  std::string text;             // "memory plan for --ram ...": for the log
+  std::string tiling;           // why the VAE tiles, or ""
+};
+
+// With ram > 0: picks the VAE tile (when o->vae_tile is 0), checks the minimum, and reloads
+// `*model` streaming within the plan. `prediction` is the user's override (else detected).
+Result<RamPlan> LoadWithinRam(const std::string& path,
+                              std::optional<diffusion::Prediction> prediction, uint64_t ram,
+                              diffusion::GenerateOptions* o,
+                              std::unique_ptr<diffusion::DiffusionModel>* model);
+
+}  // namespace sluice::cli
