@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "bench/io_bench.h"
+#include "cli/bench_diffusion_cmd.h"
 #include "cli/bench_model_cmd.h"
 #include "cli/bench_serve_cmd.h"
 #include "cli/command.h"
@@ -28,6 +29,7 @@ DECLARE_bool(json);
 DECLARE_bool(quiet);
 DECLARE_string(io);
 DECLARE_string(serve);
+DECLARE_string(model);
 
 namespace sluice::cli {
 namespace {
@@ -106,12 +108,18 @@ int RunBench(const std::vector<std::string>& args) {
   if (!args.empty()) return Fail("bench takes no positional arguments (see `sluice bench --help`)");
   if (FLAGS_io_only) return RunIoOnlyBench();
   if (!FLAGS_serve.empty()) return RunServeBenchCommand();
+  if (!FLAGS_model.empty() && IsDiffusionCheckpoint(FLAGS_model)) {
+    return RunDiffusionBenchCommand(FLAGS_model);
+  }
   return RunModelBenchCommand();
 }
 
 std::vector<const char*> BenchFlags() {
   std::vector<const char*> flags = {"io_only", "dir", "size"};
   for (const char* f : ServeBenchFlags()) flags.push_back(f);
+  for (const char* f : DiffusionBenchFlags()) {
+    if (std::find(flags.begin(), flags.end(), std::string(f)) == flags.end()) flags.push_back(f);
+  }
   for (const char* f : ModelBenchFlags()) {
     if (std::find(flags.begin(), flags.end(), std::string(f)) == flags.end()) flags.push_back(f);
   }
@@ -125,6 +133,8 @@ const CommandRegistration kBench({
         "sluice bench [-m MODEL | --preset NAME [--layers N]] [--ram 4G] [-n 32]\n"
         "                    [--routing R] [--compare mmap] [--sweep-ram 1G,2G,...] [--json]\n"
         "       sluice bench --serve 1,2,4,8 [-m MODEL | --preset NAME] [--ram 4G] [-n 32] "
+        "[--json]\n"
+        "       sluice bench -m SD_CHECKPOINT [--budgets 256M,512M,1G,0] [--steps N] [-W -H] "
         "[--json]\n"
         "       sluice bench --io-only [--dir DIR] [--size 4G] [--io auto|uring|pread] [--json]",
     .description =
@@ -146,6 +156,14 @@ const CommandRegistration kBench({
         "tokens per stream; prints aggregate and per-stream tok/s, bytes read per token and its\n"
         "ratio to the first level, the bound (device GB/s, measured before and after each\n"
         "level, / bytes per token) and aggregate / bound, hit rate, peak RSS against --ram.\n\n"
+        "With a Stable Diffusion checkpoint (-m), the diffusion benchmark: one image (the\n"
+        "model's default steps and size, or --steps, -W, -H) at each --budgets entry (0: fully\n"
+        "resident), between two measurements of the device (random 4 MiB reads of the file);\n"
+        "prints seconds per image and per step, text / decode seconds, VAE tiles, peak RSS\n"
+        "against the budget, bytes read per step, read GB/s, time waiting on reads, and the\n"
+        "ratios to the resident run and to max(resident step, bytes per step / device GB/s).\n"
+        "A budget that cannot work is listed with its minimum. --json: one object; the plot of\n"
+        "time against budget goes to --out or MODEL.budgets.svg.\n\n"
         "--io-only writes a scratch archive of random experts (--size, checked against free\n"
         "space, removed afterwards) in --dir, then for expert sizes 2, 7 and 19 MB and queue\n"
         "depths 1..32 measures random expert reads through the expert cache at a 100% miss rate\n"
@@ -154,6 +172,7 @@ const CommandRegistration kBench({
         "Prints both and their ratio; --json prints one object per line with expert_bytes,\n"
         "queue_depth, cache_GBps, raw_GBps and ratio (and raw_pread_GBps, raw_uring_GBps).",
     .flags = BenchFlags(),
+    .short_flags = {{"-W", "--width"}, {"-H", "--height"}},
     .run = RunBench,
 });
 

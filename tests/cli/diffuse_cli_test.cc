@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "diffusion/png.h"
@@ -83,6 +84,31 @@ TEST_F(DiffuseCliTest, WithinRamTheSameBytesAndAPlanOrTheMinimum) {
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_NE(r.err.find("is below the minimum of"), std::string::npos) << r.err;
   EXPECT_FALSE(std::filesystem::exists(dir_.File("x.png")));
+}
+
+TEST_F(DiffuseCliTest, BenchRunsEachBudgetOrNamesItsMinimum) {
+  const std::string svg = dir_.File("b.svg");
+  const ProcessResult r =
+      RunSluice({"bench", "-m", model_, "--budgets", "100M,160M,0", "-W", "64", "-H", "64",
+                 "--steps", "2", "--device-bytes", "64M", "--json", "--quiet", "--out", svg},
+                "", std::chrono::seconds(120));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["runs"].size(), 3u);
+  EXPECT_NE(j["runs"][0]["refused"].get<std::string>().find("below the minimum"),
+            std::string::npos);
+  for (int i : {1, 2}) {
+    const auto& run = j["runs"][i];
+    EXPECT_TRUE(run["refused"].is_null());
+    EXPECT_EQ(run["steps"].get<int>(), 2);
+    EXPECT_GT(run["image_s"].get<double>(), 0);
+    EXPECT_GT(run["peak_rss_bytes"].get<uint64_t>(), 0u);
+  }
+  EXPECT_GT(j["runs"][1]["bytes_read"].get<uint64_t>(), 0u);  // streamed
+  EXPECT_EQ(j["runs"][2]["bytes_read"].get<uint64_t>(), 0u);  // mapped
+  EXPECT_DOUBLE_EQ(j["runs"][2]["time_vs_resident"].get<double>(), 1.0);
+  EXPECT_GT(j["device_GBps"].get<double>(), 0);
+  EXPECT_NE(ReadAll(svg).find("<svg"), std::string::npos);
 }
 
 TEST_F(DiffuseCliTest, BadFlagsFailClearlyAndWriteNothing) {
