@@ -46,32 +46,52 @@ Result<RamPlan> LoadWithinRam(const std::string& path,
   const bool guided = o->cfg_scale != 1.0f && o->cfg_scale != 0.0f;
   RamPlan p;
   p.ram = ram;
-  if (o->vae_tile == 0) {
-    o->vae_tile = VaeTileWithinUNet(cfg, o->width, o->height, guided);
-    if (o->vae_tile > 0) {
-      p.tiling = StrCat(
-          "the VAE decodes in ", VaeDecoder::TileCount(o->height / 8, o->width / 8, o->vae_tile),
-          " overlapping tiles of ", o->vae_tile * 8,
-          " px so that decoding fits beside the UNet's working set (the seams are "
-          "blended; a whole decode would need ",
-          FormatBytes(ActivationBytes(cfg, o->width, o->height, guided)), " of activations)");
-    }
-  }
-  p.activations = ActivationBytes(cfg, o->width, o->height, guided, o->vae_tile);
   p.vectors = (*model)->owned_bytes();
   p.program = kProgramBytes;
-  const uint64_t fixed = p.activations + p.vectors + p.program;
   {
     ASSIGN_OR_RETURN(std::unique_ptr<DiffusionModel> all,
                      DiffusionModel::Load(path, DiffusionLoadOptions{.prediction = Prediction::kEps,
                                                                      .weight_budget = 1ull << 50}));
     p.whole = all->stream()->plan();
   }
+  const int lh = o->height / 8, lw = o->width / 8;
+  auto fixed_for = [&](int tile) {
+    return ActivationBytes(cfg, o->width, o->height, guided, tile) + p.vectors + p.program;
+  };
+  if (o->vae_tile == 0) {
+    // The cheapest decode that leaves the weights a quarter above their minimum: whole, or tiles
+    // (cost: latent pixels decoded, overlaps counted); streaming a bit more per step costs little
+    // (the reads hide under the compute), a tiled decode up to 2.25x the whole one.
+    int best = -1;
+    uint64_t best_cost = 0;
+    for (int t : {0, 56, 48, 40, 32, 24, 16}) {
+      if (t > 0 && t >= lh && t >= lw) continue;
+      if (fixed_for(t) + p.whole.min_budget / 4 * 5 > ram) continue;
+      const uint64_t cost = t == 0 ? static_cast<uint64_t>(lh) * lw
+                                   : static_cast<uint64_t>(VaeDecoder::TileCount(lh, lw, t)) *
+                                         std::min(t, lh) * std::min(t, lw);
+      if (best < 0 || cost < best_cost) {
+        best = t;
+        best_cost = cost;
+      }
+    }
+    o->vae_tile = best >= 0 ? best : 16;
+    if (o->vae_tile > 0) {
+      p.tiling = StrCat("the VAE decodes in ", VaeDecoder::TileCount(lh, lw, o->vae_tile),
+                        " overlapping tiles of ", o->vae_tile * 8,
+                        " px to fit --ram (the seams are blended; a whole decode would need ",
+                        FormatBytes(ActivationBytes(cfg, o->width, o->height, guided)),
+                        " of activations)");
+    }
+  }
+  p.activations = ActivationBytes(cfg, o->width, o->height, guided, o->vae_tile);
+  const uint64_t fixed = fixed_for(o->vae_tile);
   if (ram < fixed + p.whole.min_budget) {
     return ResourceExhausted(
         "--ram ", FormatBytes(ram), " is below the minimum of ",
         FormatBytes(fixed + p.whole.min_budget), " for ", o->width, "x", o->height,
         guided ? " with guidance" : "", ": activations ", FormatBytes(p.activations),
+        o->vae_tile > 0 ? StrCat(" (VAE in tiles of ", o->vae_tile * 8, " px)") : std::string(),
         ", converted vectors ", FormatBytes(p.vectors), ", program ", FormatBytes(p.program),
         ", weights at least ", FormatBytes(p.whole.min_budget),
         " (three times the largest streamed block, beside the UNet blocks kept)");

@@ -92,19 +92,6 @@ uint64_t ActivationBytes(const DiffusionConfig& config, int width, int height, b
                   VaeActivationBytes(config, th, tw) + tiles);
 }
 
-int VaeTileWithinUNet(const DiffusionConfig& config, int width, int height, bool guided) {
-  const uint64_t unet = UNetActivationBytes(config, width, height, guided);
-  if (VaeActivationBytes(config, height / 8, width / 8) <= unet) return 0;
-  for (int t : {64, 48, 40, 32, 24}) {
-    if (t < height / 8 || t < width / 8) {
-      if (VaeActivationBytes(config, std::min(t, height / 8), std::min(t, width / 8)) <= unet) {
-        return t;
-      }
-    }
-  }
-  return 16;
-}
-
 Result<Prediction> DetectSd2Prediction(const UNet& unet, DiffusionStream* stream) {
   // AUTOMATIC1111's test, which stable-diffusion.cpp repeats: at t = 999 on a flat input
   // (latent 0.5, context 0.5), a v model's output lies far below its input, an eps model's not.

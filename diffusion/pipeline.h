@@ -113,10 +113,6 @@ Result<Image> Generate(const DiffusionModel& model, const GenerateOptions& optio
 // vae_tile > 0: the decoder works tile by tile (VaeDecoder::DecodeTiled).
 uint64_t ActivationBytes(const DiffusionConfig& config, int width, int height, bool guided,
                          int vae_tile = 0);
-// The VAE tile (latent pixels a side) that keeps the decoder's activations within the UNet's, so
-// that decoding does not raise the peak: 0 when the whole image does, else the largest of 64,
-// 48, 40, 32, 24, 16 that does (16 at least).
-int VaeTileWithinUNet(const DiffusionConfig& config, int width, int height, bool guided);
 
 // SD 2.x checkpoints come as eps (512-base, SD-Turbo) and v (768-v) models with the same tensors:
 // one UNet evaluation on a flat input tells them apart (what AUTOMATIC1111 and
