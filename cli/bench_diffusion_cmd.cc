@@ -207,11 +207,6 @@ std::string Svg(const std::string& title, const std::vector<BudgetRun>& runs, do
 
 }  // namespace
 
-bool IsDiffusionCheckpoint(const std::string& path) {
-  auto ckpt = diffusion::Checkpoint::Open(path);
-  return ckpt.ok() && diffusion::DetectDiffusionConfig(**ckpt).ok();
-}
-
 const std::vector<const char*>& DiffusionBenchFlags() {
   static const std::vector<const char*> flags = {
       "budgets",  "prompt",    "negative_prompt", "steps",  "sampler",

@@ -11,8 +11,6 @@
 
 namespace sluice::cli {
 
-// A checkpoint DetectDiffusionConfig accepts.
-bool IsDiffusionCheckpoint(const std::string& path);
 // Reads the flags listed in DiffusionBenchFlags(); returns the exit code.
 int RunDiffusionBenchCommand(const std::string& path);
 const std::vector<const char*>& DiffusionBenchFlags();

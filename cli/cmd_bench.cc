@@ -15,6 +15,7 @@
 #include "cli/bench_model_cmd.h"
 #include "cli/bench_serve_cmd.h"
 #include "cli/command.h"
+#include "cli/diffusion_setup.h"
 #include "core/base/byte_size.h"
 
 DEFINE_bool(io_only, false,

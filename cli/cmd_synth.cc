@@ -26,7 +26,8 @@ DEFINE_int32(experts, 0,
              "model's).");
 DEFINE_string(quant, "",
               "synth: quantized type of the routed experts (q4_K, q8_0, q4_0, q6_K, ...). Empty: "
-              "the preset's (q4_K).");
+              "the preset's (q4_K). convert (a Stable Diffusion checkpoint): the type of its "
+              "Linear weights (f16, q8_0, q4_K, ...; convolutions stay F16). Empty: f16.");
 DEFINE_string(format, "archive",
               "synth: output format, archive (.sluice) or gguf; diffusion presets: safetensors.");
 DEFINE_bool(tiny, false,

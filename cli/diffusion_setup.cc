@@ -20,6 +20,11 @@ bool IsTurbo(const diffusion::DiffusionModel& m, const std::string& path) {
 
 }  // namespace
 
+bool IsDiffusionCheckpoint(const std::string& path) {
+  auto ckpt = diffusion::Checkpoint::Open(path);
+  return ckpt.ok() && diffusion::DetectDiffusionConfig(**ckpt).ok();
+}
+
 Status ApplyModelDefaults(const diffusion::DiffusionModel& model, const std::string& path,
                           const DiffuseDefaults& f, diffusion::GenerateOptions* o) {
   using namespace diffusion;

@@ -34,6 +34,9 @@ struct DiffuseDefaults {
 Status ApplyModelDefaults(const diffusion::DiffusionModel& model, const std::string& path,
                           const DiffuseDefaults& flags, diffusion::GenerateOptions* o);
 
+// A checkpoint diffusion::DetectDiffusionConfig accepts (bench and convert choose by it).
+bool IsDiffusionCheckpoint(const std::string& path);
+
 struct RamPlan {
   uint64_t ram = 0, activations = 0, vectors = 0, program = 0, weights = 0;
   diffusion::StreamPlan whole;  // the plan were everything kept: total and minimum

@@ -93,6 +93,20 @@ std::string Checkpoint::MetadataValue(const std::string& key) const {
   return "";
 }
 
+std::vector<std::pair<std::string, std::string>> Checkpoint::StringMetadata() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (safetensors_ != nullptr) {
+    for (const auto& [k, v] : safetensors_->metadata()) out.emplace_back(k, v);
+  }
+  if (gguf_ != nullptr) {
+    for (const std::string& k : gguf_->metadata().keys()) {
+      Result<std::string> v = gguf_->metadata().GetString(k);
+      if (v.ok()) out.emplace_back(k, *v);
+    }
+  }
+  return out;
+}
+
 void Checkpoint::DropPages() const {
   if (mapped_ == nullptr || file_bytes_ == 0) return;
   // The mapping starts on a page (mmap); DONTNEED on a read-only file mapping only unmaps pages.

@@ -53,6 +53,8 @@ class Checkpoint {
   uint64_t file_bytes() const { return file_bytes_; }
   // A safetensors __metadata__ value, or "" (GGUF: a string metadata value).
   std::string MetadataValue(const std::string& key) const;
+  // Every string-valued metadata entry (safetensors __metadata__, GGUF string keys).
+  std::vector<std::pair<std::string, std::string>> StringMetadata() const;
   // Returns the mapping's pages to the system (they stay in the page cache): what was read
   // through the mapping (loading, a token embedding's rows) stops counting in our RSS.
   void DropPages() const;

@@ -57,6 +57,8 @@ class DiffusionModel {
   uint64_t owned_bytes() const { return owned_bytes_; }
   // Null when the weights are resident.
   DiffusionStream* stream() const { return stream_.get(); }
+  // The streaming blocks the networks registered, in the order one generation first uses them.
+  const std::vector<std::string>& block_prefixes() const { return reader_->blocks(); }
 
  private:
   DiffusionConfig config_;

@@ -30,29 +30,66 @@ PlacedRegion::~PlacedRegion() {
   if (data_ != nullptr) munmap(data_, size_);
 }
 
+std::vector<int> AssignBlocks(const Checkpoint& ckpt, const std::vector<std::string>& prefixes) {
+  std::unordered_map<std::string, int> index;
+  for (size_t i = 0; i < prefixes.size(); ++i) index.emplace(prefixes[i], static_cast<int>(i));
+  std::vector<int> out;
+  out.reserve(ckpt.tensors().size());
+  for (const CkptTensor& tensor : ckpt.tensors()) {
+    // The longest registered prefix: cut the name after each '.', from the end.
+    const std::string& name = tensor.name;
+    int b = -1;
+    for (size_t dot = name.rfind('.'); dot != std::string::npos && b < 0;
+         dot = dot == 0 ? std::string::npos : name.rfind('.', dot - 1)) {
+      auto it = index.find(name.substr(0, dot + 1));
+      if (it != index.end()) b = it->second;
+    }
+    out.push_back(b);
+  }
+  return out;
+}
+
 Result<std::unique_ptr<PrefixBlockTable>> PrefixBlockTable::Create(
     const Checkpoint& ckpt, const std::vector<std::string>& prefixes) {
   std::unique_ptr<PrefixBlockTable> t(new PrefixBlockTable());
   t->paths_ = {ckpt.path()};
-  std::unordered_map<std::string, uint32_t> index;
-  for (size_t i = 0; i < prefixes.size(); ++i) index.emplace(prefixes[i], static_cast<uint32_t>(i));
   const uint64_t none = std::numeric_limits<uint64_t>::max();
   std::vector<uint64_t> first(prefixes.size(), none), end(prefixes.size(), 0), own(prefixes.size());
   t->own_.resize(prefixes.size());
-  for (const CkptTensor& tensor : ckpt.tensors()) {
-    // The longest registered prefix: cut the name after each '.', from the end.
-    const std::string& name = tensor.name;
-    for (size_t dot = name.rfind('.'); dot != std::string::npos;
-         dot = dot == 0 ? std::string::npos : name.rfind('.', dot - 1)) {
-      auto it = index.find(name.substr(0, dot + 1));
-      if (it == index.end()) continue;
-      const uint32_t b = it->second;
-      first[b] = std::min(first[b], tensor.offset);
-      end[b] = std::max(end[b], tensor.offset + tensor.nbytes);
-      own[b] += tensor.nbytes;
-      t->own_[b].push_back({0, tensor.offset, tensor.nbytes});
-      break;
+  const std::vector<int> block_of = AssignBlocks(ckpt, prefixes);
+  for (size_t i = 0; i < block_of.size(); ++i) {
+    if (block_of[i] < 0) continue;
+    const CkptTensor& tensor = ckpt.tensors()[i];
+    const size_t b = static_cast<size_t>(block_of[i]);
+    first[b] = std::min(first[b], tensor.offset);
+    end[b] = std::max(end[b], tensor.offset + tensor.nbytes);
+    own[b] += tensor.nbytes;
+    t->own_[b].push_back({0, tensor.offset, tensor.nbytes});
+  }
+  // Checksums of a diffusion archive: "<hex> <prefix>" lines.
+  std::unordered_map<std::string, uint64_t> sums;
+  const std::string lines = ckpt.MetadataValue(kBlockChecksumsKey);
+  for (size_t pos = 0; pos < lines.size();) {
+    size_t nl = lines.find('\n', pos);
+    if (nl == std::string::npos) nl = lines.size();
+    const std::string line = lines.substr(pos, nl - pos);
+    pos = nl + 1;
+    const size_t sp = line.find(' ');
+    if (sp != 16) {
+      return Corrupt(ckpt.path(), ": metadata ", kBlockChecksumsKey, ": line '", line.substr(0, 80),
+                     "' is not '<16 hex digits> <block>'");
     }
+    uint64_t v = 0;
+    for (size_t i = 0; i < 16; ++i) {
+      const char c = line[i];
+      const int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+      if (d < 0) {
+        return Corrupt(ckpt.path(), ": metadata ", kBlockChecksumsKey, ": '", line.substr(0, 16),
+                       "' is not a hex checksum");
+      }
+      v = v << 4 | static_cast<uint64_t>(d);
+    }
+    sums[line.substr(sp + 1)] = v;
   }
   for (size_t b = 0; b < prefixes.size(); ++b) {
     if (first[b] == none) {
@@ -61,6 +98,9 @@ Result<std::unique_ptr<PrefixBlockTable>> PrefixBlockTable::Create(
     }
     t->ranges_.push_back({0, first[b], end[b] - first[b]});
     t->foreign_bytes_ += end[b] - first[b] - own[b];
+    auto it = sums.find(prefixes[b]);
+    t->checksum_.push_back(it == sums.end() ? std::make_pair(false, uint64_t{0})
+                                            : std::make_pair(true, it->second));
     std::string n = prefixes[b];
     if (!n.empty() && n.back() == '.') n.pop_back();
     t->names_.push_back(std::move(n));
@@ -72,6 +112,8 @@ WeightBlock PrefixBlockTable::Locate(uint32_t id) const {
   WeightBlock b;
   b.n_parts = 1;
   b.parts[0] = ranges_[id];
+  b.has_checksum = checksum_[id].first;
+  b.xxh3 = checksum_[id].second;
   return b;
 }
 

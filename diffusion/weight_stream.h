@@ -77,8 +77,18 @@ class PlacedRegion {
   uint64_t size_ = 0;
 };
 
+// For each of ckpt.tensors(): the index of the longest of `prefixes` its name starts with
+// (cut at a '.'), or -1.
+std::vector<int> AssignBlocks(const Checkpoint& ckpt, const std::vector<std::string>& prefixes);
+
+// A diffusion archive (`sluice convert`, diffusion/archive_convert.h) carries each block's xxh3
+// in this string metadata key, one "<16 hex digits> <prefix>" line per block.
+inline constexpr const char* kBlockChecksumsKey = "sluice.diffusion.blocks";
+
 // The checkpoint's tensors grouped by the registered prefixes (a tensor belongs to the longest
-// prefix of its name); a block is the byte range from its first tensor to the end of its last.
+// prefix of its name); a block is the byte range from its first tensor to the end of its last,
+// checked against its xxh3 when the file carries kBlockChecksumsKey (a prefix missing from it,
+// or a file without it, has none).
 class PrefixBlockTable : public WeightBlockTable {
  public:
   // Errors: a prefix no tensor has.
@@ -99,6 +109,7 @@ class PrefixBlockTable : public WeightBlockTable {
   std::vector<std::string> paths_, names_;
   std::vector<ByteRange> ranges_;
   std::vector<std::vector<ByteRange>> own_;
+  std::vector<std::pair<bool, uint64_t>> checksum_;  // by block: has one, its xxh3
   uint64_t foreign_bytes_ = 0;
 };
 
