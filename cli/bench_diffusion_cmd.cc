@@ -77,17 +77,7 @@ std::string JsonString(const std::string& s) {
 
 Result<double> MeasureDevice(const std::string& path, uint64_t file_bytes, uint64_t seed) {
   ASSIGN_OR_RETURN(uint64_t total, ParseByteSize(FLAGS_device_bytes));
-  constexpr uint64_t kRead = 4ull << 20;  // the size of a streamed block's read, about
-  if (file_bytes < 2 * kRead) return 0.0;
-  std::mt19937_64 rng(seed);
-  std::vector<uint64_t> offsets(256);
-  for (uint64_t& o : offsets) o = rng() % ((file_bytes - kRead) / 4096) * 4096;
-  ASSIGN_OR_RETURN(RawReadResult r, MeasureRawReads({.path = path,
-                                                     .offsets = offsets,
-                                                     .read_bytes = kRead,
-                                                     .queue_depth = FLAGS_device_qd,
-                                                     .total_bytes = total}));
-  return r.GBps;
+  return MeasureDeviceGBps(path, file_bytes, total, FLAGS_device_qd, seed);
 }
 
 Status RunBudget(const std::string& path, uint64_t budget, ThreadPool* pool, BudgetRun* run) {

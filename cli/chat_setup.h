@@ -24,7 +24,7 @@ namespace sluice::cli {
 
 struct GenerationSetupOptions {
   bool need_chat_template = true;  // false for `run --raw`
-  int sequences = 1;  // sequences (KV caches) the engine holds (serve: --parallel)
+  int sequences = 1;               // sequences (KV caches) the engine holds (serve: --parallel)
   // The eviction policy when --cache-policy is not given (serve: lfu).
   std::optional<EvictionPolicyKind> default_cache_policy = std::nullopt;
 };

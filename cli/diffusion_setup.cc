@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
+#include <random>
 
+#include "bench/io_bench.h"
 #include "core/base/byte_size.h"
 #include "core/base/str_cat.h"
 
@@ -23,6 +25,21 @@ bool IsTurbo(const diffusion::DiffusionModel& m, const std::string& path) {
 bool IsDiffusionCheckpoint(const std::string& path) {
   auto ckpt = diffusion::Checkpoint::Open(path);
   return ckpt.ok() && diffusion::DetectDiffusionConfig(**ckpt).ok();
+}
+
+Result<double> MeasureDeviceGBps(const std::string& path, uint64_t file_bytes, uint64_t total_bytes,
+                                 int queue_depth, uint64_t seed) {
+  constexpr uint64_t kRead = 4ull << 20;
+  if (file_bytes < 2 * kRead) return 0.0;
+  std::mt19937_64 rng(seed);
+  std::vector<uint64_t> offsets(256);
+  for (uint64_t& o : offsets) o = rng() % ((file_bytes - kRead) / 4096) * 4096;
+  ASSIGN_OR_RETURN(RawReadResult r, MeasureRawReads({.path = path,
+                                                     .offsets = offsets,
+                                                     .read_bytes = kRead,
+                                                     .queue_depth = queue_depth,
+                                                     .total_bytes = total_bytes}));
+  return r.GBps;
 }
 
 Status ApplyModelDefaults(const diffusion::DiffusionModel& model, const std::string& path,

@@ -37,6 +37,12 @@ Status ApplyModelDefaults(const diffusion::DiffusionModel& model, const std::str
 // A checkpoint diffusion::DetectDiffusionConfig accepts (bench and convert choose by it).
 bool IsDiffusionCheckpoint(const std::string& path);
 
+// The device's random-read bandwidth on `path`: 4 MiB O_DIRECT reads (about a streamed block's
+// size) at random offsets, `queue_depth` in flight, `total_bytes` in all; 0 for a file smaller
+// than two reads.
+Result<double> MeasureDeviceGBps(const std::string& path, uint64_t file_bytes, uint64_t total_bytes,
+                                 int queue_depth, uint64_t seed);
+
 struct RamPlan {
   uint64_t ram = 0, activations = 0, vectors = 0, program = 0, weights = 0;
   diffusion::StreamPlan whole;  // the plan were everything kept: total and minimum

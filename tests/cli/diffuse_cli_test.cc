@@ -3,6 +3,7 @@
 // when the run fails.
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -109,6 +110,21 @@ TEST_F(DiffuseCliTest, BenchRunsEachBudgetOrNamesItsMinimum) {
   EXPECT_DOUBLE_EQ(j["runs"][2]["time_vs_resident"].get<double>(), 1.0);
   EXPECT_GT(j["device_GBps"].get<double>(), 0);
   EXPECT_NE(ReadAll(svg).find("<svg"), std::string::npos);
+}
+
+TEST_F(DiffuseCliTest, CtrlCWhileStreamingStopsCleanlyAndWritesNothing) {
+  const std::string out = dir_.File("stopped.png");
+  PtyProcess p({"diffuse", "-m", model_, "-p", "a cat", "-W", "64", "-H", "64", "--steps", "1000",
+                "--ram", "160M", "--seed", "3", "-o", out});
+  ASSERT_TRUE(p.started());
+  ASSERT_NE(p.WaitFor("step 3/1000", 0, std::chrono::seconds(60)), std::string::npos) << p.output();
+  kill(p.pid(), SIGINT);
+  EXPECT_EQ(p.WaitExit(std::chrono::seconds(60)), 130) << p.output();
+  EXPECT_NE(p.output().find("stopped"), std::string::npos) << p.output();
+  EXPECT_FALSE(std::filesystem::exists(out));
+  for (const auto& e : std::filesystem::directory_iterator(dir_.path())) {
+    EXPECT_EQ(e.path().filename().string().find("stopped"), std::string::npos) << e.path();
+  }
 }
 
 TEST_F(DiffuseCliTest, BadFlagsFailClearlyAndWriteNothing) {

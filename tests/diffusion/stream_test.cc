@@ -133,6 +133,28 @@ TEST_P(Stream, TiledDecodingStreamsTheDecoderOncePerTile) {
   EXPECT_EQ(uses, expect);
 }
 
+TEST_P(Stream, QueueDepthAndBackendDoNotChangeTheImage) {
+  auto pool = ThreadPool::Create(2);
+  auto resident = DiffusionModel::Load(path_, std::nullopt);
+  ASSERT_TRUE(resident.ok());
+  auto want = Generate(**resident, Options(5), pool->get(), {}, nullptr);
+  ASSERT_TRUE(want.ok());
+  auto all = DiffusionModel::Load(path_, DiffusionLoadOptions{.weight_budget = 1ull << 40});
+  ASSERT_TRUE(all.ok());
+  const uint64_t min = (*all)->stream()->plan().min_budget;
+  for (IoBackendKind kind : {IoBackendKind::kPread, IoBackendKind::kAuto}) {
+    for (int qd : {1, 4, 32}) {
+      auto m = DiffusionModel::Load(
+          path_,
+          DiffusionLoadOptions{.weight_budget = min, .io = {.kind = kind, .queue_depth = qd}});
+      ASSERT_TRUE(m.ok()) << m.status().ToString();
+      auto img = Generate(**m, Options(5), pool->get(), {}, nullptr);
+      ASSERT_TRUE(img.ok()) << img.status().ToString();
+      EXPECT_EQ(img->rgb, want->rgb) << IoBackendKindName(kind) << " QD " << qd;
+    }
+  }
+}
+
 TEST_P(Stream, ABudgetBelowTheMinimumIsRefusedNamingIt) {
   auto all = DiffusionModel::Load(path_, DiffusionLoadOptions{.weight_budget = 1ull << 40});
   ASSERT_TRUE(all.ok());
