@@ -1,5 +1,7 @@
 #include "cli/diffusion_setup.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
@@ -42,6 +44,11 @@ Result<double> MeasureDeviceGBps(const std::string& path, uint64_t file_bytes, u
   return r.GBps;
 }
 
+void ReturnFreedMemory() {
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);  // fixed: no dynamic raise
+  mallopt(M_TRIM_THRESHOLD, 4 << 20);
+}
+
 Status ApplyModelDefaults(const diffusion::DiffusionModel& model, const std::string& path,
                           const DiffuseDefaults& f, diffusion::GenerateOptions* o) {
   using namespace diffusion;
@@ -64,6 +71,7 @@ Result<RamPlan> LoadWithinRam(const std::string& path,
                               diffusion::GenerateOptions* o,
                               std::unique_ptr<diffusion::DiffusionModel>* model) {
   using namespace diffusion;
+  ReturnFreedMemory();
   const DiffusionConfig cfg = (*model)->config();
   const bool guided = o->cfg_scale != 1.0f && o->cfg_scale != 0.0f;
   RamPlan p;

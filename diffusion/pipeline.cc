@@ -66,7 +66,7 @@ uint64_t UNetActivationBytes(const DiffusionConfig& config, int width, int heigh
   // Six (pixels, C) scratch buffers, the skips (~6.5 of them), current, next and concat (~4),
   // at the top level's C; a feed-forward chunk and two im2col chunks.
   const uint64_t n0 = batch * lh * lw * static_cast<uint64_t>(config.unet.model_channels) * 4;
-  return 17 * n0 + 2 * (8ull << 20) + 1024ull * 8 * config.unet.model_channels * 4 * 4;
+  return 17 * n0 + 2 * (8ull << 20) + 1024ull * 8 * config.unet.model_channels * 4;
 }
 
 uint64_t VaeActivationBytes(const DiffusionConfig& config, int lh, int lw) {
