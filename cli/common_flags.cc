@@ -10,7 +10,9 @@ DEFINE_string(model, "",
 DEFINE_string(ram, "",
               "RAM budget for the whole process (e.g. 12G): dense weights, KV cache and the expert "
               "cache must fit. 0: no limit (the expert cache holds every expert). Empty: half of "
-              "the memory this process may use (physical RAM, or the cgroup's limit when lower).");
+              "the memory this process may use (physical RAM, or the cgroup's limit when lower). "
+              "diffuse: the whole process's budget, weights streamed within it (activations, "
+              "program and weights; the plan is printed); empty: weights mapped, no budget.");
 DEFINE_int32(threads, 0, "Compute threads. 0: one per core.");
 DEFINE_string(io, "auto",
               "Expert read backend: uring (io_uring + O_DIRECT), pread (worker pool), or auto "
