@@ -6,11 +6,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <random>
 #include <thread>
 
 #include "bench/bench_memory.h"
-#include "bench/io_bench.h"
 #include "cli/command.h"
 #include "cli/diffusion_setup.h"
 #include "core/base/byte_size.h"
@@ -23,12 +21,6 @@ DEFINE_string(budgets, "256M,512M,1G,0",
               "resident (weights mapped).");
 DECLARE_string(prompt);
 DECLARE_string(negative_prompt);
-DECLARE_int32(steps);
-DECLARE_string(sampler);
-DECLARE_string(schedule);
-DECLARE_double(cfg_scale);
-DECLARE_int32(width);
-DECLARE_int32(height);
 DECLARE_int64(seed);
 DECLARE_int32(threads);
 DECLARE_int32(device_qd);
@@ -91,14 +83,7 @@ Status RunBudget(const std::string& path, uint64_t budget, ThreadPool* pool, Bud
   o.prompt = FLAGS_prompt.empty() ? "a photograph of an astronaut riding a horse" : FLAGS_prompt;
   o.negative_prompt = FLAGS_negative_prompt;
   o.seed = FLAGS_seed >= 0 ? static_cast<uint64_t>(FLAGS_seed) : 42;
-  RETURN_IF_ERROR(ApplyModelDefaults(*model, path,
-                                     {.steps = FLAGS_steps,
-                                      .cfg_scale = FLAGS_cfg_scale,
-                                      .sampler = FLAGS_sampler,
-                                      .schedule = FLAGS_schedule,
-                                      .width = FLAGS_width,
-                                      .height = FLAGS_height},
-                                     &o));
+  RETURN_IF_ERROR(ApplyModelDefaults(*model, path, DiffuseDefaultsFromFlags(), &o));
   if (budget > 0) {
     Result<RamPlan> plan = LoadWithinRam(path, std::nullopt, budget, &o, &model);
     if (!plan.ok()) {

@@ -4,7 +4,6 @@
 #include <gflags/gflags.h>
 
 #include <atomic>
-#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -151,15 +150,7 @@ int RunDiffuse(const std::vector<std::string>& args) {
 
   o.prompt = FLAGS_prompt;
   o.negative_prompt = FLAGS_negative_prompt;
-  if (Status st = ApplyModelDefaults(**model, path,
-                                     {.steps = FLAGS_steps,
-                                      .cfg_scale = FLAGS_cfg_scale,
-                                      .sampler = FLAGS_sampler,
-                                      .schedule = FLAGS_schedule,
-                                      .width = FLAGS_width,
-                                      .height = FLAGS_height},
-                                     &o);
-      !st.ok()) {
+  if (Status st = ApplyModelDefaults(**model, path, DiffuseDefaultsFromFlags(), &o); !st.ok()) {
     return Fail(st.message());
   }
   uint64_t seed = FLAGS_seed >= 0

@@ -1,5 +1,6 @@
 #include "cli/diffusion_setup.h"
 
+#include <gflags/gflags.h>
 #include <malloc.h>
 
 #include <algorithm>
@@ -10,6 +11,13 @@
 #include "bench/io_bench.h"
 #include "core/base/byte_size.h"
 #include "core/base/str_cat.h"
+
+DECLARE_int32(steps);
+DECLARE_double(cfg_scale);
+DECLARE_string(sampler);
+DECLARE_string(schedule);
+DECLARE_int32(width);
+DECLARE_int32(height);
 
 namespace sluice::cli {
 namespace {
@@ -47,6 +55,15 @@ Result<double> MeasureDeviceGBps(const std::string& path, uint64_t file_bytes, u
 void ReturnFreedMemory() {
   mallopt(M_MMAP_THRESHOLD, 1 << 20);  // fixed: no dynamic raise
   mallopt(M_TRIM_THRESHOLD, 4 << 20);
+}
+
+DiffuseDefaults DiffuseDefaultsFromFlags() {
+  return {.steps = FLAGS_steps,
+          .cfg_scale = FLAGS_cfg_scale,
+          .sampler = FLAGS_sampler,
+          .schedule = FLAGS_schedule,
+          .width = FLAGS_width,
+          .height = FLAGS_height};
 }
 
 Status ApplyModelDefaults(const diffusion::DiffusionModel& model, const std::string& path,

@@ -31,6 +31,8 @@ struct DiffuseDefaults {
   std::string sampler, schedule;
   int width = 0, height = 0;
 };
+// The command's --steps, --cfg-scale, --sampler, --schedule, -W and -H (diffuse and bench).
+DiffuseDefaults DiffuseDefaultsFromFlags();
 Status ApplyModelDefaults(const diffusion::DiffusionModel& model, const std::string& path,
                           const DiffuseDefaults& flags, diffusion::GenerateOptions* o);
 

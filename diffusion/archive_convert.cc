@@ -2,14 +2,12 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <numeric>
 
 #include "core/base/str_cat.h"
 #include "core/kernels/matmul.h"
 #include "diffusion/pipeline.h"
 #include "diffusion/weight_stream.h"
 #include "io/gguf_writer.h"
-#include "io/io_backend.h"
 #include "io/xxh3.h"
 
 namespace sluice::diffusion {

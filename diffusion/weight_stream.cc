@@ -54,7 +54,7 @@ Result<std::unique_ptr<PrefixBlockTable>> PrefixBlockTable::Create(
   std::unique_ptr<PrefixBlockTable> t(new PrefixBlockTable());
   t->paths_ = {ckpt.path()};
   const uint64_t none = std::numeric_limits<uint64_t>::max();
-  std::vector<uint64_t> first(prefixes.size(), none), end(prefixes.size(), 0), own(prefixes.size());
+  std::vector<uint64_t> first(prefixes.size(), none), end(prefixes.size(), 0);
   t->own_.resize(prefixes.size());
   const std::vector<int> block_of = AssignBlocks(ckpt, prefixes);
   for (size_t i = 0; i < block_of.size(); ++i) {
@@ -63,7 +63,6 @@ Result<std::unique_ptr<PrefixBlockTable>> PrefixBlockTable::Create(
     const size_t b = static_cast<size_t>(block_of[i]);
     first[b] = std::min(first[b], tensor.offset);
     end[b] = std::max(end[b], tensor.offset + tensor.nbytes);
-    own[b] += tensor.nbytes;
     t->own_[b].push_back({0, tensor.offset, tensor.nbytes});
   }
   // Checksums of a diffusion archive: "<hex> <prefix>" lines.
@@ -97,7 +96,6 @@ Result<std::unique_ptr<PrefixBlockTable>> PrefixBlockTable::Create(
                       "', a block the networks stream");
     }
     t->ranges_.push_back({0, first[b], end[b] - first[b]});
-    t->foreign_bytes_ += end[b] - first[b] - own[b];
     auto it = sums.find(prefixes[b]);
     t->checksum_.push_back(it == sums.end() ? std::make_pair(false, uint64_t{0})
                                             : std::make_pair(true, it->second));
@@ -142,12 +140,12 @@ Result<StreamPlan> PlanStream(const PrefixBlockTable& table, std::span<const int
   for (uint32_t id = 0; id < n; ++id) {
     if (!is_repeated[id]) other_max = std::max(other_max, size[id]);
   }
-  // Keeping the k largest: need(k) = their bytes + 3 x the largest block left.
+  // Keeping the k largest: need(k) = their bytes + the smallest ring for the largest block left.
   uint64_t kept = 0, best_k = 0, min_need = std::numeric_limits<uint64_t>::max();
   bool fits = false;
   for (size_t k = 0; k <= cand.size(); ++k) {
     const uint64_t left_max = std::max(other_max, k < cand.size() ? size[cand[k]] : 0);
-    const uint64_t need = kept + 3 * left_max;
+    const uint64_t need = kept + OrderedStream::kRingBlocks * left_max;
     min_need = std::min(min_need, need);
     if (need <= budget) {
       best_k = k;
@@ -157,7 +155,6 @@ Result<StreamPlan> PlanStream(const PrefixBlockTable& table, std::span<const int
   }
   plan.min_budget = std::min(min_need, plan.total_bytes);
   if (plan.total_bytes <= budget) {  // everything stays once read
-    plan.resident.clear();
     for (uint32_t id = 0; id < n; ++id) plan.resident.push_back(id);
     plan.resident_bytes = plan.total_bytes;
     return plan;
@@ -188,11 +185,10 @@ Result<std::unique_ptr<DiffusionStream>> DiffusionStream::Create(
   s->table_ = std::move(table);
   s->plan_ = plan;
   ASSIGN_OR_RETURN(s->io_, CreateIoBackend(io, s->table_->file_paths()));
-  ASSIGN_OR_RETURN(s->stream_,
-                   OrderedStream::Create(*s->table_, s->io_.get(),
-                                         {.ring_bytes = std::max<uint64_t>(plan.ring_bytes, 0),
-                                          .resident = plan.resident,
-                                          .placed_base = placed}));
+  ASSIGN_OR_RETURN(s->stream_, OrderedStream::Create(*s->table_, s->io_.get(),
+                                                     {.ring_bytes = plan.ring_bytes,
+                                                      .resident = plan.resident,
+                                                      .placed_base = placed}));
   s->held_.resize(s->table_->n_blocks());
   return s;
 }

@@ -101,16 +101,12 @@ class PrefixBlockTable : public WeightBlockTable {
   // Each of the block's tensors (a file written in another order than the blocks may put other
   // blocks' tensors inside a block's range).
   std::vector<ByteRange> OwnRanges(uint32_t id) const override { return own_[id]; }
-  uint64_t bytes(uint32_t id) const { return ranges_[id].bytes; }
-  // Bytes of the ranges that belong to no tensor of the block (other blocks' tensors between).
-  uint64_t foreign_bytes() const { return foreign_bytes_; }
 
  private:
   std::vector<std::string> paths_, names_;
   std::vector<ByteRange> ranges_;
   std::vector<std::vector<ByteRange>> own_;
   std::vector<std::pair<bool, uint64_t>> checksum_;  // by block: has one, its xxh3
-  uint64_t foreign_bytes_ = 0;
 };
 
 struct StreamPlan {

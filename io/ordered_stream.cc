@@ -43,7 +43,7 @@ Result<uint64_t> OrderedStream::MinRingBytes(const WeightBlockTable& table,
     ASSIGN_OR_RETURN(uint64_t bytes, BlockBytes(table, id));
     largest = std::max(largest, bytes);
   }
-  return 3 * largest;
+  return kRingBlocks * largest;
 }
 
 Result<std::unique_ptr<OrderedStream>> OrderedStream::Create(const WeightBlockTable& table,

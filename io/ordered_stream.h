@@ -80,6 +80,8 @@ struct StreamRef {
 
 class OrderedStream {
  public:
+  // The smallest ring, in streamed blocks of the largest size (see MinRingBytes).
+  static constexpr uint64_t kRingBlocks = 3;
   // Plans every block's reads (an error names the block), checks the ring against the minimum and
   // allocates. `table` and `io` must outlive the stream.
   static Result<std::unique_ptr<OrderedStream>> Create(const WeightBlockTable& table, IoBackend* io,

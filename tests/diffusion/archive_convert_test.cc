@@ -13,8 +13,7 @@
 #include <filesystem>
 
 #include "diffusion/pipeline.h"
-#include "synth/sd_synth.h"
-#include "tests/support/temp_dir.h"
+#include "tests/diffusion/tiny_sd.h"
 
 namespace sluice::diffusion {
 namespace {
@@ -22,22 +21,10 @@ namespace {
 class ArchiveConvert : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    auto p = FindSdPreset(GetParam(), /*tiny=*/true);
-    ASSERT_TRUE(p.ok());
     src_ = dir_.File("m.safetensors");
-    ASSERT_TRUE(WriteSdCheckpoint(src_, *p, {}).ok());
+    testing_sd::WriteTinyCheckpoint(GetParam(), src_);
   }
-  static GenerateOptions Options() {
-    GenerateOptions o;
-    o.prompt = "a photo of a (cat:1.2) on a mat";
-    o.negative_prompt = "blurry";
-    o.width = 64;
-    o.height = 64;
-    o.steps = 2;
-    o.cfg_scale = 5.0f;
-    o.seed = 11;
-    return o;
-  }
+  static GenerateOptions Options() { return testing_sd::TinyOptions(11, 2); }
   static std::vector<uint8_t> Image(const std::string& path, uint64_t budget) {
     auto m = budget == 0
                  ? DiffusionModel::Load(path, std::nullopt)
@@ -48,11 +35,7 @@ class ArchiveConvert : public ::testing::TestWithParam<std::string> {
     EXPECT_TRUE(img.ok()) << img.status().ToString();
     return img.ok() ? img->rgb : std::vector<uint8_t>();
   }
-  static uint64_t MinBudget(const std::string& path) {
-    auto all = DiffusionModel::Load(path, DiffusionLoadOptions{.weight_budget = 1ull << 40});
-    EXPECT_TRUE(all.ok()) << all.status().ToString();
-    return all.ok() ? (*all)->stream()->plan().min_budget : 0;
-  }
+  static uint64_t MinBudget(const std::string& path) { return testing_sd::MinWeightBudget(path); }
   testing::TempDir dir_;
   std::string src_;
 };

@@ -7,8 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "diffusion/pipeline.h"
-#include "synth/sd_synth.h"
-#include "tests/support/temp_dir.h"
+#include "tests/diffusion/tiny_sd.h"
 
 namespace sluice::diffusion {
 namespace {
@@ -16,23 +15,10 @@ namespace {
 class Stream : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    auto p = FindSdPreset(GetParam(), /*tiny=*/true);
-    ASSERT_TRUE(p.ok());
     path_ = dir_.File("m.safetensors");
-    ASSERT_TRUE(WriteSdCheckpoint(path_, *p, {}).ok());
+    testing_sd::WriteTinyCheckpoint(GetParam(), path_);
   }
-  static GenerateOptions Options(uint64_t seed) {
-    GenerateOptions o;
-    o.prompt = "a photo of a (cat:1.2) on a mat";
-    o.negative_prompt = "blurry";
-    o.width = 64;
-    o.height = 64;
-    o.steps = 3;
-    o.cfg_scale = 5.0f;
-    o.sampler = SamplerKind::kEulerAncestral;
-    o.seed = seed;
-    return o;
-  }
+  static GenerateOptions Options(uint64_t seed) { return testing_sd::TinyOptions(seed, 3); }
   testing::TempDir dir_;
   std::string path_;
 };
@@ -83,10 +69,8 @@ TEST_P(Stream, ACancelledGenerationLeavesTheStreamReadyForTheNext) {
   ASSERT_TRUE(resident.ok());
   auto want = Generate(**resident, Options(7), pool->get(), {}, nullptr);
   ASSERT_TRUE(want.ok());
-  auto all = DiffusionModel::Load(path_, DiffusionLoadOptions{.weight_budget = 1ull << 40});
-  ASSERT_TRUE(all.ok());
   auto m = DiffusionModel::Load(
-      path_, DiffusionLoadOptions{.weight_budget = (*all)->stream()->plan().min_budget});
+      path_, DiffusionLoadOptions{.weight_budget = testing_sd::MinWeightBudget(path_)});
   ASSERT_TRUE(m.ok()) << m.status().ToString();
   std::atomic<bool> cancel{false};
   GenerateHooks hooks;
@@ -113,10 +97,8 @@ TEST_P(Stream, TiledDecodingStreamsTheDecoderOncePerTile) {
   ASSERT_TRUE(resident.ok());
   auto want = Generate(**resident, o, pool->get(), {}, nullptr);
   ASSERT_TRUE(want.ok()) << want.status().ToString();
-  auto all = DiffusionModel::Load(path_, DiffusionLoadOptions{.weight_budget = 1ull << 40});
-  ASSERT_TRUE(all.ok());
   auto m = DiffusionModel::Load(
-      path_, DiffusionLoadOptions{.weight_budget = (*all)->stream()->plan().min_budget});
+      path_, DiffusionLoadOptions{.weight_budget = testing_sd::MinWeightBudget(path_)});
   ASSERT_TRUE(m.ok());
   const OrderedStreamCounters before = (*m)->stream()->counters();
   auto img = Generate(**m, o, pool->get(), {}, nullptr);
@@ -139,9 +121,8 @@ TEST_P(Stream, QueueDepthAndBackendDoNotChangeTheImage) {
   ASSERT_TRUE(resident.ok());
   auto want = Generate(**resident, Options(5), pool->get(), {}, nullptr);
   ASSERT_TRUE(want.ok());
-  auto all = DiffusionModel::Load(path_, DiffusionLoadOptions{.weight_budget = 1ull << 40});
-  ASSERT_TRUE(all.ok());
-  const uint64_t min = (*all)->stream()->plan().min_budget;
+  const uint64_t min = testing_sd::MinWeightBudget(path_);
+  ASSERT_GT(min, 0u);
   for (IoBackendKind kind : {IoBackendKind::kPread, IoBackendKind::kAuto}) {
     for (int qd : {1, 4, 32}) {
       auto m = DiffusionModel::Load(
@@ -156,9 +137,8 @@ TEST_P(Stream, QueueDepthAndBackendDoNotChangeTheImage) {
 }
 
 TEST_P(Stream, ABudgetBelowTheMinimumIsRefusedNamingIt) {
-  auto all = DiffusionModel::Load(path_, DiffusionLoadOptions{.weight_budget = 1ull << 40});
-  ASSERT_TRUE(all.ok());
-  const uint64_t min = (*all)->stream()->plan().min_budget;
+  const uint64_t min = testing_sd::MinWeightBudget(path_);
+  ASSERT_GT(min, 0u);
   auto m = DiffusionModel::Load(path_, DiffusionLoadOptions{.weight_budget = min - 4096});
   ASSERT_FALSE(m.ok());
   EXPECT_EQ(m.status().code(), StatusCode::kResourceExhausted);
