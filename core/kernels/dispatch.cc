@@ -50,11 +50,13 @@ KernelTable BuildTable(Isa isa) {
     FillAvx2Kernels(&table);
     FillAvx2KQuantKernels(&table);
     FillAvx2FloatKernels(&table);
+    FillAvx2GridKernels(&table);
   }
   if (isa == Isa::kAvx512) {
     FillAvx512Kernels(&table);
     FillAvx512KQuantKernels(&table);
     FillAvx512FloatKernels(&table);
+    FillAvx512GridKernels(&table);
   }
 #endif
   return table;

@@ -64,9 +64,11 @@ void FillScalarKQuantKernels(KernelTable* table);
 void FillAvx2Kernels(KernelTable* table);
 void FillAvx2KQuantKernels(KernelTable* table);
 void FillAvx2FloatKernels(KernelTable* table);
+void FillAvx2GridKernels(KernelTable* table);
 void FillAvx512Kernels(KernelTable* table);
 void FillAvx512KQuantKernels(KernelTable* table);
 void FillAvx512FloatKernels(KernelTable* table);
+void FillAvx512GridKernels(KernelTable* table);
 
 // The table of the active ISA (core/kernels/dispatch.h).
 const KernelTable& ActiveKernels();

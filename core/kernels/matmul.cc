@@ -35,6 +35,13 @@ ActFormat ActFormatFor(GgmlType type) {
     case GgmlType::kQ5_K:
     case GgmlType::kQ6_K:
     case GgmlType::kIQ4_XS:
+    case GgmlType::kIQ2_XXS:
+    case GgmlType::kIQ2_XS:
+    case GgmlType::kIQ2_S:
+    case GgmlType::kIQ3_XXS:
+    case GgmlType::kIQ3_S:
+    case GgmlType::kIQ1_S:
+    case GgmlType::kIQ1_M:
       return ActFormat::kQ8_K;
     default:
       return ActFormat::kQ8_0;
@@ -112,6 +119,13 @@ bool IsSupportedWeightType(GgmlType type) {
     case GgmlType::kQ6_K:
     case GgmlType::kIQ4_NL:
     case GgmlType::kIQ4_XS:
+    case GgmlType::kIQ2_XXS:
+    case GgmlType::kIQ2_XS:
+    case GgmlType::kIQ2_S:
+    case GgmlType::kIQ3_XXS:
+    case GgmlType::kIQ3_S:
+    case GgmlType::kIQ1_S:
+    case GgmlType::kIQ1_M:
     case GgmlType::kMXFP4:
       return true;
     default:
@@ -229,6 +243,20 @@ void DequantizeRow(GgmlType type, const void* src, float* dst, int64_t n) {
       return DequantizeIq4Nl(reinterpret_cast<const BlockIq4Nl*>(s), dst, n);
     case GgmlType::kIQ4_XS:
       return DequantizeIq4Xs(reinterpret_cast<const BlockIq4Xs*>(s), dst, n);
+    case GgmlType::kIQ2_XXS:
+      return DequantizeIq2Xxs(reinterpret_cast<const BlockIq2Xxs*>(s), dst, n);
+    case GgmlType::kIQ2_XS:
+      return DequantizeIq2Xs(reinterpret_cast<const BlockIq2Xs*>(s), dst, n);
+    case GgmlType::kIQ2_S:
+      return DequantizeIq2S(reinterpret_cast<const BlockIq2S*>(s), dst, n);
+    case GgmlType::kIQ3_XXS:
+      return DequantizeIq3Xxs(reinterpret_cast<const BlockIq3Xxs*>(s), dst, n);
+    case GgmlType::kIQ3_S:
+      return DequantizeIq3S(reinterpret_cast<const BlockIq3S*>(s), dst, n);
+    case GgmlType::kIQ1_S:
+      return DequantizeIq1S(reinterpret_cast<const BlockIq1S*>(s), dst, n);
+    case GgmlType::kIQ1_M:
+      return DequantizeIq1M(reinterpret_cast<const BlockIq1M*>(s), dst, n);
     case GgmlType::kMXFP4:
       return DequantizeMxfp4(reinterpret_cast<const BlockMxfp4*>(s), dst, n);
     default:

@@ -1,5 +1,5 @@
-// Scalar reference kernels for the super-block formats (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS)
-// against Q8_K activations.
+// Scalar reference kernels for the super-block formats (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS and
+// the grid formats IQ1_S..IQ3_S) against Q8_K activations.
 //
 // Each super-block is decoded to 256 integer levels and per-group integer scales (and mins); the
 // integer sums are exact and the float accumulation is, per super-block,
@@ -12,6 +12,7 @@
 #include "core/kernels/kernel_table.h"
 #include "core/quant/blocks.h"
 #include "core/quant/fp16.h"
+#include "core/quant/grid_levels.h"
 
 namespace sluice {
 namespace {
@@ -123,6 +124,22 @@ void Decode(const BlockIq4Xs& b, Decoded* out) {
   }
 }
 
+// The grid formats, through their integer decoder (core/quant/grid_levels.h).
+template <typename Block>
+requires requires(const Block& b, GridLevels* g) { DecodeGridLevels(b, g); }
+void Decode(const Block& b, Decoded* out) {
+  GridLevels g;
+  DecodeGridLevels(b, &g);
+  out->group_size = 16;
+  out->d = g.kernel_d;
+  out->dmin = 0;
+  std::memcpy(out->level, g.level, sizeof(g.level));
+  for (int h = 0; h < 16; ++h) {
+    out->scale[h] = g.scale[h];
+    out->min[h] = 0;
+  }
+}
+
 template <typename Block>
 float DotQ8_KAct(const uint8_t* w, const uint8_t* act, int64_t nb) {
   const auto* x = reinterpret_cast<const Block*>(w);
@@ -174,6 +191,13 @@ void FillScalarKQuantKernels(KernelTable* t) {
   t->rows[Id(GgmlType::kQ5_K)] = ScalarRows<DotQ8_KAct<BlockQ5_K>>;
   t->rows[Id(GgmlType::kQ6_K)] = ScalarRows<DotQ8_KAct<BlockQ6_K>>;
   t->rows[Id(GgmlType::kIQ4_XS)] = ScalarRows<DotQ8_KAct<BlockIq4Xs>>;
+  t->rows[Id(GgmlType::kIQ2_XXS)] = ScalarRows<DotQ8_KAct<BlockIq2Xxs>>;
+  t->rows[Id(GgmlType::kIQ2_XS)] = ScalarRows<DotQ8_KAct<BlockIq2Xs>>;
+  t->rows[Id(GgmlType::kIQ2_S)] = ScalarRows<DotQ8_KAct<BlockIq2S>>;
+  t->rows[Id(GgmlType::kIQ3_XXS)] = ScalarRows<DotQ8_KAct<BlockIq3Xxs>>;
+  t->rows[Id(GgmlType::kIQ3_S)] = ScalarRows<DotQ8_KAct<BlockIq3S>>;
+  t->rows[Id(GgmlType::kIQ1_S)] = ScalarRows<DotQ8_KAct<BlockIq1S>>;
+  t->rows[Id(GgmlType::kIQ1_M)] = ScalarRows<DotQ8_KAct<BlockIq1M>>;
 }
 
 }  // namespace sluice

@@ -5,7 +5,9 @@
 // weights at arbitrary byte offsets (MXFP4 blocks are 17 bytes), so no field may assume alignment.
 // f16 fields are read with LoadFp16 (core/quant/fp16.h). All multi-byte fields are little-endian.
 //
-// Non-goals: the IQ1/IQ2/IQ3 grid formats and the ternary formats (not used by the models we run).
+// The grid ("i-quant") formats IQ1_S..IQ3_S pick each group of 8 (or 4) magnitudes from a fixed
+// table of the format (core/quant/iq_grids.h) and sign them from a sign byte; their layouts below.
+// Non-goals: the ternary formats TQ1_0 / TQ2_0.
 // Thread-safety: plain data.
 //
 // Like fp16.h this header is included by the per-ISA translation units, so it defines data, types
@@ -150,6 +152,81 @@ struct BlockIq4Xs {
   uint8_t qs[kQkK / 2];
 };
 static_assert(sizeof(BlockIq4Xs) == 136, "iq4_xs block");
+
+// --- Grid formats (256 weights per block; "group" = 32 weights, "sub-group" = 8) ---------------
+// Value of a weight = d * factor(scale) * grid magnitude * sign, see each block. A sign byte's bit
+// j negates element j of its sub-group; IQ2_XXS, IQ2_XS and IQ3_XXS store 7 sign bits per sub-group
+// and the eighth is the parity that makes the count of minus signs even (IqSignByte).
+
+// IQ2_XXS (2.0625 bits/weight): per group g, bytes 8g..8g+3 = 4 indices into kIq2XxsGrid (8
+// magnitudes each), bytes 8g+4..8g+7 = u32 s: sub-group l's 7 sign bits at s >> 7l, the group
+// scale (4 bits) at s >> 28. x = d * (0.5 + scale) * 0.25 * magnitude * sign.
+struct BlockIq2Xxs {
+  uint8_t d[2];
+  uint8_t qs[kQkK / 4];
+};
+static_assert(sizeof(BlockIq2Xxs) == 66, "iq2_xxs block");
+
+// IQ2_XS (2.3125 bpw): qs = 32 little-endian u16, one per sub-group: low 9 bits index kIq2XsGrid,
+// high 7 the sign bits. scales[g]: low nibble for the group's first 16 weights, high nibble for
+// the last 16. x = d * (0.5 + nibble) * 0.25 * magnitude * sign.
+struct BlockIq2Xs {
+  uint8_t d[2];
+  uint8_t qs[kQkK / 4];
+  uint8_t scales[kQkK / 32];
+};
+static_assert(sizeof(BlockIq2Xs) == 74, "iq2_xs block");
+
+// IQ2_S (2.5625 bpw): qs[0..32) = low 8 bits of each sub-group's index into kIq2SGrid, bits 8-9
+// at (qh[g] >> 2l) & 3; qs[32..64) = one full sign byte per sub-group; scales as IQ2_XS.
+struct BlockIq2S {
+  uint8_t d[2];
+  uint8_t qs[kQkK / 4];
+  uint8_t qh[kQkK / 32];
+  uint8_t scales[kQkK / 32];
+};
+static_assert(sizeof(BlockIq2S) == 82, "iq2_s block");
+
+// IQ3_XXS (3.0625 bpw): qs[0..64) = indices into kIq3XxsGrid (4 magnitudes each, two per
+// sub-group); then per group a u32 s laid out as IQ2_XXS's: x = d * (0.5 + scale) * 0.5 * ...
+struct BlockIq3Xxs {
+  uint8_t d[2];
+  uint8_t qs[3 * kQkK / 8];
+};
+static_assert(sizeof(BlockIq3Xxs) == 98, "iq3_xxs block");
+
+// IQ3_S (3.4375 bpw): qs = low 8 bits of 64 indices into kIq3SGrid (4 magnitudes each), bit 8 of
+// index k at qh[k / 8] >> (k % 8); signs = one full sign byte per sub-group; scales[g/2] nibble
+// g%2 = the group's 4-bit scale: x = d * (1 + 2 * scale) * magnitude * sign.
+struct BlockIq3S {
+  uint8_t d[2];
+  uint8_t qs[kQkK / 4];
+  uint8_t qh[kQkK / 32];
+  uint8_t signs[kQkK / 8];
+  uint8_t scales[kQkK / 64];
+};
+static_assert(sizeof(BlockIq3S) == 110, "iq3_s block");
+
+// IQ1_S (1.5625 bpw): per group g a u16 qh[g]: sub-group l's index into kIq1SGrid (8 values in
+// {-1, 0, 1}) = qs[4g + l] | ((qh >> 3l) & 7) << 8; scale = (qh >> 12) & 7; bit 15 picks the
+// shift delta = -1/8 (set) or +1/8. x = d * (2 * scale + 1) * (grid value + delta).
+struct BlockIq1S {
+  uint8_t d[2];
+  uint8_t qs[kQkK / 8];
+  uint8_t qh[kQkK / 16];  // 8 little-endian u16
+};
+static_assert(sizeof(BlockIq1S) == 50, "iq1_s block");
+
+// IQ1_M (1.75 bpw): no d field: the f16 d is the top nibbles of the 4 u16 of scales (bits
+// 12-15 of u16 k = bits 4k..4k+3 of d). Index of sub-group k = qs[k] | ((qh[k/2] >> 4(k%2)) & 7)
+// << 8, its delta sign at bit 3 of that nibble. Per 16 weights a 3-bit scale: half h (0..15) at
+// bits 3(h%4) of u16 h/4. x = d * (2 * scale + 1) * (grid value + delta).
+struct BlockIq1M {
+  uint8_t qs[kQkK / 8];
+  uint8_t qh[kQkK / 16];
+  uint8_t scales[kQkK / 32];  // 4 little-endian u16
+};
+static_assert(sizeof(BlockIq1M) == 56, "iq1_m block");
 
 // MXFP4 (OCP microscaling): x = 2^(e-128) * kMxfp4Values[q]; nibble order as Q4_0.
 struct BlockMxfp4 {

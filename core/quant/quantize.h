@@ -14,6 +14,7 @@
 
 #include <cstdint>
 
+#include "core/base/ggml_type.h"
 #include "core/quant/blocks.h"
 
 namespace sluice {
@@ -53,6 +54,22 @@ void QuantizeMxfp4(const float* x, BlockMxfp4* y, int64_t n);
 void DequantizeIq4Nl(const BlockIq4Nl* x, float* y, int64_t n);
 void DequantizeIq4Xs(const BlockIq4Xs* x, float* y, int64_t n);
 void DequantizeMxfp4(const BlockMxfp4* x, float* y, int64_t n);
+
+// Grid formats (core/quant/grid_quants.cc): decoders only. Files in these types come from GGUF
+// producers that fit the grids with an importance matrix; sluice reads them, it does not write
+// them.
+void DequantizeIq2Xxs(const BlockIq2Xxs* x, float* y, int64_t n);
+void DequantizeIq2Xs(const BlockIq2Xs* x, float* y, int64_t n);
+void DequantizeIq2S(const BlockIq2S* x, float* y, int64_t n);
+void DequantizeIq3Xxs(const BlockIq3Xxs* x, float* y, int64_t n);
+void DequantizeIq3S(const BlockIq3S* x, float* y, int64_t n);
+void DequantizeIq1S(const BlockIq1S* x, float* y, int64_t n);
+void DequantizeIq1M(const BlockIq1M* x, float* y, int64_t n);
+// Random valid blocks of a grid format (random indices, signs and scales; d set per block so its
+// 256 values have root mean square `rms`): the weights of synthetic models and kernel tests.
+// Deterministic in `seed`. n_blocks blocks of `type` (a grid type) are written to dst.
+void RandomGridBlocks(GgmlType type, uint64_t seed, float rms, int64_t n_blocks, void* dst);
+bool IsGridType(GgmlType type);
 
 // Activation quantizers (core/quant/activation_quant.cc). Q8_K's is the reference one.
 void QuantizeActQ8_0(const float* x, BlockQ8_0* y, int64_t n);

@@ -93,7 +93,7 @@ TEST(Dispatch, Avx512GivesTheAvx2Bits) {
     const std::vector<float> wf = testing::RandomFloats(rows * cols, 1, 0.05f);
     std::vector<uint8_t> w(RowBytes(type, cols) * rows);
     for (int64_t r = 0; r < rows; ++r) {
-      QuantizeRow(type, wf.data() + r * cols, w.data() + r * RowBytes(type, cols), cols);
+      testing::MakeRow(type, wf.data() + r * cols, cols, r, w.data() + r * RowBytes(type, cols));
     }
     const std::vector<float> x = testing::RandomFloats(n_tokens * cols, 2);
     std::vector<float> y2(rows * n_tokens), y512(rows * n_tokens);

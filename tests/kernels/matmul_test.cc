@@ -87,7 +87,8 @@ std::vector<uint8_t> MakeWeights(GgmlType type, int64_t rows, int64_t cols, uint
   const std::vector<float> w = RandomFloats(rows * cols, seed, 0.05f);
   std::vector<uint8_t> q(RowBytes(type, cols) * rows);
   for (int64_t r = 0; r < rows; ++r) {
-    QuantizeRow(type, w.data() + r * cols, q.data() + r * RowBytes(type, cols), cols);
+    testing::MakeRow(type, w.data() + r * cols, cols, seed * 1000 + r,
+                     q.data() + r * RowBytes(type, cols));
   }
   return q;
 }
