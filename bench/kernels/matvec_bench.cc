@@ -31,6 +31,7 @@
 #include "core/base/ggml_type.h"
 #include "core/kernels/dispatch.h"
 #include "core/kernels/matmul.h"
+#include "core/quant/quantize.h"
 #include "core/threads/thread_pool.h"
 
 namespace sluice {
@@ -134,7 +135,12 @@ const Weights& GetWeights(GgmlType type, int64_t rows, int64_t cols) {
   std::vector<uint8_t> quantized(row_bytes * kDistinctRows);
   for (int r = 0; r < kDistinctRows; ++r) {
     for (float& v : row) v = dist(rng);
-    QuantizeRow(type, row.data(), quantized.data() + r * row_bytes, cols);
+    if (IsGridType(type)) {  // no quantizer for the grid formats: random valid blocks
+      RandomGridBlocks(type, static_cast<uint64_t>(r) + 1, 0.05f, cols / kQkK,
+                       quantized.data() + r * row_bytes);
+    } else {
+      QuantizeRow(type, row.data(), quantized.data() + r * row_bytes, cols);
+    }
   }
   uint8_t* base = entry->buffer.data();
   for (int64_t r = 0; r < rows; ++r) {
@@ -255,10 +261,13 @@ int main(int argc, char** argv) {
   for (int threads : thread_counts) dram->Arg(threads);
   dram->ArgName("threads")->UseRealTime()->Unit(benchmark::kMillisecond);
 
-  const GgmlType types[] = {GgmlType::kQ4_K,   GgmlType::kQ8_0,  GgmlType::kQ4_0, GgmlType::kQ6_K,
-                            GgmlType::kQ5_K,   GgmlType::kQ3_K,  GgmlType::kQ2_K, GgmlType::kIQ4_XS,
-                            GgmlType::kIQ4_NL, GgmlType::kMXFP4, GgmlType::kQ4_1, GgmlType::kQ5_0,
-                            GgmlType::kQ5_1,   GgmlType::kF16,   GgmlType::kBF16, GgmlType::kF32};
+  const GgmlType types[] = {
+      GgmlType::kQ4_K,    GgmlType::kQ8_0,   GgmlType::kQ4_0,  GgmlType::kQ6_K,
+      GgmlType::kQ5_K,    GgmlType::kQ3_K,   GgmlType::kQ2_K,  GgmlType::kIQ4_XS,
+      GgmlType::kIQ4_NL,  GgmlType::kMXFP4,  GgmlType::kQ4_1,  GgmlType::kQ5_0,
+      GgmlType::kQ5_1,    GgmlType::kF16,    GgmlType::kBF16,  GgmlType::kF32,
+      GgmlType::kIQ2_XXS, GgmlType::kIQ2_XS, GgmlType::kIQ2_S, GgmlType::kIQ3_XXS,
+      GgmlType::kIQ3_S,   GgmlType::kIQ1_S,  GgmlType::kIQ1_M};
   // Expert-shaped matrices: Qwen3.5-397B up/gate (4096 -> 1024) and down (1024 -> 4096),
   // DeepSeek-V3 up/gate (7168 -> 2048). rows x cols = out x in.
   const Shape shapes[] = {{1024, 4096}, {4096, 1024}, {2048, 7168}};

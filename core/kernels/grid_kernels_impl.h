@@ -9,8 +9,9 @@
 // pair stays below 2 * 62 * 127 < 32767: no saturation), madd weights each 16 by its scale into 8
 // int32 lanes (exact). One FMA per super-block folds d_a * kernel_d in.
 //
-// Grid entries are fetched with scalar loads into vector lanes (_mm256_set_epi64x/epi32): 4 or 8
-// loads per 32 weights from tables of 1-16 KiB that stay in L1/L2.
+// Grid entries and 7-bit sign codes are fetched with scalar loads into vector lanes
+// (_mm256_set_epi64x/epi32): 4 or 8 loads per 32 weights from tables of 1-16 KiB that stay in
+// L1/L2 (gathers are slower on the CPUs we target, and much slower under the GDS mitigation).
 #pragma once
 
 #include <cstring>
@@ -36,11 +37,10 @@ inline __m256i SignsFromBits(uint32_t bits) {
   return _mm256_or_si256(BitsToBytes(bits), _mm256_set1_epi8(1));
 }
 
-// The full sign word of 4 sub-groups stored as 7-bit codes at bits 7l of s (IQ2_XXS, IQ3_XXS).
-inline uint32_t SignWord7(uint32_t s) {
-  return kIqSignBytes.v[s & 127] | (kIqSignBytes.v[(s >> 7) & 127] << 8) |
-         (kIqSignBytes.v[(s >> 14) & 127] << 16) |
-         (static_cast<uint32_t>(kIqSignBytes.v[(s >> 21) & 127]) << 24);
+// The signs of 4 sub-groups stored as 7-bit codes at bits 7l of s (IQ2_XXS, IQ3_XXS).
+inline __m256i Signs7(uint32_t s) {
+  return _mm256_set_epi64x(Entry(kIqSigns8.v[(s >> 21) & 127]), Entry(kIqSigns8.v[(s >> 14) & 127]),
+                           Entry(kIqSigns8.v[(s >> 7) & 127]), Entry(kIqSigns8.v[s & 127]));
 }
 
 // 16 int16 lanes: 8 x lo (the chunk's first 16 weights), then 8 x hi.
@@ -49,100 +49,87 @@ inline __m256i HalfScales(int lo, int hi) {
                           _mm_set1_epi16(static_cast<int16_t>(lo)));
 }
 
-struct DecodedGrid {
-  __m256i mag[8];      // unsigned magnitudes
-  __m256i sgn[8];      // sign sources: the sign of each byte is the weight's sign (never 0)
-  __m256i scale16[8];  // odd scale per 16 weights
-  float kernel_d;
+// A decoder gives, per block, KernelD (the float factor) and per chunk c of 32 weights: unsigned
+// magnitudes, a sign source (each byte's sign is the weight's; never 0) and the odd scale of each
+// 16 weights as int16 lanes.
+struct Chunk {
+  __m256i mag, sgn, scale16;
 };
 
 struct Iq2XxsDecoder {
   using Block = BlockIq2Xxs;
-  static void Decode(const Block& b, DecodedGrid* out) {
-    for (int c = 0; c < 8; ++c) {
-      const uint8_t* idx = b.qs + 8 * c;
-      const uint32_t s = GridU32(idx + 4);
-      out->mag[c] = _mm256_set_epi64x(Entry(kIq2XxsGrid[idx[3]]), Entry(kIq2XxsGrid[idx[2]]),
-                                      Entry(kIq2XxsGrid[idx[1]]), Entry(kIq2XxsGrid[idx[0]]));
-      out->sgn[c] = SignsFromBits(SignWord7(s));
-      out->scale16[c] = _mm256_set1_epi16(static_cast<int16_t>(2 * (s >> 28) + 1));
-    }
-    out->kernel_d = LoadF16(b.d) * 0.125f;
+  static float KernelD(const Block& b) { return LoadF16(b.d) * 0.125f; }
+  static Chunk Decode(const Block& b, int c) {
+    const uint8_t* idx = b.qs + 8 * c;
+    const uint32_t s = GridU32(idx + 4);
+    return {_mm256_set_epi64x(Entry(kIq2XxsGrid[idx[3]]), Entry(kIq2XxsGrid[idx[2]]),
+                              Entry(kIq2XxsGrid[idx[1]]), Entry(kIq2XxsGrid[idx[0]])),
+            Signs7(s), _mm256_set1_epi16(static_cast<int16_t>(2 * (s >> 28) + 1))};
   }
 };
 
 struct Iq2XsDecoder {
   using Block = BlockIq2Xs;
-  static void Decode(const Block& b, DecodedGrid* out) {
-    for (int c = 0; c < 8; ++c) {
-      uint16_t v[4];
-      std::memcpy(v, b.qs + 8 * c, sizeof(v));
-      out->mag[c] = _mm256_set_epi64x(Entry(kIq2XsGrid[v[3] & 511]), Entry(kIq2XsGrid[v[2] & 511]),
-                                      Entry(kIq2XsGrid[v[1] & 511]), Entry(kIq2XsGrid[v[0] & 511]));
-      const uint32_t word = kIqSignBytes.v[v[0] >> 9] | (kIqSignBytes.v[v[1] >> 9] << 8) |
-                            (kIqSignBytes.v[v[2] >> 9] << 16) |
-                            (static_cast<uint32_t>(kIqSignBytes.v[v[3] >> 9]) << 24);
-      out->sgn[c] = SignsFromBits(word);
-      out->scale16[c] = HalfScales(2 * (b.scales[c] & 0xf) + 1, 2 * (b.scales[c] >> 4) + 1);
-    }
-    out->kernel_d = LoadF16(b.d) * 0.125f;
+  static float KernelD(const Block& b) { return LoadF16(b.d) * 0.125f; }
+  static Chunk Decode(const Block& b, int c) {
+    uint64_t v;
+    std::memcpy(&v, b.qs + 8 * c, sizeof(v));
+    auto grid = [&](int l) { return Entry(kIq2XsGrid[(v >> (16 * l)) & 511]); };
+    auto sign = [&](int l) { return Entry(kIqSigns8.v[(v >> (16 * l + 9)) & 127]); };
+    return {_mm256_set_epi64x(grid(3), grid(2), grid(1), grid(0)),
+            _mm256_set_epi64x(sign(3), sign(2), sign(1), sign(0)),
+            HalfScales(2 * (b.scales[c] & 0xf) + 1, 2 * (b.scales[c] >> 4) + 1)};
   }
 };
 
 struct Iq2SDecoder {
   using Block = BlockIq2S;
-  static void Decode(const Block& b, DecodedGrid* out) {
-    for (int c = 0; c < 8; ++c) {
-      const uint8_t* q = b.qs + 4 * c;
-      const int h = b.qh[c];
-      out->mag[c] = _mm256_set_epi64x(
-          Entry(kIq2SGrid[q[3] | ((h << 2) & 0x300)]), Entry(kIq2SGrid[q[2] | ((h << 4) & 0x300)]),
-          Entry(kIq2SGrid[q[1] | ((h << 6) & 0x300)]), Entry(kIq2SGrid[q[0] | ((h << 8) & 0x300)]));
-      out->sgn[c] = SignsFromBits(GridU32(b.qs + 32 + 4 * c));
-      out->scale16[c] = HalfScales(2 * (b.scales[c] & 0xf) + 1, 2 * (b.scales[c] >> 4) + 1);
-    }
-    out->kernel_d = LoadF16(b.d) * 0.125f;
+  static float KernelD(const Block& b) { return LoadF16(b.d) * 0.125f; }
+  static Chunk Decode(const Block& b, int c) {
+    const uint8_t* q = b.qs + 4 * c;
+    const int h = b.qh[c];
+    return {_mm256_set_epi64x(Entry(kIq2SGrid[q[3] | ((h << 2) & 0x300)]),
+                              Entry(kIq2SGrid[q[2] | ((h << 4) & 0x300)]),
+                              Entry(kIq2SGrid[q[1] | ((h << 6) & 0x300)]),
+                              Entry(kIq2SGrid[q[0] | ((h << 8) & 0x300)])),
+            SignsFromBits(GridU32(b.qs + 32 + 4 * c)),
+            HalfScales(2 * (b.scales[c] & 0xf) + 1, 2 * (b.scales[c] >> 4) + 1)};
   }
 };
 
 struct Iq3XxsDecoder {
   using Block = BlockIq3Xxs;
-  static void Decode(const Block& b, DecodedGrid* out) {
-    for (int c = 0; c < 8; ++c) {
-      const uint8_t* q = b.qs + 8 * c;
-      const uint32_t s = GridU32(b.qs + 64 + 4 * c);
-      out->mag[c] = _mm256_set_epi32(Entry32(kIq3XxsGrid[q[7]]), Entry32(kIq3XxsGrid[q[6]]),
-                                     Entry32(kIq3XxsGrid[q[5]]), Entry32(kIq3XxsGrid[q[4]]),
-                                     Entry32(kIq3XxsGrid[q[3]]), Entry32(kIq3XxsGrid[q[2]]),
-                                     Entry32(kIq3XxsGrid[q[1]]), Entry32(kIq3XxsGrid[q[0]]));
-      out->sgn[c] = SignsFromBits(SignWord7(s));
-      out->scale16[c] = _mm256_set1_epi16(static_cast<int16_t>(2 * (s >> 28) + 1));
-    }
-    out->kernel_d = LoadF16(b.d) * 0.25f;
+  static float KernelD(const Block& b) { return LoadF16(b.d) * 0.25f; }
+  static Chunk Decode(const Block& b, int c) {
+    const uint8_t* q = b.qs + 8 * c;
+    const uint32_t s = GridU32(b.qs + 64 + 4 * c);
+    return {_mm256_set_epi32(Entry32(kIq3XxsGrid[q[7]]), Entry32(kIq3XxsGrid[q[6]]),
+                             Entry32(kIq3XxsGrid[q[5]]), Entry32(kIq3XxsGrid[q[4]]),
+                             Entry32(kIq3XxsGrid[q[3]]), Entry32(kIq3XxsGrid[q[2]]),
+                             Entry32(kIq3XxsGrid[q[1]]), Entry32(kIq3XxsGrid[q[0]])),
+            Signs7(s), _mm256_set1_epi16(static_cast<int16_t>(2 * (s >> 28) + 1))};
   }
 };
 
 struct Iq3SDecoder {
   using Block = BlockIq3S;
-  static void Decode(const Block& b, DecodedGrid* out) {
-    for (int c = 0; c < 8; ++c) {
-      const uint8_t* q = b.qs + 8 * c;
-      const int h = b.qh[c];
-      auto at = [&](int i) { return Entry32(kIq3SGrid[q[i] | (((h >> i) & 1) << 8)]); };
-      out->mag[c] = _mm256_set_epi32(at(7), at(6), at(5), at(4), at(3), at(2), at(1), at(0));
-      out->sgn[c] = SignsFromBits(GridU32(b.signs + 4 * c));
-      const int nibble = (b.scales[c / 2] >> (4 * (c % 2))) & 0xf;
-      out->scale16[c] = _mm256_set1_epi16(static_cast<int16_t>(2 * nibble + 1));
-    }
-    out->kernel_d = LoadF16(b.d);
+  static float KernelD(const Block& b) { return LoadF16(b.d); }
+  static Chunk Decode(const Block& b, int c) {
+    const uint8_t* q = b.qs + 8 * c;
+    const int h = b.qh[c];
+    auto at = [&](int i) { return Entry32(kIq3SGrid[q[i] | (((h >> i) & 1) << 8)]); };
+    const int nibble = (b.scales[c / 2] >> (4 * (c % 2))) & 0xf;
+    return {_mm256_set_epi32(at(7), at(6), at(5), at(4), at(3), at(2), at(1), at(0)),
+            SignsFromBits(GridU32(b.signs + 4 * c)),
+            _mm256_set1_epi16(static_cast<int16_t>(2 * nibble + 1))};
   }
 };
 
 // IQ1 levels = 8 * grid value (-1, 0, 1) + delta (+-1): never zero, |level| <= 9.
-inline void ShiftedLevels(__m256i grid, __m256i delta, __m256i* mag, __m256i* sgn) {
+inline void ShiftedLevels(__m256i grid, __m256i delta, Chunk* out) {
   const __m256i level = _mm256_add_epi8(_mm256_sign_epi8(_mm256_set1_epi8(8), grid), delta);
-  *mag = _mm256_abs_epi8(level);
-  *sgn = level;
+  out->mag = _mm256_abs_epi8(level);
+  out->sgn = level;
 }
 
 inline long long Delta8(bool minus) {
@@ -151,46 +138,59 @@ inline long long Delta8(bool minus) {
 
 struct Iq1SDecoder {
   using Block = BlockIq1S;
-  static void Decode(const Block& b, DecodedGrid* out) {
-    for (int c = 0; c < 8; ++c) {
-      const uint8_t* q = b.qs + 4 * c;
-      const int qh = b.qh[2 * c] | (b.qh[2 * c + 1] << 8);
-      const __m256i grid = _mm256_set_epi64x(Entry(kIq1SGrid[q[3] | ((qh >> 1) & 0x700)]),
-                                             Entry(kIq1SGrid[q[2] | ((qh << 2) & 0x700)]),
-                                             Entry(kIq1SGrid[q[1] | ((qh << 5) & 0x700)]),
-                                             Entry(kIq1SGrid[q[0] | ((qh << 8) & 0x700)]));
-      ShiftedLevels(grid, _mm256_set1_epi64x(Delta8((qh & 0x8000) != 0)), &out->mag[c],
-                    &out->sgn[c]);
-      out->scale16[c] = _mm256_set1_epi16(static_cast<int16_t>(2 * ((qh >> 12) & 7) + 1));
-    }
-    out->kernel_d = LoadF16(b.d) * 0.125f;
+  static float KernelD(const Block& b) { return LoadF16(b.d) * 0.125f; }
+  static Chunk Decode(const Block& b, int c) {
+    const uint8_t* q = b.qs + 4 * c;
+    const int qh = b.qh[2 * c] | (b.qh[2 * c + 1] << 8);
+    const __m256i grid = _mm256_set_epi64x(
+        Entry(kIq1SGrid[q[3] | ((qh >> 1) & 0x700)]), Entry(kIq1SGrid[q[2] | ((qh << 2) & 0x700)]),
+        Entry(kIq1SGrid[q[1] | ((qh << 5) & 0x700)]), Entry(kIq1SGrid[q[0] | ((qh << 8) & 0x700)]));
+    Chunk out;
+    ShiftedLevels(grid, _mm256_set1_epi64x(Delta8((qh & 0x8000) != 0)), &out);
+    out.scale16 = _mm256_set1_epi16(static_cast<int16_t>(2 * ((qh >> 12) & 7) + 1));
+    return out;
   }
 };
 
 struct Iq1MDecoder {
   using Block = BlockIq1M;
-  static void Decode(const Block& b, DecodedGrid* out) {
+  static float KernelD(const Block& b) {
     uint16_t sc[4];
     std::memcpy(sc, b.scales, sizeof(sc));
-    for (int c = 0; c < 8; ++c) {
-      const uint8_t* q = b.qs + 4 * c;
-      const int h0 = b.qh[2 * c], h1 = b.qh[2 * c + 1];
-      const __m256i grid = _mm256_set_epi64x(Entry(kIq1SGrid[q[3] | ((h1 << 4) & 0x700)]),
-                                             Entry(kIq1SGrid[q[2] | ((h1 << 8) & 0x700)]),
-                                             Entry(kIq1SGrid[q[1] | ((h0 << 4) & 0x700)]),
-                                             Entry(kIq1SGrid[q[0] | ((h0 << 8) & 0x700)]));
-      const __m256i delta = _mm256_set_epi64x(Delta8(h1 & 0x80), Delta8(h1 & 0x08),
-                                              Delta8(h0 & 0x80), Delta8(h0 & 0x08));
-      ShiftedLevels(grid, delta, &out->mag[c], &out->sgn[c]);
-      const int word = sc[c / 2] >> (6 * (c % 2));
-      out->scale16[c] = HalfScales(2 * (word & 7) + 1, 2 * ((word >> 3) & 7) + 1);
-    }
     const uint16_t d16 = static_cast<uint16_t>((sc[0] >> 12) | ((sc[1] >> 8) & 0x00f0) |
                                                ((sc[2] >> 4) & 0x0f00) | (sc[3] & 0xf000));
-    out->kernel_d = _cvtsh_ss(d16) * 0.125f;
+    return _cvtsh_ss(d16) * 0.125f;
+  }
+  static Chunk Decode(const Block& b, int c) {
+    const uint8_t* q = b.qs + 4 * c;
+    const int h0 = b.qh[2 * c], h1 = b.qh[2 * c + 1];
+    const __m256i grid = _mm256_set_epi64x(
+        Entry(kIq1SGrid[q[3] | ((h1 << 4) & 0x700)]), Entry(kIq1SGrid[q[2] | ((h1 << 8) & 0x700)]),
+        Entry(kIq1SGrid[q[1] | ((h0 << 4) & 0x700)]), Entry(kIq1SGrid[q[0] | ((h0 << 8) & 0x700)]));
+    // Sub-group l's delta sign is bit 3 (l even) or 7 (l odd) of qh byte l / 2: spread those two
+    // bytes over the sub-groups' 8-byte lanes, test the bit, and make -1 / +1 bytes.
+    const __m256i bytes = _mm256_set_epi64x(h1, h1, h0, h0);
+    const __m256i spread = _mm256_shuffle_epi8(bytes, _mm256_setzero_si256());
+    const __m256i bit = _mm256_set_epi64x(Entry(0x8080808080808080ull), 0x0808080808080808,
+                                          Entry(0x8080808080808080ull), 0x0808080808080808);
+    const __m256i minus = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+    const __m256i delta = _mm256_or_si256(minus, _mm256_set1_epi8(1));
+    Chunk out;
+    ShiftedLevels(grid, delta, &out);
+    const int word = (b.scales[c & ~1] | (b.scales[(c & ~1) + 1] << 8)) >> (6 * (c % 2));
+    out.scale16 = HalfScales(2 * (word & 7) + 1, 2 * ((word >> 3) & 7) + 1);
+    return out;
   }
 };
 
+inline __m256i ChunkDot(__m256i isum, const Chunk& w, const int8_t* a) {
+  const __m256i signed_a = _mm256_sign_epi8(LoadU256(a), w.sgn);
+  return MaddAccumulate(isum, _mm256_maddubs_epi16(w.mag, signed_a), w.scale16);
+}
+
+// MatVec decodes each chunk and uses it at once (nothing goes through memory); MatMul decodes a
+// super-block's 8 chunks once for all the tokens of the batch. Both run the same operations per
+// (row, token), so MatMul == MatVec bit for bit.
 template <typename Decoder>
 struct GridKernel {
   template <int kMax>
@@ -200,18 +200,23 @@ struct GridKernel {
     const auto* x = reinterpret_cast<const typename Decoder::Block*>(w);
     __m256 acc[kMax];
     for (int t = 0; t < nt; ++t) acc[t] = _mm256_setzero_ps();
-    DecodedGrid dec;
+    Chunk chunks[8];
     for (int64_t i = 0; i < nb; ++i) {
-      Decoder::Decode(x[i], &dec);
-      for (int t = 0; t < nt; ++t) {
-        const BlockQ8_K& a = reinterpret_cast<const BlockQ8_K*>(act[t])[i];
+      const float kernel_d = Decoder::KernelD(x[i]);
+      if constexpr (kMax == 1) {
+        const BlockQ8_K& a = reinterpret_cast<const BlockQ8_K*>(act[0])[i];
         __m256i isum = _mm256_setzero_si256();
-        for (int c = 0; c < 8; ++c) {
-          const __m256i signed_a = _mm256_sign_epi8(LoadU256(a.qs + 32 * c), dec.sgn[c]);
-          isum = MaddAccumulate(isum, _mm256_maddubs_epi16(dec.mag[c], signed_a), dec.scale16[c]);
+        for (int c = 0; c < 8; ++c) isum = ChunkDot(isum, Decoder::Decode(x[i], c), a.qs + 32 * c);
+        acc[0] = _mm256_fmadd_ps(_mm256_set1_ps(a.d * kernel_d), _mm256_cvtepi32_ps(isum), acc[0]);
+      } else {
+        for (int c = 0; c < 8; ++c) chunks[c] = Decoder::Decode(x[i], c);
+        for (int t = 0; t < nt; ++t) {
+          const BlockQ8_K& a = reinterpret_cast<const BlockQ8_K*>(act[t])[i];
+          __m256i isum = _mm256_setzero_si256();
+          for (int c = 0; c < 8; ++c) isum = ChunkDot(isum, chunks[c], a.qs + 32 * c);
+          acc[t] =
+              _mm256_fmadd_ps(_mm256_set1_ps(a.d * kernel_d), _mm256_cvtepi32_ps(isum), acc[t]);
         }
-        acc[t] =
-            _mm256_fmadd_ps(_mm256_set1_ps(a.d * dec.kernel_d), _mm256_cvtepi32_ps(isum), acc[t]);
       }
     }
     for (int t = 0; t < nt; ++t) out[t] = HsumPs(acc[t]);

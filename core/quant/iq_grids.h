@@ -37,4 +37,19 @@ static constexpr IqSignTable MakeIqSignBytes() {
 }
 inline constexpr IqSignTable kIqSignBytes = MakeIqSignBytes();
 
+// kIqSigns8.v[s] = the 8 signs of IqSignByte(s) as int8 bytes, 0x01 (+1) or 0xff (-1), element j
+// in byte j: one load gives a sub-group's sign vector.
+struct IqSigns8Table {
+  uint64_t v[128];
+};
+static constexpr IqSigns8Table MakeIqSigns8() {
+  IqSigns8Table t{};
+  for (uint32_t s = 0; s < 128; ++s) {
+    const uint8_t b = IqSignByte(s);
+    for (int j = 0; j < 8; ++j) t.v[s] |= uint64_t{(b >> j) & 1 ? 0xffu : 0x01u} << (8 * j);
+  }
+  return t;
+}
+inline constexpr IqSigns8Table kIqSigns8 = MakeIqSigns8();
+
 }  // namespace sluice
