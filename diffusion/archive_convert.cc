@@ -5,6 +5,7 @@
 
 #include "core/base/str_cat.h"
 #include "core/kernels/matmul.h"
+#include "core/quant/quantize.h"
 #include "diffusion/pipeline.h"
 #include "diffusion/weight_stream.h"
 #include "io/gguf_writer.h"
@@ -52,6 +53,11 @@ Result<ArchiveConvertStats> ConvertDiffusionCheckpoint(const std::string& in,
                                                        const ArchiveConvertOptions& o) {
   if (o.type != GgmlType::kF16 && o.type != GgmlType::kF32 && !IsSupportedWeightType(o.type)) {
     return InvalidArgument("convert: ", TypeName(o.type), " is not a weight type sluice runs");
+  }
+  if (IsGridType(o.type)) {
+    return InvalidArgument("convert: ", TypeName(o.type),
+                           " needs an importance-matrix quantizer, which sluice does not have "
+                           "(it runs such files; choose q8_0, q4_K, ... to convert)");
   }
   // The networks' blocks, in their order of first use.
   ASSIGN_OR_RETURN(std::unique_ptr<DiffusionModel> model,

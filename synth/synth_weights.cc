@@ -8,6 +8,7 @@
 #include "core/base/check.h"
 #include "core/base/random.h"
 #include "core/kernels/matmul.h"
+#include "core/quant/quantize.h"
 
 namespace sluice {
 
@@ -44,8 +45,15 @@ SynthRowPool::SynthRowPool(GgmlType type, int64_t cols, float stddev, uint64_t s
                         static_cast<uint64_t>(std::llround(stddev * 1e9))));
   std::vector<float> row(static_cast<size_t>(cols));
   for (int r = 0; r < n_rows_; ++r) {
+    uint8_t* dst = rows_.data() + static_cast<size_t>(r) * row_bytes_;
+    if (IsGridType(type)) {
+      // No quantizer for the grid formats (they are fitted with an importance matrix by their
+      // producers): random valid blocks, each scaled to RMS stddev, zero mean by random signs.
+      RandomGridBlocks(type, rng.Next(), stddev, cols / kQkK, dst);
+      continue;
+    }
     for (float& v : row) v = static_cast<float>(stddev * rng.Normal());
-    QuantizeRow(type, row.data(), rows_.data() + static_cast<size_t>(r) * row_bytes_, cols);
+    QuantizeRow(type, row.data(), dst, cols);
   }
 }
 

@@ -4,7 +4,8 @@
 //
 // How: a SynthRowPool quantizes a few MB of random rows once (zero-mean Gaussian floats with the
 // tensor's standard deviation, through QuantizeRow, so every block is a valid block of its type
-// with a sane scale), and every matrix of that (type, row length, stddev) is then assembled from
+// with a sane scale; the grid formats IQ1_S..IQ3_S, which have no quantizer here, get random valid
+// blocks scaled to that standard deviation), and every matrix of that (type, row length, stddev) is then assembled from
 // pool rows (a start and a stride coprime to the pool size, both drawn from the matrix key):
 // memcpy speed, deterministic, and each expert of each layer is a different matrix. The rows are
 // independent draws of the right distribution; that rows repeat across matrices (and within

@@ -41,7 +41,11 @@ double Rms(const float* v, size_t n) {
 double Rms(const std::vector<float>& v) { return Rms(v.data(), v.size()); }
 
 TEST(SynthRowPool, RowsAreZeroMeanWithTheRequestedSpread) {
-  for (GgmlType type : {GgmlType::kQ4_K, GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ6_K}) {
+  // The grid types are random valid blocks scaled to the spread (no quantizer for them).
+  for (GgmlType type :
+       {GgmlType::kQ4_K, GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ6_K, GgmlType::kIQ2_XXS,
+        GgmlType::kIQ2_XS, GgmlType::kIQ2_S, GgmlType::kIQ3_XXS, GgmlType::kIQ3_S,
+        GgmlType::kIQ1_S, GgmlType::kIQ1_M}) {
     const float stddev = 0.03f;
     SynthRowPool pool(type, 1024, stddev, 5, 128 << 10);
     ASSERT_GE(pool.rows(), 64);
