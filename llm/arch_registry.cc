@@ -12,14 +12,16 @@ namespace sluice {
 const ArchSpec& Qwen3MoeArch();
 const ArchSpec& Qwen2MoeArch();
 const ArchSpec& LlamaMoeArch();
+const ArchSpec& Glm4MoeArch();
 
 namespace {
 
 using SpecGetter = const ArchSpec& (*)();
-constexpr std::array<SpecGetter, 3> kRegistry = {
+constexpr std::array<SpecGetter, 4> kRegistry = {
     &Qwen3MoeArch,
     &Qwen2MoeArch,
     &LlamaMoeArch,
+    &Glm4MoeArch,
 };
 
 }  // namespace

@@ -7,7 +7,10 @@
 //
 // Metadata keys are "<name>.<key>" (GGUF's convention: "qwen3moe.block_count"). Where GGUF has a
 // key for a choice (expert_gating_func, expert_weights_norm, expert_weights_scale), the key wins
-// over the spec's default, so a converter can state the model's choice explicitly.
+// over the spec's default, so a converter can state the model's choice explicitly. Keys any
+// architecture may carry are read for all: leading_dense_block_count (dense FFN layers before
+// the MoE ones), expert_group_count / expert_group_used_count (group-limited routing),
+// nextn_predict_layers (trailing multi-token-prediction layers, which are not run).
 //
 // Thread-safety: specs are immutable statics; lookups are safe from any thread.
 #pragma once
@@ -47,9 +50,16 @@ struct ArchSpec {
                                           // and k (shape head_dim), applied before RoPE
   Presence qkv_bias = Presence::kAbsent;  // attn_q.bias, attn_k.bias, attn_v.bias
 
+  // The norm before the FFN / MoE block: "ffn_norm" (Qwen, Mixtral) or "post_attention_norm"
+  // (GLM-4.5).
+  const char* ffn_norm = "ffn_norm";
+
   // Routing defaults (metadata keys override, see above).
   GatingFunc gating = GatingFunc::kSoftmax;
   bool norm_topk = true;  // renormalise the k selected probabilities to sum to 1
+  // exp_probs_b.bias (n_expert): added to the probabilities to choose the experts, never to the
+  // weights (DeepSeek-V3's auxiliary-loss-free balancing, GLM-4.5).
+  Presence selection_bias = Presence::kAbsent;
 
   // Key holding the routed experts' hidden size: "expert_feed_forward_length" (Qwen MoE), or
   // "feed_forward_length" (Mixtral, whose GGUFs only have the latter).

@@ -39,6 +39,12 @@ Status Engine::Init() {
     return InvalidArgument("experts per token ", experts_per_token_, " exceeds the model's ",
                            c.n_expert, " experts (or the limit ", kMaxExpertsPerToken, ")");
   }
+  if (experts_per_token_ > c.n_expert_groups_used * (c.n_expert / c.n_expert_groups)) {
+    return InvalidArgument("experts per token ", experts_per_token_, " exceeds the ",
+                           c.n_expert_groups_used * (c.n_expert / c.n_expert_groups),
+                           " experts of the ", c.n_expert_groups_used,
+                           " expert groups routing uses");
+  }
   if (experts_per_token_ != c.n_expert_used) {
     LOG(WARNING) << "using " << experts_per_token_ << " experts per token instead of the model's "
                  << c.n_expert_used << ": "
@@ -110,7 +116,7 @@ Status Engine::Init() {
                                               .hook = o.routing_hook,
                                           },
                                           source_.get(), pool_.get()));
-  ASSIGN_OR_RETURN(state_, RunState::Create(c.n_embd, batch_size_));
+  ASSIGN_OR_RETURN(state_, RunState::Create(c.n_embd, batch_size_, c.n_ff));
   if (o.max_sequences > 1) {
     step_logits_.assign(static_cast<size_t>(o.max_sequences) * c.n_vocab, 0.0f);
   }

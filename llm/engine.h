@@ -144,6 +144,7 @@ class Engine {
   void ReadAheadFirstLayer();  // decoding: guess layer 0's experts before its attention
   void Attention(int layer, std::span<const AttentionBlock::Span> spans, int64_t n);
   Status Moe(int layer, int64_t n);
+  void DenseFfn(int layer, int64_t n);
   void Logits(int64_t n, float* all_logits, float* last_logits);
   // Each input's logits after its last row (a step of several sequences).
   void StepLogits(std::span<const StepInput> inputs);

@@ -19,6 +19,7 @@ struct EngineCounters {
   uint64_t prefill_ns = 0;     // wall time in Prefill and prompt-only steps
   uint64_t decode_ns = 0;      // wall time in Decode and steps with a decoded token
   uint64_t attention_ns = 0;   // of those, in the attention blocks (norm, QKV, attention, out)
+  uint64_t dense_ffn_ns = 0;   // ... in the dense FFNs of the leading dense layers
   MoeCounters moe;             // routing, expert waits and compute, read-ahead guesses
   WeightCacheCounters cache;   // the expert cache's (zero for the mmap source)
 
@@ -32,6 +33,7 @@ struct EngineCounters {
     d.prefill_ns -= before.prefill_ns;
     d.decode_ns -= before.decode_ns;
     d.attention_ns -= before.attention_ns;
+    d.dense_ffn_ns -= before.dense_ffn_ns;
     d.moe = moe - before.moe;
     d.cache = cache - before.cache;
     return d;

@@ -8,6 +8,7 @@
 #include "core/kernels/matmul.h"
 #include "core/ops/norm.h"
 #include "llm/engine.h"
+#include "moe/expert_ffn.h"
 
 namespace sluice {
 namespace {
@@ -45,8 +46,12 @@ Status Engine::ForwardBatch(std::span<const StepInput> inputs, float* all_logits
   moe_->SetRowStreams(row_streams_);  // each row's routing history is its sequence's
   if (n == 1 && moe_->reads_ahead()) ReadAheadFirstLayer();
   for (int l = 0; l < config_.n_layer; ++l) {
-    Attention(l, spans, n);      // x += attention(rmsnorm(x) * attn_norm)
-    RETURN_IF_ERROR(Moe(l, n));  // x += moe(rmsnorm(x) * ffn_norm)
+    Attention(l, spans, n);  // x += attention(rmsnorm(x) * attn_norm)
+    if (config_.is_moe_layer(l)) {
+      RETURN_IF_ERROR(Moe(l, n));  // x += moe(rmsnorm(x) * ffn_norm)
+    } else {
+      DenseFfn(l, n);  // x += down(silu(gate h) * up h), h = rmsnorm(x) * ffn_norm
+    }
   }
   // logits = output(rmsnorm(x) * out_norm)
   if (inputs.size() == 1) {
@@ -71,12 +76,13 @@ void Engine::Embed(const int32_t* tokens, int64_t n, int64_t row0) {
 }
 
 void Engine::ReadAheadFirstLayer() {
-  // No earlier layer read ahead for layer 0: guess its experts from the embedding (its router on
-  // the embedding normalised as its MoE input will be) and start their reads before its
-  // attention.
-  const LayerWeights& w = weights_->layers[0];
+  // No earlier layer read ahead for the first MoE layer: guess its experts from the embedding
+  // (its router on the embedding normalised as its MoE input will be) and start their reads
+  // before the attention (and dense layers) before it.
+  const int first = config_.n_dense_layers;
+  const LayerWeights& w = weights_->layers[first];
   RmsNormRows(state_.x, w.ffn_norm, 1, config_.n_embd, config_.rms_eps, state_.xb);
-  moe_->ReadAheadFirst({.index = 0, .weights = &w.moe}, state_.xb, tokens_seen_);
+  moe_->ReadAheadFirst({.index = first, .weights = &w.moe}, state_.xb, tokens_seen_);
 }
 
 void Engine::Attention(int layer, std::span<const AttentionBlock::Span> spans, int64_t n) {
@@ -100,6 +106,17 @@ Status Engine::Moe(int layer, int64_t n) {
                                 tokens_seen_, state_.out));
   AddInPlace(state_.x, state_.out, n * d);
   return Status::Ok();
+}
+
+void Engine::DenseFfn(int layer, int64_t n) {
+  const LayerWeights& w = weights_->layers[layer];
+  const int64_t d = config_.n_embd;
+  const uint64_t start = NowNs();
+  RmsNormRows(state_.x, w.ffn_norm, n, d, config_.rms_eps, state_.xb);
+  ExpertFfn(ExpertWeights{.gate = w.ffn_gate, .up = w.ffn_up, .down = w.ffn_down}, state_.xb, n,
+            state_.ffn_gate, state_.ffn_up, state_.out, pool_.get());
+  AddInPlace(state_.x, state_.out, n * d);
+  counters_.dense_ffn_ns += NowNs() - start;
 }
 
 void Engine::Logits(int64_t n, float* all_logits, float* last_logits) {

@@ -16,7 +16,7 @@ namespace {
 
 uint64_t ScratchBytes(const ModelConfig& c, const EngineOptions& o, int k, int64_t n_ctx) {
   const int batch = std::max(1, o.batch_size);
-  const uint64_t residual = RunState::Bytes(c.n_embd, batch);  // x, xb, block output
+  const uint64_t residual = RunState::Bytes(c.n_embd, batch, c.n_ff);  // x, xb, block output, FFN
   // Each sequence's logits and token history; a step of several sequences gathers their logits.
   const uint64_t sequences = static_cast<uint64_t>(std::max(1, o.max_sequences));
   const uint64_t per_sequence = static_cast<uint64_t>(c.n_vocab) * sizeof(float) +
@@ -35,6 +35,7 @@ uint64_t ScratchBytes(const ModelConfig& c, const EngineOptions& o, int k, int64
 Result<uint64_t> ExpertSlotBytes(const ModelFile& model, const ModelConfig& config) {
   uint64_t slot = 0;
   for (int l = 0; l < config.n_layer; ++l) {
+    if (!config.is_moe_layer(l)) continue;
     for (int e = 0; e < config.n_expert; ++e) {
       ASSIGN_OR_RETURN(BlockReadPlan plan, PlanBlockRead(ExpertBlock(model.LocateExpert(l, e))));
       slot = std::max(slot, plan.slot_bytes);

@@ -122,7 +122,16 @@ Result<ModelConfig> ReadModelConfig(const Metadata& md) {
     return Corrupt(md.source(), ": ", keys.Key("attention.head_count"), " = ", n_head,
                    " is not a multiple of ", keys.Key("attention.head_count_kv"), " = ", n_head_kv);
   }
-  c.n_layer = static_cast<int>(n_layer);
+  // Multi-token-prediction layers (GLM-4.5's NextN) follow the model's layers in the file; the
+  // engine does not run them (neither does llama.cpp).
+  ASSIGN_OR_RETURN(int64_t n_nextn, keys.Int("nextn_predict_layers", 0, 0, n_layer - 1));
+  c.n_layer_file = static_cast<int>(n_layer);
+  c.n_layer = static_cast<int>(n_layer - n_nextn);
+  ASSIGN_OR_RETURN(int64_t n_dense, keys.Int("leading_dense_block_count", 0, 0, c.n_layer - 1));
+  c.n_dense_layers = static_cast<int>(n_dense);
+  if (n_dense > 0) {
+    ASSIGN_OR_RETURN(c.n_ff, keys.Int("feed_forward_length", -1, 1, kMaxDim));
+  }
   c.n_head = static_cast<int>(n_head);
   c.n_head_kv = static_cast<int>(n_head_kv);
   const int64_t default_head_dim = c.n_embd % n_head == 0 ? c.n_embd / n_head : -1;
@@ -150,6 +159,19 @@ Result<ModelConfig> ReadModelConfig(const Metadata& md) {
   }
   c.n_expert = static_cast<int>(n_expert);
   c.n_expert_used = static_cast<int>(n_used);
+  ASSIGN_OR_RETURN(int64_t n_groups, keys.Int("expert_group_count", 1, 1, n_expert));
+  ASSIGN_OR_RETURN(int64_t n_groups_used,
+                   keys.Int("expert_group_used_count", n_groups, 1, n_groups));
+  if (n_expert % n_groups != 0) {
+    return Corrupt(md.source(), ": ", keys.Key("expert_group_count"), " = ", n_groups,
+                   " does not divide ", keys.Key("expert_count"), " = ", n_expert);
+  }
+  if (n_used > n_groups_used * (n_expert / n_groups)) {
+    return Corrupt(md.source(), ": ", keys.Key("expert_used_count"), " = ", n_used, " exceeds the ",
+                   n_groups_used * (n_expert / n_groups), " experts of the groups routing may use");
+  }
+  c.n_expert_groups = static_cast<int>(n_groups);
+  c.n_expert_groups_used = static_cast<int>(n_groups_used);
   ASSIGN_OR_RETURN(c.n_ff_exp, keys.Int(c.spec->expert_ff_key, -1, 1, kMaxDim));
 
   if (c.spec->shared_expert != SharedExpertKind::kNone) {
@@ -178,9 +200,11 @@ Result<ModelConfig> ReadModelConfig(const Metadata& md) {
 }
 
 std::string DescribeConfig(const ModelConfig& c) {
-  std::string s = StrCat(c.arch, ": ", c.n_layer, " layers, n_embd ", c.n_embd, ", ", c.n_head, "/",
-                         c.n_head_kv, " heads x ", c.head_dim_k, ", ", c.n_expert, " experts (",
-                         c.n_expert_used, " used) x ", c.n_ff_exp);
+  std::string s = StrCat(c.arch, ": ", c.n_layer, " layers");
+  if (c.n_dense_layers > 0) s += StrCat(" (", c.n_dense_layers, " dense, FFN ", c.n_ff, ")");
+  if (c.n_layer_file > c.n_layer) s += StrCat(" + ", c.n_layer_file - c.n_layer, " MTP (not run)");
+  s += StrCat(", n_embd ", c.n_embd, ", ", c.n_head, "/", c.n_head_kv, " heads x ", c.head_dim_k,
+              ", ", c.n_expert, " experts (", c.n_expert_used, " used) x ", c.n_ff_exp);
   if (c.has_shared_expert()) s += StrCat(" + shared x ", c.n_ff_shexp);
   s += StrCat(", vocab ", c.n_vocab, ", trained ctx ", c.n_ctx_train);
   return s;

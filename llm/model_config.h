@@ -27,7 +27,10 @@ struct ModelConfig {
 
   int64_t n_vocab = 0;      // token count (tokenizer.ggml.tokens, or <arch>.vocab_size)
   int64_t n_embd = 0;       // hidden size (embedding_length)
-  int n_layer = 0;          // block_count
+  int n_layer = 0;          // layers run: block_count - nextn_predict_layers
+  int n_layer_file = 0;     // block_count: layers in the file (the MTP layers after n_layer)
+  int n_dense_layers = 0;   // leading_dense_block_count: layers 0.. with a dense FFN, no experts
+  int64_t n_ff = 0;         // feed_forward_length: the dense layers' FFN width (0 without them)
   int n_head = 0;           // attention.head_count
   int n_head_kv = 0;        // attention.head_count_kv (default n_head)
   int head_dim_k = 0;       // attention.key_length (default n_embd / n_head)
@@ -40,6 +43,8 @@ struct ModelConfig {
   int64_t n_ff_exp = 0;     // hidden size of one routed expert
   int n_expert_shared = 0;  // shared experts per layer (0 or the count packed in the shexp tensors)
   int64_t n_ff_shexp = 0;   // hidden size of the shared-expert tensors (all shared experts packed)
+  int n_expert_groups = 1;  // expert_group_count: routing picks groups first, then experts
+  int n_expert_groups_used = 1;  // expert_group_used_count
 
   float rms_eps = 1e-6f;                     // attention.layer_norm_rms_epsilon
   float rope_freq_base = 10000.0f;           // rope.freq_base
@@ -53,6 +58,7 @@ struct ModelConfig {
   int64_t v_dim() const { return int64_t{n_head_kv} * head_dim_v; }      // rows of Wv
   int64_t attn_out_dim() const { return int64_t{n_head} * head_dim_v; }  // cols of Wo
   bool has_shared_expert() const { return n_ff_shexp > 0; }
+  bool is_moe_layer(int layer) const { return layer >= n_dense_layers; }
   MoeShape moe() const {
     return MoeShape{.n_embd = n_embd,
                     .n_expert = n_expert,
@@ -60,7 +66,9 @@ struct ModelConfig {
                     .n_ff_shexp = n_ff_shexp,
                     .gating = gating,
                     .norm_topk = norm_topk,
-                    .expert_weights_scale = expert_weights_scale};
+                    .expert_weights_scale = expert_weights_scale,
+                    .n_groups = n_expert_groups,
+                    .n_groups_used = n_expert_groups_used};
   }
   RopeParams rope() const {
     return RopeParams{.layout = spec->rope_layout,

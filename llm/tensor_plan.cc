@@ -85,8 +85,17 @@ std::vector<ExpectedTensor> ExpectedDenseTensors(const ModelConfig& c) {
     Add(out, LayerName(l, "attn_v.bias"), {c.v_dim(), 1, 1, 1}, K::kVector, spec.qkv_bias);
     Add(out, LayerName(l, "attn_q_norm.weight"), {c.head_dim_k, 1, 1, 1}, K::kVector, spec.qk_norm);
     Add(out, LayerName(l, "attn_k_norm.weight"), {c.head_dim_k, 1, 1, 1}, K::kVector, spec.qk_norm);
-    Add(out, LayerName(l, "ffn_norm.weight"), {c.n_embd, 1, 1, 1}, K::kVector);
+    Add(out, LayerName(l, StrCat(spec.ffn_norm, ".weight").c_str()), {c.n_embd, 1, 1, 1},
+        K::kVector);
+    if (!c.is_moe_layer(l)) {  // a dense FFN
+      Add(out, LayerName(l, "ffn_gate.weight"), {c.n_embd, c.n_ff, 1, 1}, K::kMatrix);
+      Add(out, LayerName(l, "ffn_up.weight"), {c.n_embd, c.n_ff, 1, 1}, K::kMatrix);
+      Add(out, LayerName(l, "ffn_down.weight"), {c.n_ff, c.n_embd, 1, 1}, K::kMatrix);
+      continue;
+    }
     Add(out, LayerName(l, "ffn_gate_inp.weight"), {c.n_embd, c.n_expert, 1, 1}, K::kMatrix);
+    Add(out, LayerName(l, "exp_probs_b.bias"), {c.n_expert, 1, 1, 1}, K::kVector,
+        spec.selection_bias);
     if (c.has_shared_expert()) {
       Add(out, LayerName(l, "ffn_gate_shexp.weight"), {c.n_embd, c.n_ff_shexp, 1, 1}, K::kMatrix);
       Add(out, LayerName(l, "ffn_up_shexp.weight"), {c.n_embd, c.n_ff_shexp, 1, 1}, K::kMatrix);
@@ -141,19 +150,29 @@ Status CheckModelTensors(const ModelFile& model, const ModelConfig& config) {
                                                TensorKind::kMatrix, Presence::kRequired},
                                 embd));
   }
-  for (int l = 0; l < config.n_layer; ++l) RETURN_IF_ERROR(CheckExperts(model, config, l));
-  // Layers past block_count would be silently ignored: the metadata and the file disagree.
-  for (const TensorInfo& t : model.dense_tensors()) {
-    int layer = -1;
-    if (std::sscanf(t.name.c_str(), "blk.%d.", &layer) == 1 && layer >= config.n_layer) {
-      return Corrupt(model.path(), ": tensor ", t.name, " is in layer ", layer, ", but ",
-                     config.arch, ".block_count says the model has ", config.n_layer, " layers");
+  for (int l = 0; l < config.n_layer; ++l) {
+    if (config.is_moe_layer(l)) {
+      RETURN_IF_ERROR(CheckExperts(model, config, l));
+    } else if (model.expert_tensors(l).has_value()) {
+      return Corrupt(model.path(), ": layer ", l, " has routed experts, but ", config.arch,
+                     ".leading_dense_block_count = ", config.n_dense_layers,
+                     " makes it a dense layer");
     }
   }
-  if (model.expert_tensors(config.n_layer).has_value()) {
-    return Corrupt(model.path(), ": tensor blk.", config.n_layer,
-                   ".ffn_gate_exps.weight is in layer ", config.n_layer, ", but ", config.arch,
-                   ".block_count says the model has ", config.n_layer, " layers");
+  // Layers past block_count would be silently ignored: the metadata and the file disagree.
+  // (Layers n_layer .. block_count - 1 are the multi-token-prediction ones, not run.)
+  const int n_file = config.n_layer_file;
+  for (const TensorInfo& t : model.dense_tensors()) {
+    int layer = -1;
+    if (std::sscanf(t.name.c_str(), "blk.%d.", &layer) == 1 && layer >= n_file) {
+      return Corrupt(model.path(), ": tensor ", t.name, " is in layer ", layer, ", but ",
+                     config.arch, ".block_count says the model has ", n_file, " layers");
+    }
+  }
+  if (model.expert_tensors(n_file).has_value()) {
+    return Corrupt(model.path(), ": tensor blk.", n_file, ".ffn_gate_exps.weight is in layer ",
+                   n_file, ", but ", config.arch, ".block_count says the model has ", n_file,
+                   " layers");
   }
   int unused = 0;
   std::string first_unused;

@@ -13,8 +13,11 @@
 //   blk.N.attn_output.weight     (n_head * head_dim_v, n_embd)
 //   blk.N.attn_{q,k,v}.bias      (rows of the matrix)       f32, spec.qkv_bias
 //   blk.N.attn_{q,k}_norm.weight (head_dim_k)               f32, spec.qk_norm
-//   blk.N.ffn_norm.weight        (n_embd)                   f32
+//   blk.N.<spec.ffn_norm>.weight (n_embd)                   f32 (ffn_norm or post_attention_norm)
+//   dense layers (N < leading_dense_block_count), instead of everything below:
+//     blk.N.ffn_{gate,up}.weight (n_embd, n_ff), blk.N.ffn_down.weight (n_ff, n_embd)
 //   blk.N.ffn_gate_inp.weight    (n_embd, n_expert)         the router
+//   blk.N.exp_probs_b.bias       (n_expert)                 f32, spec.selection_bias
 //   blk.N.ffn_{gate,up}_shexp.weight (n_embd, n_ff_shexp), ffn_down_shexp (n_ff_shexp, n_embd)
 //   blk.N.ffn_gate_inp_shexp.weight  (n_embd)               f32, gated shared expert only
 //   routed experts (ModelFile::expert_tensors):

@@ -190,7 +190,14 @@ Result<std::unique_ptr<ModelWeights>> ModelWeights::Load(const ModelFile& model,
     L.bv = Vector(placed, p + "attn_v.bias");
     L.q_norm = Vector(placed, p + "attn_q_norm.weight");
     L.k_norm = Vector(placed, p + "attn_k_norm.weight");
-    L.ffn_norm = Vector(placed, p + "ffn_norm.weight");
+    L.ffn_norm = Vector(placed, p + c.spec->ffn_norm + ".weight");
+    if (!c.is_moe_layer(l)) {
+      L.ffn_gate = MakeMatrix(placed, p + "ffn_gate.weight", c.n_ff, c.n_embd);
+      L.ffn_up = MakeMatrix(placed, p + "ffn_up.weight", c.n_ff, c.n_embd);
+      L.ffn_down = MakeMatrix(placed, p + "ffn_down.weight", c.n_embd, c.n_ff);
+      continue;
+    }
+    L.moe.selection_bias = Vector(placed, p + "exp_probs_b.bias");
     L.moe.router = MakeMatrix(placed, p + "ffn_gate_inp.weight", c.n_expert, c.n_embd);
     L.moe.shexp_gate = MakeMatrix(placed, p + "ffn_gate_shexp.weight", c.n_ff_shexp, c.n_embd);
     L.moe.shexp_up = MakeMatrix(placed, p + "ffn_up_shexp.weight", c.n_ff_shexp, c.n_embd);

@@ -47,7 +47,10 @@ struct LayerWeights {
   const float* q_norm = nullptr;     // (head_dim_k) or null
   const float* k_norm = nullptr;     // (head_dim_k) or null
   const float* ffn_norm = nullptr;   // (n_embd)
-  MoeLayerWeights moe;               // router, shared expert, routed experts' types
+  MoeLayerWeights moe;               // MoE layers: router, shared expert, routed experts' types
+  Matrix ffn_gate;                   // dense layers: (n_ff, n_embd)
+  Matrix ffn_up;                     // (n_ff, n_embd)
+  Matrix ffn_down;                   // (n_embd, n_ff)
 };
 
 struct WeightOptions {

@@ -54,7 +54,9 @@ MoeBlock::MoeBlock(const MoeShape& config, const MoeBlockOptions& options, Exper
       router_{.gating = config.gating,
               .norm_topk = config.norm_topk,
               .scale = config.expert_weights_scale,
-              .k = options.experts_per_token},
+              .k = options.experts_per_token,
+              .n_groups = config.n_groups,
+              .n_groups_used = config.n_groups_used},
       source_(source),
       pool_(pool),
       read_ahead_(router_, options.prefetch_next, source, options.hook, &counters_) {}
@@ -104,7 +106,7 @@ Status MoeBlock::RouteTokens(Layer layer, const float* xb, int64_t n, int64_t to
   for (int64_t t = 0; t < n; ++t) {
     std::span<float> probs(router_logits_ + t * n_expert, n_expert);
     Route& route = routes_[t];
-    ComputeRoute(router_, probs, &route);
+    ComputeRoute(router_, probs, &route, layer.weights->selection_bias);
     if (options_.hook != nullptr) {
       if (!row_streams_.empty()) options_.hook->SetStream(row_streams_[t]);
       options_.hook->OnRoute(layer.index, token_index0 + t, probs, &route);
@@ -167,8 +169,8 @@ void MoeBlock::ReadAheadFirst(Layer layer, const float* xb, int64_t token_index)
   if (!read_ahead_.enabled()) return;
   if (options_.hook != nullptr)
     options_.hook->SetStream(row_streams_.empty() ? 0 : row_streams_[0]);
-  read_ahead_.Guess(layer.index, layer.weights->router, xb, token_index, router_logits_,
-                    config_.n_expert, pool_);
+  read_ahead_.Guess(layer.index, layer.weights->router, layer.weights->selection_bias, xb,
+                    token_index, router_logits_, config_.n_expert, pool_);
 }
 
 Status MoeBlock::RunExperts(int layer, const float* xb, size_t issued, Layer next, int64_t token) {
@@ -211,8 +213,8 @@ Status MoeBlock::RunExperts(int layer, const float* xb, size_t issued, Layer nex
       // next layer routes (the remaining experts, the next attention) the device would idle.
       // Reading ahead only now never takes bandwidth from reads this layer waits for.
       // router_logits_ is free: this layer's route is already computed.
-      read_ahead_.Guess(next.index, next.weights->router, xb, token, router_logits_,
-                        config_.n_expert, pool_);
+      read_ahead_.Guess(next.index, next.weights->router, next.weights->selection_bias, xb, token,
+                        router_logits_, config_.n_expert, pool_);
       next.weights = nullptr;
     }
     counters->expert_loads += 1;

@@ -22,6 +22,8 @@ struct MoeShape {
   GatingFunc gating = GatingFunc::kSoftmax;
   bool norm_topk = true;              // renormalise the k selected probabilities
   float expert_weights_scale = 1.0f;  // routed output multiplier
+  int n_groups = 1;                   // experts in n_groups consecutive groups: route within the
+  int n_groups_used = 1;              // n_groups_used best ones (DeepSeek-V3)
   bool has_shared_expert() const { return n_ff_shexp > 0; }
 };
 
@@ -34,6 +36,7 @@ struct MoeLayerWeights {
   Matrix shexp_up;                        // (n_ff_shexp, n_embd) or empty
   Matrix shexp_down;                      // (n_embd, n_ff_shexp) or empty
   const float* shexp_gate_inp = nullptr;  // (n_embd) or null: sigmoid gate of the shared expert
+  const float* selection_bias = nullptr;  // (n_expert) or null: exp_probs_b, chooses experts only
   ExpertTypes expert_types{};             // routed experts' gate, up, down types
 };
 

@@ -10,15 +10,15 @@ bool ReadAhead::enabled() const {
   return max_reads_ > 0 && source_->reads_ahead() && source_->max_ahead() >= 3 * router_.k;
 }
 
-void ReadAhead::Guess(int layer, const Matrix& router, const float* xb, int64_t token,
-                      float* router_logits, int n_expert, ThreadPool* pool) {
+void ReadAhead::Guess(int layer, const Matrix& router, const float* selection_bias, const float* xb,
+                      int64_t token, float* router_logits, int n_expert, ThreadPool* pool) {
   Route& p = guess_;
   if (hook_ == nullptr || !hook_->PredictRoute(layer, token, &p)) {
     // The model's own predictor: the next layer's router applied to this layer's state
     // (FIELD-NOTES: 71-98% of the next layer's experts on real models).
     std::span<float> probs(router_logits, n_expert);
     Linear(router, xb, 1, probs.data(), pool);
-    ComputeRoute(router_, probs, &p);
+    ComputeRoute(router_, probs, &p, selection_bias);
   }
   layer_ = layer;
   token_ = token;

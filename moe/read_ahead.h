@@ -43,8 +43,9 @@ class ReadAhead {
   // Predicts `layer`'s route for token `token` from `xb` (1, n_embd), normalised as the previous
   // layer's MoE input, and starts reads for the first missing ones. router_logits: (n_expert)
   // scratch.
-  void Guess(int layer, const Matrix& router, const float* xb, int64_t token, float* router_logits,
-             int n_expert, ThreadPool* pool);
+  // router: (n_expert, n_embd); selection_bias: the layer's, or null.
+  void Guess(int layer, const Matrix& router, const float* selection_bias, const float* xb,
+             int64_t token, float* router_logits, int n_expert, ThreadPool* pool);
   // `layer` routed token `token` to `actual`: scores the guess made for it and drops the wrong
   // reads. Nothing to do when no guess was made for that layer.
   void Settle(int layer, int64_t token, const Route& actual);

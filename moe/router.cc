@@ -1,10 +1,45 @@
 #include "moe/router.h"
 
 #include <cmath>
+#include <vector>
 
 #include "core/ops/activation.h"
 
 namespace sluice {
+namespace {
+
+// Keeps the n_groups_used groups with the largest sum of their two best scores (ties: lower group
+// first) and sets every other expert's score to -inf.
+void ExcludeGroups(const RouterParams& p, std::vector<float>& scores) {
+  const int n = static_cast<int>(scores.size());
+  const int per_group = n / p.n_groups;
+  std::vector<float> group_score(p.n_groups);
+  for (int g = 0; g < p.n_groups; ++g) {
+    float best = -INFINITY, second = -INFINITY;
+    for (int e = g * per_group; e < (g + 1) * per_group; ++e) {
+      if (scores[e] > best) {
+        second = best;
+        best = scores[e];
+      } else if (scores[e] > second) {
+        second = scores[e];
+      }
+    }
+    group_score[g] = per_group > 1 ? best + second : best;
+  }
+  std::vector<bool> keep(p.n_groups, false);
+  for (int i = 0; i < p.n_groups_used; ++i) {
+    int best = -1;
+    for (int g = 0; g < p.n_groups; ++g) {
+      if (!keep[g] && (best < 0 || group_score[g] > group_score[best])) best = g;
+    }
+    keep[best] = true;
+  }
+  for (int e = 0; e < n; ++e) {
+    if (!keep[e / per_group]) scores[e] = -INFINITY;
+  }
+}
+
+}  // namespace
 
 const char* GatingFuncName(GatingFunc gating) {
   switch (gating) {
@@ -16,7 +51,8 @@ const char* GatingFuncName(GatingFunc gating) {
   return "?";
 }
 
-void ComputeRoute(const RouterParams& params, std::span<float> logits, Route* route) {
+void ComputeRoute(const RouterParams& params, std::span<float> logits, Route* route,
+                  const float* selection_bias) {
   const int n = static_cast<int>(logits.size());
   CHECK(params.k >= 1 && params.k <= n && params.k <= kMaxExpertsPerToken)
       << "k " << params.k << " of " << n;
@@ -25,6 +61,17 @@ void ComputeRoute(const RouterParams& params, std::span<float> logits, Route* ro
     Softmax(probs, n);
   } else {
     for (int e = 0; e < n; ++e) probs[e] = Sigmoid(probs[e]);
+  }
+  // The scores experts are chosen by; -inf marks one a group step ruled out.
+  const float* sel = probs;
+  thread_local std::vector<float> scores;
+  if (selection_bias != nullptr || params.n_groups > 1) {
+    scores.assign(probs, probs + n);
+    if (selection_bias != nullptr) {
+      for (int e = 0; e < n; ++e) scores[e] += selection_bias[e];
+    }
+    if (params.n_groups > 1) ExcludeGroups(params, scores);
+    sel = scores.data();
   }
   // Selection by repeated max: k is at most 16 and n at most a few hundred, and it keeps the
   // tie rule (lower id first) explicit.
@@ -35,7 +82,7 @@ void ComputeRoute(const RouterParams& params, std::span<float> logits, Route* ro
       bool taken = false;
       for (int j = 0; j < i; ++j) taken |= route->ids[j] == e;
       if (taken) continue;
-      if (best < 0 || probs[e] > probs[best]) best = e;
+      if (best < 0 || sel[e] > sel[best]) best = e;
     }
     route->ids[i] = best;
     route->weights[i] = probs[best];

@@ -1,10 +1,11 @@
 // The router: from a token's router logits to its Route (expert ids and mixing weights).
 //   probs = softmax(logits) over all experts   (or sigmoid per expert)
-//   ids   = the k most probable, in decreasing probability (ties: lower id first)
-//   w     = probs[ids], divided by their sum when norm_topk, times `scale`
+//   sel   = probs + selection_bias             (when the layer has one; else probs)
+//   groups (n_groups > 1): experts split into n_groups consecutive groups, a group's score the
+//           sum of its two largest sel; only the n_groups_used best groups stay eligible
+//   ids   = the k largest sel among the eligible, in decreasing order (ties: lower id first)
+//   w     = probs[ids] (never the bias), divided by their sum when norm_topk, times `scale`
 // Mixtral's "softmax over the top-2 logits" is the same as softmax-then-top-2-renormalised.
-//
-// Non-goals: DeepSeek-V3's grouped top-k and selection bias (add as fields when it lands).
 // Thread-safety: pure functions.
 #pragma once
 
@@ -27,10 +28,14 @@ struct RouterParams {
   bool norm_topk = true;
   float scale = 1.0f;  // expert_weights_scale
   int k = 0;           // experts per token, 1..min(n_expert, kMaxExpertsPerToken)
+  int n_groups = 1;    // 1: no group step; else divides n_expert
+  int n_groups_used = 1;
 };
 
 // logits: (n_expert), overwritten with the probabilities the route was chosen from.
-void ComputeRoute(const RouterParams& params, std::span<float> logits, Route* route);
+// selection_bias: (n_expert) or null.
+void ComputeRoute(const RouterParams& params, std::span<float> logits, Route* route,
+                  const float* selection_bias = nullptr);
 
 // After a RoutingHook rewrote a route: InvalidArgument unless 1 <= k <= max_k, every id in
 // [0, n_expert) and distinct, and every weight finite.

@@ -74,8 +74,14 @@ Result<RoutingShape> RoutingShapeFromModel(const ModelFile& model) {
   ASSIGN_OR_RETURN(std::string arch, md.GetString("general.architecture"));
   ASSIGN_OR_RETURN(uint64_t n_layer, md.GetUint(arch + ".block_count"));
   ASSIGN_OR_RETURN(uint64_t k, md.GetUint(arch + ".expert_used_count"));
+  // Trailing multi-token-prediction layers are not run (llm/model_config.h).
+  ASSIGN_OR_RETURN(uint64_t n_nextn, md.GetUintOr(arch + ".nextn_predict_layers", 0));
+  if (n_nextn >= n_layer) {
+    return Corrupt(md.source(), ": ", arch, ".nextn_predict_layers = ", n_nextn, " of ", n_layer,
+                   " layers");
+  }
   RoutingShape shape;
-  shape.n_layer = static_cast<int>(n_layer);
+  shape.n_layer = static_cast<int>(n_layer - n_nextn);
   shape.k = static_cast<int>(k);
   for (int layer = 0; layer < shape.n_layer; ++layer) {
     std::optional<ExpertTensors> experts = model.expert_tensors(layer);

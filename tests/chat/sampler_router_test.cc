@@ -185,6 +185,55 @@ TEST(Router, TiesGoToTheLowerIdAndOptionsApply) {
   EXPECT_NEAR(route.weights[0], 1.0 / (1.0 + std::exp(-2.0)), 1e-6);
 }
 
+// DeepSeek-V3 / GLM-4.5 routing, worked by hand: sigmoid probabilities, a selection bias that
+// changes which experts win but not their weights, and a group limit.
+TEST(Router, SelectionBiasAndGroupLimit) {
+  // 8 experts in 4 groups of 2. Logits chosen so sigmoid order differs from the biased order.
+  const std::vector<float> base = {2.0f, 1.9f, -1.0f, 0.0f, 1.0f, 0.5f, -2.0f, -3.0f};
+  const float bias[8] = {0.0f, 0.0f, 0.9f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+  auto sigmoid = [](double x) { return 1.0 / (1.0 + std::exp(-x)); };
+  std::vector<double> p(8), sel(8);
+  for (int e = 0; e < 8; ++e) {
+    p[e] = sigmoid(base[e]);
+    sel[e] = p[e] + bias[e];
+  }
+  // Without groups, k = 3 by sel: 0 (0.881), 1 (0.870), 2 (0.269 + 0.9 = 1.169) -> 2, 0, 1.
+  std::vector<float> logits = base;
+  Route route;
+  const RouterParams plain{.gating = GatingFunc::kSigmoid, .norm_topk = true, .k = 3};
+  ComputeRoute(plain, logits, &route, bias);
+  ASSERT_EQ(route.k, 3);
+  EXPECT_EQ(route.ids[0], 2);
+  EXPECT_EQ(route.ids[1], 0);
+  EXPECT_EQ(route.ids[2], 1);
+  const double sum = p[2] + p[0] + p[1];
+  EXPECT_NEAR(route.weights[0], p[2] / sum, 1e-6);  // the unbiased probability
+  EXPECT_NEAR(route.weights[1], p[0] / sum, 1e-6);
+
+  // Groups {0,1} {2,3} {4,5} {6,7}: scores (top-2 sums of sel) 1.751, 1.669, 1.353, 0.166.
+  // Keep 1 group: only experts 0 and 1 may win, whatever the bias of expert 2.
+  logits = base;
+  RouterParams grouped = plain;
+  grouped.k = 2;
+  grouped.n_groups = 4;
+  grouped.n_groups_used = 1;
+  grouped.scale = 2.5f;
+  ComputeRoute(grouped, logits, &route, bias);
+  EXPECT_EQ(route.ids[0], 0);
+  EXPECT_EQ(route.ids[1], 1);
+  EXPECT_NEAR(route.weights[0], 2.5 * p[0] / (p[0] + p[1]), 1e-6);
+  // Keep 2 groups: {0,1} and {2,3}; k = 3 -> 2, 0, 1 as without groups, and expert 4
+  // (sel 0.731, above expert 3's 0.5) is excluded with its group.
+  logits = base;
+  grouped.n_groups_used = 2;
+  grouped.k = 4;
+  ComputeRoute(grouped, logits, &route, bias);
+  EXPECT_EQ(route.ids[0], 2);
+  EXPECT_EQ(route.ids[1], 0);
+  EXPECT_EQ(route.ids[2], 1);
+  EXPECT_EQ(route.ids[3], 3);
+}
+
 TEST(Router, HookRoutesAreValidated) {
   Route r;
   r.k = 2;

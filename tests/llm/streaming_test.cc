@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <filesystem>
 
 #include "core/ops/argmax.h"
 #include "io/gguf_convert.h"
@@ -244,6 +245,34 @@ TEST_F(Streaming, NextLayerPrefetchDoesNotChangeResults) {
     if (synthetic) {
       // Wrong guesses were dropped from the cache, not kept as if they were about to be used.
       EXPECT_GT(runs[1].counters.cache.prefetch_wasted, 0u) << what;
+    }
+  }
+}
+
+// The architectures of ../shared/refdata/archs (leading dense layers, selection bias, shared
+// experts...) stream like the rest: the smallest budget equals everything resident, bit for bit,
+// from the GGUF and from its archive.
+TEST(StreamingArchitectures, SmallestBudgetEqualsResident) {
+  const std::string dir = std::string(SLUICE_REFDATA_DIR) + "/archs";
+  if (!std::filesystem::exists(dir + "/README.md")) GTEST_SKIP() << "no reference data at " << dir;
+  TempDir tmp;
+  for (std::string name : {"tiny-glm4moe-q4_k-pure"}) {
+    const std::string gguf = dir + "/" + name + ".gguf";
+    const std::string archive = tmp.File(name + ".sluice");
+    auto converted = ConvertGgufToArchive(gguf, archive);
+    ASSERT_TRUE(converted.ok()) << converted.status().ToString();
+    const EngineOptions base{.threads = 2, .batch_size = 16};
+    const std::vector<int32_t> tokens = TestTokens(29, 299);
+    const Trace reference = RunTrace(gguf, base, tokens);
+    for (const std::string& path : {gguf, archive}) {
+      auto probe = Engine::Open(path, base);
+      ASSERT_TRUE(probe.ok()) << probe.status().ToString();
+      EngineOptions o = base;
+      o.ram_budget_bytes = (*probe)->memory_plan().minimum_budget_bytes;
+      probe->reset();
+      const Trace t = RunTrace(path, o, tokens);
+      ExpectIdentical(reference, t, path + " at the smallest budget");
+      EXPECT_GT(t.counters.cache.misses, 0u) << path;
     }
   }
 }
