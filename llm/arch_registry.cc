@@ -13,15 +13,14 @@ const ArchSpec& Qwen3MoeArch();
 const ArchSpec& Qwen2MoeArch();
 const ArchSpec& LlamaMoeArch();
 const ArchSpec& Glm4MoeArch();
+const ArchSpec& Qwen35MoeArch();
+const ArchSpec& Qwen3NextArch();
 
 namespace {
 
 using SpecGetter = const ArchSpec& (*)();
-constexpr std::array<SpecGetter, 4> kRegistry = {
-    &Qwen3MoeArch,
-    &Qwen2MoeArch,
-    &LlamaMoeArch,
-    &Glm4MoeArch,
+constexpr std::array<SpecGetter, 6> kRegistry = {
+    &Qwen3MoeArch, &Qwen2MoeArch, &LlamaMoeArch, &Glm4MoeArch, &Qwen35MoeArch, &Qwen3NextArch,
 };
 
 }  // namespace

@@ -33,6 +33,13 @@ enum class SharedExpertKind {
   kPlain,  // ffn_{gate,up,down}_shexp added with weight 1 (DeepSeek-V2/V3)
 };
 
+// The linear-attention (gated delta-net) layers of hybrid models; see llm/delta_net_block.h.
+enum class DeltaNetKind {
+  kNone,     // every layer is full attention
+  kTiled,    // Qwen3.5: v head h reads q/k head h mod n_k_heads; ssm_beta and ssm_alpha apart
+  kGrouped,  // Qwen3-Next: v head h reads q/k head h / (n_v_heads / n_k_heads); ssm_ba packed
+};
+
 // Whether a tensor family must be in the file.
 enum class Presence {
   kAbsent,    // the architecture never has it; a file carrying it gets a warning (unused)
@@ -49,6 +56,12 @@ struct ArchSpec {
   Presence qk_norm = Presence::kAbsent;   // attn_q_norm / attn_k_norm: per-head RMSNorm of q
                                           // and k (shape head_dim), applied before RoPE
   Presence qkv_bias = Presence::kAbsent;  // attn_q.bias, attn_k.bias, attn_v.bias
+  // attn_q holds per head [query | gate] (2 * head_dim rows) and the attention output is
+  // multiplied by sigmoid(gate) before attn_output (Qwen3-Next / Qwen3.5).
+  bool attn_output_gate = false;
+  // Hybrid models: layer l is full attention when (l + 1) % full_attention_interval == 0, a
+  // gated delta-net layer otherwise.
+  DeltaNetKind delta_net = DeltaNetKind::kNone;
 
   // The norm before the FFN / MoE block: "ffn_norm" (Qwen, Mixtral) or "post_attention_norm"
   // (GLM-4.5).

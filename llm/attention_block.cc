@@ -1,8 +1,10 @@
 #include "llm/attention_block.h"
 
 #include <cmath>
+#include <cstring>
 
 #include "core/base/byte_size.h"
+#include "core/ops/activation.h"
 #include "core/ops/attention.h"
 #include "core/ops/norm.h"
 #include "core/ops/rope.h"
@@ -12,8 +14,9 @@ namespace sluice {
 namespace {
 
 int64_t ScratchFloats(const ModelConfig& c, int max_tokens, int64_t n_ctx) {
-  return max_tokens * (c.q_dim() + c.k_dim() + c.v_dim() + c.attn_out_dim()) + c.n_head * n_ctx +
-         c.n_rot;
+  const int64_t gated = c.spec->attn_output_gate ? c.q_rows() + c.q_dim() : 0;  // qg_, gate_
+  return max_tokens * (c.q_dim() + c.k_dim() + c.v_dim() + c.attn_out_dim() + gated) +
+         c.n_head * n_ctx + c.n_rot;
 }
 
 void AddBias(const float* bias, int64_t n_tokens, int64_t dim, float* x) {
@@ -47,6 +50,10 @@ Result<std::unique_ptr<AttentionBlock>> AttentionBlock::Create(const ModelConfig
   b->attn_ = b->v_ + max_tokens * c.v_dim();
   b->scores_ = b->attn_ + max_tokens * c.attn_out_dim();
   b->cos_sin_ = b->scores_ + c.n_head * n_ctx;
+  if (c.spec->attn_output_gate) {
+    b->qg_ = b->cos_sin_ + c.n_rot;
+    b->gate_ = b->qg_ + max_tokens * c.q_rows();
+  }
   return b;
 }
 
@@ -59,7 +66,20 @@ void AttentionBlock::Forward(int layer, const LayerWeights& w, std::span<const S
     n += s.n;
   }
   CHECK(n >= 1 && n <= max_tokens_) << n << " tokens";
-  Linear(w.wq, xb, n, q_, pool);
+  if (gate_ != nullptr) {
+    // Wq gives per head [query | gate]: split them.
+    Linear(w.wq, xb, n, qg_, pool);
+    const int64_t hd = c.head_dim_k;
+    for (int64_t t = 0; t < n; ++t) {
+      for (int j = 0; j < c.n_head; ++j) {
+        const float* src = qg_ + t * c.q_rows() + 2 * j * hd;
+        std::memcpy(q_ + t * c.q_dim() + j * hd, src, sizeof(float) * hd);
+        std::memcpy(gate_ + t * c.q_dim() + j * hd, src + hd, sizeof(float) * hd);
+      }
+    }
+  } else {
+    Linear(w.wq, xb, n, q_, pool);
+  }
   Linear(w.wk, xb, n, k_, pool);
   Linear(w.wv, xb, n, v_, pool);
   AddBias(w.bq, n, c.q_dim(), q_);
@@ -92,6 +112,9 @@ void AttentionBlock::Forward(int layer, const LayerWeights& w, std::span<const S
                 attn_ + t * c.attn_out_dim(), pool);
     }
     row += s.n;
+  }
+  if (gate_ != nullptr) {  // attn *= sigmoid(gate), head by head (head_dim_v == head_dim_k)
+    for (int64_t i = 0; i < n * c.attn_out_dim(); ++i) attn_[i] *= Sigmoid(gate_[i]);
   }
   Linear(w.wo, attn_, n, out, pool);
 }

@@ -3,7 +3,9 @@
 //   q, k, v = Wq xb, Wk xb, Wv xb (+ biases)     one MatMul each over the batch
 //   per-head RMSNorm of q and k (when the model has q/k norms), then RoPE at each position
 //   k, v appended to the KV cache; each token then attends to positions 0 .. its own
+//   attn *= sigmoid(gate)                          models with an output gate (Wq gives it)
 //   out = Wo attn                                  one MatMul over the batch
+// `layer` is the layer's index in the KV cache (ModelConfig::kv_layer).
 // Every token's attention is computed exactly as in one-token decoding, so batches of any size
 // give bit-identical results.
 //
@@ -62,6 +64,8 @@ class AttentionBlock {
   float* attn_ = nullptr;     // (max_tokens, attn_out_dim)
   float* scores_ = nullptr;   // (n_head, n_ctx)
   float* cos_sin_ = nullptr;  // (n_rot)
+  float* qg_ = nullptr;       // (max_tokens, 2 q_dim): Wq's output with the gate, or null
+  float* gate_ = nullptr;     // (max_tokens, q_dim): the output gate's logits, or null
 };
 
 }  // namespace sluice

@@ -107,6 +107,9 @@ Status Engine::Init() {
   }
 
   ASSIGN_OR_RETURN(attention_, AttentionBlock::Create(c, batch_size_, n_ctx_));
+  if (c.n_delta_net_layers() > 0) {
+    ASSIGN_OR_RETURN(delta_net_, DeltaNetBlock::Create(c, batch_size_));
+  }
   ASSIGN_OR_RETURN(moe_, MoeBlock::Create(c.moe(),
                                           MoeBlockOptions{
                                               .max_tokens = batch_size_,
@@ -132,7 +135,9 @@ Result<std::unique_ptr<Sequence>> Engine::MakeSequence() {
   }
   const ModelConfig& c = config_;
   std::unique_ptr<Sequence> seq(new Sequence(this));
-  ASSIGN_OR_RETURN(seq->kv_, KvCache::Create(KvCacheShape{.n_layer = c.n_layer,
+  ASSIGN_OR_RETURN(seq->state_, RecurrentState::Create(c, options_.lock_memory));
+  seq->state_.Reset();
+  ASSIGN_OR_RETURN(seq->kv_, KvCache::Create(KvCacheShape{.n_layer = c.n_attention_layers(),
                                                           .n_ctx = n_ctx_,
                                                           .k_dim = c.k_dim(),
                                                           .v_dim = c.v_dim(),

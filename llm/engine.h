@@ -12,6 +12,7 @@
 // The forward pass (per batch of consecutive tokens):
 //   x = embed(tokens)                                       quantized rows dequantized on lookup
 //   per layer: x += attention(rmsnorm(x) * attn_norm)       llm/attention_block.h
+//              (or a gated delta-net layer in hybrid models: llm/delta_net_block.h)
 //              x += moe(rmsnorm(x) * ffn_norm)              moe/moe_block.h
 //   logits = output(rmsnorm(x) * output_norm)               tied to token_embd when absent
 // Results do not depend on the RAM budget, the expert source, the batch size or the thread count:
@@ -41,6 +42,7 @@
 #include "io/io_backend.h"
 #include "io/model_file.h"
 #include "llm/attention_block.h"
+#include "llm/delta_net_block.h"
 #include "llm/engine_counters.h"
 #include "llm/engine_options.h"
 #include "llm/kv_cache.h"
@@ -137,12 +139,16 @@ class Engine {
   // Runs n <= batch_size tokens at positions seq.n_past()...; logits of every row into
   // `all_logits` (n, n_vocab) when not null, and of the last row into seq's logits always.
   Status ForwardBatch(Sequence& seq, const int32_t* tokens, int64_t n, float* all_logits);
+  // A sequence whose recurrent state no longer matches its tokens (truncated, or a step that
+  // failed midway) gets it back by running its tokens again from a zero state.
+  Status Replay(Sequence& seq);
   // The same over several sequences (rows in input order); all_logits only with one input.
   Status ForwardBatch(std::span<const StepInput> inputs, float* all_logits);
   // The stages of ForwardBatch (llm/forward.cc), on state_ for n tokens.
   void Embed(const int32_t* tokens, int64_t n, int64_t row0);  // into rows row0...
   void ReadAheadFirstLayer();  // decoding: guess layer 0's experts before its attention
-  void Attention(int layer, std::span<const AttentionBlock::Span> spans, int64_t n);
+  void Attention(int layer, std::span<const AttentionBlock::Span> spans,
+                 std::span<const DeltaNetBlock::Span> state_spans, int64_t n);
   Status Moe(int layer, int64_t n);
   void DenseFfn(int layer, int64_t n);
   void Logits(int64_t n, float* all_logits, float* last_logits);
@@ -164,6 +170,7 @@ class Engine {
   std::unique_ptr<ExpertCache> cache_;
   std::unique_ptr<ExpertSource> source_;
   std::unique_ptr<AttentionBlock> attention_;
+  std::unique_ptr<DeltaNetBlock> delta_net_;  // hybrid models only
   std::unique_ptr<MoeBlock> moe_;
 
   RunState state_;                    // activations of one batch

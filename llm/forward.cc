@@ -1,9 +1,11 @@
 // The engine's forward pass: one batch of consecutive tokens of one sequence (or of several,
 // Step), stage by stage, as
 // the model card states it (llm/engine.h). Every stage works on state_ (llm/run_state.h).
+#include <algorithm>
 #include <cstring>
 
 #include "core/base/clock.h"
+#include "core/base/log.h"
 #include "core/base/mapped_files.h"
 #include "core/kernels/matmul.h"
 #include "core/ops/norm.h"
@@ -31,13 +33,20 @@ Status Engine::ForwardBatch(std::span<const StepInput> inputs, float* all_logits
     // fault (SIGBUS) instead of failing here with its name.
     RETURN_IF_ERROR(CheckMappedFileSizes());
   }
-  // The rows: every input's tokens in order, each input one attention span on its own KV cache.
+  for (const StepInput& in : inputs) RETURN_IF_ERROR(Replay(*in.seq));
+  // The rows: every input's tokens in order, each input one attention span on its own KV cache
+  // (and one delta-net span on its own recurrent state).
   std::vector<AttentionBlock::Span> spans;
+  std::vector<DeltaNetBlock::Span> state_spans;
   row_streams_.clear();
   int64_t n = 0;
   for (const StepInput& in : inputs) {
     const int64_t count = static_cast<int64_t>(in.tokens.size());
     spans.push_back({.kv = &in.seq->kv_, .pos0 = in.seq->n_past(), .n = count});
+    if (delta_net_ != nullptr) {
+      state_spans.push_back({.state = &in.seq->state_, .n = count});
+      in.seq->state_stale_ = true;  // until this step completes
+    }
     row_streams_.insert(row_streams_.end(), count, in.seq->id());
     DCHECK(n + count <= batch_size_);
     Embed(in.tokens.data(), count, n);  // x = embed(tokens)
@@ -46,7 +55,7 @@ Status Engine::ForwardBatch(std::span<const StepInput> inputs, float* all_logits
   moe_->SetRowStreams(row_streams_);  // each row's routing history is its sequence's
   if (n == 1 && moe_->reads_ahead()) ReadAheadFirstLayer();
   for (int l = 0; l < config_.n_layer; ++l) {
-    Attention(l, spans, n);  // x += attention(rmsnorm(x) * attn_norm)
+    Attention(l, spans, state_spans, n);  // x += attention(rmsnorm(x) * attn_norm)
     if (config_.is_moe_layer(l)) {
       RETURN_IF_ERROR(Moe(l, n));  // x += moe(rmsnorm(x) * ffn_norm)
     } else {
@@ -62,6 +71,26 @@ Status Engine::ForwardBatch(std::span<const StepInput> inputs, float* all_logits
   tokens_seen_ += n;
   for (const StepInput& in : inputs) {
     in.seq->tokens_.insert(in.seq->tokens_.end(), in.tokens.begin(), in.tokens.end());
+    in.seq->state_stale_ = false;
+  }
+  return Status::Ok();
+}
+
+Status Engine::Replay(Sequence& seq) {
+  if (!seq.state_stale_) return Status::Ok();
+  const std::vector<int32_t> tokens = seq.tokens_;
+  seq.tokens_.clear();
+  seq.state_.Reset();
+  seq.state_stale_ = false;
+  LOG(DEBUG) << "replaying " << tokens.size() << " tokens to rebuild the recurrent state";
+  for (size_t b = 0; b < tokens.size(); b += static_cast<size_t>(batch_size_)) {
+    const int64_t count = std::min<int64_t>(batch_size_, static_cast<int64_t>(tokens.size() - b));
+    Status s = ForwardBatch(seq, tokens.data() + b, count, nullptr);
+    if (!s.ok()) {  // try again next time, from the whole history
+      seq.tokens_ = tokens;
+      seq.state_stale_ = true;
+      return s;
+    }
   }
   return Status::Ok();
 }
@@ -85,12 +114,17 @@ void Engine::ReadAheadFirstLayer() {
   moe_->ReadAheadFirst({.index = first, .weights = &w.moe}, state_.xb, tokens_seen_);
 }
 
-void Engine::Attention(int layer, std::span<const AttentionBlock::Span> spans, int64_t n) {
+void Engine::Attention(int layer, std::span<const AttentionBlock::Span> spans,
+                       std::span<const DeltaNetBlock::Span> state_spans, int64_t n) {
   const LayerWeights& w = weights_->layers[layer];
   const int64_t d = config_.n_embd;
   const uint64_t start = NowNs();
   RmsNormRows(state_.x, w.attn_norm, n, d, config_.rms_eps, state_.xb);
-  attention_->Forward(layer, w, spans, state_.xb, state_.out, pool_.get());
+  if (config_.is_attention_layer(layer)) {
+    attention_->Forward(config_.kv_layer(layer), w, spans, state_.xb, state_.out, pool_.get());
+  } else {
+    delta_net_->Forward(layer, w.delta_net, state_spans, state_.xb, state_.out, pool_.get());
+  }
   AddInPlace(state_.x, state_.out, n * d);
   counters_.attention_ns += NowNs() - start;
 }

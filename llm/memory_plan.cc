@@ -27,7 +27,8 @@ uint64_t ScratchBytes(const ModelConfig& c, const EngineOptions& o, int k, int64
       .max_tokens = batch, .experts_per_token = k, .dequantize_experts = o.dequantize_weights};
   return SatAdd(SatAdd(residual, SatMul(sequences, per_sequence)),
                 SatAdd(step_logits, SatAdd(AttentionBlock::ScratchBytes(c, batch, n_ctx),
-                                           MoeBlock::ScratchBytes(c.moe(), moe))));
+                                           MoeBlock::ScratchBytes(c.moe(), moe))) +
+                    (c.n_delta_net_layers() > 0 ? DeltaNetBlock::ScratchBytes(c, batch) : 0));
 }
 
 }  // namespace
@@ -50,11 +51,13 @@ Result<MemoryPlan> PlanMemory(const ModelFile& model, const ModelConfig& c, cons
   p.budget_bytes = o.ram_budget_bytes;
   p.dense_bytes = ModelWeights::ResidentBytes(
       model, c, WeightOptions{.residency = o.dense, .dequantize_to_f32 = o.dequantize_weights});
-  p.kv_bytes = SatMul(KvCache::BytesFor(KvCacheShape{.n_layer = c.n_layer,
-                                                     .n_ctx = n_ctx,
-                                                     .k_dim = c.k_dim(),
-                                                     .v_dim = c.v_dim(),
-                                                     .type = o.kv_type}),
+  // Per sequence: the attention layers' KV cache and the delta-net layers' recurrent state.
+  p.kv_bytes = SatMul(SatAdd(KvCache::BytesFor(KvCacheShape{.n_layer = c.n_attention_layers(),
+                                                            .n_ctx = n_ctx,
+                                                            .k_dim = c.k_dim(),
+                                                            .v_dim = c.v_dim(),
+                                                            .type = o.kv_type}),
+                             RecurrentState::BytesFor(c)),
                       static_cast<uint64_t>(std::max(1, o.max_sequences)));
   p.scratch_bytes = ScratchBytes(c, o, k, n_ctx);
   p.overhead_bytes = kFixedOverheadBytes;

@@ -92,6 +92,30 @@ Status ReadRouting(const Metadata& md, const KeyReader& keys, ModelConfig& c) {
   return Status::Ok();
 }
 
+Status ReadDeltaNet(const Metadata& md, const KeyReader& keys, ModelConfig& c) {
+  ASSIGN_OR_RETURN(int64_t interval, keys.Int("full_attention_interval", 4, 1, c.n_layer));
+  ASSIGN_OR_RETURN(int64_t kernel, keys.Int("ssm.conv_kernel", -1, 1, 64));
+  ASSIGN_OR_RETURN(int64_t ds, keys.Int("ssm.state_size", -1, 1, 1024));
+  ASSIGN_OR_RETURN(int64_t nk, keys.Int("ssm.group_count", -1, 1, kMaxHeads));
+  ASSIGN_OR_RETURN(int64_t nv, keys.Int("ssm.time_step_rank", -1, 1, kMaxHeads));
+  if (nv % nk != 0) {
+    return Corrupt(md.source(), ": ", keys.Key("ssm.time_step_rank"), " = ", nv,
+                   " is not a multiple of ", keys.Key("ssm.group_count"), " = ", nk);
+  }
+  ASSIGN_OR_RETURN(int64_t inner, keys.Int("ssm.inner_size", nv * ds, 1, kMaxDim));
+  if (inner != nv * ds) {
+    return Corrupt(md.source(), ": ", keys.Key("ssm.inner_size"), " = ", inner, ", expected ",
+                   keys.Key("ssm.time_step_rank"), " x ", keys.Key("ssm.state_size"), " = ",
+                   nv * ds);
+  }
+  c.full_attention_interval = static_cast<int>(interval);
+  c.delta_net = DeltaNetShape{.conv_kernel = static_cast<int>(kernel),
+                              .state_size = static_cast<int>(ds),
+                              .n_k_heads = static_cast<int>(nk),
+                              .n_v_heads = static_cast<int>(nv)};
+  return Status::Ok();
+}
+
 Result<int64_t> ReadVocabSize(const Metadata& md, const KeyReader& keys) {
   if (md.Has(keys.Key("vocab_size"))) return keys.Int("vocab_size", -1, 1, int64_t{1} << 24);
   const MetaValue* tokens = md.Find("tokenizer.ggml.tokens");
@@ -196,6 +220,12 @@ Result<ModelConfig> ReadModelConfig(const Metadata& md) {
   }
   RETURN_IF_ERROR(ReadRopeScaling(md, keys, c));
   RETURN_IF_ERROR(ReadRouting(md, keys, c));
+  if (c.spec->delta_net != DeltaNetKind::kNone) RETURN_IF_ERROR(ReadDeltaNet(md, keys, c));
+  if (c.spec->attn_output_gate && c.head_dim_v != c.head_dim_k) {
+    return Unsupported(md.source(), ": an attention output gate needs ",
+                       keys.Key("attention.value_length"), " = key_length (found ", c.head_dim_v,
+                       " and ", c.head_dim_k, ")");
+  }
   return c;
 }
 
@@ -206,6 +236,11 @@ std::string DescribeConfig(const ModelConfig& c) {
   s += StrCat(", n_embd ", c.n_embd, ", ", c.n_head, "/", c.n_head_kv, " heads x ", c.head_dim_k,
               ", ", c.n_expert, " experts (", c.n_expert_used, " used) x ", c.n_ff_exp);
   if (c.has_shared_expert()) s += StrCat(" + shared x ", c.n_ff_shexp);
+  if (c.spec->delta_net != DeltaNetKind::kNone) {
+    s += StrCat(", ", c.n_delta_net_layers(), " delta-net layers (", c.delta_net.n_k_heads, "/",
+                c.delta_net.n_v_heads, " heads x ", c.delta_net.state_size, ") + ",
+                c.n_attention_layers(), " attention");
+  }
   s += StrCat(", vocab ", c.n_vocab, ", trained ctx ", c.n_ctx_train);
   return s;
 }

@@ -21,6 +21,20 @@ namespace sluice {
 // uint64_t with the other limits of the config.
 inline constexpr int64_t kMaxContextLength = int64_t{1} << 24;
 
+// The gated delta-net layers of hybrid models (ssm.* keys).
+struct DeltaNetShape {
+  int conv_kernel = 0;  // ssm.conv_kernel (K): taps of the causal depthwise convolution
+  int state_size = 0;   // ssm.state_size (ds): head size of q, k and v
+  int n_k_heads = 0;    // ssm.group_count (nk): q and k heads
+  int n_v_heads = 0;    // ssm.time_step_rank (nv): v heads, one recurrent state each
+  int64_t conv_dim() const { return int64_t{2 * n_k_heads + n_v_heads} * state_size; }
+  int64_t v_dim() const { return int64_t{n_v_heads} * state_size; }  // ssm.inner_size
+  // Floats of one sequence's state per layer: the last K-1 conv inputs and nv ds x ds matrices.
+  int64_t state_floats() const {
+    return int64_t{conv_kernel - 1} * conv_dim() + int64_t{n_v_heads} * state_size * state_size;
+  }
+};
+
 struct ModelConfig {
   const ArchSpec* spec = nullptr;  // the architecture (never null in a loaded config)
   std::string arch;                // general.architecture
@@ -53,10 +67,22 @@ struct ModelConfig {
   bool norm_topk = true;                     // spec default or expert_weights_norm
   float expert_weights_scale = 1.0f;         // expert_weights_scale (routed output multiplier)
 
-  int64_t q_dim() const { return int64_t{n_head} * head_dim_k; }         // rows of Wq
-  int64_t k_dim() const { return int64_t{n_head_kv} * head_dim_k; }      // rows of Wk
-  int64_t v_dim() const { return int64_t{n_head_kv} * head_dim_v; }      // rows of Wv
-  int64_t attn_out_dim() const { return int64_t{n_head} * head_dim_v; }  // cols of Wo
+  int full_attention_interval = 1;  // hybrid models: every Nth layer is full attention
+  DeltaNetShape delta_net;          // the other layers' shape (zero when not hybrid)
+
+  bool is_attention_layer(int layer) const { return (layer + 1) % full_attention_interval == 0; }
+  int n_attention_layers() const { return n_layer / full_attention_interval; }
+  int n_delta_net_layers() const { return n_layer - n_attention_layers(); }
+  // A full-attention layer's index among them (its KV cache layer); a delta-net layer's among
+  // the delta-net layers (its recurrent state).
+  int kv_layer(int layer) const { return (layer + 1) / full_attention_interval - 1; }
+  int state_layer(int layer) const { return layer - (layer + 1) / full_attention_interval; }
+
+  int64_t q_dim() const { return int64_t{n_head} * head_dim_k; }                     // queries
+  int64_t q_rows() const { return spec->attn_output_gate ? 2 * q_dim() : q_dim(); }  // of Wq
+  int64_t k_dim() const { return int64_t{n_head_kv} * head_dim_k; }                  // rows of Wk
+  int64_t v_dim() const { return int64_t{n_head_kv} * head_dim_v; }                  // rows of Wv
+  int64_t attn_out_dim() const { return int64_t{n_head} * head_dim_v; }              // cols of Wo
   bool has_shared_expert() const { return n_ff_shexp > 0; }
   bool is_moe_layer(int layer) const { return layer >= n_dense_layers; }
   MoeShape moe() const {

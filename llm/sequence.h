@@ -6,6 +6,10 @@
 //
 // Truncate(n) is exact and free: a position's keys and values depend only on the tokens before
 // it, so chat uses it to drop a cancelled or regenerated reply, or to keep a shared prefix.
+// Hybrid models (delta-net layers) also carry a recurrent state, which summarises every token so
+// far and cannot be cut back: after Truncate the engine replays the kept tokens before the next
+// step (exact, at the cost of a prefill of them). A step that fails midway leaves the state
+// marked the same way, so the conversation stays consistent.
 //
 // Thread-safety: none; a sequence is used by one thread at a time, through its engine.
 #pragma once
@@ -15,6 +19,7 @@
 #include <vector>
 
 #include "core/base/check.h"
+#include "llm/delta_net_block.h"
 #include "llm/kv_cache.h"
 
 namespace sluice {
@@ -39,9 +44,17 @@ class Sequence {
   // Keeps the first n <= n_past() positions and forgets the rest.
   void Truncate(int64_t n) {
     CHECK(n >= 0 && n <= n_past()) << n << " of " << n_past();
+    if (n == n_past()) return;
     tokens_.resize(n);
+    if (!state_.empty()) state_stale_ = true;
   }
-  void Reset() { tokens_.clear(); }
+  void Reset() {
+    tokens_.clear();
+    state_.Reset();
+    state_stale_ = false;
+  }
+  // Whether the next step first replays the tokens (hybrid models after Truncate).
+  bool needs_replay() const { return state_stale_; }
 
  private:
   friend class Engine;
@@ -49,7 +62,9 @@ class Sequence {
 
   Engine* engine_;  // counts its live sequences
   int id_ = 0;
-  KvCache kv_;                   // (n_layer, n_ctx) keys and values
+  KvCache kv_;                   // (attention layers, n_ctx) keys and values
+  RecurrentState state_;         // delta-net layers' state (hybrid models), else empty
+  bool state_stale_ = false;     // state_ does not summarise tokens_: replay before use
   std::vector<int32_t> tokens_;  // (n_past) capacity n_ctx
   std::vector<float> logits_;    // (n_vocab)
 };

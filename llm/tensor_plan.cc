@@ -59,6 +59,41 @@ Status CheckExperts(const ModelFile& model, const ModelConfig& c, int layer) {
   return Status::Ok();
 }
 
+// A full-attention layer: q (with the output gate's rows when the model has one), k, v, output.
+void AddAttention(std::vector<ExpectedTensor>& out, const ModelConfig& c, int l) {
+  using K = TensorKind;
+  const ArchSpec& spec = *c.spec;
+  Add(out, LayerName(l, "attn_q.weight"), {c.n_embd, c.q_rows(), 1, 1}, K::kMatrix);
+  Add(out, LayerName(l, "attn_k.weight"), {c.n_embd, c.k_dim(), 1, 1}, K::kMatrix);
+  Add(out, LayerName(l, "attn_v.weight"), {c.n_embd, c.v_dim(), 1, 1}, K::kMatrix);
+  Add(out, LayerName(l, "attn_output.weight"), {c.attn_out_dim(), c.n_embd, 1, 1}, K::kMatrix);
+  Add(out, LayerName(l, "attn_q.bias"), {c.q_dim(), 1, 1, 1}, K::kVector, spec.qkv_bias);
+  Add(out, LayerName(l, "attn_k.bias"), {c.k_dim(), 1, 1, 1}, K::kVector, spec.qkv_bias);
+  Add(out, LayerName(l, "attn_v.bias"), {c.v_dim(), 1, 1, 1}, K::kVector, spec.qkv_bias);
+  Add(out, LayerName(l, "attn_q_norm.weight"), {c.head_dim_k, 1, 1, 1}, K::kVector, spec.qk_norm);
+  Add(out, LayerName(l, "attn_k_norm.weight"), {c.head_dim_k, 1, 1, 1}, K::kVector, spec.qk_norm);
+}
+
+// A gated delta-net layer (llm/delta_net_block.h).
+void AddDeltaNet(std::vector<ExpectedTensor>& out, const ModelConfig& c, int l) {
+  using K = TensorKind;
+  const DeltaNetShape& s = c.delta_net;
+  const int64_t nv = s.n_v_heads;
+  Add(out, LayerName(l, "attn_qkv.weight"), {c.n_embd, s.conv_dim(), 1, 1}, K::kMatrix);
+  Add(out, LayerName(l, "attn_gate.weight"), {c.n_embd, s.v_dim(), 1, 1}, K::kMatrix);
+  Add(out, LayerName(l, "ssm_conv1d.weight"), {s.conv_kernel, s.conv_dim(), 1, 1}, K::kVector);
+  Add(out, LayerName(l, "ssm_dt.bias"), {nv, 1, 1, 1}, K::kVector);
+  Add(out, LayerName(l, "ssm_a"), {nv, 1, 1, 1}, K::kVector);
+  if (c.spec->delta_net == DeltaNetKind::kGrouped) {
+    Add(out, LayerName(l, "ssm_ba.weight"), {c.n_embd, 2 * nv, 1, 1}, K::kMatrix);
+  } else {
+    Add(out, LayerName(l, "ssm_beta.weight"), {c.n_embd, nv, 1, 1}, K::kMatrix);
+    Add(out, LayerName(l, "ssm_alpha.weight"), {c.n_embd, nv, 1, 1}, K::kMatrix);
+  }
+  Add(out, LayerName(l, "ssm_norm.weight"), {s.state_size, 1, 1, 1}, K::kVector);
+  Add(out, LayerName(l, "ssm_out.weight"), {s.v_dim(), c.n_embd, 1, 1}, K::kMatrix);
+}
+
 }  // namespace
 
 std::string ShapeString(const std::array<int64_t, 4>& ne) {
@@ -76,15 +111,11 @@ std::vector<ExpectedTensor> ExpectedDenseTensors(const ModelConfig& c) {
   Add(out, "token_embd.weight", {c.n_embd, c.n_vocab, 1, 1}, K::kEmbedding);
   for (int l = 0; l < c.n_layer; ++l) {
     Add(out, LayerName(l, "attn_norm.weight"), {c.n_embd, 1, 1, 1}, K::kVector);
-    Add(out, LayerName(l, "attn_q.weight"), {c.n_embd, c.q_dim(), 1, 1}, K::kMatrix);
-    Add(out, LayerName(l, "attn_k.weight"), {c.n_embd, c.k_dim(), 1, 1}, K::kMatrix);
-    Add(out, LayerName(l, "attn_v.weight"), {c.n_embd, c.v_dim(), 1, 1}, K::kMatrix);
-    Add(out, LayerName(l, "attn_output.weight"), {c.attn_out_dim(), c.n_embd, 1, 1}, K::kMatrix);
-    Add(out, LayerName(l, "attn_q.bias"), {c.q_dim(), 1, 1, 1}, K::kVector, spec.qkv_bias);
-    Add(out, LayerName(l, "attn_k.bias"), {c.k_dim(), 1, 1, 1}, K::kVector, spec.qkv_bias);
-    Add(out, LayerName(l, "attn_v.bias"), {c.v_dim(), 1, 1, 1}, K::kVector, spec.qkv_bias);
-    Add(out, LayerName(l, "attn_q_norm.weight"), {c.head_dim_k, 1, 1, 1}, K::kVector, spec.qk_norm);
-    Add(out, LayerName(l, "attn_k_norm.weight"), {c.head_dim_k, 1, 1, 1}, K::kVector, spec.qk_norm);
+    if (!c.is_attention_layer(l)) {
+      AddDeltaNet(out, c, l);
+    } else {
+      AddAttention(out, c, l);
+    }
     Add(out, LayerName(l, StrCat(spec.ffn_norm, ".weight").c_str()), {c.n_embd, 1, 1, 1},
         K::kVector);
     if (!c.is_moe_layer(l)) {  // a dense FFN

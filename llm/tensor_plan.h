@@ -7,12 +7,17 @@
 //   output_norm.weight           (n_embd)                   f32
 //   output.weight                (n_embd, n_vocab)          optional: absent = tied to token_embd
 //   blk.N.attn_norm.weight       (n_embd)                   f32
-//   blk.N.attn_q.weight          (n_embd, n_head * head_dim_k)
+//   full-attention layers (all of them, except in hybrid models):
+//   blk.N.attn_q.weight          (n_embd, n_head * head_dim_k), twice that with an output gate
 //   blk.N.attn_k.weight          (n_embd, n_head_kv * head_dim_k)
 //   blk.N.attn_v.weight          (n_embd, n_head_kv * head_dim_v)
 //   blk.N.attn_output.weight     (n_head * head_dim_v, n_embd)
 //   blk.N.attn_{q,k,v}.bias      (rows of the matrix)       f32, spec.qkv_bias
 //   blk.N.attn_{q,k}_norm.weight (head_dim_k)               f32, spec.qk_norm
+//   gated delta-net layers (hybrid models; nk, nv heads of ds, K taps, conv = (2 nk + nv) ds):
+//     blk.N.attn_qkv.weight (n_embd, conv)   attn_gate (n_embd, nv ds)   ssm_conv1d (K, conv) f32
+//     ssm_dt.bias, ssm_a (nv) f32   ssm_beta, ssm_alpha (n_embd, nv) or ssm_ba (n_embd, 2 nv)
+//     ssm_norm (ds) f32   ssm_out (nv ds, n_embd)
 //   blk.N.<spec.ffn_norm>.weight (n_embd)                   f32 (ffn_norm or post_attention_norm)
 //   dense layers (N < leading_dense_block_count), instead of everything below:
 //     blk.N.ffn_{gate,up}.weight (n_embd, n_ff), blk.N.ffn_down.weight (n_ff, n_embd)

@@ -181,7 +181,21 @@ Result<std::unique_ptr<ModelWeights>> ModelWeights::Load(const ModelFile& model,
     LayerWeights& L = w->layers[l];
     const std::string p = StrCat("blk.", l, ".");
     L.attn_norm = Vector(placed, p + "attn_norm.weight");
-    L.wq = MakeMatrix(placed, p + "attn_q.weight", c.q_dim(), c.n_embd);
+    if (!c.is_attention_layer(l)) {
+      const DeltaNetShape& d = c.delta_net;
+      DeltaNetWeights& dn = L.delta_net;
+      dn.qkv = MakeMatrix(placed, p + "attn_qkv.weight", d.conv_dim(), c.n_embd);
+      dn.gate = MakeMatrix(placed, p + "attn_gate.weight", d.v_dim(), c.n_embd);
+      dn.beta = MakeMatrix(placed, p + "ssm_beta.weight", d.n_v_heads, c.n_embd);
+      dn.alpha = MakeMatrix(placed, p + "ssm_alpha.weight", d.n_v_heads, c.n_embd);
+      dn.ba = MakeMatrix(placed, p + "ssm_ba.weight", 2 * d.n_v_heads, c.n_embd);
+      dn.conv = Vector(placed, p + "ssm_conv1d.weight");
+      dn.dt_bias = Vector(placed, p + "ssm_dt.bias");
+      dn.ssm_a = Vector(placed, p + "ssm_a");
+      dn.norm = Vector(placed, p + "ssm_norm.weight");
+      dn.out = MakeMatrix(placed, p + "ssm_out.weight", c.n_embd, d.v_dim());
+    }
+    L.wq = MakeMatrix(placed, p + "attn_q.weight", c.q_rows(), c.n_embd);
     L.wk = MakeMatrix(placed, p + "attn_k.weight", c.k_dim(), c.n_embd);
     L.wv = MakeMatrix(placed, p + "attn_v.weight", c.v_dim(), c.n_embd);
     L.wo = MakeMatrix(placed, p + "attn_output.weight", c.n_embd, c.attn_out_dim());

