@@ -93,7 +93,8 @@ Status ReadRouting(const Metadata& md, const KeyReader& keys, ModelConfig& c) {
 }
 
 Status ReadDeltaNet(const Metadata& md, const KeyReader& keys, ModelConfig& c) {
-  ASSIGN_OR_RETURN(int64_t interval, keys.Int("full_attention_interval", 4, 1, c.n_layer));
+  // Above block_count (a model cut to its first layers): every layer is a delta-net layer.
+  ASSIGN_OR_RETURN(int64_t interval, keys.Int("full_attention_interval", 4, 1, kMaxLayers));
   ASSIGN_OR_RETURN(int64_t kernel, keys.Int("ssm.conv_kernel", -1, 1, 64));
   ASSIGN_OR_RETURN(int64_t ds, keys.Int("ssm.state_size", -1, 1, 1024));
   ASSIGN_OR_RETURN(int64_t nk, keys.Int("ssm.group_count", -1, 1, kMaxHeads));

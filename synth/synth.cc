@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -21,6 +22,8 @@
 #include "io/archive_writer.h"
 #include "io/gguf_writer.h"
 #include "llm/arch_spec.h"
+#include "llm/model_config.h"
+#include "llm/tensor_plan.h"
 #include "moe/routing_spec.h"
 #include "synth/synth_vocab.h"
 #include "synth/synth_weights.h"
@@ -28,7 +31,7 @@
 namespace sluice {
 namespace {
 
-enum class Init { kOnes, kZeros, kGauss };
+enum class Init { kOnes, kZeros, kMinusOnes, kGauss };
 
 // One dense (non-routed) tensor to write.
 struct DenseTensor {
@@ -90,54 +93,55 @@ uint64_t NameKey(const std::string& name) {
 
 std::string Blk(int layer, const char* suffix) { return StrCat("blk.", layer, ".", suffix); }
 
-std::vector<DenseTensor> DenseTensors(const SynthShape& s, const ArchSpec& spec,
-                                      const SynthScales& sc, int64_t n_vocab) {
+// Every dense tensor the architecture's config implies (llm/tensor_plan.h: the engine's own list,
+// so every architecture it runs can be synthesised), with the values of synth_weights.h:
+// matrices that read the residual stream map unit RMS to unit RMS, the ones that write back into
+// it (attention / delta-net output, FFN down) add ~block_gain; norms 1, biases 0; delta-net
+// decays ssm_a = -1 and convolution taps that keep unit RMS. Routers stay f32 as GGUF producers
+// keep them; other matrices are dense_type.
+std::vector<DenseTensor> DenseTensors(const SynthShape& s, const SynthScales& sc) {
+  Result<ModelConfig> config = ReadModelConfig(SynthMetadata(s, 0));
+  CHECK(config.ok()) << config.status().ToString();
   std::vector<DenseTensor> out;
-  auto add = [&](std::string name, GgmlType type, std::vector<int64_t> dims, Init init,
-                 float stddev, int layer) {
+  for (const ExpectedTensor& e : ExpectedDenseTensors(*config)) {
     DenseTensor t;
-    t.name = std::move(name);
-    t.type = type;
-    t.n_dims = static_cast<int>(dims.size());
-    for (size_t i = 0; i < dims.size(); ++i) t.ne[i] = dims[i];
-    t.init = init;
-    t.stddev = stddev;
-    t.layer = layer;
-    out.push_back(std::move(t));
-  };
-  const GgmlType f32 = GgmlType::kF32, dq = s.dense_type;
-  add("token_embd.weight", dq, {s.n_embd, n_vocab}, Init::kGauss, sc.embedding, -1);
-  for (int l = 0; l < s.n_layer; ++l) {
-    add(Blk(l, "attn_norm.weight"), f32, {s.n_embd}, Init::kOnes, 0, l);
-    add(Blk(l, "attn_q.weight"), dq, {s.n_embd, s.q_dim()}, Init::kGauss, sc.in_proj, l);
-    add(Blk(l, "attn_k.weight"), dq, {s.n_embd, s.kv_dim()}, Init::kGauss, sc.in_proj, l);
-    add(Blk(l, "attn_v.weight"), dq, {s.n_embd, s.kv_dim()}, Init::kGauss, sc.in_proj, l);
-    add(Blk(l, "attn_output.weight"), dq, {s.q_dim(), s.n_embd}, Init::kGauss, sc.attn_out, l);
-    if (spec.qkv_bias != Presence::kAbsent) {
-      add(Blk(l, "attn_q.bias"), f32, {s.q_dim()}, Init::kZeros, 0, l);
-      add(Blk(l, "attn_k.bias"), f32, {s.kv_dim()}, Init::kZeros, 0, l);
-      add(Blk(l, "attn_v.bias"), f32, {s.kv_dim()}, Init::kZeros, 0, l);
-    }
-    if (spec.qk_norm != Presence::kAbsent) {
-      add(Blk(l, "attn_q_norm.weight"), f32, {s.head_dim}, Init::kOnes, 0, l);
-      add(Blk(l, "attn_k_norm.weight"), f32, {s.head_dim}, Init::kOnes, 0, l);
-    }
-    add(Blk(l, "ffn_norm.weight"), f32, {s.n_embd}, Init::kOnes, 0, l);
-    // The router stays f32 as GGUF producers keep it; zero-mean, so no expert is favoured.
-    add(Blk(l, "ffn_gate_inp.weight"), f32, {s.n_embd, s.n_expert}, Init::kGauss, sc.in_proj, l);
-    if (s.n_ff_shexp > 0) {
-      add(Blk(l, "ffn_gate_shexp.weight"), dq, {s.n_embd, s.n_ff_shexp}, Init::kGauss, sc.in_proj,
-          l);
-      add(Blk(l, "ffn_up_shexp.weight"), dq, {s.n_embd, s.n_ff_shexp}, Init::kGauss, sc.in_proj, l);
-      float down = static_cast<float>(sc.block_gain / (kSiluUnitRms * std::sqrt(s.n_ff_shexp)));
-      add(Blk(l, "ffn_down_shexp.weight"), dq, {s.n_ff_shexp, s.n_embd}, Init::kGauss, down, l);
-      if (spec.shared_expert == SharedExpertKind::kGated) {
-        add(Blk(l, "ffn_gate_inp_shexp.weight"), f32, {s.n_embd}, Init::kGauss, sc.in_proj, l);
+    t.name = e.name;
+    t.ne = e.ne;
+    t.n_dims = e.ne[1] > 1 ? 2 : 1;
+    if (std::sscanf(e.name.c_str(), "blk.%d.", &t.layer) != 1) t.layer = -1;
+    const auto ends = [&](std::string_view suffix) { return e.name.ends_with(suffix); };
+    const double cols = static_cast<double>(e.ne[0]);
+    if (e.kind == TensorKind::kVector) {
+      t.type = GgmlType::kF32;
+      if (ends("norm.weight")) {
+        t.init = Init::kOnes;
+      } else if (ends(".bias")) {
+        t.init = Init::kZeros;
+      } else if (ends("ssm_a")) {
+        t.init = Init::kMinusOnes;
+      } else if (ends("ssm_conv1d.weight")) {
+        t.init = Init::kGauss;
+        t.stddev = static_cast<float>(1.0 / std::sqrt(cols));
+      } else {  // the shared expert's gate vector
+        t.init = Init::kGauss;
+        t.stddev = sc.in_proj;
       }
+      out.push_back(std::move(t));
+      continue;
     }
+    t.init = Init::kGauss;
+    t.type = ends("ffn_gate_inp.weight") ? GgmlType::kF32 : s.dense_type;
+    if (e.name == "token_embd.weight") {
+      t.stddev = sc.embedding;
+    } else if (ends("attn_output.weight") || ends("ssm_out.weight")) {
+      t.stddev = static_cast<float>(sc.block_gain / std::sqrt(cols));
+    } else if (ends("ffn_down.weight") || ends("ffn_down_shexp.weight")) {
+      t.stddev = static_cast<float>(sc.block_gain / (kSiluUnitRms * std::sqrt(cols)));
+    } else {
+      t.stddev = sc.in_proj;
+    }
+    out.push_back(std::move(t));
   }
-  add("output_norm.weight", f32, {s.n_embd}, Init::kOnes, 0, -1);
-  add("output.weight", dq, {s.n_embd, n_vocab}, Init::kGauss, sc.in_proj, -1);
   return out;
 }
 
@@ -148,7 +152,7 @@ Result<SynthPlan> MakePlan(const SynthShape& shape, uint64_t seed, uint64_t pool
   ASSIGN_OR_RETURN(p.spec, FindArchSpec(shape.arch));
   p.n_vocab = SynthVocabSize();
   p.scales = SynthScales::For(shape.n_layer, shape.n_embd, shape.q_dim(), shape.n_ff_exp);
-  p.dense = DenseTensors(shape, *p.spec, p.scales, p.n_vocab);
+  p.dense = DenseTensors(shape, p.scales);
   // One pool per (type, row length, stddev) of every quantized matrix.
   std::vector<std::tuple<GgmlType, int64_t, float>> keys;
   for (const DenseTensor& t : p.dense) {
@@ -184,9 +188,10 @@ std::vector<uint8_t> DenseBytes(const SynthPlan& p, const DenseTensor& t) {
     const int64_t n = t.ne[0] * rows;
     SynthRng rng(SynthKey(p.seed, NameKey(t.name)));
     for (int64_t i = 0; i < n; ++i) {
-      f[i] = t.init == Init::kOnes    ? 1.0f
-             : t.init == Init::kZeros ? 0.0f
-                                      : static_cast<float>(t.stddev * rng.Normal());
+      f[i] = t.init == Init::kOnes        ? 1.0f
+             : t.init == Init::kZeros     ? 0.0f
+             : t.init == Init::kMinusOnes ? -1.0f
+                                          : static_cast<float>(t.stddev * rng.Normal());
     }
     return out;
   }
@@ -360,13 +365,21 @@ Metadata SynthMetadata(const SynthShape& s, uint64_t seed) {
   m.SetU32(a + "attention.head_count_kv", static_cast<uint32_t>(s.n_head_kv));
   m.SetU32(a + "attention.key_length", static_cast<uint32_t>(s.head_dim));
   m.SetU32(a + "attention.value_length", static_cast<uint32_t>(s.head_dim));
-  m.SetU32(a + "rope.dimension_count", static_cast<uint32_t>(s.head_dim));
+  m.SetU32(a + "rope.dimension_count", static_cast<uint32_t>(s.n_rot > 0 ? s.n_rot : s.head_dim));
   m.SetF32(a + "rope.freq_base", s.rope_freq_base);
   m.SetF32(a + "attention.layer_norm_rms_epsilon", s.rms_eps);
   m.SetU32(a + "expert_count", static_cast<uint32_t>(s.n_expert));
   m.SetU32(a + "expert_used_count", static_cast<uint32_t>(s.n_expert_used));
   m.SetU32(a + spec.expert_ff_key, static_cast<uint32_t>(s.n_ff_exp));
   if (s.n_ff_shexp > 0) m.SetU32(a + spec.shared_ff_key, static_cast<uint32_t>(s.n_ff_shexp));
+  if (spec.delta_net != DeltaNetKind::kNone) {
+    m.SetU32(a + "full_attention_interval", static_cast<uint32_t>(s.full_attention_interval));
+    m.SetU32(a + "ssm.conv_kernel", static_cast<uint32_t>(s.ssm_conv_kernel));
+    m.SetU32(a + "ssm.state_size", static_cast<uint32_t>(s.ssm_state_size));
+    m.SetU32(a + "ssm.group_count", static_cast<uint32_t>(s.ssm_k_heads));
+    m.SetU32(a + "ssm.time_step_rank", static_cast<uint32_t>(s.ssm_v_heads));
+    m.SetU32(a + "ssm.inner_size", static_cast<uint32_t>(s.ssm_v_heads * s.ssm_state_size));
+  }
   AddSynthTokenizer(&m);
   m.SetBool(kMetaSynthetic, true);
   m.SetString(kMetaDefaultRouting, "synthetic");
@@ -375,6 +388,24 @@ Metadata SynthMetadata(const SynthShape& s, uint64_t seed) {
   m.SetU32("sluice.synth.full_layers", static_cast<uint32_t>(s.full_layers));
   m.SetU32("sluice.synth.full_experts", static_cast<uint32_t>(s.full_experts));
   return m;
+}
+
+uint64_t SynthShape::dense_bytes(int64_t n_vocab) const {
+  CHECK(n_vocab == SynthVocabSize()) << "synthetic models have the synthetic vocabulary";
+  // Layers repeat with the attention period: list one period's tensors (any layer count, even
+  // one no config accepts, gets its size for the free-space check) and count them per layer.
+  SynthShape one = *this;
+  const int period = full_attention_interval > 0 ? full_attention_interval : 1;
+  one.n_layer = period;
+  const SynthScales sc = SynthScales::For(period, n_embd, q_dim(), n_ff_exp);
+  uint64_t global = 0;
+  std::vector<uint64_t> per_layer(period, 0);
+  for (const DenseTensor& t : DenseTensors(one, sc)) {
+    (t.layer < 0 ? global : per_layer[t.layer]) += t.bytes();
+  }
+  uint64_t total = global;
+  for (int l = 0; l < n_layer; ++l) total += per_layer[l % period];
+  return total;
 }
 
 uint64_t SynthFileBytes(const SynthShape& s) {

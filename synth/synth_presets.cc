@@ -34,16 +34,30 @@ uint64_t MatrixBytes(GgmlType type, int64_t cols, int64_t rows) {
   return RowBytes(type, cols) * static_cast<uint64_t>(rows);
 }
 
+// Qwen3.5-397B-A17B with its real layers: 45 gated delta-net layers (16 q/k heads and 64 v heads
+// of 128, conv kernel 4) and 15 gated attention layers (32 heads of 256, 2 KV heads, rotary on
+// a quarter of each head), every 4th; 512 experts 4096->1024, 10 routed + 1 gated shared.
+SynthShape Qwen35Preset() {
+  SynthShape s = Preset("qwen3.5-397b-a17b",
+                        "Qwen3.5-397B-A17B: its real layers (gated delta-net and gated attention "
+                        "every 4th, the real shapes) and experts (512 x 4096->1024, 10 routed + 1 "
+                        "gated shared)",
+                        "qwen35moe", 60, 4096, 32, 2, 256, 32768, 512, 10, 1024, 1024, 1e7f, 1e-6f);
+  s.n_rot = 64;
+  s.full_attention_interval = 4;
+  s.ssm_conv_kernel = 4;
+  s.ssm_state_size = 128;
+  s.ssm_k_heads = 16;
+  s.ssm_v_heads = 64;
+  return s;
+}
+
 }  // namespace
 
 const std::vector<SynthShape>& SynthPresets() {
   // Shapes from the models' published configs (FIELD-NOTES.md has the expert byte sizes).
   static const std::vector<SynthShape> presets = {
-      Preset("qwen3.5-397b-a17b",
-             "Qwen3.5-397B-A17B experts (512 x 4096->1024, 10 routed + 1 gated shared); GQA "
-             "attention (96 x 128 heads, 8 KV) stands in for its gated delta-net and gated "
-             "attention layers with the same weight count (~110M per layer)",
-             "qwen2moe", 60, 4096, 96, 8, 128, 32768, 512, 10, 1024, 1024, 1e7f, 1e-6f),
+      Qwen35Preset(),
       Preset("qwen3-235b-a22b", "Qwen3-235B-A22B (128 x 4096->1536, 8 routed), qwen3moe as is",
              "qwen3moe", 94, 4096, 64, 4, 128, 40960, 128, 8, 1536, 0, 1e6f, 1e-6f),
       Preset("qwen3-30b-a3b", "Qwen3-30B-A3B (128 x 2048->768, 8 routed), qwen3moe as is",
@@ -79,23 +93,6 @@ uint64_t SynthShape::expert_bytes() const {
 
 uint64_t SynthShape::all_expert_bytes() const {
   return static_cast<uint64_t>(n_layer) * n_expert * expert_bytes();
-}
-
-uint64_t SynthShape::dense_bytes(int64_t n_vocab) const {
-  Result<const ArchSpec*> spec = FindArchSpec(arch);
-  CHECK(spec.ok()) << spec.status().ToString();
-  const uint64_t f32 = 4;
-  uint64_t layer = 2 * n_embd * f32;                                 // attn_norm, ffn_norm
-  layer += MatrixBytes(dense_type, n_embd, q_dim() + 2 * kv_dim());  // q, k, v
-  layer += MatrixBytes(dense_type, q_dim(), n_embd);                 // output
-  if ((*spec)->qk_norm != Presence::kAbsent) layer += 2 * head_dim * f32;
-  if ((*spec)->qkv_bias != Presence::kAbsent) layer += (q_dim() + 2 * kv_dim()) * f32;
-  layer += n_expert * n_embd * f32;  // router (f32, as GGUF producers keep it)
-  if (n_ff_shexp > 0) {
-    layer += 2 * MatrixBytes(dense_type, n_embd, n_ff_shexp) +
-             MatrixBytes(dense_type, n_ff_shexp, n_embd) + n_embd * f32;
-  }
-  return layer * n_layer + 2 * MatrixBytes(dense_type, n_embd, n_vocab) + n_embd * f32;
 }
 
 std::string SynthShape::ToString() const {

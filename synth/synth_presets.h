@@ -2,13 +2,13 @@
 //
 // What is faithful: the routed experts (count, k, matrix shapes, quantized type, so each expert
 // has its real byte size), the shared expert's shape, the layer count and n_embd, and the weight
-// count of each layer's attention. What is not: attention is standard GQA in an architecture the
-// engine runs (qwen3moe for routed-only models, qwen2moe for models with a shared expert, llama
-// for Mixtral), not Qwen3.5's gated delta-net or DeepSeek's MLA, so for those two the head count
-// is chosen to give the real per-layer attention weights (Qwen3.5: ~110M, DeepSeek-V3: ~190M):
-// the dense bytes per token, hence the compute the disk must hide and the RAM the cache does not
-// get, match the real model; DeepSeek's 3 leading dense layers are MoE layers here; the
-// vocabulary is a small byte-level one (the real embeddings, 1-2 GB, are not reproduced).
+// count of each layer's attention. Qwen3.5 is written as its own architecture (qwen35moe) with
+// its real gated delta-net and gated attention layers. DeepSeek-V3 is not yet: standard GQA in
+// qwen2moe stands in for its MLA, with the head count chosen to give its per-layer attention
+// weights (~190M), so the dense bytes per token (the compute the disk must hide, the RAM the
+// cache does not get) match; its 3 leading dense layers are MoE layers here. The vocabulary is a
+// small byte-level one (the real embeddings, 1-2 GB, are not reproduced).
+// Dense tensors come from the engine's own tensor list (llm/tensor_plan.h).
 //
 // Scaling to the disk at hand: `layers` and `experts` reduce the counts, never the shape of an
 // expert. Keeping all experts and cutting layers keeps the per-layer cache pressure of the full
@@ -31,7 +31,7 @@ namespace sluice {
 struct SynthShape {
   std::string preset;       // preset name
   std::string description;  // one line: the real model and what is approximated
-  std::string arch;         // GGUF architecture written: qwen3moe | qwen2moe | llama
+  std::string arch;         // GGUF architecture written: qwen3moe | qwen2moe | llama | qwen35moe
   int n_layer = 0;
   int64_t n_embd = 0;
   int n_head = 0, n_head_kv = 0, head_dim = 0;
@@ -41,6 +41,11 @@ struct SynthShape {
   int64_t n_ff_shexp = 0;  // shared expert hidden size (0: none)
   float rope_freq_base = 1e6f;
   float rms_eps = 1e-6f;
+  int n_rot = 0;  // rotary dims per head (0: all of head_dim)
+  // Hybrid (qwen35moe) presets: every full_attention_interval-th layer is attention, the others
+  // gated delta-net layers of these shapes (the ssm.* keys).
+  int full_attention_interval = 0;
+  int ssm_conv_kernel = 0, ssm_state_size = 0, ssm_k_heads = 0, ssm_v_heads = 0;
   GgmlType expert_type = GgmlType::kQ4_K;  // routed experts
   GgmlType dense_type = GgmlType::kQ8_0;   // attention, shared expert, embeddings, output
   int full_layers = 0, full_experts = 0;   // the real model's counts (before scaling)
