@@ -202,6 +202,10 @@ struct GridKernel {
     for (int t = 0; t < nt; ++t) acc[t] = _mm256_setzero_ps();
     Chunk chunks[8];
     for (int64_t i = 0; i < nb; ++i) {
+      // The decode's table lookups hold the out-of-order window, so the hardware prefetcher
+      // alone leaves DRAM latency exposed: 2048x7168 IQ2_XXS MatVec took 3.3 ms without this
+      // line and 1.0 ms with it (one thread).
+      PrefetchWeights(&x[i]);
       const float kernel_d = Decoder::KernelD(x[i]);
       if constexpr (kMax == 1) {
         const BlockQ8_K& a = reinterpret_cast<const BlockQ8_K*>(act[0])[i];
