@@ -15,12 +15,14 @@ const ArchSpec& LlamaMoeArch();
 const ArchSpec& Glm4MoeArch();
 const ArchSpec& Qwen35MoeArch();
 const ArchSpec& Qwen3NextArch();
+const ArchSpec& DeepSeek2Arch();
 
 namespace {
 
 using SpecGetter = const ArchSpec& (*)();
-constexpr std::array<SpecGetter, 6> kRegistry = {
-    &Qwen3MoeArch, &Qwen2MoeArch, &LlamaMoeArch, &Glm4MoeArch, &Qwen35MoeArch, &Qwen3NextArch,
+constexpr std::array<SpecGetter, 7> kRegistry = {
+    &Qwen3MoeArch,  &Qwen2MoeArch,  &LlamaMoeArch,  &Glm4MoeArch,
+    &Qwen35MoeArch, &Qwen3NextArch, &DeepSeek2Arch,
 };
 
 }  // namespace

@@ -40,6 +40,12 @@ enum class DeltaNetKind {
   kGrouped,  // Qwen3-Next: v head h reads q/k head h / (n_v_heads / n_k_heads); ssm_ba packed
 };
 
+// How the attention layers compute.
+enum class AttentionKind {
+  kStandard,  // q, k, v, output projections (GQA); llm/attention_block.h
+  kMla,       // DeepSeek's multi-head latent attention, absorbed form; llm/mla_block.h
+};
+
 // Whether a tensor family must be in the file.
 enum class Presence {
   kAbsent,    // the architecture never has it; a file carrying it gets a warning (unused)
@@ -52,7 +58,11 @@ struct ArchSpec {
   const char* description = "";  // one line for errors and `sluice inspect`
 
   // Attention.
+  AttentionKind attention = AttentionKind::kStandard;
   RopeLayout rope_layout = RopeLayout::kNeox;
+  // YaRN rope scaling: cos/sin carry the magnitude factor 1 + 0.1 ln F (gpt-oss), or not, the
+  // model folding it into the attention scale instead (DeepSeek: llm/mla_block.h).
+  bool yarn_scales_cos_sin = true;
   Presence qk_norm = Presence::kAbsent;   // attn_q_norm / attn_k_norm: per-head RMSNorm of q
                                           // and k (shape head_dim), applied before RoPE
   Presence qkv_bias = Presence::kAbsent;  // attn_q.bias, attn_k.bias, attn_v.bias

@@ -88,7 +88,7 @@ void AttentionBlock::Forward(int layer, const LayerWeights& w, std::span<const S
 
   const RopeParams rope = c.rope();
   const AttentionShape shape{c.n_head, c.n_head_kv, c.head_dim_k, c.head_dim_v};
-  const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim_k));
+  const float scale = c.attn_scale;
   int64_t row = 0;  // the first row of the span
   for (const Span& s : spans) {
     KvCache& kv = *s.kv;

@@ -106,7 +106,11 @@ Status Engine::Init() {
                                                      o.verify_checksums));
   }
 
-  ASSIGN_OR_RETURN(attention_, AttentionBlock::Create(c, batch_size_, n_ctx_));
+  if (c.spec->attention == AttentionKind::kMla) {
+    ASSIGN_OR_RETURN(mla_, MlaBlock::Create(c, batch_size_, n_ctx_));
+  } else {
+    ASSIGN_OR_RETURN(attention_, AttentionBlock::Create(c, batch_size_, n_ctx_));
+  }
   if (c.n_delta_net_layers() > 0) {
     ASSIGN_OR_RETURN(delta_net_, DeltaNetBlock::Create(c, batch_size_));
   }

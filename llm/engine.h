@@ -47,6 +47,7 @@
 #include "llm/engine_options.h"
 #include "llm/kv_cache.h"
 #include "llm/memory_plan.h"
+#include "llm/mla_block.h"
 #include "llm/model_config.h"
 #include "llm/run_state.h"
 #include "llm/sequence.h"
@@ -171,6 +172,7 @@ class Engine {
   std::unique_ptr<ExpertSource> source_;
   std::unique_ptr<AttentionBlock> attention_;
   std::unique_ptr<DeltaNetBlock> delta_net_;  // hybrid models only
+  std::unique_ptr<MlaBlock> mla_;             // multi-head latent attention models only
   std::unique_ptr<MoeBlock> moe_;
 
   RunState state_;                    // activations of one batch

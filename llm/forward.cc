@@ -120,7 +120,9 @@ void Engine::Attention(int layer, std::span<const AttentionBlock::Span> spans,
   const int64_t d = config_.n_embd;
   const uint64_t start = NowNs();
   RmsNormRows(state_.x, w.attn_norm, n, d, config_.rms_eps, state_.xb);
-  if (config_.is_attention_layer(layer)) {
+  if (mla_ != nullptr) {
+    mla_->Forward(config_.kv_layer(layer), w.mla, spans, state_.xb, state_.out, pool_.get());
+  } else if (config_.is_attention_layer(layer)) {
     attention_->Forward(config_.kv_layer(layer), w, spans, state_.xb, state_.out, pool_.get());
   } else {
     delta_net_->Forward(layer, w.delta_net, state_spans, state_.xb, state_.out, pool_.get());

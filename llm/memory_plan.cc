@@ -7,6 +7,7 @@
 #include "io/block_read_plan.h"
 #include "llm/attention_block.h"
 #include "llm/kv_cache.h"
+#include "llm/mla_block.h"
 #include "llm/run_state.h"
 #include "moe/expert_cache.h"
 #include "moe/moe_block.h"
@@ -26,7 +27,9 @@ uint64_t ScratchBytes(const ModelConfig& c, const EngineOptions& o, int k, int64
   const MoeBlockOptions moe{
       .max_tokens = batch, .experts_per_token = k, .dequantize_experts = o.dequantize_weights};
   return SatAdd(SatAdd(residual, SatMul(sequences, per_sequence)),
-                SatAdd(step_logits, SatAdd(AttentionBlock::ScratchBytes(c, batch, n_ctx),
+                SatAdd(step_logits, SatAdd(c.spec->attention == AttentionKind::kMla
+                                               ? MlaBlock::ScratchBytes(c, batch, n_ctx)
+                                               : AttentionBlock::ScratchBytes(c, batch, n_ctx),
                                            MoeBlock::ScratchBytes(c.moe(), moe))) +
                     (c.n_delta_net_layers() > 0 ? DeltaNetBlock::ScratchBytes(c, batch) : 0));
 }

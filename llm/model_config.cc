@@ -64,9 +64,27 @@ Status ReadRopeScaling(const Metadata& md, const KeyReader& keys, ModelConfig& c
     factor = legacy_linear;
   }
   if (type == "none") return Status::Ok();
+  if (type == "yarn") {
+    if (!(factor > 0)) {
+      return Corrupt(md.source(), ": YaRN rope scaling needs ", keys.Key("rope.scaling.factor"),
+                     " > 0, found ", factor);
+    }
+    ASSIGN_OR_RETURN(int64_t orig,
+                     keys.Int("rope.scaling.original_context_length", -1, 1, kMaxContextLength));
+    ASSIGN_OR_RETURN(c.yarn_beta_fast, keys.Float("rope.scaling.yarn_beta_fast", 32.0));
+    ASSIGN_OR_RETURN(c.yarn_beta_slow, keys.Float("rope.scaling.yarn_beta_slow", 1.0));
+    ASSIGN_OR_RETURN(c.yarn_log_multiplier, keys.Float("rope.scaling.yarn_log_multiplier", 0.0));
+    if (!(c.yarn_beta_fast > 0 && c.yarn_beta_slow > 0)) {
+      return Corrupt(md.source(), ": YaRN betas must be > 0, found ", c.yarn_beta_fast, " and ",
+                     c.yarn_beta_slow);
+    }
+    c.yarn_factor = factor;
+    c.yarn_orig_ctx = orig;
+    return Status::Ok();
+  }
   if (type != "linear") {
     return Unsupported(md.source(), ": ", keys.Key("rope.scaling.type"), " = '", type,
-                       "' (only linear rope scaling is supported)");
+                       "' (linear and yarn rope scaling are supported)");
   }
   if (!(factor > 0)) {
     return Corrupt(md.source(), ": linear rope scaling needs ", keys.Key("rope.scaling.factor"),
@@ -114,6 +132,37 @@ Status ReadDeltaNet(const Metadata& md, const KeyReader& keys, ModelConfig& c) {
                               .state_size = static_cast<int>(ds),
                               .n_k_heads = static_cast<int>(nk),
                               .n_v_heads = static_cast<int>(nv)};
+  return Status::Ok();
+}
+
+Status ReadMla(const Metadata& md, const KeyReader& keys, ModelConfig& c) {
+  ASSIGN_OR_RETURN(int64_t q_lora, keys.Int("attention.q_lora_rank", 0, 0, kMaxDim));
+  ASSIGN_OR_RETURN(int64_t kv_lora, keys.Int("attention.kv_lora_rank", -1, 1, kMaxDim));
+  ASSIGN_OR_RETURN(int64_t k_mla, keys.Int("attention.key_length_mla", -1, 1, 4096));
+  ASSIGN_OR_RETURN(int64_t v_mla, keys.Int("attention.value_length_mla", -1, 1, 4096));
+  if (c.n_head_kv != 1 || c.head_dim_k != kv_lora + c.n_rot || c.head_dim_v != kv_lora) {
+    return Unsupported(md.source(), ": MLA in the absorbed form needs head_count_kv = 1, ",
+                       keys.Key("attention.key_length"), " = kv_lora_rank + rope dims (",
+                       kv_lora + c.n_rot, ") and value_length = kv_lora_rank (", kv_lora,
+                       "); found ", c.n_head_kv, ", ", c.head_dim_k, ", ", c.head_dim_v,
+                       " (a file from an older converter: re-convert it)");
+  }
+  if (k_mla <= c.n_rot) {
+    return Corrupt(md.source(), ": ", keys.Key("attention.key_length_mla"), " = ", k_mla,
+                   " must exceed the rope dims ", c.n_rot);
+  }
+  c.mla = MlaShape{.q_lora = static_cast<int>(q_lora),
+                   .kv_lora = static_cast<int>(kv_lora),
+                   .nope = static_cast<int>(k_mla - c.n_rot),
+                   .rope = c.n_rot,
+                   .v_head = static_cast<int>(v_mla)};
+  // The scores use q.k over the MLA head (nope + rope), with YaRN's magnitude factor squared
+  // (the converter writes 0.1 * mscale_all_dim as the log multiplier).
+  double m = 1.0;
+  if (c.yarn_factor > 0 && c.yarn_log_multiplier > 0) {
+    m = 1.0 + c.yarn_log_multiplier * std::log(static_cast<double>(c.yarn_factor));
+  }
+  c.attn_scale = static_cast<float>(m * m / std::sqrt(static_cast<double>(k_mla)));
   return Status::Ok();
 }
 
@@ -222,6 +271,8 @@ Result<ModelConfig> ReadModelConfig(const Metadata& md) {
   RETURN_IF_ERROR(ReadRopeScaling(md, keys, c));
   RETURN_IF_ERROR(ReadRouting(md, keys, c));
   if (c.spec->delta_net != DeltaNetKind::kNone) RETURN_IF_ERROR(ReadDeltaNet(md, keys, c));
+  c.attn_scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim_k));
+  if (c.spec->attention == AttentionKind::kMla) RETURN_IF_ERROR(ReadMla(md, keys, c));
   if (c.spec->attn_output_gate && c.head_dim_v != c.head_dim_k) {
     return Unsupported(md.source(), ": an attention output gate needs ",
                        keys.Key("attention.value_length"), " = key_length (found ", c.head_dim_v,

@@ -2,10 +2,11 @@
 // metadata through its architecture's key prefix. No weights, no run state.
 //
 // Non-goals: per-layer varying shapes (head counts given as arrays), sliding-window attention,
-// YaRN rope scaling: each is refused at load with Unsupported naming the key.
+// LongRoPE: each is refused at load with Unsupported naming the key.
 // Thread-safety: a plain value.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <string>
 
@@ -35,6 +36,17 @@ struct DeltaNetShape {
   }
 };
 
+// DeepSeek's multi-head latent attention (attention.*_lora_rank, *_mla keys). In the absorbed
+// form the engine runs, each position caches one vector [k_pe (rope) | c (kv_lora)] and c again
+// as the value: key_length = kv_lora + rope, value_length = kv_lora, head_count_kv = 1.
+struct MlaShape {
+  int q_lora = 0;   // attention.q_lora_rank (0: q projected directly, attn_q)
+  int kv_lora = 0;  // attention.kv_lora_rank: the cached latent c
+  int nope = 0;     // key_length_mla - rope: the head dims without position
+  int rope = 0;     // rope.dimension_count: the shared rotary key's dims
+  int v_head = 0;   // attention.value_length_mla
+};
+
 struct ModelConfig {
   const ArchSpec* spec = nullptr;  // the architecture (never null in a loaded config)
   std::string arch;                // general.architecture
@@ -60,9 +72,15 @@ struct ModelConfig {
   int n_expert_groups = 1;  // expert_group_count: routing picks groups first, then experts
   int n_expert_groups_used = 1;  // expert_group_used_count
 
-  float rms_eps = 1e-6f;                     // attention.layer_norm_rms_epsilon
-  float rope_freq_base = 10000.0f;           // rope.freq_base
-  float rope_freq_scale = 1.0f;              // 1 / rope.scaling.factor (linear scaling), else 1
+  float rms_eps = 1e-6f;            // attention.layer_norm_rms_epsilon
+  float rope_freq_base = 10000.0f;  // rope.freq_base
+  float rope_freq_scale = 1.0f;     // 1 / rope.scaling.factor (linear scaling), else 1
+  float yarn_factor = 0.0f;         // rope.scaling.factor with type yarn, else 0
+  int64_t yarn_orig_ctx = 0;        // rope.scaling.original_context_length
+  float yarn_beta_fast = 32.0f, yarn_beta_slow = 1.0f;
+  float yarn_log_multiplier = 0.0f;          // rope.scaling.yarn_log_multiplier (DeepSeek)
+  float attn_scale = 0.0f;                   // q.k multiplier: 1/sqrt(head_dim_k), or MLA's
+  MlaShape mla;                              // MLA models only
   GatingFunc gating = GatingFunc::kSoftmax;  // spec default or expert_gating_func
   bool norm_topk = true;                     // spec default or expert_weights_norm
   float expert_weights_scale = 1.0f;         // expert_weights_scale (routed output multiplier)
@@ -101,7 +119,14 @@ struct ModelConfig {
                       .head_dim = head_dim_k,
                       .n_rot = n_rot,
                       .freq_base = rope_freq_base,
-                      .freq_scale = rope_freq_scale};
+                      .freq_scale = rope_freq_scale,
+                      .yarn_factor = yarn_factor,
+                      .yarn_orig_ctx = yarn_orig_ctx,
+                      .yarn_beta_fast = yarn_beta_fast,
+                      .yarn_beta_slow = yarn_beta_slow,
+                      .mscale = yarn_factor > 0 && spec->yarn_scales_cos_sin
+                                    ? 1.0f + 0.1f * std::log(yarn_factor)
+                                    : 1.0f};
   }
 };
 

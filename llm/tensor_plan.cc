@@ -74,6 +74,26 @@ void AddAttention(std::vector<ExpectedTensor>& out, const ModelConfig& c, int l)
   Add(out, LayerName(l, "attn_k_norm.weight"), {c.head_dim_k, 1, 1, 1}, K::kVector, spec.qk_norm);
 }
 
+// A multi-head latent attention layer (llm/mla_block.h).
+void AddMla(std::vector<ExpectedTensor>& out, const ModelConfig& c, int l) {
+  using K = TensorKind;
+  const MlaShape& m = c.mla;
+  const int64_t q_rows = int64_t{c.n_head} * (m.nope + m.rope);
+  if (m.q_lora > 0) {
+    Add(out, LayerName(l, "attn_q_a.weight"), {c.n_embd, m.q_lora, 1, 1}, K::kMatrix);
+    Add(out, LayerName(l, "attn_q_a_norm.weight"), {m.q_lora, 1, 1, 1}, K::kVector);
+    Add(out, LayerName(l, "attn_q_b.weight"), {m.q_lora, q_rows, 1, 1}, K::kMatrix);
+  } else {
+    Add(out, LayerName(l, "attn_q.weight"), {c.n_embd, q_rows, 1, 1}, K::kMatrix);
+  }
+  Add(out, LayerName(l, "attn_kv_a_mqa.weight"), {c.n_embd, m.kv_lora + m.rope, 1, 1}, K::kMatrix);
+  Add(out, LayerName(l, "attn_kv_a_norm.weight"), {m.kv_lora, 1, 1, 1}, K::kVector);
+  Add(out, LayerName(l, "attn_k_b.weight"), {m.nope, m.kv_lora, c.n_head, 1}, K::kMatrix);
+  Add(out, LayerName(l, "attn_v_b.weight"), {m.kv_lora, m.v_head, c.n_head, 1}, K::kMatrix);
+  Add(out, LayerName(l, "attn_output.weight"), {int64_t{c.n_head} * m.v_head, c.n_embd, 1, 1},
+      K::kMatrix);
+}
+
 // A gated delta-net layer (llm/delta_net_block.h).
 void AddDeltaNet(std::vector<ExpectedTensor>& out, const ModelConfig& c, int l) {
   using K = TensorKind;
@@ -113,6 +133,8 @@ std::vector<ExpectedTensor> ExpectedDenseTensors(const ModelConfig& c) {
     Add(out, LayerName(l, "attn_norm.weight"), {c.n_embd, 1, 1, 1}, K::kVector);
     if (!c.is_attention_layer(l)) {
       AddDeltaNet(out, c, l);
+    } else if (spec.attention == AttentionKind::kMla) {
+      AddMla(out, c, l);
     } else {
       AddAttention(out, c, l);
     }

@@ -195,6 +195,20 @@ Result<std::unique_ptr<ModelWeights>> ModelWeights::Load(const ModelFile& model,
       dn.norm = Vector(placed, p + "ssm_norm.weight");
       dn.out = MakeMatrix(placed, p + "ssm_out.weight", c.n_embd, d.v_dim());
     }
+    if (c.spec->attention == AttentionKind::kMla) {
+      const MlaShape& m = c.mla;
+      const int64_t q_rows = int64_t{c.n_head} * (m.nope + m.rope);
+      MlaWeights& a = L.mla;
+      a.q_a = MakeMatrix(placed, p + "attn_q_a.weight", m.q_lora, c.n_embd);
+      a.q_a_norm = Vector(placed, p + "attn_q_a_norm.weight");
+      a.q_b = MakeMatrix(placed, p + "attn_q_b.weight", q_rows, m.q_lora);
+      a.q = MakeMatrix(placed, p + "attn_q.weight", q_rows, c.n_embd);
+      a.kv_a = MakeMatrix(placed, p + "attn_kv_a_mqa.weight", m.kv_lora + m.rope, c.n_embd);
+      a.kv_a_norm = Vector(placed, p + "attn_kv_a_norm.weight");
+      a.k_b = MakeMatrix(placed, p + "attn_k_b.weight", int64_t{c.n_head} * m.kv_lora, m.nope);
+      a.v_b = MakeMatrix(placed, p + "attn_v_b.weight", int64_t{c.n_head} * m.v_head, m.kv_lora);
+      a.out = MakeMatrix(placed, p + "attn_output.weight", c.n_embd, int64_t{c.n_head} * m.v_head);
+    }
     L.wq = MakeMatrix(placed, p + "attn_q.weight", c.q_rows(), c.n_embd);
     L.wk = MakeMatrix(placed, p + "attn_k.weight", c.k_dim(), c.n_embd);
     L.wv = MakeMatrix(placed, p + "attn_v.weight", c.v_dim(), c.n_embd);

@@ -27,6 +27,7 @@
 #include "core/ops/linear.h"
 #include "io/model_file.h"
 #include "llm/delta_net_block.h"
+#include "llm/mla_weights.h"
 #include "llm/model_config.h"
 #include "moe/moe_layer.h"
 
@@ -39,6 +40,7 @@ const char* DenseResidencyName(DenseResidency residency);
 struct LayerWeights {
   const float* attn_norm = nullptr;  // (n_embd)
   DeltaNetWeights delta_net;         // hybrid models' linear-attention layers; else empty
+  MlaWeights mla;                    // multi-head latent attention models; else empty
   Matrix wq;                         // (q_rows: q_dim, or 2 q_dim with an output gate; n_embd)
   Matrix wk;                         // (k_dim, n_embd)
   Matrix wv;                         // (v_dim, n_embd)

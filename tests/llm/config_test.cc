@@ -120,8 +120,12 @@ TEST(ModelConfig, ErrorsNameTheKeyAndValues) {
   ExpectError(md, StatusCode::kCorrupt, {"head_count", "32", "5"});
 
   md = BaseMetadata();
+  md.SetString("qwen3moe.rope.scaling.type", "longrope");
+  ExpectError(md, StatusCode::kUnsupported, {"rope.scaling.type", "longrope"});
+
+  md = BaseMetadata();  // YaRN is read (DeepSeek, gpt-oss), but needs its factor
   md.SetString("qwen3moe.rope.scaling.type", "yarn");
-  ExpectError(md, StatusCode::kUnsupported, {"rope.scaling.type", "yarn"});
+  ExpectError(md, StatusCode::kCorrupt, {"rope.scaling.factor", "0"});
 
   Metadata missing("test.gguf");
   missing.SetString("general.architecture", "qwen3moe");

@@ -222,7 +222,8 @@ TEST_F(RefData, GridQuantModelsOnBlocksMatchTheirLogits) {
 // The architectures of ../shared/refdata/archs (same vocabulary, prompts and file formats). F32
 // models and the dequantized runs within 1e-4 with identical greedy tokens; on the blocks close
 // in statistics (the README: mean |diff| 9e-3 and up against the deq runs, paths may part).
-const char* const kArchModels[] = {"tiny-glm4moe", "tiny-qwen35moe", "tiny-qwen3next"};
+const char* const kArchModels[] = {"tiny-glm4moe", "tiny-qwen35moe", "tiny-qwen3next",
+                                   "tiny-deepseek2"};
 
 TEST_F(RefData, ArchitecturesF32MatchWithin1e4) {
   for (std::string arch : kArchModels) {
@@ -250,7 +251,7 @@ TEST_F(RefData, ArchitecturesQuantizedDequantizedMatchDeqWithin1e4) {
 // Measured mean |diff| on the 32-token / 200-token prompts: glm4moe 0 and 1.1e-7 / 1.1e-3 ..
 // 2.0e-3; qwen35moe Q8_0 0 / 2.0e-5, Q4_K 3.2e-4 (its first greedy token is a near-tie and
 // differs) / 1.6e-3; qwen3next 0 and 1.1e-7 / 4.9e-3 .. 5.4e-3 (the README: the recurrence
-// accumulates rounding). Bounds about 2.5x those.
+// accumulates rounding); deepseek2 0 and 1.3e-7 / 2.4e-3 .. 2.8e-3. Bounds about 2.5x those.
 struct ArchQuantTolerance {
   const char* name;
   double mean_short, mean_long;
@@ -265,6 +266,8 @@ TEST_F(RefData, ArchitecturesQuantizedOnBlocksAreClose) {
       {"tiny-qwen35moe-q4_k-pure", 1e-3, 5e-3, 0},
       {"tiny-qwen3next-q8_0", 1e-5, 1.4e-2, kGenerated},
       {"tiny-qwen3next-q4_k-pure", 1e-5, 1.4e-2, kGenerated},
+      {"tiny-deepseek2-q8_0", 1e-5, 7e-3, kGenerated},
+      {"tiny-deepseek2-q4_k-pure", 1e-5, 7e-3, kGenerated},
   };
   for (const ArchQuantTolerance& tol : cases) {
     const std::string name = tol.name;

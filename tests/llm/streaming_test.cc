@@ -256,8 +256,8 @@ TEST(StreamingArchitectures, SmallestBudgetEqualsResident) {
   const std::string dir = std::string(SLUICE_REFDATA_DIR) + "/archs";
   if (!std::filesystem::exists(dir + "/README.md")) GTEST_SKIP() << "no reference data at " << dir;
   TempDir tmp;
-  for (std::string name :
-       {"tiny-glm4moe-q4_k-pure", "tiny-qwen35moe-q4_k-pure", "tiny-qwen3next-q8_0"}) {
+  for (std::string name : {"tiny-glm4moe-q4_k-pure", "tiny-qwen35moe-q4_k-pure",
+                           "tiny-qwen3next-q8_0", "tiny-deepseek2-q4_k-pure"}) {
     const std::string gguf = dir + "/" + name + ".gguf";
     const std::string archive = tmp.File(name + ".sluice");
     auto converted = ConvertGgufToArchive(gguf, archive);
