@@ -16,13 +16,14 @@ const ArchSpec& Glm4MoeArch();
 const ArchSpec& Qwen35MoeArch();
 const ArchSpec& Qwen3NextArch();
 const ArchSpec& DeepSeek2Arch();
+const ArchSpec& GptOssArch();
 
 namespace {
 
 using SpecGetter = const ArchSpec& (*)();
-constexpr std::array<SpecGetter, 7> kRegistry = {
+constexpr std::array<SpecGetter, 8> kRegistry = {
     &Qwen3MoeArch,  &Qwen2MoeArch,  &LlamaMoeArch,  &Glm4MoeArch,
-    &Qwen35MoeArch, &Qwen3NextArch, &DeepSeek2Arch,
+    &Qwen35MoeArch, &Qwen3NextArch, &DeepSeek2Arch, &GptOssArch,
 };
 
 }  // namespace

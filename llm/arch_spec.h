@@ -66,6 +66,10 @@ struct ArchSpec {
   Presence qk_norm = Presence::kAbsent;   // attn_q_norm / attn_k_norm: per-head RMSNorm of q
                                           // and k (shape head_dim), applied before RoPE
   Presence qkv_bias = Presence::kAbsent;  // attn_q.bias, attn_k.bias, attn_v.bias
+  Presence attn_output_bias = Presence::kAbsent;  // attn_output.bias
+  Presence attn_sinks = Presence::kAbsent;        // attn_sinks (n_head): gpt-oss
+  // Layers with even index attend within attention.sliding_window positions (gpt-oss).
+  bool sliding_window_even_layers = false;
   // attn_q holds per head [query | gate] (2 * head_dim rows) and the attention output is
   // multiplied by sigmoid(gate) before attn_output (Qwen3-Next / Qwen3.5).
   bool attn_output_gate = false;
@@ -83,6 +87,10 @@ struct ArchSpec {
   // exp_probs_b.bias (n_expert): added to the probabilities to choose the experts, never to the
   // weights (DeepSeek-V3's auxiliary-loss-free balancing, GLM-4.5).
   Presence selection_bias = Presence::kAbsent;
+  Presence router_bias = Presence::kAbsent;  // ffn_gate_inp.bias, added to the router logits
+  // ffn_{gate,up,down}_exps.bias: one bias vector per routed expert (gpt-oss).
+  Presence expert_bias = Presence::kAbsent;
+  bool oai_swiglu = false;  // experts use gpt-oss's clamped SwiGLU (core/ops/activation.h)
 
   // Key holding the routed experts' hidden size: "expert_feed_forward_length" (Qwen MoE), or
   // "feed_forward_length" (Mixtral, whose GGUFs only have the latter).

@@ -57,9 +57,10 @@ Result<std::unique_ptr<AttentionBlock>> AttentionBlock::Create(const ModelConfig
   return b;
 }
 
-void AttentionBlock::Forward(int layer, const LayerWeights& w, std::span<const Span> spans,
+void AttentionBlock::Forward(int model_layer, const LayerWeights& w, std::span<const Span> spans,
                              const float* xb, float* out, ThreadPool* pool) {
   const ModelConfig& c = config_;
+  const int layer = c.kv_layer(model_layer);  // its index in the KV cache
   int64_t n = 0;
   for (const Span& s : spans) {
     CHECK(s.kv != nullptr && s.n >= 1 && s.pos0 + s.n <= n_ctx_) << s.n << " tokens at " << s.pos0;
@@ -105,11 +106,14 @@ void AttentionBlock::Forward(int layer, const LayerWeights& w, std::span<const S
       StoreKv(k, kv_type, kv.k_at(layer, s.pos0 + i), c.k_dim());
       StoreKv(v_ + t * c.v_dim(), kv_type, kv.v_at(layer, s.pos0 + i), c.v_dim());
     }
-    const KvView view = kv.view(layer);
+    const bool windowed = c.is_windowed_layer(model_layer);
     for (int64_t i = 0; i < s.n; ++i) {
       const int64_t t = row + i;
-      Attention(shape, q_ + t * c.q_dim(), view, s.pos0 + i + 1, scale, scores_,
-                attn_ + t * c.attn_out_dim(), pool);
+      const int64_t end = s.pos0 + i + 1;  // causal: positions [first, end)
+      const int64_t first = windowed ? std::max<int64_t>(0, end - c.sliding_window) : 0;
+      const KvView view{kv.k_at(layer, first), kv.v_at(layer, first), kv_type};
+      Attention(shape, q_ + t * c.q_dim(), view, end - first, scale, scores_,
+                attn_ + t * c.attn_out_dim(), pool, w.sinks);
     }
     row += s.n;
   }
@@ -117,6 +121,7 @@ void AttentionBlock::Forward(int layer, const LayerWeights& w, std::span<const S
     for (int64_t i = 0; i < n * c.attn_out_dim(); ++i) attn_[i] *= Sigmoid(gate_[i]);
   }
   Linear(w.wo, attn_, n, out, pool);
+  AddBias(w.bo, n, c.n_embd, out);
 }
 
 }  // namespace sluice

@@ -5,7 +5,7 @@
 //   k, v appended to the KV cache; each token then attends to positions 0 .. its own
 //   attn *= sigmoid(gate)                          models with an output gate (Wq gives it)
 //   out = Wo attn                                  one MatMul over the batch
-// `layer` is the layer's index in the KV cache (ModelConfig::kv_layer).
+// `layer` is the model's layer index (its KV cache layer is ModelConfig::kv_layer).
 // Every token's attention is computed exactly as in one-token decoding, so batches of any size
 // give bit-identical results.
 //
@@ -48,8 +48,8 @@ class AttentionBlock {
   // The same over rows of several sequences (the spans in row order, sum of n <= max_tokens):
   // the projections run once over all rows; each row attends within its own sequence. A row's
   // result is the same as when its sequence runs alone.
-  void Forward(int layer, const LayerWeights& weights, std::span<const Span> spans, const float* xb,
-               float* out, ThreadPool* pool);
+  void Forward(int model_layer, const LayerWeights& weights, std::span<const Span> spans,
+               const float* xb, float* out, ThreadPool* pool);
 
  private:
   AttentionBlock(const ModelConfig& config, int max_tokens, int64_t n_ctx);

@@ -123,7 +123,7 @@ void Engine::Attention(int layer, std::span<const AttentionBlock::Span> spans,
   if (mla_ != nullptr) {
     mla_->Forward(config_.kv_layer(layer), w.mla, spans, state_.xb, state_.out, pool_.get());
   } else if (config_.is_attention_layer(layer)) {
-    attention_->Forward(config_.kv_layer(layer), w, spans, state_.xb, state_.out, pool_.get());
+    attention_->Forward(layer, w, spans, state_.xb, state_.out, pool_.get());
   } else {
     delta_net_->Forward(layer, w.delta_net, state_spans, state_.xb, state_.out, pool_.get());
   }

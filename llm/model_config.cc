@@ -272,6 +272,10 @@ Result<ModelConfig> ReadModelConfig(const Metadata& md) {
   RETURN_IF_ERROR(ReadRouting(md, keys, c));
   if (c.spec->delta_net != DeltaNetKind::kNone) RETURN_IF_ERROR(ReadDeltaNet(md, keys, c));
   c.attn_scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim_k));
+  if (c.spec->sliding_window_even_layers) {
+    ASSIGN_OR_RETURN(c.sliding_window,
+                     keys.Int("attention.sliding_window", -1, 1, kMaxContextLength));
+  }
   if (c.spec->attention == AttentionKind::kMla) RETURN_IF_ERROR(ReadMla(md, keys, c));
   if (c.spec->attn_output_gate && c.head_dim_v != c.head_dim_k) {
     return Unsupported(md.source(), ": an attention output gate needs ",

@@ -85,6 +85,10 @@ struct ModelConfig {
   bool norm_topk = true;                     // spec default or expert_weights_norm
   float expert_weights_scale = 1.0f;         // expert_weights_scale (routed output multiplier)
 
+  int64_t sliding_window = 0;  // windowed layers attend to this many positions (0: none)
+  bool is_windowed_layer(int layer) const {
+    return sliding_window > 0 && spec->sliding_window_even_layers && layer % 2 == 0;
+  }
   int full_attention_interval = 1;  // hybrid models: every Nth layer is full attention
   DeltaNetShape delta_net;          // the other layers' shape (zero when not hybrid)
 
@@ -112,7 +116,8 @@ struct ModelConfig {
                     .norm_topk = norm_topk,
                     .expert_weights_scale = expert_weights_scale,
                     .n_groups = n_expert_groups,
-                    .n_groups_used = n_expert_groups_used};
+                    .n_groups_used = n_expert_groups_used,
+                    .oai_swiglu = spec->oai_swiglu};
   }
   RopeParams rope() const {
     return RopeParams{.layout = spec->rope_layout,

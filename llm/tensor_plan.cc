@@ -72,6 +72,9 @@ void AddAttention(std::vector<ExpectedTensor>& out, const ModelConfig& c, int l)
   Add(out, LayerName(l, "attn_v.bias"), {c.v_dim(), 1, 1, 1}, K::kVector, spec.qkv_bias);
   Add(out, LayerName(l, "attn_q_norm.weight"), {c.head_dim_k, 1, 1, 1}, K::kVector, spec.qk_norm);
   Add(out, LayerName(l, "attn_k_norm.weight"), {c.head_dim_k, 1, 1, 1}, K::kVector, spec.qk_norm);
+  Add(out, LayerName(l, "attn_output.bias"), {c.n_embd, 1, 1, 1}, K::kVector,
+      spec.attn_output_bias);
+  Add(out, LayerName(l, "attn_sinks.weight"), {c.n_head, 1, 1, 1}, K::kVector, spec.attn_sinks);
 }
 
 // A multi-head latent attention layer (llm/mla_block.h).
@@ -149,6 +152,14 @@ std::vector<ExpectedTensor> ExpectedDenseTensors(const ModelConfig& c) {
     Add(out, LayerName(l, "ffn_gate_inp.weight"), {c.n_embd, c.n_expert, 1, 1}, K::kMatrix);
     Add(out, LayerName(l, "exp_probs_b.bias"), {c.n_expert, 1, 1, 1}, K::kVector,
         spec.selection_bias);
+    Add(out, LayerName(l, "ffn_gate_inp.bias"), {c.n_expert, 1, 1, 1}, K::kVector,
+        spec.router_bias);
+    Add(out, LayerName(l, "ffn_gate_exps.bias"), {c.n_ff_exp, c.n_expert, 1, 1}, K::kVector,
+        spec.expert_bias);
+    Add(out, LayerName(l, "ffn_up_exps.bias"), {c.n_ff_exp, c.n_expert, 1, 1}, K::kVector,
+        spec.expert_bias);
+    Add(out, LayerName(l, "ffn_down_exps.bias"), {c.n_embd, c.n_expert, 1, 1}, K::kVector,
+        spec.expert_bias);
     if (c.has_shared_expert()) {
       Add(out, LayerName(l, "ffn_gate_shexp.weight"), {c.n_embd, c.n_ff_shexp, 1, 1}, K::kMatrix);
       Add(out, LayerName(l, "ffn_up_shexp.weight"), {c.n_embd, c.n_ff_shexp, 1, 1}, K::kMatrix);

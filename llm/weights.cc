@@ -216,6 +216,8 @@ Result<std::unique_ptr<ModelWeights>> ModelWeights::Load(const ModelFile& model,
     L.bq = Vector(placed, p + "attn_q.bias");
     L.bk = Vector(placed, p + "attn_k.bias");
     L.bv = Vector(placed, p + "attn_v.bias");
+    L.bo = Vector(placed, p + "attn_output.bias");
+    L.sinks = Vector(placed, p + "attn_sinks.weight");
     L.q_norm = Vector(placed, p + "attn_q_norm.weight");
     L.k_norm = Vector(placed, p + "attn_k_norm.weight");
     L.ffn_norm = Vector(placed, p + c.spec->ffn_norm + ".weight");
@@ -226,6 +228,10 @@ Result<std::unique_ptr<ModelWeights>> ModelWeights::Load(const ModelFile& model,
       continue;
     }
     L.moe.selection_bias = Vector(placed, p + "exp_probs_b.bias");
+    L.moe.router_bias = Vector(placed, p + "ffn_gate_inp.bias");
+    L.moe.expert_gate_bias = Vector(placed, p + "ffn_gate_exps.bias");
+    L.moe.expert_up_bias = Vector(placed, p + "ffn_up_exps.bias");
+    L.moe.expert_down_bias = Vector(placed, p + "ffn_down_exps.bias");
     L.moe.router = MakeMatrix(placed, p + "ffn_gate_inp.weight", c.n_expert, c.n_embd);
     L.moe.shexp_gate = MakeMatrix(placed, p + "ffn_gate_shexp.weight", c.n_ff_shexp, c.n_embd);
     L.moe.shexp_up = MakeMatrix(placed, p + "ffn_up_shexp.weight", c.n_ff_shexp, c.n_embd);

@@ -48,6 +48,8 @@ struct LayerWeights {
   const float* bq = nullptr;         // (q_dim) or null
   const float* bk = nullptr;         // (k_dim) or null
   const float* bv = nullptr;         // (v_dim) or null
+  const float* bo = nullptr;         // (n_embd) or null: attn_output.bias
+  const float* sinks = nullptr;      // (n_head) or null: attention sinks
   const float* q_norm = nullptr;     // (head_dim_k) or null
   const float* k_norm = nullptr;     // (head_dim_k) or null
   const float* ffn_norm = nullptr;   // (n_embd)

@@ -105,6 +105,9 @@ Status MoeBlock::RouteTokens(Layer layer, const float* xb, int64_t n, int64_t to
   Linear(layer.weights->router, xb, n, router_logits_, pool_);
   for (int64_t t = 0; t < n; ++t) {
     std::span<float> probs(router_logits_ + t * n_expert, n_expert);
+    if (layer.weights->router_bias != nullptr) {
+      for (int e = 0; e < n_expert; ++e) probs[e] += layer.weights->router_bias[e];
+    }
     Route& route = routes_[t];
     ComputeRoute(router_, probs, &route, layer.weights->selection_bias);
     if (options_.hook != nullptr) {
@@ -169,8 +172,8 @@ void MoeBlock::ReadAheadFirst(Layer layer, const float* xb, int64_t token_index)
   if (!read_ahead_.enabled()) return;
   if (options_.hook != nullptr)
     options_.hook->SetStream(row_streams_.empty() ? 0 : row_streams_[0]);
-  read_ahead_.Guess(layer.index, layer.weights->router, layer.weights->selection_bias, xb,
-                    token_index, router_logits_, config_.n_expert, pool_);
+  read_ahead_.Guess(layer.index, *layer.weights, xb, token_index, router_logits_, config_.n_expert,
+                    pool_);
 }
 
 Status MoeBlock::RunExperts(int layer, const float* xb, size_t issued, Layer next, int64_t token) {
@@ -213,8 +216,8 @@ Status MoeBlock::RunExperts(int layer, const float* xb, size_t issued, Layer nex
       // next layer routes (the remaining experts, the next attention) the device would idle.
       // Reading ahead only now never takes bandwidth from reads this layer waits for.
       // router_logits_ is free: this layer's route is already computed.
-      read_ahead_.Guess(next.index, next.weights->router, next.weights->selection_bias, xb, token,
-                        router_logits_, config_.n_expert, pool_);
+      read_ahead_.Guess(next.index, *next.weights, xb, token, router_logits_, config_.n_expert,
+                        pool_);
       next.weights = nullptr;
     }
     counters->expert_loads += 1;
@@ -223,6 +226,12 @@ Status MoeBlock::RunExperts(int layer, const float* xb, size_t issued, Layer nex
     held.expert = e;
     ExpertWeights w = held.weights;
     if (options_.dequantize_experts) w = Dequantize(held.weights);  // the f32 copy is ours
+    if (current_->expert_gate_bias != nullptr) {
+      w.gate_bias = current_->expert_gate_bias + static_cast<int64_t>(e) * config_.n_ff_exp;
+      w.up_bias = current_->expert_up_bias + static_cast<int64_t>(e) * config_.n_ff_exp;
+      w.down_bias = current_->expert_down_bias + static_cast<int64_t>(e) * n_embd;
+    }
+    if (config_.oai_swiglu) w.activation = FfnActivation::kSwiGluOai;
     const int count = expert_start_[e + 1] - expert_start_[e];
     const int* assigned = assignments_.data() + expert_start_[e];
     for (int r = 0; r < count; ++r) {
@@ -301,6 +310,7 @@ Status MoeBlock::Forward(Layer layer, Layer next, const float* xb, int64_t n, in
     RunSharedExpert(*layer.weights, xb, n);
     counters_.expert_compute_ns += NowNs() - compute_start;
   }
+  current_ = layer.weights;
   RETURN_IF_ERROR(RunExperts(layer.index, xb, issued, next, token_index0));
   Combine(n, out);
   if (config_.has_shared_expert()) AddShared(n, out);

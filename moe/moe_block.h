@@ -111,6 +111,7 @@ class MoeBlock {
   void IssueReads(int layer, size_t done, size_t window, size_t* issued);
   // Computes the routed experts; guesses for `next` once this layer's reads are in.
   Status RunExperts(int layer, const float* xb, size_t issued, Layer next, int64_t token);
+  const MoeLayerWeights* current_ = nullptr;  // the layer Forward is running
   void Combine(int64_t n, float* out) const;
   // Into shared_out_ / shared_scale_; AddShared adds them to out after Combine.
   void RunSharedExpert(const MoeLayerWeights& weights, const float* xb, int64_t n);

@@ -24,6 +24,7 @@ struct MoeShape {
   float expert_weights_scale = 1.0f;  // routed output multiplier
   int n_groups = 1;                   // experts in n_groups consecutive groups: route within the
   int n_groups_used = 1;              // n_groups_used best ones (DeepSeek-V3)
+  bool oai_swiglu = false;            // routed experts use gpt-oss's clamped SwiGLU
   bool has_shared_expert() const { return n_ff_shexp > 0; }
 };
 
@@ -31,13 +32,17 @@ struct MoeShape {
 using ExpertTypes = std::array<GgmlType, 3>;
 
 struct MoeLayerWeights {
-  Matrix router;                          // (n_expert, n_embd)
-  Matrix shexp_gate;                      // (n_ff_shexp, n_embd) or empty
-  Matrix shexp_up;                        // (n_ff_shexp, n_embd) or empty
-  Matrix shexp_down;                      // (n_embd, n_ff_shexp) or empty
-  const float* shexp_gate_inp = nullptr;  // (n_embd) or null: sigmoid gate of the shared expert
-  const float* selection_bias = nullptr;  // (n_expert) or null: exp_probs_b, chooses experts only
-  ExpertTypes expert_types{};             // routed experts' gate, up, down types
+  Matrix router;                            // (n_expert, n_embd)
+  Matrix shexp_gate;                        // (n_ff_shexp, n_embd) or empty
+  Matrix shexp_up;                          // (n_ff_shexp, n_embd) or empty
+  Matrix shexp_down;                        // (n_embd, n_ff_shexp) or empty
+  const float* shexp_gate_inp = nullptr;    // (n_embd) or null: sigmoid gate of the shared expert
+  const float* selection_bias = nullptr;    // (n_expert) or null: exp_probs_b, chooses experts only
+  const float* router_bias = nullptr;       // (n_expert) or null: added to the router logits
+  const float* expert_gate_bias = nullptr;  // (n_expert, n_ff_exp) or null (gpt-oss)
+  const float* expert_up_bias = nullptr;    // (n_expert, n_ff_exp) or null
+  const float* expert_down_bias = nullptr;  // (n_expert, n_embd) or null
+  ExpertTypes expert_types{};               // routed experts' gate, up, down types
 };
 
 }  // namespace sluice

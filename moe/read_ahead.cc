@@ -10,15 +10,18 @@ bool ReadAhead::enabled() const {
   return max_reads_ > 0 && source_->reads_ahead() && source_->max_ahead() >= 3 * router_.k;
 }
 
-void ReadAhead::Guess(int layer, const Matrix& router, const float* selection_bias, const float* xb,
-                      int64_t token, float* router_logits, int n_expert, ThreadPool* pool) {
+void ReadAhead::Guess(int layer, const MoeLayerWeights& weights, const float* xb, int64_t token,
+                      float* router_logits, int n_expert, ThreadPool* pool) {
   Route& p = guess_;
   if (hook_ == nullptr || !hook_->PredictRoute(layer, token, &p)) {
     // The model's own predictor: the next layer's router applied to this layer's state
     // (FIELD-NOTES: 71-98% of the next layer's experts on real models).
     std::span<float> probs(router_logits, n_expert);
-    Linear(router, xb, 1, probs.data(), pool);
-    ComputeRoute(router_, probs, &p, selection_bias);
+    Linear(weights.router, xb, 1, probs.data(), pool);
+    if (weights.router_bias != nullptr) {
+      for (int e = 0; e < n_expert; ++e) probs[e] += weights.router_bias[e];
+    }
+    ComputeRoute(router_, probs, &p, weights.selection_bias);
   }
   layer_ = layer;
   token_ = token;

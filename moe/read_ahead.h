@@ -19,6 +19,7 @@
 #include "core/ops/linear.h"
 #include "core/threads/thread_pool.h"
 #include "moe/expert_source.h"
+#include "moe/moe_layer.h"
 #include "moe/router.h"
 #include "moe/routing_hook.h"
 
@@ -43,9 +44,9 @@ class ReadAhead {
   // Predicts `layer`'s route for token `token` from `xb` (1, n_embd), normalised as the previous
   // layer's MoE input, and starts reads for the first missing ones. router_logits: (n_expert)
   // scratch.
-  // router: (n_expert, n_embd); selection_bias: the layer's, or null.
-  void Guess(int layer, const Matrix& router, const float* selection_bias, const float* xb,
-             int64_t token, float* router_logits, int n_expert, ThreadPool* pool);
+  // weights: that layer's router (and its biases).
+  void Guess(int layer, const MoeLayerWeights& weights, const float* xb, int64_t token,
+             float* router_logits, int n_expert, ThreadPool* pool);
   // `layer` routed token `token` to `actual`: scores the guess made for it and drops the wrong
   // reads. Nothing to do when no guess was made for that layer.
   void Settle(int layer, int64_t token, const Route& actual);

@@ -1,5 +1,6 @@
 #include "core/ops/activation.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace sluice {
@@ -23,6 +24,15 @@ float Sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 
 void SwiGlu(const float* gate, const float* up, int64_t n, float* out) {
   for (int64_t i = 0; i < n; ++i) out[i] = Silu(gate[i]) * up[i];
+}
+
+void SwiGluOai(const float* gate, const float* up, int64_t n, float* out) {
+  constexpr float kAlpha = 1.702f, kLimit = 7.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = std::min(gate[i], kLimit);
+    const float u = std::max(-kLimit, std::min(up[i], kLimit));
+    out[i] = g / (1.0f + std::exp(-kAlpha * g)) * (u + 1.0f);
+  }
 }
 
 }  // namespace sluice

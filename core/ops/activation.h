@@ -17,5 +17,8 @@ float Sigmoid(float x);
 
 // out[i] = silu(gate[i]) * up[i], i in [0, n). out may alias gate or up.
 void SwiGlu(const float* gate, const float* up, int64_t n, float* out);
+// gpt-oss's clamped SwiGLU: g = min(gate, limit), u = clamp(up, -limit, limit),
+// out = g * sigmoid(alpha * g) * (u + 1), with alpha = 1.702 and limit = 7.
+void SwiGluOai(const float* gate, const float* up, int64_t n, float* out);
 
 }  // namespace sluice

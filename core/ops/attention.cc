@@ -1,5 +1,7 @@
 #include "core/ops/attention.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "core/base/check.h"
@@ -57,7 +59,7 @@ namespace {
 // `k_row` / `v_row` elements apart (n_head_kv * head_dim).
 void AttendHead(const attention_simd::Kernels& kern, const float* q, const void* k, const void* v,
                 KvType type, int64_t k_row, int64_t v_row, int head_dim_k, int head_dim_v,
-                int64_t n_kv, float scale, float* scores, float* out) {
+                int64_t n_kv, float scale, float* scores, float* out, const float* sink) {
   for (int64_t p = 0; p < n_kv; ++p) {
     float dot;
     if (type == KvType::kF32) {
@@ -67,7 +69,16 @@ void AttendHead(const attention_simd::Kernels& kern, const float* q, const void*
     }
     scores[p] = dot * scale;
   }
-  Softmax(scores, n_kv);
+  if (sink == nullptr) {
+    Softmax(scores, n_kv);
+  } else {
+    float max = *sink;
+    for (int64_t p = 0; p < n_kv; ++p) max = std::max(max, scores[p]);
+    float sum = std::exp(*sink - max);
+    for (int64_t p = 0; p < n_kv; ++p) sum += scores[p] = std::exp(scores[p] - max);
+    const float inv = 1.0f / sum;
+    for (int64_t p = 0; p < n_kv; ++p) scores[p] *= inv;
+  }
   std::memset(out, 0, sizeof(float) * head_dim_v);
   for (int64_t p = 0; p < n_kv; ++p) {
     if (type == KvType::kF32) {
@@ -103,7 +114,7 @@ void LoadKv(const void* src, KvType type, float* dst, int64_t n) {
 }
 
 void Attention(const AttentionShape& shape, const float* q, const KvView& kv, int64_t n_kv,
-               float scale, float* scores, float* out, ThreadPool* pool) {
+               float scale, float* scores, float* out, ThreadPool* pool, const float* sinks) {
   CHECK(shape.n_head_kv > 0 && shape.n_head % shape.n_head_kv == 0)
       << shape.n_head << " heads, " << shape.n_head_kv << " kv heads";
   DCHECK(n_kv > 0);
@@ -123,7 +134,8 @@ void Attention(const AttentionShape& shape, const float* q, const KvView& kv, in
       const uint8_t* k = static_cast<const uint8_t*>(kv.k) + g * shape.head_dim_k * elem;
       const uint8_t* v = static_cast<const uint8_t*>(kv.v) + g * shape.head_dim_v * elem;
       AttendHead(kern, q + h * shape.head_dim_k, k, v, kv.type, k_row, v_row, shape.head_dim_k,
-                 shape.head_dim_v, n_kv, scale, scores + h * n_kv, out + h * shape.head_dim_v);
+                 shape.head_dim_v, n_kv, scale, scores + h * n_kv, out + h * shape.head_dim_v,
+                 sinks != nullptr ? sinks + h : nullptr);
     }
   };
   if (pool != nullptr && pool->size() > 1 && shape.n_head > 1) {

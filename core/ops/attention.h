@@ -5,7 +5,11 @@
 //   k: (n_ctx, n_head_kv, head_dim_k)    v: (n_ctx, n_head_kv, head_dim_v)
 // Query head h reads kv head h / (n_head / n_head_kv).
 //
-// Non-goals: flash-style tiling, sliding windows, attention sinks, ALiBi.
+// Attention sinks (gpt-oss): a learned per-head logit that joins every softmax's denominator with
+// no value vector: p_u = exp(s_u - M) / (sum_u' exp(s_u' - M) + exp(sink - M)), M the largest of
+// the scores and the sink. Sliding windows are the caller's: a view starting at the window's first
+// position, with n_kv the window's length.
+// Non-goals: flash-style tiling, ALiBi.
 // Thread-safety: pure functions on caller-owned buffers; Attention() splits heads over the pool
 // (each head is computed by exactly one thread, so results never depend on the thread count).
 #pragma once
@@ -43,7 +47,9 @@ struct KvView {
 // out[h] = sum_p softmax_p(scale * q[h] . k[p][g(h)]) * v[p][g(h)], p in [0, n_kv): the query
 // attends to the first n_kv cached positions (causality is the caller choosing n_kv = pos + 1).
 //   q: (n_head, head_dim_k)   scores: scratch (n_head, n_kv)   out: (n_head, head_dim_v)
+// sinks: (n_head) logits, or null.
 void Attention(const AttentionShape& shape, const float* q, const KvView& kv, int64_t n_kv,
-               float scale, float* scores, float* out, ThreadPool* pool);
+               float scale, float* scores, float* out, ThreadPool* pool,
+               const float* sinks = nullptr);
 
 }  // namespace sluice

@@ -248,10 +248,27 @@ TEST_F(RefData, ArchitecturesQuantizedDequantizedMatchDeqWithin1e4) {
   }
 }
 
+// gpt-oss has no F32 file (its experts are MXFP4 as published): its MXFP4 file and the Q8_0 /
+// Q4_K ones, dequantized at load, against the outside implementation's runs on the same values.
+TEST_F(RefData, GptOssDequantizedMatchDeqWithin1e4) {
+  for (std::string name : {"tiny-gptoss-mxfp4", "tiny-gptoss-q8_0", "tiny-gptoss-q4_k-pure"}) {
+    const std::string model = kRefDir + "/archs/" + name + ".gguf";
+    const std::string ref = kRefDir + "/archs/deq/" + name + "-deq";
+    ExpectExact(name + " (deq)", RunModel(model, ShortPrompt(), true), Load(ref));
+    ExpectExact(name + ".long (deq)", RunModel(model, LongPrompt(), true), Load(ref + ".long"));
+    if (name == "tiny-gptoss-mxfp4") {
+      ExpectExact(name + ".seq (deq)", RunModel(model, ShortPrompt(), true, true),
+                  Load(ref + ".seq"));
+    }
+  }
+}
+
 // Measured mean |diff| on the 32-token / 200-token prompts: glm4moe 0 and 1.1e-7 / 1.1e-3 ..
 // 2.0e-3; qwen35moe Q8_0 0 / 2.0e-5, Q4_K 3.2e-4 (its first greedy token is a near-tie and
 // differs) / 1.6e-3; qwen3next 0 and 1.1e-7 / 4.9e-3 .. 5.4e-3 (the README: the recurrence
-// accumulates rounding); deepseek2 0 and 1.3e-7 / 2.4e-3 .. 2.8e-3. Bounds about 2.5x those.
+// accumulates rounding); deepseek2 0 and 1.3e-7 / 2.4e-3 .. 2.8e-3; gpt-oss MXFP4 1.4e-7 / 2.5e-5,
+// Q8_0 2.0e-5 / 3.4e-6, Q4_K 1.9e-3 (a near-tie parts the greedy path after one token) / 1.1e-7.
+// Bounds about 2.5x those.
 struct ArchQuantTolerance {
   const char* name;
   double mean_short, mean_long;
@@ -268,6 +285,9 @@ TEST_F(RefData, ArchitecturesQuantizedOnBlocksAreClose) {
       {"tiny-qwen3next-q4_k-pure", 1e-5, 1.4e-2, kGenerated},
       {"tiny-deepseek2-q8_0", 1e-5, 7e-3, kGenerated},
       {"tiny-deepseek2-q4_k-pure", 1e-5, 7e-3, kGenerated},
+      {"tiny-gptoss-mxfp4", 1e-5, 1e-4, kGenerated},
+      {"tiny-gptoss-q8_0", 1e-4, 1e-4, kGenerated},
+      {"tiny-gptoss-q4_k-pure", 5e-3, 1e-5, 1},
   };
   for (const ArchQuantTolerance& tol : cases) {
     const std::string name = tol.name;
