@@ -23,6 +23,7 @@ DECLARE_int64(seed);
 DECLARE_string(system);
 DECLARE_string(chat_template);
 DECLARE_bool(no_think);
+DECLARE_string(chat_template_file);
 DECLARE_int32(n_predict);
 
 namespace sluice::cli {
@@ -99,7 +100,8 @@ Result<GenerationSetup> SetUpGeneration(const GenerationSetupOptions& options) {
   if (options.need_chat_template) {
     // An unrecognised template falls back to ChatML; ChatTemplate logs the one-line warning.
     ASSIGN_OR_RETURN(ChatTemplate chat_template,
-                     ChatTemplate::FromMetadata(model->metadata(), FLAGS_chat_template));
+                     ChatTemplate::FromMetadata(model->metadata(), FLAGS_chat_template,
+                                                FLAGS_chat_template_file));
     setup.chat_template = std::make_unique<ChatTemplate>(std::move(chat_template));
   }
   ASSIGN_OR_RETURN(setup.engine, Engine::Create(std::move(model), engine_options));

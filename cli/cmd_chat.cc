@@ -130,7 +130,8 @@ const CommandRegistration kChat({
     .name = "chat",
     .summary = "chat with a model in the terminal (streams tokens; /stats /reset /quit)",
     .usage = "sluice chat [-m MODEL] [--ram 12G] [--threads N] [--experts K] [--temp T]\n"
-             "            [--system TEXT] [--chat-template NAME] [--no-think]",
+             "            [--system TEXT] [--chat-template NAME | --chat-template-file FILE] "
+             "[--no-think]",
     .description =
         "A multi-turn chat: the KV cache is kept between turns, so each turn prefills only its\n"
         "own tokens. Replies stream to stdout; one line of stats per reply goes to stderr\n"
@@ -140,7 +141,7 @@ const CommandRegistration kChat({
         "--experts K routes K experts per token instead of the model's default: fewer bytes\n"
         "read per token, and a warning that the output quality changes.\n"
         "With no -m the synthetic demo model is used (random weights: gibberish by design).",
-    .flags = GenerationFlags({"system", "chat_template", "no_think"}),
+    .flags = GenerationFlags({"system", "chat_template", "chat_template_file", "no_think"}),
     .run = RunChat,
 });
 

@@ -93,7 +93,8 @@ const CommandRegistration kRun({
         "line of stats goes to stderr. --experts K routes K experts per token instead of the\n"
         "model's default (faster; the output quality changes). With no -m the synthetic demo\n"
         "model is used (random weights: gibberish by design).",
-    .flags = GenerationFlags({"prompt", "file", "raw", "system", "chat_template", "no_think"}),
+    .flags = GenerationFlags({"prompt", "file", "raw", "system", "chat_template",
+                              "chat_template_file", "no_think"}),
     .run = RunRun,
 });
 

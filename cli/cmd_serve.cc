@@ -151,10 +151,10 @@ const CommandRegistration kServe({
         "override; -n is the default max_tokens. The memory plan counts --parallel KV caches\n"
         "of --ctx positions within --ram. With no -m the synthetic demo model is served\n"
         "(random weights: gibberish by design). Ctrl-C stops the server.",
-    .flags = GenerationFlags({"chat_template", "no_think", "host", "port", "api_key",
-                              "api_key_file", "cors", "parallel", "max_queue", "max_body",
-                              "max_tokens", "max_prompt_tokens", "timeout", "threads_http",
-                              "alias"}),
+    .flags = GenerationFlags({"chat_template", "chat_template_file", "no_think", "host", "port",
+                              "api_key", "api_key_file", "cors", "parallel", "max_queue",
+                              "max_body", "max_tokens", "max_prompt_tokens", "timeout",
+                              "threads_http", "alias"}),
     .run = RunServe,
 });
 

@@ -13,11 +13,16 @@ DEFINE_double(repeat_penalty, 1.0,
 DEFINE_int64(seed, -1, "Sampling seed. -1: a new seed each run (printed with --verbose).");
 DEFINE_string(system, "", "System message at the start of the conversation.");
 DEFINE_string(chat_template, "",
-              "Chat template: chatml, qwen3, mistral-v1, mistral-v3, llama3, deepseek3 or "
-              "deepseek-r1. Empty: detected from the model's tokenizer.chat_template (ChatML with "
-              "a warning when unrecognised).");
+              "Chat template: chatml, qwen3, mistral-v1, mistral-v3, llama3, deepseek3, "
+              "deepseek-r1, deepseek-v3.1, glm4.5, kimi-k2 or harmony (gpt-oss). Empty: detected "
+              "from the model's tokenizer.chat_template (ChatML with a warning when "
+              "unrecognised).");
+DEFINE_string(chat_template_file, "",
+              "A Jinja chat template file to use instead of the model's: its family is detected "
+              "from it as from the model's own (see --chat-template for the families).");
 DEFINE_bool(no_think, false,
-            "Qwen3: turn thinking off (the reply starts after an empty <think></think> block).");
+            "Turn thinking off: Qwen3/3.5 (an empty <think></think> block), GLM-4.5 (/nothink), "
+            "DeepSeek-V3.1 (</think>), gpt-oss (low reasoning effort).");
 DEFINE_int32(n_predict, -1,
              "Tokens to generate at most per reply. -1: until an end-of-generation token or the "
              "context is full.");

@@ -1,6 +1,8 @@
 #include "tokenizer/chat_template.h"
 
 #include <algorithm>
+#include <fstream>
+#include <iterator>
 
 #include "core/base/log.h"
 #include "tokenizer/tokenizer.h"
@@ -15,13 +17,26 @@ struct FamilyName {
 
 // Canonical names first (the name() of a template), aliases after.
 constexpr FamilyName kFamilyNames[] = {
-    {"chatml", ChatFamily::kChatML},          {"qwen3", ChatFamily::kQwen3},
-    {"mistral-v1", ChatFamily::kMistralV1},   {"mistral-v3", ChatFamily::kMistralV3},
-    {"llama3", ChatFamily::kLlama3},          {"deepseek3", ChatFamily::kDeepSeek3},
-    {"deepseek-r1", ChatFamily::kDeepSeekR1}, {"qwen2", ChatFamily::kChatML},
-    {"mistral", ChatFamily::kMistralV1},      {"mixtral", ChatFamily::kMistralV1},
-    {"llama-3", ChatFamily::kLlama3},         {"deepseek", ChatFamily::kDeepSeek3},
+    {"chatml", ChatFamily::kChatML},
+    {"qwen3", ChatFamily::kQwen3},
+    {"mistral-v1", ChatFamily::kMistralV1},
+    {"mistral-v3", ChatFamily::kMistralV3},
+    {"llama3", ChatFamily::kLlama3},
+    {"deepseek3", ChatFamily::kDeepSeek3},
+    {"deepseek-r1", ChatFamily::kDeepSeekR1},
+    {"qwen2", ChatFamily::kChatML},
+    {"mistral", ChatFamily::kMistralV1},
+    {"mixtral", ChatFamily::kMistralV1},
+    {"llama-3", ChatFamily::kLlama3},
+    {"deepseek", ChatFamily::kDeepSeek3},
     {"deepseek-v3", ChatFamily::kDeepSeek3},
+    {"deepseek-v3.1", ChatFamily::kDeepSeekV31},
+    {"glm4.5", ChatFamily::kGlm45},
+    {"kimi-k2", ChatFamily::kKimiK2},
+    {"harmony", ChatFamily::kHarmony},
+    {"gpt-oss", ChatFamily::kHarmony},
+    {"glm4", ChatFamily::kGlm45},
+    {"kimi", ChatFamily::kKimiK2},
 };
 
 const char* CanonicalName(ChatFamily family) {
@@ -77,7 +92,9 @@ std::vector<std::string> ChatTemplate::Names() {
 
 ChatTemplate ChatTemplate::Detect(std::string_view text, std::string_view source) {
   ChatTemplate t;
-  if (Contains(text, "<|im_start|>")) {
+  if (Contains(text, "<|im_middle|>")) {
+    t.family_ = ChatFamily::kKimiK2;
+  } else if (Contains(text, "<|im_start|>")) {
     const bool thinking = Contains(text, "<think>") || Contains(text, "enable_thinking");
     t.family_ = thinking ? ChatFamily::kQwen3 : ChatFamily::kChatML;
     if (!thinking) t.default_system_ = DefaultChatMLSystem(text);
@@ -85,11 +102,19 @@ ChatTemplate ChatTemplate::Detect(std::string_view text, std::string_view source
     // {{- '<think>\n' }} (unless thinking is off), Qwen3 Thinking-2507's
     // {{- '<|im_start|>assistant\n<think>\n' }}. Plain Qwen3 only writes "<think>\n' +".
     t.think_prefill_ = thinking && Contains(text, "<think>\\n' }}");
+  } else if (Contains(text, "<|start|>") && Contains(text, "<|message|>")) {
+    t.family_ = ChatFamily::kHarmony;
+  } else if (Contains(text, "[gMASK]<sop>")) {
+    t.family_ = ChatFamily::kGlm45;
   } else if (Contains(text, "<|start_header_id|>")) {
     t.family_ = ChatFamily::kLlama3;
   } else if (Contains(text, "<｜User｜>")) {
-    t.family_ = Contains(text, "</think>") ? ChatFamily::kDeepSeekR1 : ChatFamily::kDeepSeek3;
-    t.think_prefill_ = Contains(text, "<｜Assistant｜><think>");
+    if (Contains(text, "thinking is defined") || Contains(text, "if thinking")) {
+      t.family_ = ChatFamily::kDeepSeekV31;
+    } else {
+      t.family_ = Contains(text, "</think>") ? ChatFamily::kDeepSeekR1 : ChatFamily::kDeepSeek3;
+      t.think_prefill_ = Contains(text, "<｜Assistant｜><think>");
+    }
   } else if (Contains(text, "[INST]")) {
     // v2 opens the user turn with " [INST] ", v1 closes it with " [/INST]", v3 with "[/INST]".
     if (Contains(text, "' [INST] '") || Contains(text, "\" [INST] \"")) {
@@ -112,9 +137,23 @@ ChatTemplate ChatTemplate::Detect(std::string_view text, std::string_view source
 }
 
 Result<ChatTemplate> ChatTemplate::FromMetadata(const Metadata& metadata,
-                                                std::string_view override_name) {
+                                                std::string_view override_name,
+                                                const std::string& template_file) {
   ChatTemplate t;
-  if (!override_name.empty()) {
+  if (!template_file.empty()) {
+    if (!override_name.empty()) {
+      return InvalidArgument("give a chat template by name or by file, not both ('", override_name,
+                             "' and ", template_file, ")");
+    }
+    std::ifstream in(template_file, std::ios::binary);
+    if (!in) return IoError(template_file, ": cannot open the chat template file");
+    const std::string text((std::istreambuf_iterator<char>(in)), {});
+    if (in.bad()) return IoError(template_file, ": read failed");
+    t = Detect(text, template_file);
+    if (!t.warning_.empty()) {
+      LOG(WARNING) << t.warning_;
+    }
+  } else if (!override_name.empty()) {
     const FamilyName* found = nullptr;
     for (const FamilyName& f : kFamilyNames) {
       if (override_name == f.name) found = &f;
@@ -164,6 +203,14 @@ std::string ChatTemplate::Render(std::span<const ChatMessage> messages,
       return RenderDeepSeek(in, /*strip_reasoning=*/false);
     case ChatFamily::kDeepSeekR1:
       return RenderDeepSeek(in, /*strip_reasoning=*/true);
+    case ChatFamily::kDeepSeekV31:
+      return RenderDeepSeekV31(in);
+    case ChatFamily::kGlm45:
+      return RenderGlm45(in);
+    case ChatFamily::kKimiK2:
+      return RenderKimiK2(in);
+    case ChatFamily::kHarmony:
+      return RenderHarmony(in);
   }
   return RenderChatML(in);
 }
@@ -177,7 +224,14 @@ std::vector<std::string> ChatTemplate::EndOfTurnTexts() const {
       return {"<|eot_id|>", "<|eom_id|>", "<|end_of_text|>"};
     case ChatFamily::kDeepSeek3:
     case ChatFamily::kDeepSeekR1:
+    case ChatFamily::kDeepSeekV31:
       return {"<｜end▁of▁sentence｜>"};
+    case ChatFamily::kGlm45:  // the model ends its turn by opening the next one
+      return {"<|user|>", "<|observation|>", "<|endoftext|>"};
+    case ChatFamily::kKimiK2:
+      return {"<|im_end|>"};
+    case ChatFamily::kHarmony:  // <|end|> closes the analysis message, not the reply
+      return {"<|return|>", "<|call|>"};
     case ChatFamily::kMistralV1:
     case ChatFamily::kMistralV2:
     case ChatFamily::kMistralV3:

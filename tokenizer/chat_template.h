@@ -15,10 +15,16 @@
 //   deepseek3    <｜begin▁of▁sentence｜>system<｜User｜>...<｜Assistant｜>...<｜end▁of▁sentence｜>
 //   deepseek-r1  deepseek3 with reasoning stripped from past answers and "<think>\n" pre-filled
 //                when the template does
-// Detection order: <|im_start|> (qwen3 when the source mentions <think> or enable_thinking),
-// <|start_header_id|>, <｜User｜>, [INST] (v2 when the user turn opens with "' [INST] '", v1 when
-// it closes with " [/INST]", v3 otherwise). A template that matches none, or no template at all,
-// falls back to ChatML with a one-line warning (logged, and kept in warning()).
+//   deepseek-v3.1 deepseek3 with its thinking switch (<think> or </think> after <｜Assistant｜>)
+//   glm4.5       [gMASK]<sop><|system|>\n...<|user|>\n...<|assistant|>\n<think></think>\n...
+//   kimi-k2      <|im_system|>system<|im_middle|>...<|im_end|><|im_user|>user<|im_middle|>...
+//   harmony      gpt-oss: <|start|>role<|message|>...<|end|>, answers on the final channel
+// Detection order: <|im_middle|> (kimi-k2), <|im_start|> (qwen3 when the source mentions
+// <think> or enable_thinking), <|start|>...<|message|> (harmony), [gMASK]<sop> (glm4.5),
+// <|start_header_id|>, <｜User｜> (v3.1 when it has a thinking switch), [INST] (v2 when the user
+// turn opens with "' [INST] '", v1 when it closes with " [/INST]", v3 otherwise). A template that
+// matches none, or no template at all, falls back to ChatML with a one-line warning (logged, and
+// kept in warning()).
 //
 // The rendered text contains the BOS token's text where the family's template emits it (taken
 // from the vocabulary in the metadata), so it must be encoded with parse_special = true and
@@ -50,8 +56,11 @@ struct ChatMessage {
 struct RenderOptions {
   // End with the opening of the assistant's turn, so the model continues as the assistant.
   bool add_generation_prompt = true;
-  // Qwen3: false pre-fills an empty think block so the model answers without reasoning.
+  // Qwen3: false pre-fills an empty think block so the model answers without reasoning
+  // (GLM-4.5: /nothink; DeepSeek-V3.1: </think>; gpt-oss: low reasoning effort).
   bool enable_thinking = true;
+  // gpt-oss's "Current date" (YYYY-MM-DD); empty: today, UTC.
+  std::string date = {};
 };
 
 enum class ChatFamily {
@@ -63,14 +72,21 @@ enum class ChatFamily {
   kLlama3,
   kDeepSeek3,
   kDeepSeekR1,
+  kDeepSeekV31,
+  kGlm45,
+  kKimiK2,
+  kHarmony,
 };
 
 class ChatTemplate {
  public:
   // Detects the family from tokenizer.chat_template, or takes `override_name` when non-empty
   // (InvalidArgument naming it and listing Names() when unknown).
+  // `template_file`, when non-empty, is a Jinja template file read and detected instead of the
+  // metadata's (IoError naming it when unreadable; both given: InvalidArgument).
   static Result<ChatTemplate> FromMetadata(const Metadata& metadata,
-                                           std::string_view override_name = "");
+                                           std::string_view override_name = "",
+                                           const std::string& template_file = "");
   // Detection alone, for a template text (`source` names it in the warning).
   static ChatTemplate Detect(std::string_view template_text, std::string_view source = "");
   // The names --chat-template accepts (canonical names, then aliases).
@@ -112,5 +128,12 @@ std::string RenderMistralV1(const ChatRenderInput& in, bool spaced);
 std::string RenderMistralV3(const ChatRenderInput& in);
 std::string RenderLlama3(const ChatRenderInput& in);
 std::string RenderDeepSeek(const ChatRenderInput& in, bool strip_reasoning);
+// The MoE families (tokenizer/chat_render_moe.cc).
+std::string RenderDeepSeekV31(const ChatRenderInput& in);
+std::string RenderGlm45(const ChatRenderInput& in);
+std::string RenderKimiK2(const ChatRenderInput& in);
+std::string RenderHarmony(const ChatRenderInput& in);
+// gpt-oss: the final channel's text of a reply (what a user reads), without the analysis.
+std::string HarmonyFinal(std::string_view reply);
 
 }  // namespace sluice

@@ -277,5 +277,100 @@ TEST(ChatTemplateTest, RenderedPromptTokenizesWithSpecialTokens) {
   EXPECT_EQ(ids.front(), start);
 }
 
+// The MoE families. Template excerpts carry the markers detection looks for; the expected
+// prompts are written out by hand from each family's published template.
+constexpr const char* kGlm45Template =
+    "[gMASK]<sop>{%- for m in messages %}{%- if m.role == 'user' -%}<|user|>\n{{ m.content }}"
+    "{{- '/nothink' if (enable_thinking is defined and not enable_thinking) else '' -}}{%- elif "
+    "m.role == 'assistant' -%}<|assistant|>{{- '\n<think></think>' }}{%- endif -%}{%- endfor -%}"
+    "{%- if add_generation_prompt -%}<|assistant|>{%- endif -%}";
+constexpr const char* kKimiK2Template =
+    "{%- for message in messages -%}{%- if message['role'] == 'user' -%}<|im_user|>user"
+    "<|im_middle|>{%- endif -%}{{ message['content'] }}<|im_end|>{%- endfor -%}{%- if "
+    "add_generation_prompt -%}<|im_assistant|>assistant<|im_middle|>{%- endif -%}";
+constexpr const char* kGptOssTemplate =
+    "{{- \"<|start|>system<|message|>\" }}{{- \"You are ChatGPT, a large language model trained "
+    "by OpenAI.\\n\" }}{%- if add_generation_prompt -%}<|start|>assistant{%- endif -%}";
+constexpr const char* kDeepSeekV31Template =
+    "{{ bos_token }}{%- for message in messages %}{%- if message['role'] == 'user' %}{{'<｜User｜>'"
+    " + message['content']}}{%- endif %}{%- endfor %}{% if add_generation_prompt and thinking is "
+    "defined and thinking %}{{'<｜Assistant｜><think>'}}{% elif add_generation_prompt %}"
+    "{{'<｜Assistant｜></think>'}}{% endif %}";
+
+TEST(ChatTemplateTest, MoeFamiliesAreDetected) {
+  EXPECT_EQ(FromTemplate(kGlm45Template).name(), "glm4.5");
+  EXPECT_EQ(FromTemplate(kKimiK2Template).name(), "kimi-k2");
+  EXPECT_EQ(FromTemplate(kGptOssTemplate).name(), "harmony");
+  EXPECT_EQ(FromTemplate(kDeepSeekV31Template, "<｜begin▁of▁sentence｜>").name(), "deepseek-v3.1");
+  EXPECT_EQ(FromTemplate(kDeepSeekR1Template).name(), "deepseek-r1");  // unchanged
+}
+
+TEST(ChatTemplateTest, Glm45) {
+  const ChatTemplate t = FromTemplate(kGlm45Template);
+  const std::vector<ChatMessage> conv = {{ChatRole::kSystem, "You are terse."},
+                                         {ChatRole::kUser, "Hi"},
+                                         {ChatRole::kAssistant, "<think>greet</think>\nHello!"},
+                                         {ChatRole::kUser, "What is 2+2?"}};
+  EXPECT_EQ(t.Render(conv, {}),
+            "[gMASK]<sop><|system|>\nYou are terse.<|user|>\nHi<|assistant|>\n<think></think>\n"
+            "Hello!<|user|>\nWhat is 2+2?<|assistant|>");
+  EXPECT_EQ(t.Render(conv, {.enable_thinking = false}),
+            "[gMASK]<sop><|system|>\nYou are terse.<|user|>\nHi/nothink<|assistant|>\n"
+            "<think></think>\nHello!<|user|>\nWhat is 2+2?/nothink<|assistant|>\n<think></think>");
+}
+
+TEST(ChatTemplateTest, KimiK2) {
+  const ChatTemplate t = FromTemplate(kKimiK2Template);
+  EXPECT_EQ(t.Render(kConversation, {}),
+            "<|im_system|>system<|im_middle|>You are terse.<|im_end|><|im_user|>user<|im_middle|>"
+            "Hi<|im_end|><|im_assistant|>assistant<|im_middle|>Hello!<|im_end|><|im_user|>user"
+            "<|im_middle|>What is 2+2?<|im_end|><|im_assistant|>assistant<|im_middle|>");
+  const std::vector<ChatMessage> bare = {{ChatRole::kUser, "Hi"}};
+  EXPECT_EQ(t.Render(bare, {}),
+            "<|im_system|>system<|im_middle|>You are Kimi, an AI assistant created by Moonshot "
+            "AI.<|im_end|><|im_user|>user<|im_middle|>Hi<|im_end|><|im_assistant|>assistant"
+            "<|im_middle|>");
+}
+
+TEST(ChatTemplateTest, HarmonyForGptOss) {
+  const ChatTemplate t = FromTemplate(kGptOssTemplate);
+  const std::vector<ChatMessage> conv = {
+      {ChatRole::kSystem, "You are terse."},
+      {ChatRole::kUser, "Hi"},
+      {ChatRole::kAssistant,
+       "<|channel|>analysis<|message|>They greet.<|end|><|start|>assistant<|channel|>final"
+       "<|message|>Hello!<|return|>"},
+      {ChatRole::kUser, "What is 2+2?"}};
+  const std::string system =
+      "<|start|>system<|message|>You are ChatGPT, a large language model trained by OpenAI.\n"
+      "Knowledge cutoff: 2024-06\nCurrent date: 2026-12-07\n\nReasoning: medium\n\n# Valid "
+      "channels: analysis, commentary, final. Channel must be included for every message.<|end|>";
+  EXPECT_EQ(t.Render(conv, {.date = "2026-12-07"}),
+            system +
+                "<|start|>developer<|message|># Instructions\n\nYou are terse.\n\n<|end|>"
+                "<|start|>user<|message|>Hi<|end|><|start|>assistant<|channel|>final<|message|>"
+                "Hello!<|end|><|start|>user<|message|>What is 2+2?<|end|><|start|>assistant");
+  const std::string low = t.Render(conv, {.enable_thinking = false, .date = "2026-12-07"});
+  EXPECT_NE(low.find("Reasoning: low"), std::string::npos);
+  EXPECT_EQ(HarmonyFinal("<|channel|>analysis<|message|>x<|end|><|start|>assistant<|channel|>"
+                         "final<|message|>The answer.<|return|>"),
+            "The answer.");
+  EXPECT_EQ(t.EndOfTurnTexts(), (std::vector<std::string>{"<|return|>", "<|call|>"}));
+}
+
+TEST(ChatTemplateTest, DeepSeekV31ThinkingSwitch) {
+  const ChatTemplate t =
+      FromTemplate(kDeepSeekV31Template, "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>");
+  const std::vector<ChatMessage> conv = {{ChatRole::kSystem, "You are terse."},
+                                         {ChatRole::kUser, "Hi"},
+                                         {ChatRole::kAssistant, "<think>x</think>Hello!"},
+                                         {ChatRole::kUser, "What is 2+2?"}};
+  const std::string history =
+      "<｜begin▁of▁sentence｜>You are terse.<｜User｜>Hi<｜Assistant｜></think>Hello!"
+      "<｜end▁of▁sentence｜><｜User｜>What is 2+2?<｜Assistant｜>";
+  EXPECT_EQ(t.Render(conv, {}), history + "<think>");
+  EXPECT_EQ(t.Render(conv, {.enable_thinking = false}), history + "</think>");
+}
+
 }  // namespace
 }  // namespace sluice
