@@ -55,6 +55,9 @@ struct ChatSessionOptions {
   bool thinking = true;       // Qwen3 templates: false renders an empty <think></think> block
   int max_reply_tokens = -1;  // -n; -1: until end of generation or a full context
   int prefill_chunk = 64;     // tokens per Append while prefilling (cancel is checked between)
+  // gpt-oss (harmony): replies stream only their final channel; true also streams the analysis
+  // channel (the reasoning), each part introduced by a "[analysis]" / "[final]" line.
+  bool show_reasoning = false;
 };
 
 // Receives reply text as it is decoded (whole UTF-8 characters only).
@@ -98,6 +101,11 @@ class ChatSession {
   std::vector<int32_t> RenderConversation(std::string_view user_message) const;
 
   bool IsStopToken(int32_t id) const;
+  // Harmony replies: which generated text is shown (see ChatSessionOptions::show_reasoning).
+  struct HarmonyIds {
+    int32_t start = -1, channel = -1, message = -1, end = -1;
+  };
+  HarmonyIds harmony_;  // all -1 unless the template is harmony
 
   TokenEngine* engine_;
   const Tokenizer* tokenizer_;

@@ -24,6 +24,7 @@ DECLARE_string(system);
 DECLARE_string(chat_template);
 DECLARE_bool(no_think);
 DECLARE_string(chat_template_file);
+DECLARE_bool(show_reasoning);
 DECLARE_int32(n_predict);
 
 namespace sluice::cli {
@@ -112,6 +113,7 @@ Result<GenerationSetup> SetUpGeneration(const GenerationSetupOptions& options) {
 
   setup.session_options.system = FLAGS_system;
   setup.session_options.thinking = !FLAGS_no_think;
+  setup.session_options.show_reasoning = FLAGS_show_reasoning;
   if (FLAGS_n_predict < -1) {
     return InvalidArgument("-n ", FLAGS_n_predict,
                            ": expected a token count >= 0, or -1 for until the reply ends");

@@ -141,7 +141,8 @@ const CommandRegistration kChat({
         "--experts K routes K experts per token instead of the model's default: fewer bytes\n"
         "read per token, and a warning that the output quality changes.\n"
         "With no -m the synthetic demo model is used (random weights: gibberish by design).",
-    .flags = GenerationFlags({"system", "chat_template", "chat_template_file", "no_think"}),
+    .flags = GenerationFlags({"system", "chat_template", "chat_template_file", "no_think",
+                              "show_reasoning"}),
     .run = RunChat,
 });
 

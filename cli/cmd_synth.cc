@@ -27,7 +27,8 @@ DEFINE_int32(experts, 0,
 DEFINE_string(quant, "",
               "synth: quantized type of the routed experts (q4_K, q8_0, q4_0, q6_K, iq4_xs, ...; "
               "the grid types iq1_s, iq1_m, iq2_xxs, iq2_xs, iq2_s, iq3_xxs, iq3_s of low-bit "
-              "files as random valid blocks). Empty: the preset's (q4_K). convert (a Stable Diffusion checkpoint): the type of its "
+              "files as random valid blocks). Empty: the preset's (q4_K). convert (a Stable "
+              "Diffusion checkpoint): the type of its "
               "Linear weights (f16, q8_0, q4_K, ...; convolutions stay F16). Empty: f16.");
 DEFINE_string(format, "archive",
               "synth: output format, archive (.sluice) or gguf; diffusion presets: safetensors.");

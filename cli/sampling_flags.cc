@@ -23,6 +23,9 @@ DEFINE_string(chat_template_file, "",
 DEFINE_bool(no_think, false,
             "Turn thinking off: Qwen3/3.5 (an empty <think></think> block), GLM-4.5 (/nothink), "
             "DeepSeek-V3.1 (</think>), gpt-oss (low reasoning effort).");
+DEFINE_bool(show_reasoning, false,
+            "gpt-oss (harmony): show the analysis channel (the reasoning) as well as the final "
+            "answer, each introduced by a [analysis] / [final] line.");
 DEFINE_int32(n_predict, -1,
              "Tokens to generate at most per reply. -1: until an end-of-generation token or the "
              "context is full.");

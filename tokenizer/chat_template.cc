@@ -242,6 +242,12 @@ std::vector<std::string> ChatTemplate::EndOfTurnTexts() const {
 
 std::vector<int32_t> ChatTemplate::StopTokens(const Tokenizer& tokenizer) const {
   std::vector<int32_t> ids = tokenizer.end_of_generation_ids();
+  if (family_ == ChatFamily::kHarmony) {
+    // <|end|> ends a turn elsewhere (Phi-3), but in harmony it closes the analysis message and
+    // the reply goes on with the final one.
+    const int32_t end = tokenizer.FindToken("<|end|>");
+    std::erase(ids, end);
+  }
   for (const std::string& text : EndOfTurnTexts()) {
     const int32_t id = tokenizer.FindToken(text);
     if (id >= 0) ids.push_back(id);

@@ -102,7 +102,7 @@ class ChatTemplate {
   // Texts of the tokens that end an assistant turn in this family ("<|im_end|>").
   std::vector<std::string> EndOfTurnTexts() const;
   // The ids to stop generating at: the tokenizer's end-of-generation set plus this family's
-  // end-of-turn tokens present in the vocabulary. Sorted, unique.
+  // end-of-turn tokens present in the vocabulary (harmony: without <|end|>). Sorted, unique.
   std::vector<int32_t> StopTokens(const Tokenizer& tokenizer) const;
 
  private:

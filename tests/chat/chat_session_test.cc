@@ -318,4 +318,53 @@ TEST_F(ChatSessionTest, SplitCharactersAreNeverStreamedHalfWay) {
 }
 
 }  // namespace
+// gpt-oss replies are harmony messages on channels: only the final channel is shown and kept
+// (the analysis channel too when asked), and the reply stops at <|return|>, not at the <|end|>
+// that closes the analysis message.
+TEST(ChatSessionHarmony, ShowsTheFinalChannelAndTheAnalysisWhenAsked) {
+  Metadata md = testing::TestModelMetadata({.chat_template = false});
+  std::vector<std::string> tokens = md.Find("tokenizer.ggml.tokens")->strings;
+  std::vector<int32_t> types;
+  for (int64_t t : md.Find("tokenizer.ggml.token_type")->ints)
+    types.push_back(static_cast<int32_t>(t));
+  const int32_t start = static_cast<int32_t>(tokens.size());
+  for (const char* special : {"<|start|>", "<|channel|>", "<|message|>", "<|end|>", "<|return|>"}) {
+    tokens.push_back(special);
+    types.push_back(3);  // CONTROL
+  }
+  md.SetStringArray("tokenizer.ggml.tokens", tokens);
+  md.SetI32Array("tokenizer.ggml.token_type", types);
+  md.SetString("tokenizer.chat_template", "<|start|>system<|message|>{{ x }}<|end|>");
+  auto tokenizer = Tokenizer::FromMetadata(md);
+  ASSERT_TRUE(tokenizer.ok()) << tokenizer.status().ToString();
+  auto tmpl = ChatTemplate::FromMetadata(md);
+  ASSERT_TRUE(tmpl.ok());
+  ASSERT_EQ(tmpl->name(), "harmony");
+  const int32_t kStart = start, kChannel = start + 1, kMessage = start + 2, kEnd = start + 3,
+                kReturn = start + 4;
+  auto text = [&](const std::string& s) { return (*tokenizer)->Encode(s); };
+  std::vector<int32_t> script = {kChannel};
+  for (const auto& part :
+       {text("analysis"), std::vector<int32_t>{kMessage}, text("hmm"),
+        std::vector<int32_t>{kEnd, kStart}, text("assistant"), std::vector<int32_t>{kChannel},
+        text("final"), std::vector<int32_t>{kMessage}, text("Hello"),
+        std::vector<int32_t>{kReturn}}) {
+    script.insert(script.end(), part.begin(), part.end());
+  }
+  for (bool show : {false, true}) {
+    ScriptedEngine engine(1024);
+    engine.Script(script);
+    ChatSession session(&engine, tokenizer->get(), &*tmpl, {.show_reasoning = show});
+    std::string streamed;
+    Result<ReplyStats> stats = session.Reply(
+        "hi", [&](std::string_view t) { streamed += t; }, nullptr);
+    ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+    EXPECT_EQ(stats->stop, StopReason::kEndOfGeneration);
+    EXPECT_EQ(streamed, show ? "[analysis]\nhmm\n[final]\nHello" : "Hello");
+    if (!show) {
+      EXPECT_EQ(session.history().back().content, "Hello");
+    }
+  }
+}
+
 }  // namespace sluice
