@@ -107,7 +107,7 @@ std::vector<DenseTensor> DenseTensors(const SynthShape& s, const SynthScales& sc
     DenseTensor t;
     t.name = e.name;
     t.ne = e.ne;
-    t.n_dims = e.ne[1] > 1 ? 2 : 1;
+    t.n_dims = e.ne[2] > 1 ? 3 : e.ne[1] > 1 ? 2 : 1;
     if (std::sscanf(e.name.c_str(), "blk.%d.", &t.layer) != 1) t.layer = -1;
     const auto ends = [&](std::string_view suffix) { return e.name.ends_with(suffix); };
     const double cols = static_cast<double>(e.ne[0]);
@@ -230,7 +230,7 @@ Status WriteArchive(const std::string& path, const SynthPlan& p, const SynthOpti
     info.ne = t.ne;
     plan.dense.push_back(info);
   }
-  for (int l = 0; l < p.shape.n_layer; ++l) {
+  for (int l = p.shape.n_dense_layers; l < p.shape.n_layer; ++l) {
     plan.expert_layers.push_back({.layer = l, .tensors = ExpertTensorsOf(p.shape, l)});
   }
   ArchiveWriterOptions wo;
@@ -242,7 +242,7 @@ Status WriteArchive(const std::string& path, const SynthPlan& p, const SynthOpti
     RETURN_IF_ERROR(writer->WriteDense(i, bytes));
   }
   // Experts on worker threads, in (layer, expert) order so the file fills front to back.
-  const int64_t jobs = static_cast<int64_t>(p.shape.n_layer) * p.shape.n_expert;
+  const int64_t jobs = static_cast<int64_t>(p.shape.moe_layers()) * p.shape.n_expert;
   std::atomic<int64_t> next{0};
   std::atomic<bool> stop{false};
   std::atomic<int> workers_done{0};
@@ -252,7 +252,7 @@ Status WriteArchive(const std::string& path, const SynthPlan& p, const SynthOpti
     std::vector<uint8_t> m[3];
     for (int i = 0; i < 3; ++i) m[i].resize(p.ExpertMatrixBytes(static_cast<ExpertMatrixKind>(i)));
     for (int64_t job = next++; job < jobs && !stop; job = next++) {
-      const int layer = static_cast<int>(job / p.shape.n_expert);
+      const int layer = p.shape.n_dense_layers + static_cast<int>(job / p.shape.n_expert);
       const int expert = static_cast<int>(job % p.shape.n_expert);
       for (int i = 0; i < 3; ++i) {
         p.FillExpert(layer, expert, static_cast<ExpertMatrixKind>(i), m[i].data());
@@ -301,6 +301,7 @@ Status WriteGguf(const std::string& path, const SynthPlan& p, const SynthOptions
   while (i < p.dense.size() && p.dense[i].layer < 0) add_dense(p.dense[i++]);
   for (int l = 0; l < p.shape.n_layer; ++l) {
     while (i < p.dense.size() && p.dense[i].layer == l) add_dense(p.dense[i++]);
+    if (l < p.shape.n_dense_layers) continue;  // no experts
     ExpertTensors e = ExpertTensorsOf(p.shape, l);
     const TensorInfo* infos[3] = {&e.gate, &e.up, &e.down};
     for (int m = 0; m < 3; ++m) {
@@ -363,8 +364,32 @@ Metadata SynthMetadata(const SynthShape& s, uint64_t seed) {
   m.SetU32(a + "block_count", static_cast<uint32_t>(s.n_layer));
   m.SetU32(a + "attention.head_count", static_cast<uint32_t>(s.n_head));
   m.SetU32(a + "attention.head_count_kv", static_cast<uint32_t>(s.n_head_kv));
-  m.SetU32(a + "attention.key_length", static_cast<uint32_t>(s.head_dim));
-  m.SetU32(a + "attention.value_length", static_cast<uint32_t>(s.head_dim));
+  if (spec.attention == AttentionKind::kMla) {  // the absorbed form's one cached "head"
+    m.SetU32(a + "attention.key_length", static_cast<uint32_t>(s.mla_kv_lora + s.n_rot));
+    m.SetU32(a + "attention.value_length", static_cast<uint32_t>(s.mla_kv_lora));
+    m.SetU32(a + "attention.q_lora_rank", static_cast<uint32_t>(s.mla_q_lora));
+    m.SetU32(a + "attention.kv_lora_rank", static_cast<uint32_t>(s.mla_kv_lora));
+    m.SetU32(a + "attention.key_length_mla", static_cast<uint32_t>(s.mla_k_head));
+    m.SetU32(a + "attention.value_length_mla", static_cast<uint32_t>(s.mla_v_head));
+  } else {
+    m.SetU32(a + "attention.key_length", static_cast<uint32_t>(s.head_dim));
+    m.SetU32(a + "attention.value_length", static_cast<uint32_t>(s.head_dim));
+  }
+  if (s.n_dense_layers > 0) {
+    m.SetU32(a + "leading_dense_block_count", static_cast<uint32_t>(s.n_dense_layers));
+    m.SetU32(a + "feed_forward_length", static_cast<uint32_t>(s.n_ff_dense));
+  }
+  if (s.expert_groups > 1) {
+    m.SetU32(a + "expert_group_count", static_cast<uint32_t>(s.expert_groups));
+    m.SetU32(a + "expert_group_used_count", static_cast<uint32_t>(s.expert_groups_used));
+  }
+  if (s.expert_weights_scale > 0) m.SetF32(a + "expert_weights_scale", s.expert_weights_scale);
+  if (s.yarn_factor > 0) {
+    m.SetString(a + "rope.scaling.type", "yarn");
+    m.SetF32(a + "rope.scaling.factor", s.yarn_factor);
+    m.SetU32(a + "rope.scaling.original_context_length", static_cast<uint32_t>(s.yarn_orig_ctx));
+    m.SetF32(a + "rope.scaling.yarn_log_multiplier", s.yarn_log_multiplier);
+  }
   m.SetU32(a + "rope.dimension_count", static_cast<uint32_t>(s.n_rot > 0 ? s.n_rot : s.head_dim));
   m.SetF32(a + "rope.freq_base", s.rope_freq_base);
   m.SetF32(a + "attention.layer_norm_rms_epsilon", s.rms_eps);
@@ -392,19 +417,22 @@ Metadata SynthMetadata(const SynthShape& s, uint64_t seed) {
 
 uint64_t SynthShape::dense_bytes(int64_t n_vocab) const {
   CHECK(n_vocab == SynthVocabSize()) << "synthetic models have the synthetic vocabulary";
-  // Layers repeat with the attention period: list one period's tensors (any layer count, even
-  // one no config accepts, gets its size for the free-space check) and count them per layer.
+  // After the leading dense layers, layers repeat with the attention period: list those and one
+  // period's tensors (any layer count, even one no config accepts, gets its size for the
+  // free-space check) and count them per layer.
   SynthShape one = *this;
   const int period = full_attention_interval > 0 ? full_attention_interval : 1;
-  one.n_layer = period;
-  const SynthScales sc = SynthScales::For(period, n_embd, q_dim(), n_ff_exp);
+  one.n_layer = n_dense_layers + period;
+  const SynthScales sc = SynthScales::For(one.n_layer, n_embd, q_dim(), n_ff_exp);
   uint64_t global = 0;
-  std::vector<uint64_t> per_layer(period, 0);
+  std::vector<uint64_t> per_layer(one.n_layer, 0);
   for (const DenseTensor& t : DenseTensors(one, sc)) {
     (t.layer < 0 ? global : per_layer[t.layer]) += t.bytes();
   }
   uint64_t total = global;
-  for (int l = 0; l < n_layer; ++l) total += per_layer[l % period];
+  for (int l = 0; l < n_layer; ++l) {
+    total += per_layer[l < n_dense_layers ? l : n_dense_layers + (l - n_dense_layers) % period];
+  }
   return total;
 }
 
@@ -412,8 +440,9 @@ uint64_t SynthFileBytes(const SynthShape& s) {
   // Archive expert blocks are 4 KiB aligned with each matrix 64-byte aligned inside; GGUF packs
   // them, so this is an upper bound for GGUF. 1 MiB covers headers, metadata and directory.
   const uint64_t block = AlignUp(s.expert_bytes() + 3 * 64, 4096);
-  return static_cast<uint64_t>(s.n_layer) * s.n_expert * block + s.dense_bytes(SynthVocabSize()) +
-         (1ull << 20) + static_cast<uint64_t>(s.n_layer) * 32 * 64;  // dense tensor alignment
+  return static_cast<uint64_t>(s.moe_layers()) * s.n_expert * block +
+         s.dense_bytes(SynthVocabSize()) + (1ull << 20) +
+         static_cast<uint64_t>(s.n_layer) * 32 * 64;  // dense tensor alignment
 }
 
 Status CheckSynthFreeSpace(const std::string& path, const SynthShape& shape) {

@@ -52,6 +52,32 @@ SynthShape Qwen35Preset() {
   return s;
 }
 
+// DeepSeek-V3 / R1 with its real layers: 3 leading dense layers (FFN 18432), then MoE layers of
+// 256 experts 7168->2048 (8 routed in the 4 best of 8 groups, sigmoid with a selection bias,
+// scale 2.5) + 1 shared; multi-head latent attention with 128 heads (q rank 1536, kv rank 512,
+// 128 + 64 rope key dims, 128 value dims) and YaRN (factor 40 over 4096).
+SynthShape DeepSeekV3Preset() {
+  SynthShape s = Preset("deepseek-v3",
+                        "DeepSeek-V3/R1: its real layers (3 dense, then MoE; multi-head latent "
+                        "attention, YaRN) and experts (256 x 7168->2048, 8 routed in 4 of 8 "
+                        "groups + 1 shared)",
+                        "deepseek2", 61, 7168, 128, 1, 192, 32768, 256, 8, 2048, 2048, 1e4f, 1e-6f);
+  s.n_rot = 64;
+  s.n_dense_layers = 3;
+  s.n_ff_dense = 18432;
+  s.mla_q_lora = 1536;
+  s.mla_kv_lora = 512;
+  s.mla_k_head = 192;
+  s.mla_v_head = 128;
+  s.expert_groups = 8;
+  s.expert_groups_used = 4;
+  s.yarn_factor = 40;
+  s.yarn_orig_ctx = 4096;
+  s.yarn_log_multiplier = 0.1f;
+  s.expert_weights_scale = 2.5f;
+  return s;
+}
+
 }  // namespace
 
 const std::vector<SynthShape>& SynthPresets() {
@@ -64,12 +90,7 @@ const std::vector<SynthShape>& SynthPresets() {
              "qwen3moe", 48, 2048, 32, 4, 128, 40960, 128, 8, 768, 0, 1e6f, 1e-6f),
       Preset("mixtral-8x22b", "Mixtral 8x22B (8 x 6144->16384, 2 routed), llama with experts",
              "llama", 56, 6144, 48, 8, 128, 65536, 8, 2, 16384, 0, 1e6f, 1e-5f),
-      Preset("deepseek-v3",
-             "DeepSeek-V3 expert shapes (256 x 7168->2048, 8 routed + 1 shared); GQA attention "
-             "(96 x 128 heads, 8 KV) stands in for MLA with about its weight count (~190M per "
-             "layer), the 3 leading dense layers are MoE layers, the shared expert is gated "
-             "(qwen2moe)",
-             "qwen2moe", 61, 7168, 96, 8, 128, 32768, 256, 8, 2048, 2048, 1e4f, 1e-6f),
+      DeepSeekV3Preset(),
       Preset("demo",
              "a small Qwen3-MoE-shaped model for the README demo (64 x 1024->512, 4 routed)",
              "qwen3moe", 8, 1024, 16, 4, 64, 4096, 64, 4, 512, 0, 1e6f, 1e-6f),
@@ -92,7 +113,7 @@ uint64_t SynthShape::expert_bytes() const {
 }
 
 uint64_t SynthShape::all_expert_bytes() const {
-  return static_cast<uint64_t>(n_layer) * n_expert * expert_bytes();
+  return static_cast<uint64_t>(moe_layers()) * n_expert * expert_bytes();
 }
 
 std::string SynthShape::ToString() const {
@@ -115,6 +136,11 @@ Result<SynthShape> ScaleSynthShape(const SynthShape& preset, const SynthScale& s
                            preset.n_expert_used, "..", preset.full_experts, ")");
   }
   if (scale.layers > 0) s.n_layer = scale.layers;
+  if (s.n_layer <= s.n_dense_layers) {
+    return InvalidArgument("--layers ", s.n_layer, ": ", preset.preset, "'s first ",
+                           s.n_dense_layers, " layers are dense; keep at least ",
+                           s.n_dense_layers + 1, " so some experts remain");
+  }
   if (scale.experts > 0) s.n_expert = scale.experts;
   if (s.n_expert < s.n_expert_used) {
     return InvalidArgument("--experts ", s.n_expert, " is below the ", s.n_expert_used,

@@ -46,6 +46,16 @@ struct SynthShape {
   // gated delta-net layers of these shapes (the ssm.* keys).
   int full_attention_interval = 0;
   int ssm_conv_kernel = 0, ssm_state_size = 0, ssm_k_heads = 0, ssm_v_heads = 0;
+  // DeepSeek (deepseek2) presets: leading dense layers, multi-head latent attention (the MLA key
+  // and value head sizes, the q and kv low ranks), expert groups, YaRN and the routed scale.
+  int n_dense_layers = 0;
+  int64_t n_ff_dense = 0;
+  int mla_q_lora = 0, mla_kv_lora = 0, mla_k_head = 0, mla_v_head = 0;
+  int expert_groups = 1, expert_groups_used = 1;
+  float yarn_factor = 0, yarn_log_multiplier = 0;
+  int64_t yarn_orig_ctx = 0;
+  float expert_weights_scale = 0;  // 0: not written
+  int moe_layers() const { return n_layer > n_dense_layers ? n_layer - n_dense_layers : 0; }
   GgmlType expert_type = GgmlType::kQ4_K;  // routed experts
   GgmlType dense_type = GgmlType::kQ8_0;   // attention, shared expert, embeddings, output
   int full_layers = 0, full_experts = 0;   // the real model's counts (before scaling)

@@ -257,7 +257,7 @@ TEST_P(SynthForward, ResidualStaysOrderOneAndRoutingSpreads) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Archs, SynthForward,
-                         ::testing::Values("qwen3-30b-a3b", "deepseek-v3", "mixtral-8x22b"),
+                         ::testing::Values("qwen3-30b-a3b", "qwen3-235b-a22b", "mixtral-8x22b"),
                          [](const auto& info) {
                            std::string n = info.param;
                            for (char& c : n) {
@@ -307,6 +307,46 @@ TEST_F(SynthForward, Qwen35PresetHasItsRealLayersAndRuns) {
   double diff = 0;
   for (int64_t v = 0; v < c.n_vocab; ++v) diff += std::fabs(logits[v] - logits[c.n_vocab + v]);
   EXPECT_GT(diff / c.n_vocab, 0.1) << "positions 0 and 1 give different logits";
+}
+
+// The DeepSeek-V3 preset writes its real layers (deepseek2: leading dense layers, multi-head
+// latent attention, grouped routing); narrowed, the engine runs it with sane logits.
+TEST_F(SynthForward, DeepSeekV3PresetHasItsRealLayersAndRuns) {
+  SynthShape s = *FindSynthPreset("deepseek-v3");
+  EXPECT_EQ(s.arch, "deepseek2");
+  s.n_layer = 5;  // 3 dense + 2 MoE
+  s.n_embd = 256;
+  s.n_head = 4;
+  s.n_rot = 16;
+  s.mla_q_lora = 64;
+  s.mla_kv_lora = 32;
+  s.mla_k_head = 48;
+  s.mla_v_head = 32;
+  s.n_ff_dense = 256;
+  s.n_expert = 16;
+  s.expert_groups = 4;
+  s.expert_groups_used = 2;
+  s.n_ff_exp = 256;
+  s.n_ff_shexp = 256;
+  SynthOptions o;
+  o.shape = s;
+  o.pool_bytes = 256 << 10;
+  const std::string path = (dir_ / "ds.sluice").string();
+  ASSERT_TRUE(WriteSynthModel(path, o).ok());
+  auto engine = Engine::Open(path, EngineOptions{.threads = 2});
+  ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+  const ModelConfig& c = (*engine)->config();
+  EXPECT_EQ(c.n_dense_layers, 3);
+  EXPECT_EQ(c.mla.kv_lora, 32);
+  EXPECT_EQ(c.n_expert_groups, 4);
+  const std::vector<int32_t> tokens = {1, 50, 100, 7, 200, 33};
+  std::vector<float> logits(tokens.size() * c.n_vocab);
+  ASSERT_TRUE((*engine)->Prefill(tokens, logits).ok());
+  for (size_t t = 0; t < tokens.size(); ++t) {
+    std::vector<float> row(logits.begin() + t * c.n_vocab, logits.begin() + (t + 1) * c.n_vocab);
+    for (float v : row) ASSERT_TRUE(std::isfinite(v));
+    EXPECT_NEAR(Rms(row), 1.0, 0.35) << "position " << t;
+  }
 }
 
 }  // namespace
