@@ -145,6 +145,7 @@ Result<BenchRun> RunEngineBench(const std::string& model_path, const BenchRunOpt
         run.decode_seconds;
     run.device_busy_fraction = c.cache.busy_ns / 1e9 / run.decode_seconds;
     run.attention_fraction = c.attention_ns / 1e9 / run.decode_seconds;
+    run.dense_ffn_fraction = c.dense_ffn_ns / 1e9 / run.decode_seconds;
     run.expert_compute_fraction = c.moe.expert_compute_ns / 1e9 / run.decode_seconds;
     // Counters were reset before decoding: these are the decode's own.
     run.prefetch_next = eo.prefetch_next;

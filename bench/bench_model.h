@@ -76,6 +76,7 @@ struct BenchRun {
   double hit_rate = -1;                // expert cache hits / lookups while decoding; -1 for mmap
   double read_GBps = 0;                // decode_bytes_read / decode seconds / 1e9
   double attention_fraction = 0;       // attention blocks / decode time
+  double dense_ffn_fraction = 0;       // the leading dense layers' FFNs / decode time
   double expert_compute_fraction = 0;  // expert FFNs (routed + shared) / decode time
   double verify_fraction = 0;          // hashing experts after their reads / decode time
   double io_wait_fraction = 0;         // expert wait / decode time (mmap: page faults are hidden

@@ -69,6 +69,7 @@ void AddRunKeys(const BenchReport& r, const BenchRun& run, JsonObject& o) {
       .Add("peak_rss_bytes", Int(run.peak_rss_bytes))
       .Add("io_wait_fraction", NumOrNull(run.io_wait_fraction))
       .Add("attention_fraction", Num(run.attention_fraction))
+      .Add("dense_ffn_fraction", Num(run.dense_ffn_fraction))
       .Add("expert_compute_fraction", Num(run.expert_compute_fraction))
       .Add("verify_fraction", Num(run.verify_fraction))
       .Add("device_busy_fraction", NumOrNull(run.device_busy_fraction))
@@ -244,11 +245,13 @@ std::string BenchReportText(const BenchReport& r) {
     t += " (median " + Pct(sorted[sorted.size() / 2]) + ")\n";
   }
   t += "time:     I/O wait " + Pct(run.io_wait_fraction) + ", attention " +
-       Pct(run.attention_fraction) + ", expert FFNs " + Pct(run.expert_compute_fraction) +
-       ", verifying reads " + Pct(run.verify_fraction) +
-       ", the rest (routing, output head, sampling) " +
+       Pct(run.attention_fraction) +
+       (run.dense_ffn_fraction > 0 ? ", dense FFNs " + Pct(run.dense_ffn_fraction) : "") +
+       ", expert FFNs " + Pct(run.expert_compute_fraction) + ", verifying reads " +
+       Pct(run.verify_fraction) + ", the rest (routing, output head, sampling) " +
        Pct(std::max(0.0, 1 - run.io_wait_fraction - run.attention_fraction -
-                             run.expert_compute_fraction - run.verify_fraction)) +
+                             run.dense_ffn_fraction - run.expert_compute_fraction -
+                             run.verify_fraction)) +
        "\n";
   if (run.device_busy_fraction >= 0) {
     t += "busy:     a read in flight " + Pct(run.device_busy_fraction) +

@@ -117,8 +117,8 @@ TEST_F(SynthBenchTest, FiguresAreConsistent) {
   EXPECT_LT(run->hit_rate, 1.0);
   // Disjoint intervals of the decode's wall time: their shares cannot add up to more than it.
   // (How the shares compare with each other depends on the machine's load: no test of that.)
-  EXPECT_LE(run->io_wait_fraction + run->attention_fraction + run->expert_compute_fraction +
-                run->verify_fraction,
+  EXPECT_LE(run->io_wait_fraction + run->attention_fraction + run->dense_ffn_fraction +
+                run->expert_compute_fraction + run->verify_fraction,
             1.0);
   EXPECT_LE(run->io_wait_fraction, 1.0);
   EXPECT_LE(run->device_busy_fraction, 1.0 + 1e-9) << "a busy stretch counted twice";
@@ -214,6 +214,7 @@ TEST_F(SynthBenchTest, JsonHasTheDocumentedSchema) {
                           "ram_budget_bytes",
                           "io_wait_fraction",
                           "attention_fraction",
+                          "dense_ffn_fraction",
                           "expert_compute_fraction",
                           "verify_fraction",
                           "device_busy_fraction",
