@@ -185,7 +185,7 @@ Status Engine::CheckTokens(const Sequence& seq, std::span<const int32_t> tokens)
 
 Status Engine::PreloadExperts() {
   if (cache_ == nullptr) return Status::Ok();
-  const int64_t all = int64_t{config_.n_layer} * config_.n_expert;
+  const int64_t all = int64_t{config_.n_layer - config_.n_dense_layers} * config_.n_expert;
   if (cache_->slot_count() < all) {
     return InvalidArgument("the expert cache holds ", cache_->slot_count(), " of the model's ", all,
                            " experts: raise --ram to at least ",
@@ -194,7 +194,7 @@ Status Engine::PreloadExperts() {
   }
   std::vector<int> ids(config_.n_expert);
   for (int e = 0; e < config_.n_expert; ++e) ids[e] = e;
-  for (int l = 0; l < config_.n_layer; ++l) {
+  for (int l = config_.n_dense_layers; l < config_.n_layer; ++l) {
     cache_->Prefetch(l, ids);
     for (int e : ids) {
       ASSIGN_OR_RETURN(ExpertRef ref, cache_->Acquire(l, e));

@@ -68,7 +68,7 @@ Result<MemoryPlan> PlanMemory(const ModelFile& model, const ModelConfig& c, cons
   if (cached) {
     ASSIGN_OR_RETURN(p.slot_bytes, ExpertSlotBytes(model, c));
     p.min_slots = k;
-    p.all_experts_bytes = p.slot_bytes * c.n_layer * c.n_expert;
+    p.all_experts_bytes = p.slot_bytes * (c.n_layer - c.n_dense_layers) * c.n_expert;
   }
   p.minimum_budget_bytes = p.fixed_bytes() + p.slot_bytes * p.min_slots;
   if (p.budget_bytes == 0) {
@@ -85,7 +85,12 @@ Result<MemoryPlan> PlanMemory(const ModelFile& model, const ModelConfig& c, cons
         ": it needs at least ", FormatBytes(p.minimum_budget_bytes), " = dense weights ",
         FormatBytes(p.dense_bytes), " + KV cache ", FormatBytes(p.kv_bytes), " (", n_ctx,
         " positions) + scratch ", FormatBytes(p.scratch_bytes), " + overhead ",
-        FormatBytes(p.overhead_bytes), experts, "; raise --ram or lower --ctx");
+        FormatBytes(p.overhead_bytes), experts, "; raise --ram or lower --ctx",
+        p.dense_bytes > p.budget_bytes / 2
+            ? StrCat(", or use a file whose dense (non-expert) tensors take fewer bits: here "
+                     "they alone are ",
+                     FormatBytes(p.dense_bytes))
+            : "");
   }
   if (cached) {
     p.expert_cache_bytes = std::min(p.budget_bytes - p.fixed_bytes(), p.all_experts_bytes);
