@@ -35,16 +35,9 @@ ActFormat ActFormatFor(GgmlType type) {
     case GgmlType::kQ5_K:
     case GgmlType::kQ6_K:
     case GgmlType::kIQ4_XS:
-    case GgmlType::kIQ2_XXS:
-    case GgmlType::kIQ2_XS:
-    case GgmlType::kIQ2_S:
-    case GgmlType::kIQ3_XXS:
-    case GgmlType::kIQ3_S:
-    case GgmlType::kIQ1_S:
-    case GgmlType::kIQ1_M:
       return ActFormat::kQ8_K;
     default:
-      return ActFormat::kQ8_0;
+      return IsGridType(type) ? ActFormat::kQ8_K : ActFormat::kQ8_0;
   }
 }
 
@@ -119,17 +112,10 @@ bool IsSupportedWeightType(GgmlType type) {
     case GgmlType::kQ6_K:
     case GgmlType::kIQ4_NL:
     case GgmlType::kIQ4_XS:
-    case GgmlType::kIQ2_XXS:
-    case GgmlType::kIQ2_XS:
-    case GgmlType::kIQ2_S:
-    case GgmlType::kIQ3_XXS:
-    case GgmlType::kIQ3_S:
-    case GgmlType::kIQ1_S:
-    case GgmlType::kIQ1_M:
     case GgmlType::kMXFP4:
       return true;
     default:
-      return false;
+      return IsGridType(type);
   }
 }
 

@@ -36,24 +36,16 @@ const ArchSpec& Qwen35MoeArch() {
   return spec;
 }
 
+// Qwen3-Next: Qwen3.5's spec but for how v heads find their q/k head and the packed beta/alpha.
 const ArchSpec& Qwen3NextArch() {
-  static const ArchSpec spec{
-      .name = "qwen3next",
-      .description =
-          "Qwen3-Next MoE (gated delta-net + gated attention every 4th layer, gated "
-          "shared expert)",
-      .rope_layout = RopeLayout::kNeox,
-      .qk_norm = Presence::kRequired,
-      .qkv_bias = Presence::kAbsent,
-      .attn_output_gate = true,
-      .delta_net = DeltaNetKind::kGrouped,
-      .ffn_norm = "post_attention_norm",
-      .gating = GatingFunc::kSoftmax,
-      .norm_topk = true,
-      .expert_ff_key = "expert_feed_forward_length",
-      .shared_expert = SharedExpertKind::kGated,
-      .shared_ff_key = "expert_shared_feed_forward_length",
-  };
+  static const ArchSpec spec = [] {
+    ArchSpec s = Qwen35MoeArch();
+    s.name = "qwen3next";
+    s.description =
+        "Qwen3-Next MoE (gated delta-net + gated attention every 4th layer, gated shared expert)";
+    s.delta_net = DeltaNetKind::kGrouped;
+    return s;
+  }();
   return spec;
 }
 

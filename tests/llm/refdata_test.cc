@@ -118,6 +118,27 @@ void ExpectExact(const std::string& what, const ModelRun& run, const Reference& 
   EXPECT_LT(g.max_abs, 1e-4) << what;
 }
 
+// A quantized model run on its blocks against the outside implementation's logits: prints the
+// statistics and returns them (mean |diff|, argmax agreement, greedy tokens in common).
+struct OnBlocks {
+  Diff diff;
+  int greedy_same = 0;
+};
+OnBlocks CompareOnBlocks(const std::string& model, const std::string& ref, bool long_prompt,
+                         const std::string& what) {
+  const ModelRun run = RunModel(model, long_prompt ? LongPrompt() : ShortPrompt(), false);
+  const Reference want = Load(ref);
+  OnBlocks r{CompareLogits(run.prompt_logits, want.logits, kVocab), 0};
+  while (r.greedy_same < kGenerated && r.greedy_same < static_cast<int>(run.generated.size()) &&
+         run.generated[r.greedy_same] == want.generated[r.greedy_same]) {
+    ++r.greedy_same;
+  }
+  std::printf("%-44s mean |diff| %.2e, max %.2e, argmax agreement %.3f, greedy prefix %d/16\n",
+              what.c_str(), r.diff.mean_abs, r.diff.max_abs, r.diff.argmax_agreement,
+              r.greedy_same);
+  return r;
+}
+
 class RefData : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -167,16 +188,11 @@ TEST_F(RefData, QuantizedModelsOnBlocksAreClose) {
     const std::string model = kRefDir + "/" + name + ".gguf";
     for (std::string suffix : {"", ".long"}) {
       const std::string ref = kRefDir + "/logits/" + name + suffix;
-      const ModelRun run = RunModel(model, suffix.empty() ? ShortPrompt() : LongPrompt(), false);
-      const Reference want = Load(ref);
-      const Diff d = CompareLogits(run.prompt_logits, want.logits, kVocab);
-      int same = 0;
-      while (same < kGenerated && run.generated[same] == want.generated[same]) ++same;
-      std::printf("%-44s mean |diff| %.2e, max %.2e, argmax agreement %.3f, greedy prefix %d/16\n",
-                  (name + suffix).c_str(), d.mean_abs, d.max_abs, d.argmax_agreement, same);
-      EXPECT_LE(d.mean_abs, tol.mean_abs) << name << suffix;
-      EXPECT_GE(d.argmax_agreement, 0.99) << name << suffix;
-      EXPECT_GE(same, suffix.empty() ? tol.greedy_short : tol.greedy_long) << name << suffix;
+      const OnBlocks r = CompareOnBlocks(model, ref, !suffix.empty(), name + suffix);
+      EXPECT_LE(r.diff.mean_abs, tol.mean_abs) << name << suffix;
+      EXPECT_GE(r.diff.argmax_agreement, 0.99) << name << suffix;
+      EXPECT_GE(r.greedy_same, suffix.empty() ? tol.greedy_short : tol.greedy_long)
+          << name << suffix;
     }
   }
 }
@@ -202,19 +218,13 @@ TEST_F(RefData, GridQuantModelsOnBlocksMatchTheirLogits) {
     const std::string model = kRefDir + "/quants/" + name + ".gguf";
     for (std::string suffix : {"", ".long"}) {
       const std::string ref = kRefDir + "/quants/logits/" + name + suffix;
-      const ModelRun run = RunModel(model, suffix.empty() ? ShortPrompt() : LongPrompt(), false);
-      const Reference want = Load(ref);
-      const Diff d = CompareLogits(run.prompt_logits, want.logits, kVocab);
-      int same = 0;
-      while (same < kGenerated && run.generated[same] == want.generated[same]) ++same;
-      std::printf("%-44s mean |diff| %.2e, max %.2e, argmax agreement %.3f, greedy prefix %d/16\n",
-                  (name + suffix).c_str(), d.mean_abs, d.max_abs, d.argmax_agreement, same);
+      const OnBlocks r = CompareOnBlocks(model, ref, !suffix.empty(), name + suffix);
       // Measured: 0 on the 32-token prompt (the same integer sums and float steps as theirs),
       // 8.6e-4 .. 1.01e-3 mean on the 200-token one (as for Q4_K above: the long prompt's
       // attention and router sums part by rounding); bounds about 2.5x that.
-      EXPECT_LE(d.mean_abs, suffix.empty() ? 1e-5 : 2.5e-3) << name << suffix;
-      EXPECT_GE(d.argmax_agreement, 0.99) << name << suffix;
-      EXPECT_EQ(same, kGenerated) << name << suffix;
+      EXPECT_LE(r.diff.mean_abs, suffix.empty() ? 1e-5 : 2.5e-3) << name << suffix;
+      EXPECT_GE(r.diff.argmax_agreement, 0.99) << name << suffix;
+      EXPECT_EQ(r.greedy_same, kGenerated) << name << suffix;
     }
   }
 }
@@ -293,17 +303,12 @@ TEST_F(RefData, ArchitecturesQuantizedOnBlocksAreClose) {
     const std::string name = tol.name;
     const std::string model = kRefDir + "/archs/" + name + ".gguf";
     for (std::string suffix : {"", ".long"}) {
-      const ModelRun run = RunModel(model, suffix.empty() ? ShortPrompt() : LongPrompt(), false);
-      const Reference want = Load(kRefDir + "/archs/logits/" + name + suffix);
-      const Diff d = CompareLogits(run.prompt_logits, want.logits, kVocab);
-      int same = 0;
-      while (same < kGenerated && run.generated[same] == want.generated[same]) ++same;
-      std::printf("%-44s mean |diff| %.2e, max %.2e, argmax agreement %.3f, greedy %d/16\n",
-                  (name + suffix).c_str(), d.mean_abs, d.max_abs, d.argmax_agreement, same);
-      EXPECT_LE(d.mean_abs, suffix.empty() ? tol.mean_short : tol.mean_long) << name << suffix;
-      EXPECT_GE(d.argmax_agreement, 0.95) << name << suffix;
+      const OnBlocks r = CompareOnBlocks(model, kRefDir + "/archs/logits/" + name + suffix,
+                                         !suffix.empty(), name + suffix);
+      EXPECT_LE(r.diff.mean_abs, suffix.empty() ? tol.mean_short : tol.mean_long) << name << suffix;
+      EXPECT_GE(r.diff.argmax_agreement, 0.95) << name << suffix;
       if (suffix.empty()) {
-        EXPECT_GE(same, tol.greedy_short) << name;
+        EXPECT_GE(r.greedy_same, tol.greedy_short) << name;
       }
     }
   }
