@@ -6,6 +6,7 @@
 
 #include "chat/chat_tokens.h"
 #include "core/base/clock.h"
+#include "tokenizer/reply_filter.h"
 
 namespace sluice {
 namespace {
@@ -26,11 +27,6 @@ ChatSession::ChatSession(TokenEngine* engine, const Tokenizer* tokenizer,
   CHECK_GT(options_.prefill_chunk, 0);
   stop_tokens_ = chat_template_ != nullptr ? chat_template_->StopTokens(*tokenizer_)
                                            : tokenizer_->end_of_generation_ids();
-  if (chat_template_ != nullptr && chat_template_->family() == ChatFamily::kHarmony) {
-    harmony_ = {tokenizer_->FindToken("<|start|>"), tokenizer_->FindToken("<|channel|>"),
-                tokenizer_->FindToken("<|message|>"), tokenizer_->FindToken("<|end|>")};
-    if (harmony_.channel < 0 || harmony_.message < 0) harmony_ = {};  // not a harmony vocabulary
-  }
 }
 
 bool ChatSession::IsStopToken(int32_t id) const {
@@ -149,37 +145,12 @@ Result<ReplyStats> ChatSession::Generate(const std::vector<int32_t>& tokens, con
   Clock::time_point prefill_end = Clock::now();
   stats.prefill_s = Seconds(start, prefill_end);
 
-  StreamDecoder decoder(*tokenizer_);
-  // Harmony: the reply is messages on channels ("<|channel|>analysis<|message|>...<|end|>
-  // <|start|>assistant<|channel|>final<|message|>..."); the control tokens drive which text is
-  // shown and kept (the final channel, and the analysis one when asked).
-  const bool harmony = harmony_.message >= 0;
-  enum class Part { kHeader, kChannelName, kBody } part = Part::kHeader;
-  std::string channel;
-  bool visible = !harmony;
+  // What the user reads (gpt-oss: the final channel; tokenizer/reply_filter.h).
+  ReplyFilter filter(*tokenizer_, chat_template_, options_.show_reasoning);
   auto emit = [&](const std::string& text) {
     if (text.empty()) return;
-    if (harmony && part == Part::kChannelName) {
-      channel += text;
-      return;
-    }
-    if (!visible) return;
     reply_text->append(text);
     if (sink) sink(text);
-  };
-  auto harmony_control = [&](int32_t id) {
-    if (id == harmony_.channel) {
-      part = Part::kChannelName;
-      channel.clear();
-    } else if (id == harmony_.message) {
-      part = Part::kBody;
-      visible = channel == "final" || (options_.show_reasoning && channel == "analysis");
-      if (visible && options_.show_reasoning) emit("[" + channel + "]\n");
-    } else {  // <|start|>, <|end|>: between messages
-      if (visible && options_.show_reasoning && channel == "analysis") emit("\n");
-      part = Part::kHeader;
-      visible = false;
-    }
   };
   Clock::time_point first_token = prefill_end, last_pass_end = prefill_end;
   for (;;) {
@@ -199,15 +170,7 @@ Result<ReplyStats> ChatSession::Generate(const std::vector<int32_t>& tokens, con
     }
     stats.generated_tokens += 1;
     reply_tokens->push_back(*token);
-    if (harmony && (*token == harmony_.start || *token == harmony_.channel ||
-                    *token == harmony_.message || *token == harmony_.end)) {
-      emit(decoder.Flush());
-      harmony_control(*token);
-    } else if (harmony && part == Part::kHeader) {
-      decoder.Push(*token);  // the role after <|start|>: not shown
-    } else {
-      emit(decoder.Push(*token));
-    }
+    emit(filter.Push(*token));
     // Stop before the forward pass whose logits nobody would use.
     if (IsCancelled(cancel)) {
       stats.stop = StopReason::kCancelled;
@@ -227,7 +190,7 @@ Result<ReplyStats> ChatSession::Generate(const std::vector<int32_t>& tokens, con
     stats.decoded_tokens += 1;
     last_pass_end = Clock::now();
   }
-  emit(decoder.Flush());
+  emit(filter.Flush());
   Clock::time_point end = Clock::now();
   stats.decode_s = Seconds(first_token, last_pass_end);
   stats.total_s = Seconds(start, end);

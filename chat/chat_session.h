@@ -101,11 +101,6 @@ class ChatSession {
   std::vector<int32_t> RenderConversation(std::string_view user_message) const;
 
   bool IsStopToken(int32_t id) const;
-  // Harmony replies: which generated text is shown (see ChatSessionOptions::show_reasoning).
-  struct HarmonyIds {
-    int32_t start = -1, channel = -1, message = -1, end = -1;
-  };
-  HarmonyIds harmony_;  // all -1 unless the template is harmony
 
   TokenEngine* engine_;
   const Tokenizer* tokenizer_;

@@ -184,7 +184,8 @@ void BatchScheduler::Admit() {
     job->admitted_ns = NowNs();
     job->stats.queued_ns = job->admitted_ns - job->submitted_ns;
     job->sampler = std::make_unique<Sampler>(job->request.sampling);
-    job->decoder = std::make_unique<StreamDecoder>(*tokenizer_);
+    job->decoder = std::make_unique<ReplyFilter>(*tokenizer_, job->request.chat_template,
+                                                 /*show_reasoning=*/false);
     active_.push_back(std::move(job));
   }
 }

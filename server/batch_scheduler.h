@@ -28,7 +28,7 @@
 #include "core/base/status.h"
 #include "llm/engine.h"
 #include "server/generation.h"
-#include "tokenizer/stream_decoder.h"
+#include "tokenizer/reply_filter.h"
 #include "tokenizer/tokenizer.h"
 
 namespace sluice::server {
@@ -86,8 +86,8 @@ class BatchScheduler {
     size_t fed = 0;     // prompt tokens in the KV cache
     int32_t next = -1;  // the sampled token to feed next (decoding), -1 while prefilling
     std::unique_ptr<Sampler> sampler;
-    std::unique_ptr<StreamDecoder> decoder;
-    std::string held;  // text held back: it may be the start of a stop string
+    std::unique_ptr<ReplyFilter> decoder;  // the text the client gets (tokenizer/reply_filter.h)
+    std::string held;                      // text held back: it may be the start of a stop string
     GenerationStats stats;
   };
   struct Slot {

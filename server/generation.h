@@ -15,6 +15,7 @@
 
 #include "chat/sampler.h"
 #include "core/base/status.h"
+#include "tokenizer/chat_template.h"
 
 namespace sluice::server {
 
@@ -25,6 +26,9 @@ struct GenerationRequest {
   std::vector<int32_t> stop_tokens;  // end the reply (not part of it)
   std::vector<std::string> stop;     // stop strings: the reply ends before the first one
   uint64_t deadline_ns = 0;          // NowNs() after which it ends (kDeadline); 0: none
+  // Chat requests: the template whose reply filter decides which text is the answer (gpt-oss
+  // replies carry their reasoning on another channel: tokenizer/reply_filter.h); null: all.
+  const ChatTemplate* chat_template = nullptr;
 };
 
 enum class FinishReason { kNone, kStop, kLength, kCancelled, kDeadline, kError };

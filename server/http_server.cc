@@ -213,6 +213,7 @@ void HttpServer::Generate(const httplib::Request& req, httplib::Response& res, b
         *chat_template_, *tokenizer_, r.messages, generated,
         RenderOptions{.add_generation_prompt = true, .enable_thinking = r.enable_thinking});
     request.stop_tokens = chat_template_->StopTokens(*tokenizer_);
+    request.chat_template = chat_template_;
   } else {
     CompletionRequest r;
     if (auto e = ParseCompletionRequest(req.body, options_.defaults, &r)) return Reply(res, *e);
