@@ -30,6 +30,12 @@ DEFINE_string(quant, "",
               "files as random valid blocks). Empty: the preset's (q4_K). convert (a Stable "
               "Diffusion checkpoint): the type of its "
               "Linear weights (f16, q8_0, q4_K, ...; convolutions stay F16). Empty: f16.");
+DEFINE_string(quant_down, "",
+              "synth: the type of the routed experts' down matrices when it differs from --quant, "
+              "as low-bit \"UD\" files mix them (e.g. --quant iq1_s --quant-down iq2_xxs).");
+DEFINE_string(dense_quant, "",
+              "synth: the type of the dense tensors (attention, shared expert, embeddings, "
+              "output; tensors whose rows do not fit it stay q8_0). Empty: q8_0.");
 DEFINE_string(format, "archive",
               "synth: output format, archive (.sluice) or gguf; diffusion presets: safetensors.");
 DEFINE_bool(tiny, false,
@@ -48,9 +54,10 @@ int RunSdSynth(const std::string& out) {
   if (FLAGS_format != "archive" && FLAGS_format != "safetensors") {
     return Fail("--format " + FLAGS_format + ": diffusion presets are written as safetensors");
   }
-  if (FLAGS_layers != 0 || FLAGS_experts != 0 || !FLAGS_quant.empty()) {
+  if (FLAGS_layers != 0 || FLAGS_experts != 0 || !FLAGS_quant.empty() ||
+      !FLAGS_quant_down.empty() || !FLAGS_dense_quant.empty()) {
     return Fail(
-        "--layers, --experts and --quant apply to MoE presets; diffusion presets take --tiny");
+        "--layers, --experts and --quant* apply to MoE presets; diffusion presets take --tiny");
   }
   Result<SdPreset> preset = FindSdPreset(FLAGS_preset, FLAGS_tiny);
   if (!preset.ok()) return Fail(preset.status().message());
@@ -98,6 +105,14 @@ int RunSynth(const std::vector<std::string>& args) {
     if (!type) return Fail("--quant '" + FLAGS_quant + "': unknown type");
     scale.quant = *type;
   }
+  for (auto [flag, name, out] :
+       {std::tuple{&FLAGS_quant_down, "--quant-down", &scale.quant_down},
+        std::tuple{&FLAGS_dense_quant, "--dense-quant", &scale.dense_quant}}) {
+    if (flag->empty()) continue;
+    std::optional<GgmlType> type = ParseTypeName(*flag);
+    if (!type) return Fail(std::string(name) + " '" + *flag + "': unknown type");
+    *out = *type;
+  }
   Result<SynthShape> shape = ScaleSynthShape(*preset, scale);
   if (!shape.ok()) return Fail(shape.status().message());
   Result<SynthFormat> format = ParseSynthFormat(FLAGS_format);
@@ -142,6 +157,7 @@ const CommandRegistration kSynth({
     .name = "synth",
     .summary = "write a synthetic model: a real model's expert shapes, random weights",
     .usage = "sluice synth --preset NAME [--layers N] [--experts N] [--quant TYPE]\n"
+             "                    [--quant-down TYPE] [--dense-quant TYPE]\n"
              "                    [--format archive|gguf] [--seed N] [--out PATH | PATH]\n"
              "       sluice synth --preset sd15|sd-turbo|sdxl-turbo [--tiny] [--out PATH | PATH]",
     .description =
@@ -165,7 +181,8 @@ const CommandRegistration kSynth({
         "(Stable Diffusion 1.5, ~2.1 GB), sd-turbo (SD 2.1's architecture, ~2.6 GB), sdxl-turbo\n"
         "(SDXL's, ~6.9 GB); --tiny keeps every block and name at tiny widths (a few MB). Output:\n"
         "PATH, --out, or PRESET.safetensors.",
-    .flags = {"preset", "layers", "experts", "quant", "format", "tiny", "seed", "out", "threads"},
+    .flags = {"preset", "layers", "experts", "quant", "quant_down", "dense_quant", "format", "tiny",
+              "seed", "out", "threads"},
     .run = RunSynth,
 });
 

@@ -64,6 +64,9 @@ struct SynthPlan {
     CHECK(it != pools.end()) << "no row pool for " << TypeName(type) << " x " << cols;
     return *it->second;
   }
+  GgmlType ExpertType(ExpertMatrixKind m) const {
+    return m == ExpertMatrixKind::kDown ? shape.down_type() : shape.expert_type;
+  }
   float ExpertStddev(ExpertMatrixKind m) const {
     return m == ExpertMatrixKind::kDown ? scales.expert_down : scales.in_proj;
   }
@@ -74,11 +77,11 @@ struct SynthPlan {
     return m == ExpertMatrixKind::kDown ? shape.n_embd : shape.n_ff_exp;
   }
   uint64_t ExpertMatrixBytes(ExpertMatrixKind m) const {
-    return RowBytes(shape.expert_type, ExpertCols(m)) * ExpertRows(m);
+    return RowBytes(ExpertType(m), ExpertCols(m)) * ExpertRows(m);
   }
   // Fills one routed expert matrix.
   void FillExpert(int layer, int expert, ExpertMatrixKind m, uint8_t* dst) const {
-    const SynthRowPool& pool = Pool(shape.expert_type, ExpertCols(m), ExpertStddev(m));
+    const SynthRowPool& pool = Pool(ExpertType(m), ExpertCols(m), ExpertStddev(m));
     pool.FillMatrix(SynthKey(seed, static_cast<uint64_t>(layer), static_cast<uint64_t>(m) + 1,
                              static_cast<uint64_t>(expert)),
                     ExpertRows(m), dst);
@@ -130,7 +133,9 @@ std::vector<DenseTensor> DenseTensors(const SynthShape& s, const SynthScales& sc
       continue;
     }
     t.init = Init::kGauss;
-    t.type = ends("ffn_gate_inp.weight") ? GgmlType::kF32 : s.dense_type;
+    t.type = ends("ffn_gate_inp.weight")               ? GgmlType::kF32
+             : IsValidRowLength(s.dense_type, e.ne[0]) ? s.dense_type
+                                                       : GgmlType::kQ8_0;
     if (e.name == "token_embd.weight") {
       t.stddev = sc.embedding;
     } else if (ends("attn_output.weight") || ends("ssm_out.weight")) {
@@ -160,7 +165,7 @@ Result<SynthPlan> MakePlan(const SynthShape& shape, uint64_t seed, uint64_t pool
       keys.emplace_back(t.type, t.ne[0], t.stddev);
   }
   for (ExpertMatrixKind m : {ExpertMatrixKind::kGate, ExpertMatrixKind::kDown}) {
-    keys.emplace_back(shape.expert_type, p.ExpertCols(m), p.ExpertStddev(m));
+    keys.emplace_back(p.ExpertType(m), p.ExpertCols(m), p.ExpertStddev(m));
   }
   std::sort(keys.begin(), keys.end());
   keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
@@ -211,6 +216,7 @@ ExpertTensors ExpertTensorsOf(const SynthShape& s, int layer) {
   set(e.gate, "ffn_gate_exps.weight", s.n_embd, s.n_ff_exp);
   set(e.up, "ffn_up_exps.weight", s.n_embd, s.n_ff_exp);
   set(e.down, "ffn_down_exps.weight", s.n_ff_exp, s.n_embd);
+  e.down.type = s.down_type();
   return e;
 }
 

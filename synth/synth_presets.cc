@@ -109,7 +109,7 @@ Result<SynthShape> FindSynthPreset(std::string_view name) {
 
 uint64_t SynthShape::expert_bytes() const {
   return 2 * MatrixBytes(expert_type, n_embd, n_ff_exp) +
-         MatrixBytes(expert_type, n_ff_exp, n_embd);
+         MatrixBytes(down_type(), n_ff_exp, n_embd);
 }
 
 uint64_t SynthShape::all_expert_bytes() const {
@@ -147,6 +147,20 @@ Result<SynthShape> ScaleSynthShape(const SynthShape& preset, const SynthScale& s
                            " experts every token uses in ", preset.preset);
   }
   if (scale.quant.has_value()) s.expert_type = *scale.quant;
+  if (scale.quant_down.has_value()) s.expert_down_type = *scale.quant_down;
+  if (scale.dense_quant.has_value()) {
+    s.dense_type = *scale.dense_quant;
+    if (!IsSupportedWeightType(s.dense_type)) {
+      return InvalidArgument("--dense-quant ", TypeName(s.dense_type),
+                             " is not a type the kernels compute with");
+    }
+  }
+  if (s.down_type() != s.expert_type &&
+      (!IsSupportedWeightType(s.down_type()) || s.down_type() == GgmlType::kF32 ||
+       !IsValidRowLength(s.down_type(), s.n_ff_exp))) {
+    return InvalidArgument("--quant-down ", TypeName(s.down_type()), ": not a quantized type with ",
+                           "whole blocks in rows of ", s.n_ff_exp);
+  }
   if (!IsSupportedWeightType(s.expert_type) || s.expert_type == GgmlType::kF32) {
     return InvalidArgument("--quant ", TypeName(s.expert_type),
                            " is not a quantized type the kernels compute with");

@@ -56,9 +56,12 @@ struct SynthShape {
   int64_t yarn_orig_ctx = 0;
   float expert_weights_scale = 0;  // 0: not written
   int moe_layers() const { return n_layer > n_dense_layers ? n_layer - n_dense_layers : 0; }
-  GgmlType expert_type = GgmlType::kQ4_K;  // routed experts
-  GgmlType dense_type = GgmlType::kQ8_0;   // attention, shared expert, embeddings, output
-  int full_layers = 0, full_experts = 0;   // the real model's counts (before scaling)
+  GgmlType expert_type = GgmlType::kQ4_K;    // routed experts (gate and up; down too unless set)
+  std::optional<GgmlType> expert_down_type;  // the experts' down matrices, like "UD" files mix
+  GgmlType dense_type = GgmlType::kQ8_0;     // attention, shared expert, embeddings, output (Q8_0
+                                          // where a tensor's rows do not fit dense_type's blocks)
+  GgmlType down_type() const { return expert_down_type.value_or(expert_type); }
+  int full_layers = 0, full_experts = 0;  // the real model's counts (before scaling)
 
   int64_t q_dim() const { return int64_t{n_head} * head_dim; }
   int64_t kv_dim() const { return int64_t{n_head_kv} * head_dim; }
@@ -78,9 +81,11 @@ const std::vector<SynthShape>& SynthPresets();
 Result<SynthShape> FindSynthPreset(std::string_view name);
 
 struct SynthScale {
-  int layers = 0;                 // 0: keep the preset's
-  int experts = 0;                // 0: keep the preset's
-  std::optional<GgmlType> quant;  // empty: keep the preset's expert type
+  int layers = 0;                       // 0: keep the preset's
+  int experts = 0;                      // 0: keep the preset's
+  std::optional<GgmlType> quant;        // empty: keep the preset's expert type
+  std::optional<GgmlType> quant_down;   // the experts' down matrices; empty: as quant
+  std::optional<GgmlType> dense_quant;  // the dense tensors; empty: the preset's (Q8_0)
 };
 
 // The preset scaled down. InvalidArgument when layers/experts exceed the preset's (synth only

@@ -5,13 +5,13 @@
 // How: a SynthRowPool quantizes a few MB of random rows once (zero-mean Gaussian floats with the
 // tensor's standard deviation, through QuantizeRow, so every block is a valid block of its type
 // with a sane scale; the grid formats IQ1_S..IQ3_S, which have no quantizer here, get random valid
-// blocks scaled to that standard deviation), and every matrix of that (type, row length, stddev) is then assembled from
-// pool rows (a start and a stride coprime to the pool size, both drawn from the matrix key):
-// memcpy speed, deterministic, and each expert of each layer is a different matrix. The rows are
-// independent draws of the right distribution; that rows repeat across matrices (and within
-// matrices taller than the pool) changes nothing the engine or the I/O sees.
-// Zero-mean values matter: random nibbles have a nonzero mean, which gives every token's hidden
-// state a common direction, which routes every token to the same experts and flatters any cache.
+// blocks scaled to that standard deviation), and every matrix of that (type, row length, stddev) is
+// then assembled from pool rows (a start and a stride coprime to the pool size, both drawn from the
+// matrix key): memcpy speed, deterministic, and each expert of each layer is a different matrix.
+// The rows are independent draws of the right distribution; that rows repeat across matrices (and
+// within matrices taller than the pool) changes nothing the engine or the I/O sees. Zero-mean
+// values matter: random nibbles have a nonzero mean, which gives every token's hidden state a
+// common direction, which routes every token to the same experts and flatters any cache.
 //
 // Scales (SynthScales): the residual stream starts at RMS 1 (embedding rows ~ N(0, 1)); q, k, v,
 // the router, expert gate/up and the output head map unit-RMS inputs to unit-RMS outputs

@@ -6,11 +6,13 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <vector>
 
 #include "io/model_open.h"
+#include "llm/engine.h"
 #include "llm/model_config.h"
 #include "llm/tensor_plan.h"
 #include "moe/routing_spec.h"
@@ -182,6 +184,42 @@ TEST_F(SynthModelTest, CancelLeavesNothing) {
   o.format = SynthFormat::kGguf;
   EXPECT_FALSE(WriteSynthModel(Path("c.gguf"), o).ok());
   EXPECT_TRUE(fs::is_empty(dir_)) << "temporary files removed";
+}
+
+// A type mix like the low-bit "UD" files: IQ1_S gate/up, IQ2_XXS down, Q4_K dense tensors. The
+// file says so tensor by tensor, and the engine runs it.
+TEST_F(SynthModelTest, TypeMixLikeTheLowBitFiles) {
+  SynthScale scale;
+  scale.layers = 2;
+  scale.experts = 8;
+  scale.quant = GgmlType::kIQ1_S;
+  scale.quant_down = GgmlType::kIQ2_XXS;
+  scale.dense_quant = GgmlType::kQ4_K;
+  Result<SynthShape> shape = ScaleSynthShape(*FindSynthPreset("demo"), scale);
+  ASSERT_TRUE(shape.ok()) << shape.status().ToString();
+  SynthOptions o;
+  o.shape = *shape;
+  o.pool_bytes = 256 << 10;
+  const std::string path = Path("mix.sluice");
+  ASSERT_TRUE(WriteSynthModel(path, o).ok());
+  auto model = OpenModelFile(path);
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  const std::optional<ExpertTensors> e = (*model)->expert_tensors(1);
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->gate.type, GgmlType::kIQ1_S);
+  EXPECT_EQ(e->up.type, GgmlType::kIQ1_S);
+  EXPECT_EQ(e->down.type, GgmlType::kIQ2_XXS);
+  EXPECT_EQ((*model)->FindDense("blk.0.attn_q.weight")->type, GgmlType::kQ4_K);
+  EXPECT_EQ((*model)->FindDense("blk.0.ffn_gate_inp.weight")->type, GgmlType::kF32);  // router
+  EXPECT_EQ(shape->expert_bytes(),
+            2 * RowBytes(GgmlType::kIQ1_S, shape->n_embd) * shape->n_ff_exp +
+                RowBytes(GgmlType::kIQ2_XXS, shape->n_ff_exp) * shape->n_embd);
+  auto engine = Engine::Open(path, EngineOptions{.threads = 2});
+  ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+  ASSERT_TRUE((*engine)->Prefill(std::vector<int32_t>{1, 2, 3}).ok());
+  for (float v : (*engine)->logits()) ASSERT_TRUE(std::isfinite(v));
+  scale.quant_down = GgmlType::kF32;
+  EXPECT_FALSE(ScaleSynthShape(*FindSynthPreset("demo"), scale).ok());
 }
 
 }  // namespace
