@@ -124,7 +124,11 @@ TEST_F(SynthBenchTest, FiguresAreConsistent) {
   EXPECT_LE(run->device_busy_fraction, 1.0 + 1e-9) << "a busy stretch counted twice";
   // Peak RSS holds at least the dense weights, which the default residency copies and touches.
   EXPECT_GE(run->peak_rss_bytes, run->dense_bytes);
+#ifndef SLUICE_SANITIZE
+  // The budget bounds the product's RSS; ASan's quarantine keeps freed blocks resident and its
+  // shadow memory adds to RSS (0.8 MiB over this 82 MiB budget in one run, within it in others).
   EXPECT_LE(run->peak_rss_bytes, run->ram_budget_bytes) << "over the budget it accepted";
+#endif
   EXPECT_NE(run->routing.find("synthetic"), std::string::npos);
   // Rounds: called before the first and after each; their tokens and bytes add up.
   EXPECT_EQ(boundaries, 4);
