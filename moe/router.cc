@@ -13,7 +13,10 @@ namespace {
 void ExcludeGroups(const RouterParams& p, std::vector<float>& scores) {
   const int n = static_cast<int>(scores.size());
   const int per_group = n / p.n_groups;
-  std::vector<float> group_score(p.n_groups);
+  // Per token and layer: reused, not allocated each time.
+  thread_local std::vector<float> group_score;
+  thread_local std::vector<bool> keep;
+  group_score.assign(p.n_groups, 0.0f);
   for (int g = 0; g < p.n_groups; ++g) {
     float best = -INFINITY, second = -INFINITY;
     for (int e = g * per_group; e < (g + 1) * per_group; ++e) {
@@ -26,7 +29,7 @@ void ExcludeGroups(const RouterParams& p, std::vector<float>& scores) {
     }
     group_score[g] = per_group > 1 ? best + second : best;
   }
-  std::vector<bool> keep(p.n_groups, false);
+  keep.assign(p.n_groups, false);
   for (int i = 0; i < p.n_groups_used; ++i) {
     int best = -1;
     for (int g = 0; g < p.n_groups; ++g) {

@@ -1,4 +1,5 @@
-// The lookup tables of the grid ("i-quant") formats: each entry is a group of 8 (or 4)
+// The lookup tables of the grid ("i-quant") formats (defined in iq1_grids.cc, iq2_grids.cc,
+// iq3_grids.cc): each entry is a group of 8 (or 4)
 // magnitudes packed into bytes, element j in byte j. They are fixed constants of the GGUF formats
 // (chosen once by the formats' authors from lattice points that fit weight distributions), so a
 // file is decoded exactly when these are exactly GGUF's; tests check decoded tensors against an
