@@ -278,5 +278,21 @@ TEST(StreamingArchitectures, SmallestBudgetEqualsResident) {
   }
 }
 
+// Leading dense layers have no experts: the plan counts only the MoE layers' and preloading reads
+// exactly those (it asked for layer 0's before the fix, a CHECK failure).
+TEST(StreamingArchitectures, DenseLayersHoldNoExperts) {
+  const std::string path = std::string(SLUICE_REFDATA_DIR) + "/archs/tiny-glm4moe-q4_k-pure.gguf";
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << "no reference model at " << path;
+  auto engine = Engine::Open(path, EngineOptions{.threads = 2});
+  ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+  const ModelConfig& c = (*engine)->config();
+  ASSERT_EQ(c.n_dense_layers, 1);
+  const MemoryPlan& plan = (*engine)->memory_plan();
+  EXPECT_EQ(plan.all_experts_bytes,
+            plan.slot_bytes * static_cast<uint64_t>(c.n_layer - 1) * c.n_expert);
+  ASSERT_TRUE((*engine)->PreloadExperts().ok());
+  EXPECT_EQ((*engine)->counters().cache.misses, static_cast<uint64_t>(c.n_layer - 1) * c.n_expert);
+}
+
 }  // namespace
 }  // namespace sluice::testing
