@@ -11,6 +11,10 @@
 //                                32 tokens in one MatMul vs 32 MatVec calls (tokens_per_s)
 //   HotMatMul/<type>/1024x4096/tokens:N
 //                                compute speed: one thread, cache-resident weights (tokens_per_s)
+//   MatMulN/<type>/<rows>x<cols>/tokens:N
+//                                prompt-processing shape: N tokens x one expert-shaped matrix on
+//                                all threads (tokens_per_s, GFLOPS = 2 rows cols N / time), the
+//                                figure to set beside llama.cpp's mul_mat on the same shape
 //
 // Except in HotMatMul, weights are RAM-resident, never cache-resident: each call reads the next of
 // several copies of the matrix spanning 512 MiB (16x the last-level cache of the machines we
@@ -243,6 +247,29 @@ void BM_HotMatMul(benchmark::State& state, GgmlType type, int64_t rows, int64_t 
   state.SetLabel(IsaName(ActiveIsa()));
 }
 
+// N tokens in one MatMul call on all threads, DRAM-resident weights (as MatMul32).
+void BM_MatMulN(benchmark::State& state, GgmlType type, int64_t rows, int64_t cols) {
+  const int64_t tokens = state.range(0);
+  const Weights& w = GetWeights(type, rows, cols);
+  const std::vector<float> x = Activations(cols * tokens);
+  std::vector<float> y(rows * tokens);
+  ThreadPool* pool = Pool(AllThreads());
+  int copy = 0;
+  for (auto _ : state) {
+    MatMul(type, w.buffer.data() + copy * w.matrix_bytes, rows, cols, x.data(), tokens, y.data(),
+           pool);
+    benchmark::DoNotOptimize(y.data());
+    copy = (copy + 1) % w.copies;
+  }
+  state.counters["tokens_per_s"] = benchmark::Counter(
+      static_cast<double>(tokens), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GFLOPS"] =
+      benchmark::Counter(2.0 * static_cast<double>(rows) * static_cast<double>(cols) *
+                             static_cast<double>(tokens) / 1e9,
+                         benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(IsaName(ActiveIsa()));
+}
+
 struct Shape {
   int64_t rows;
   int64_t cols;
@@ -302,6 +329,26 @@ int main(int argc, char** argv) {
         ->ArgName("tokens")
         ->UseRealTime()
         ->Unit(benchmark::kMicrosecond);
+  }
+  // Issue 17's sweep: the formats prompts meet in expert files, at the expert shapes.
+  const GgmlType prompt_types[] = {GgmlType::kQ4_K,    GgmlType::kQ8_0,  GgmlType::kQ6_K,
+                                   GgmlType::kIQ4_XS,  GgmlType::kQ4_0,  GgmlType::kIQ2_XXS,
+                                   GgmlType::kIQ3_XXS, GgmlType::kIQ1_S, GgmlType::kMXFP4,
+                                   GgmlType::kQ2_K,    GgmlType::kQ3_K,  GgmlType::kQ5_K};
+  for (GgmlType type : prompt_types) {
+    for (const Shape& shape : shapes) {
+      const std::string name = std::string("MatMulN/") + TypeName(type) + "/" +
+                               std::to_string(shape.rows) + "x" + std::to_string(shape.cols);
+      benchmark::RegisterBenchmark(name.c_str(), BM_MatMulN, type, shape.rows, shape.cols)
+          ->Arg(1)
+          ->Arg(8)
+          ->Arg(32)
+          ->Arg(128)
+          ->Arg(512)
+          ->ArgName("tokens")
+          ->UseRealTime()
+          ->Unit(benchmark::kMicrosecond);
+    }
   }
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

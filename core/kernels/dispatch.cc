@@ -57,6 +57,7 @@ KernelTable BuildTable(Isa isa) {
     FillAvx512KQuantKernels(&table);
     FillAvx512FloatKernels(&table);
     FillAvx512GridKernels(&table);
+    FillAvx512Block32Kernels(&table);
   }
 #endif
   return table;

@@ -42,8 +42,11 @@ struct KernelTable {
   RowsFn rows[kMaxTypeId] = {};
   // Activation rows (ActivationRowBytes each). Q8_0 and Q8_1 rows carry, after the GGUF blocks,
   // the block scales again as f32 (the exact values of the f16 fields): a SIMD kernel then
-  // broadcasts a float instead of converting an f16 per block and token.
-  QuantizeActFn quantize_q8_0 = nullptr;  // -> BlockQ8_0[n / 32], float d[n / 32]
+  // broadcasts a float instead of converting an f16 per block and token. Q8_0 rows also carry
+  // each block's level sum (the offset correction of kernels that feed unsigned weight levels to
+  // u8 x s8 dot instructions, block32_avx512.cc).
+  QuantizeActFn quantize_q8_0 =
+      nullptr;  // -> BlockQ8_0[n / 32], float d[n / 32], int32 sum[n / 32]
   QuantizeActFn quantize_q8_1 = nullptr;  // -> BlockQ8_1[n / 32], float d[n / 32], float s[n / 32]
   QuantizeActFn quantize_q8_k = nullptr;  // -> BlockQ8_K[n / 256]
 };
@@ -69,6 +72,7 @@ void FillAvx512Kernels(KernelTable* table);
 void FillAvx512KQuantKernels(KernelTable* table);
 void FillAvx512FloatKernels(KernelTable* table);
 void FillAvx512GridKernels(KernelTable* table);
+void FillAvx512Block32Kernels(KernelTable* table);
 
 // The table of the active ISA (core/kernels/dispatch.h).
 const KernelTable& ActiveKernels();

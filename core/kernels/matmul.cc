@@ -71,7 +71,8 @@ uint64_t ActivationRowBytes(GgmlType act_type, int64_t cols) {
   auto padded = [](uint64_t bytes) { return (bytes + 63) & ~uint64_t{63}; };
   switch (act_type) {
     case GgmlType::kQ8_0:
-      return padded(ActScalesOffset(nb, sizeof(BlockQ8_0)) + nb * sizeof(float));
+      return padded(ActScalesOffset(nb, sizeof(BlockQ8_0)) +
+                    nb * (sizeof(float) + sizeof(int32_t)));
     case GgmlType::kQ8_1:
       return padded(ActScalesOffset(nb, sizeof(BlockQ8_1)) + 2 * nb * sizeof(float));
     case GgmlType::kQ8_K:

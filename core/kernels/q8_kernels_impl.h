@@ -303,8 +303,12 @@ void QuantizeQ8_0(const float* x, void* dst, int64_t n) {
     const float amax = AbsMax32(x);
     scales[i] = StoreF16(y[i].d, amax / 127.f);
     __m256i sum;
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y[i].qs),
-                        QuantizeBlock(x, amax != 0.0f ? 127.f / amax : 0.0f, &sum));
+    const __m256i q = QuantizeBlock(x, amax != 0.0f ? 127.f / amax : 0.0f, &sum);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y[i].qs), q);
+    // The sum of the stored levels (not of the pre-pack lanes, which differ for NaN inputs).
+    const int32_t total = HsumEpi32(
+        _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q), _mm256_set1_epi16(1)));
+    std::memcpy(scales + n / kQk + i, &total, sizeof(total));
   }
 }
 

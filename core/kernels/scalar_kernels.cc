@@ -142,7 +142,12 @@ void QuantizeQ8_0Act(const float* x, void* dst, int64_t n) {
   QuantizeActQ8_0(x, blocks, n);
   float* d = reinterpret_cast<float*>(static_cast<uint8_t*>(dst) +
                                       ActScalesOffset(n / kQk, sizeof(BlockQ8_0)));
-  for (int64_t i = 0; i < n / kQk; ++i) d[i] = LoadFp16(blocks[i].d);
+  int32_t* sum = reinterpret_cast<int32_t*>(d + n / kQk);
+  for (int64_t i = 0; i < n / kQk; ++i) {
+    d[i] = LoadFp16(blocks[i].d);
+    sum[i] = 0;
+    for (int j = 0; j < kQk; ++j) sum[i] += blocks[i].qs[j];
+  }
 }
 void QuantizeQ8_1Act(const float* x, void* dst, int64_t n) {
   auto* blocks = static_cast<BlockQ8_1*>(dst);

@@ -12,10 +12,13 @@
 
 #include <cmath>
 #include <cstring>
+#include <random>
 #include <vector>
 
 #include "core/kernels/dispatch.h"
 #include "core/kernels/kernel_table.h"
+#include "core/quant/blocks.h"
+#include "core/quant/fp16.h"
 #include "core/quant/quantize.h"
 #include "core/threads/thread_pool.h"
 #include "tests/kernels/kernel_test_util.h"
@@ -230,24 +233,22 @@ INSTANTIATE_TEST_SUITE_P(AllTypes, MatVecTest,
 // Q4_K's, Q5_K's, Q4_0's and Q4_1's SIMD kernels sum each (row, token) and block to exact int32
 // totals and then run the scalar twin's float sequence (kquant_kernels_impl.h, q8_kernels_impl.h),
 // so every path gives the scalar bits, for MatVec and MatMul, over full and partial 8-row tiles,
-// token counts around the MatMul tiles and batches, and 1 or 2 threads.
-class ScalarOrderTest : public ::testing::TestWithParam<GgmlType> {};
-
-TEST_P(ScalarOrderTest, EveryPathEqualsScalarBitForBit) {
-  const GgmlType type = GetParam();
+// token counts around the MatMul tiles and batches, and 1 or 2 threads. On the AVX-512 path the
+// other signed 32-element formats do too (16-row tiles, block32_avx512.cc).
+void ExpectScalarBits(GgmlType type, const std::vector<Isa>& isas) {
   const int64_t block = TypeTraits(type).block_elements;
   IsaGuard guard;
   ThreadPool pool(2);
-  const Case cases[] = {{1, 1}, {7, 3}, {8, 2}, {13, 3}, {17, 16}, {64, 28}};
+  const Case cases[] = {{1, 1}, {7, 3}, {8, 2}, {13, 3}, {17, 16}, {64, 28}, {40, 5}};
   for (const Case& c : cases) {
     const int64_t cols = c.blocks * block * (block == kQk ? 8 : 1);
     const std::vector<uint8_t> w = MakeWeights(type, c.rows, cols, 500 + c.rows);
-    for (int64_t n_tokens : {1, 2, 3, 5, 33}) {
+    for (int64_t n_tokens : {1, 2, 3, 5, 9, 33}) {
       const std::vector<float> x = RandomFloats(n_tokens * cols, 600 + n_tokens);
       ASSERT_TRUE(ForceIsa(Isa::kScalar));
       std::vector<float> ref(n_tokens * c.rows);
       MatMul(type, w.data(), c.rows, cols, x.data(), n_tokens, ref.data(), nullptr);
-      for (Isa isa : AllIsas()) {
+      for (Isa isa : isas) {
         if (isa == Isa::kScalar || !ForceIsa(isa)) continue;
         for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool}) {
           std::vector<float> y(n_tokens * c.rows);
@@ -260,6 +261,67 @@ TEST_P(ScalarOrderTest, EveryPathEqualsScalarBitForBit) {
     }
   }
 }
+
+class ScalarOrderTest : public ::testing::TestWithParam<GgmlType> {};
+
+TEST_P(ScalarOrderTest, EveryPathEqualsScalarBitForBit) { ExpectScalarBits(GetParam(), AllIsas()); }
+
+class Avx512ScalarOrderTest : public ::testing::TestWithParam<GgmlType> {};
+
+TEST_P(Avx512ScalarOrderTest, Avx512EqualsScalarBitForBit) {
+  if (!IsaSupported(Isa::kAvx512)) GTEST_SKIP() << "this CPU has no avx512";
+  ExpectScalarBits(GetParam(), {Isa::kAvx512});
+}
+
+// Q8_0 weights may hold any int8 level, -128 included (the reference quantizer never writes it,
+// other producers may); activation blocks of equal values quantize to 127 everywhere. The offset
+// form must stay exact at both ends.
+TEST(Avx512ScalarOrder, Q8_0FullLevelRange) {
+  if (!IsaSupported(Isa::kAvx512)) GTEST_SKIP() << "this CPU has no avx512";
+  IsaGuard guard;
+  const int64_t rows = 19, cols = 8 * kQk, n_tokens = 3;
+  std::vector<BlockQ8_0> w(rows * cols / kQk);
+  std::mt19937 rng(7);
+  for (size_t b = 0; b < w.size(); ++b) {
+    StoreFp16(w[b].d, 0.01f * static_cast<float>(1 + b % 5));
+    for (int j = 0; j < kQk; ++j) {
+      w[b].qs[j] = static_cast<int8_t>(b % 3 == 0 ? (j % 2 ? -128 : 127) : int(rng() % 256) - 128);
+    }
+  }
+  std::vector<float> x = RandomFloats(n_tokens * cols, 11);
+  for (int64_t c = 0; c < 2 * kQk; ++c) x[c] = c < kQk ? 3.0f : -3.0f;  // levels 127, -127
+  std::vector<float> ref(rows * n_tokens), y(rows * n_tokens);
+  ASSERT_TRUE(ForceIsa(Isa::kScalar));
+  MatMul(GgmlType::kQ8_0, w.data(), rows, cols, x.data(), n_tokens, ref.data(), nullptr);
+  ASSERT_TRUE(ForceIsa(Isa::kAvx512));
+  MatMul(GgmlType::kQ8_0, w.data(), rows, cols, x.data(), n_tokens, y.data(), nullptr);
+  EXPECT_EQ(0, std::memcmp(ref.data(), y.data(), y.size() * sizeof(float)));
+  // Every output against a double sum over the same quantized activations (Q8_0, as MatMul
+  // quantizes them): only float rounding separates the two.
+  std::vector<BlockQ8_0> xq(cols / kQk);
+  std::vector<float> xd(cols);
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    QuantizeRow(GgmlType::kQ8_0, x.data() + t * cols, xq.data(), cols);
+    DequantizeRow(GgmlType::kQ8_0, xq.data(), xd.data(), cols);
+    for (int64_t r = 0; r < rows; ++r) {
+      double exact = 0, magnitude = 0;
+      for (int64_t c = 0; c < cols; ++c) {
+        const BlockQ8_0& b = w[r * cols / kQk + c / kQk];
+        const double term = static_cast<double>(LoadFp16(b.d)) * b.qs[c % kQk] * xd[c];
+        exact += term;
+        magnitude += std::abs(term);
+      }
+      EXPECT_NEAR(y[t * rows + r], exact, 1e-5 * magnitude) << "row " << r << " token " << t;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, Avx512ScalarOrderTest,
+                         ::testing::Values(GgmlType::kQ8_0, GgmlType::kQ5_0, GgmlType::kIQ4_NL,
+                                           GgmlType::kMXFP4),
+                         [](const ::testing::TestParamInfo<GgmlType>& info) {
+                           return std::string(TypeName(info.param));
+                         });
 
 INSTANTIATE_TEST_SUITE_P(Types, ScalarOrderTest,
                          ::testing::Values(GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ4_0,

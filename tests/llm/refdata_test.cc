@@ -4,17 +4,25 @@
 // dequantized to f32 at load, within 1e-4 of its deq/ references.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
+#include "core/kernels/dispatch.h"
 #include "core/ops/argmax.h"
 #include "tests/support/tiny_model.h"
 
 namespace sluice::testing {
 namespace {
+
+// The outside implementation's x86 kernels (ggml's) keep 8 partial float lanes per Q8_0 block, as
+// sluice's AVX2 kernels do, so on that path the quantized models give its bits; the AVX-512 path
+// sums each 32-element block exactly first (the scalar twin's order, block32_avx512.cc), so there
+// the models part from the reference by rounding, as the long prompts already do.
+bool ScalarOrderBlock32() { return ActiveIsa() == Isa::kAvx512; }
 
 const std::string kRefDir = SLUICE_REFDATA_DIR;
 constexpr int64_t kVocab = 299;
@@ -221,7 +229,14 @@ TEST_F(RefData, GridQuantModelsOnBlocksMatchTheirLogits) {
       const OnBlocks r = CompareOnBlocks(model, ref, !suffix.empty(), name + suffix);
       // Measured: 0 on the 32-token prompt (the same integer sums and float steps as theirs),
       // 8.6e-4 .. 1.01e-3 mean on the 200-token one (as for Q4_K above: the long prompt's
-      // attention and router sums part by rounding); bounds about 2.5x that.
+      // attention and router sums part by rounding); bounds about 2.5x that. Where the Q8_0
+      // tensors are summed in the scalar order (AVX-512), 1.9e-4 .. 3.3e-3 on both prompts and
+      // near-ties may part the greedy path (3 of 16 tokens for IQ1_S): bound 8e-3.
+      if (ScalarOrderBlock32()) {
+        EXPECT_LE(r.diff.mean_abs, 8e-3) << name << suffix;
+        EXPECT_GE(r.diff.argmax_agreement, 0.98) << name << suffix;
+        continue;
+      }
       EXPECT_LE(r.diff.mean_abs, suffix.empty() ? 1e-5 : 2.5e-3) << name << suffix;
       EXPECT_GE(r.diff.argmax_agreement, 0.99) << name << suffix;
       EXPECT_EQ(r.greedy_same, kGenerated) << name << suffix;
@@ -305,6 +320,15 @@ TEST_F(RefData, ArchitecturesQuantizedOnBlocksAreClose) {
     for (std::string suffix : {"", ".long"}) {
       const OnBlocks r = CompareOnBlocks(model, kRefDir + "/archs/logits/" + name + suffix,
                                          !suffix.empty(), name + suffix);
+      if (ScalarOrderBlock32()) {
+        // Q8_0 / MXFP4 tensors summed in the scalar order: measured up to 6.0e-3 on the short
+        // prompt (tiny-qwen3next-q8_0), near-ties part greedy paths.
+        EXPECT_LE(r.diff.mean_abs,
+                  std::max(suffix.empty() ? tol.mean_short : tol.mean_long, 1.5e-2))
+            << name << suffix;
+        EXPECT_GE(r.diff.argmax_agreement, 0.95) << name << suffix;
+        continue;
+      }
       EXPECT_LE(r.diff.mean_abs, suffix.empty() ? tol.mean_short : tol.mean_long) << name << suffix;
       EXPECT_GE(r.diff.argmax_agreement, 0.95) << name << suffix;
       if (suffix.empty()) {
