@@ -39,6 +39,13 @@ namespace {
 
 // --- formats: Levels() = the 32 levels + (1 << kShift), unsigned, in element order -------------
 
+// The raw bits of an f16 scale field at any alignment.
+inline uint16_t F16Bits(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, sizeof(h));
+  return h;
+}
+
 struct Q8_0U {
   using Block = BlockQ8_0;
   static constexpr int kShift = 7;
@@ -46,11 +53,7 @@ struct Q8_0U {
   static __m256i Levels(const Block& b) {
     return _mm256_xor_si256(LoadU256(b.qs), _mm256_set1_epi8(static_cast<char>(0x80)));
   }
-  static uint16_t ScaleBits(const Block& b) {
-    uint16_t h;
-    std::memcpy(&h, b.d, sizeof(h));
-    return h;
-  }
+  static uint16_t ScaleBits(const Block& b) { return F16Bits(b.d); }
 };
 
 struct Q4_0U {
@@ -58,11 +61,7 @@ struct Q4_0U {
   static constexpr int kShift = 3;
   static constexpr bool kF16Scale = true;
   static __m256i Levels(const Block& b) { return UnpackNibbles16(b.qs); }
-  static uint16_t ScaleBits(const Block& b) {
-    uint16_t h;
-    std::memcpy(&h, b.d, sizeof(h));
-    return h;
-  }
+  static uint16_t ScaleBits(const Block& b) { return F16Bits(b.d); }
 };
 
 struct Q5_0U {
@@ -75,11 +74,7 @@ struct Q5_0U {
     const __m256i high = _mm256_and_si256(BitsToBytes(qh), _mm256_set1_epi8(0x10));
     return _mm256_or_si256(UnpackNibbles16(b.qs), high);
   }
-  static uint16_t ScaleBits(const Block& b) {
-    uint16_t h;
-    std::memcpy(&h, b.d, sizeof(h));
-    return h;
-  }
+  static uint16_t ScaleBits(const Block& b) { return F16Bits(b.d); }
 };
 
 // A 16-entry table of signed levels shifted by 128 (as unsigned bytes) in both 128-bit lanes.
@@ -95,11 +90,7 @@ struct Iq4NlU {
   static __m256i Levels(const Block& b) {
     return _mm256_shuffle_epi8(ShiftedTable(kIq4nlValues), UnpackNibbles16(b.qs));
   }
-  static uint16_t ScaleBits(const Block& b) {
-    uint16_t h;
-    std::memcpy(&h, b.d, sizeof(h));
-    return h;
-  }
+  static uint16_t ScaleBits(const Block& b) { return F16Bits(b.d); }
 };
 
 struct Mxfp4U {
