@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -179,6 +180,28 @@ TEST_P(MatVecTest, MatMulEqualsMatVecBitForBit) {
             << IsaName(isa) << " " << TypeName(type) << " n_tokens " << n_tokens << " token " << t;
       }
     }
+  }
+}
+
+// Prompt-sized calls run in token chunks and row blocks (matmul.cc): wide rows (several row
+// blocks) and 130 tokens (two whole chunks and a part) still give MatVec's bits per token.
+TEST_P(MatVecTest, BlockedPromptMatMulEqualsMatVec) {
+  const GgmlType type = this->type();
+  const int64_t block = TypeTraits(type).block_elements == 1 ? 32 : TypeTraits(type).block_elements;
+  const int64_t cols = (8192 / block) * block, n_tokens = 130;
+  const int64_t rows = std::max<int64_t>(40, 2 * (256 * 1024) / RowBytes(type, cols) + 5);
+  const std::vector<uint8_t> w = MakeWeights(type, rows, cols, 9);
+  IsaGuard guard;
+  ThreadPool pool(2);
+  ASSERT_TRUE(ForceIsa(this->isa()));
+  const std::vector<float> x = RandomFloats(n_tokens * cols, 77);
+  std::vector<float> y(n_tokens * rows);
+  MatMul(type, w.data(), rows, cols, x.data(), n_tokens, y.data(), &pool);
+  std::vector<float> yv(rows);
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    MatVec(type, w.data(), rows, cols, x.data() + t * cols, yv.data(), nullptr);
+    ASSERT_EQ(0, std::memcmp(yv.data(), y.data() + t * rows, rows * sizeof(float)))
+        << IsaName(this->isa()) << " " << TypeName(type) << " token " << t;
   }
 }
 
