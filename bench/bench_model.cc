@@ -87,6 +87,12 @@ Result<BenchRun> RunEngineBench(const std::string& model_path, const BenchRunOpt
                    .repeat_last_n = 64,
                    .seed = o.seed});
 
+  if (o.warm) {
+    const Clock::time_point warm_start = Clock::now();
+    RETURN_IF_ERROR(engine->PreloadExperts());
+    run.warm_s = Seconds(Clock::now() - warm_start);
+    engine->ResetCounters();
+  }
   const Clock::time_point start = Clock::now();
   RETURN_IF_ERROR(engine->Prefill(prompt));
   int32_t id = sampler.Sample(engine->logits(), engine->history());

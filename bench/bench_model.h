@@ -53,6 +53,8 @@ struct BenchRunOptions {
   // measurements taken minutes apart at most (a shared virtual disk drifts by 2x within minutes).
   int rounds = 1;
   std::function<Status(const ModelFile&)> between_rounds;
+  // Read every routed expert into the cache before the timed prompt (Engine::PreloadExperts).
+  bool warm = false;
 };
 
 // One round of the decode.
@@ -70,6 +72,7 @@ struct BenchRun {
   int prompt_tokens = 0, decode_tokens = 0;
   double prefill_tok_s = 0, decode_tok_s = 0;
   double ttft_s = 0;               // Prefill + sampling the first token
+  double warm_s = -1;              // --warm: seconds reading every expert first (-1: not warm)
   uint64_t decode_bytes_read = 0;  // from storage while decoding (cache counter, or the
                                    // process's read_bytes for the mmap source)
   double bytes_read_per_token = 0;

@@ -60,6 +60,7 @@ void AddRunKeys(const BenchReport& r, const BenchRun& run, JsonObject& o) {
       .Add("prefill_tok_s", Num(run.prefill_tok_s))
       .Add("decode_tok_s", Num(run.decode_tok_s))
       .Add("ttft_s", Num(run.ttft_s))
+      .Add("warm_s", NumOrNull(run.warm_s))
       .Add("bytes_read_per_token", Num(run.bytes_read_per_token))
       .Add("hit_rate", NumOrNull(run.hit_rate))
       .Add("read_GBps", Num(run.read_GBps))
@@ -224,7 +225,10 @@ std::string BenchReportText(const BenchReport& r) {
          Fixed(r.device_GBps()) + " GB/s\n";
   }
   t += "prefill:  " + std::to_string(run.prompt_tokens) + " tokens at " + Fixed(run.prefill_tok_s) +
-       " tok/s; time to first token " + Fixed(run.ttft_s) + " s\n";
+       " tok/s; time to first token " + Fixed(run.ttft_s) + " s" +
+       (run.warm_s < 0 ? std::string()
+                       : " (experts read into the cache first, in " + Fixed(run.warm_s) + " s)") +
+       "\n";
   t += "decode:   " + std::to_string(run.decode_tokens) + " tokens at " +
        Fixed(run.decode_tok_s, 3) + " tok/s; " + Fixed(run.bytes_read_per_token / 1e6, 1) +
        " MB read per token, expert hit rate " + Pct(run.hit_rate) + ", reads at " +
@@ -244,15 +248,15 @@ std::string BenchReportText(const BenchReport& r) {
     for (double x : ratios) t.append(" ").append(Pct(x));
     t += " (median " + Pct(sorted[sorted.size() / 2]) + ")\n";
   }
-  t += "time:     I/O wait " + Pct(run.io_wait_fraction) + ", attention " +
-       Pct(run.attention_fraction) +
-       (run.dense_ffn_fraction > 0 ? ", dense FFNs " + Pct(run.dense_ffn_fraction) : "") +
-       ", expert FFNs " + Pct(run.expert_compute_fraction) + ", verifying reads " +
-       Pct(run.verify_fraction) + ", the rest (routing, output head, sampling) " +
-       Pct(std::max(0.0, 1 - run.io_wait_fraction - run.attention_fraction -
-                             run.dense_ffn_fraction - run.expert_compute_fraction -
-                             run.verify_fraction)) +
-       "\n";
+  t +=
+      "time:     I/O wait " + Pct(run.io_wait_fraction) + ", attention " +
+      Pct(run.attention_fraction) +
+      (run.dense_ffn_fraction > 0 ? ", dense FFNs " + Pct(run.dense_ffn_fraction) : "") +
+      ", expert FFNs " + Pct(run.expert_compute_fraction) + ", verifying reads " +
+      Pct(run.verify_fraction) + ", the rest (routing, output head, sampling) " +
+      Pct(std::max(0.0, 1 - run.io_wait_fraction - run.attention_fraction - run.dense_ffn_fraction -
+                            run.expert_compute_fraction - run.verify_fraction)) +
+      "\n";
   if (run.device_busy_fraction >= 0) {
     t += "busy:     a read in flight " + Pct(run.device_busy_fraction) +
          " of the decode time (the device had nothing of ours to read the rest)\n";

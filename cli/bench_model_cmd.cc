@@ -25,6 +25,10 @@
 #include "synth/synth.h"
 
 DEFINE_int32(prompt_tokens, 64, "bench: prompt tokens processed before decoding (random ids).");
+DEFINE_bool(warm, false,
+            "bench: read every routed expert into the cache before the timed prompt (a model "
+            "that fits in RAM, measured resident, as llama-bench measures a warm page cache); "
+            "needs a budget that holds them all, e.g. --ram 0. The read time is reported apart.");
 DEFINE_string(compare, "",
               "bench: also run a baseline in the same invocation. mmap: experts read through "
               "the page cache from a memory map (llama.cpp's default), facing --mmap-limit of "
@@ -67,10 +71,11 @@ namespace sluice::cli {
 
 const std::vector<const char*>& ModelBenchFlags() {
   static const std::vector<const char*> flags = [] {
-    std::vector<const char*> f = {
-        "prompt_tokens", "n_predict", "routing", "record_trace", "compare", "mmap_limit",
-        "mmap_reserve",  "sweep_ram", "preset",  "layers",       "quant",   "preset_dir",
-        "device_bytes",  "device_qd", "rounds",  "seed",         "json",    "out"};
+    std::vector<const char*> f = {"prompt_tokens", "n_predict",  "routing",      "record_trace",
+                                  "compare",       "mmap_limit", "mmap_reserve", "sweep_ram",
+                                  "preset",        "layers",     "quant",        "preset_dir",
+                                  "device_bytes",  "device_qd",  "rounds",       "seed",
+                                  "json",          "out",        "warm"};
     for (const char* name : EngineFlagNames()) f.push_back(name);
     return f;
   }();
@@ -207,6 +212,7 @@ Status RunAll(BenchReport* report) {
   o.decode_tokens = FLAGS_n_predict > 0 ? FLAGS_n_predict : 32;
   o.seed = FLAGS_seed < 0 ? 1 : static_cast<uint64_t>(FLAGS_seed);
   o.record_trace = FLAGS_record_trace;
+  o.warm = FLAGS_warm;
   {
     ASSIGN_OR_RETURN(std::unique_ptr<ModelFile> model, OpenModelFile(path));
     RETURN_IF_ERROR(FillModelFacts(*model, report));

@@ -72,6 +72,7 @@ Result<LevelResult> RunLevel(const std::string& path, int streams, uint64_t devi
   // Several streams churn an LRU cache (each step's union of experts pushes out the hot set);
   // the frequency-aware policy is the serving default, for every level alike.
   if (CachePolicyFlagIsDefault()) eo.cache_policy = EvictionPolicyKind::kLfuDecay;
+  if (BatchFlagIsDefault()) eo.batch_size = kDefaultServeBatch;  // as `sluice serve` runs
   eo.batch_size = std::max(eo.batch_size, streams);
   LevelResult r;
   ASSIGN_OR_RETURN(DeviceProbe before, ProbeDevice(*model, FLAGS_device_qd, device_bytes, seed));

@@ -84,6 +84,11 @@ Result<GenerationSetup> SetUpGeneration(const GenerationSetupOptions& options) {
   if (options.default_cache_policy.has_value() && CachePolicyFlagIsDefault()) {
     engine_options.cache_policy = *options.default_cache_policy;
   }
+  // Serving: a step holds a token of every stream and a prompt chunk; a short default chunk keeps
+  // the decoding streams from waiting long on a new request's prompt.
+  if (options.default_batch.has_value() && BatchFlagIsDefault()) {
+    engine_options.batch_size = *options.default_batch;
+  }
   // Each of them decodes a token per step: a step of all of them fits one batch.
   engine_options.batch_size = std::max(engine_options.batch_size, options.sequences);
   RETURN_IF_ERROR(ResolveModel(&setup));

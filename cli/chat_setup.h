@@ -27,6 +27,8 @@ struct GenerationSetupOptions {
   int sequences = 1;               // sequences (KV caches) the engine holds (serve: --parallel)
   // The eviction policy when --cache-policy is not given (serve: lfu).
   std::optional<EvictionPolicyKind> default_cache_policy = std::nullopt;
+  // The prompt batch when --batch is not given (serve: kDefaultServeBatch).
+  std::optional<int> default_batch = std::nullopt;
 };
 
 struct GenerationSetup {

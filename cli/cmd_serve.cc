@@ -12,6 +12,7 @@
 
 #include "cli/chat_setup.h"
 #include "cli/command.h"
+#include "cli/engine_flags.h"
 #include "cli/interrupt.h"
 #include "core/base/log.h"
 #include "server/batch_scheduler.h"
@@ -78,7 +79,8 @@ int RunServe(const std::vector<std::string>& args) {
   Result<GenerationSetup> setup =
       SetUpGeneration({.need_chat_template = true,
                        .sequences = FLAGS_parallel,
-                       .default_cache_policy = EvictionPolicyKind::kLfuDecay});
+                       .default_cache_policy = EvictionPolicyKind::kLfuDecay,
+                       .default_batch = kDefaultServeBatch});
   if (!setup.ok()) return Fail(setup.status().message());
 
   auto scheduler = server::BatchScheduler::Create(

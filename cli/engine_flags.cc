@@ -16,7 +16,11 @@ DEFINE_string(dense, "copy",
 DEFINE_string(expert_source, "cache",
               "Where routed experts come from: cache (read into the RAM-budgeted expert cache) or "
               "mmap (computed straight from the mapped file, the naive baseline).");
-DEFINE_int32(batch, 64, "Prompt tokens processed per forward batch.");
+DEFINE_int32(batch, 0,
+             "Prompt tokens processed per forward batch. 0: 256 (each expert then multiplies "
+             "the tokens of 256 prompt positions routed to it at once: prompt tok/s 1.36x that "
+             "of 64 on qwen3-30b-a3b shapes, for 4x the activation scratch), and for serve 64 "
+             "(a step with a prompt chunk in it stays short for the streams decoding).");
 DEFINE_int32(prefetch_next, 2,
              "While decoding, read up to N of the experts the next layer will probably use (its "
              "router applied to this layer's state; for a token's first layer, to its embedding; "
@@ -58,8 +62,8 @@ Result<EngineOptions> EngineOptionsFromFlags() {
   o.context_length = FLAGS_ctx;
   if (FLAGS_experts < 0) return InvalidArgument("--experts ", FLAGS_experts, ": must be >= 0");
   o.experts_per_token = FLAGS_experts;
-  if (FLAGS_batch < 1) return InvalidArgument("--batch ", FLAGS_batch, ": must be >= 1");
-  o.batch_size = FLAGS_batch;
+  if (FLAGS_batch < 0) return InvalidArgument("--batch ", FLAGS_batch, ": must be >= 0");
+  o.batch_size = FLAGS_batch > 0 ? FLAGS_batch : kDefaultPromptBatch;
   if (FLAGS_kv_type == "f16") {
     o.kv_type = KvType::kF16;
   } else if (FLAGS_kv_type == "f32") {
@@ -84,6 +88,8 @@ Result<EngineOptions> EngineOptionsFromFlags() {
   o.prefetch_next = FLAGS_prefetch_next;
   return o;
 }
+
+bool BatchFlagIsDefault() { return FLAGS_batch == 0; }
 
 bool CachePolicyFlagIsDefault() {
   gflags::CommandLineFlagInfo info;

@@ -20,6 +20,13 @@ Result<EngineOptions> EngineOptionsFromFlags();
 // Whether --cache-policy was left at its default (commands with another default override it).
 bool CachePolicyFlagIsDefault();
 
+// --batch 0 (the default): kDefaultPromptBatch prompt tokens per forward pass, or for serve
+// kDefaultServeBatch (the tokens of one scheduler step, shared by decoding streams and a prompt
+// chunk). BatchFlagIsDefault: --batch was not given.
+inline constexpr int kDefaultPromptBatch = 256;
+inline constexpr int kDefaultServeBatch = 64;
+bool BatchFlagIsDefault();
+
 // The flag names EngineOptionsFromFlags reads, to append to a command's `flags` (its --help).
 const std::vector<const char*>& EngineFlagNames();
 

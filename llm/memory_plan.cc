@@ -85,7 +85,7 @@ Result<MemoryPlan> PlanMemory(const ModelFile& model, const ModelConfig& c, cons
         ": it needs at least ", FormatBytes(p.minimum_budget_bytes), " = dense weights ",
         FormatBytes(p.dense_bytes), " + KV cache ", FormatBytes(p.kv_bytes), " (", n_ctx,
         " positions) + scratch ", FormatBytes(p.scratch_bytes), " + overhead ",
-        FormatBytes(p.overhead_bytes), experts, "; raise --ram or lower --ctx",
+        FormatBytes(p.overhead_bytes), experts, "; raise --ram, or lower --ctx or --batch",
         p.dense_bytes > p.budget_bytes / 2
             ? StrCat(", or use a file whose dense (non-expert) tensors take fewer bits: here "
                      "they alone are ",
