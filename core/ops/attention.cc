@@ -44,10 +44,24 @@ void AxpyF16(float w, const uint16_t* v, float* out, int n) {
   for (int i = 0; i < n; ++i) out[i] += w * Fp16ToFp32(v[i]);
 }
 
+void DotF16Heads(const float* q, int64_t q_stride, int heads, const uint16_t* k, int n,
+                 float* out) {
+  for (int h = 0; h < heads; ++h) out[h] = DotF16(q + h * q_stride, k, n);
+}
+
+void WeightedSumF16(const float* w, int64_t w_stride, int heads, const uint16_t* v, int64_t v_row,
+                    int64_t n_kv, float* out, int64_t out_stride, int n) {
+  for (int h = 0; h < heads; ++h) {
+    float* o = out + h * out_stride;
+    std::memset(o, 0, sizeof(float) * n);
+    for (int64_t p = 0; p < n_kv; ++p) AxpyF16(w[h * w_stride + p], v + p * v_row, o, n);
+  }
+}
+
 }  // namespace
 
 const Kernels& ScalarKernels() {
-  static const Kernels k{&DotF32, &DotF16, &AxpyF32, &AxpyF16};
+  static const Kernels k{&DotF32, &DotF16, &AxpyF32, &AxpyF16, &DotF16Heads, &WeightedSumF16};
   return k;
 }
 
@@ -55,36 +69,54 @@ const Kernels& ScalarKernels() {
 
 namespace {
 
-// One query head over its kv head. k, v point at position 0 of that kv head; rows are
-// `k_row` / `v_row` elements apart (n_head_kv * head_dim).
-void AttendHead(const attention_simd::Kernels& kern, const float* q, const void* k, const void* v,
-                KvType type, int64_t k_row, int64_t v_row, int head_dim_k, int head_dim_v,
-                int64_t n_kv, float scale, float* scores, float* out, const float* sink) {
+// Query heads per work unit (the heads sharing a kv head, at most this many at a time).
+constexpr int kGroupTile = 8;
+
+// The query heads [h0, h0 + heads) over their shared kv head (k, v: position 0 of that kv head,
+// rows k_row / v_row elements apart). Per head the same operations as one head alone, in the same
+// order: the f16 path hands the group to the group kernels, which load each k and v row once for
+// all the heads instead of once per head (about half of a 2048-token prompt's time was attention).
+//   q: (heads, head_dim_k)   scores: (heads, n_kv)   out: (heads, head_dim_v)   sinks: (heads)
+void AttendGroup(const attention_simd::Kernels& kern, const float* q, int heads, const void* k,
+                 const void* v, KvType type, int64_t k_row, int64_t v_row, int head_dim_k,
+                 int head_dim_v, int64_t n_kv, float scale, float* scores, float* out,
+                 const float* sinks) {
+  float dots[kGroupTile];
   for (int64_t p = 0; p < n_kv; ++p) {
-    float dot;
     if (type == KvType::kF32) {
-      dot = kern.dot_f32(q, static_cast<const float*>(k) + p * k_row, head_dim_k);
+      for (int h = 0; h < heads; ++h) {
+        dots[h] =
+            kern.dot_f32(q + h * head_dim_k, static_cast<const float*>(k) + p * k_row, head_dim_k);
+      }
     } else {
-      dot = kern.dot_f16(q, static_cast<const uint16_t*>(k) + p * k_row, head_dim_k);
+      kern.dot_f16_heads(q, head_dim_k, heads, static_cast<const uint16_t*>(k) + p * k_row,
+                         head_dim_k, dots);
     }
-    scores[p] = dot * scale;
+    for (int h = 0; h < heads; ++h) scores[h * n_kv + p] = dots[h] * scale;
   }
-  if (sink == nullptr) {
-    Softmax(scores, n_kv);
-  } else {
-    float max = *sink;
-    for (int64_t p = 0; p < n_kv; ++p) max = std::max(max, scores[p]);
-    float sum = std::exp(*sink - max);
-    for (int64_t p = 0; p < n_kv; ++p) sum += scores[p] = std::exp(scores[p] - max);
+  for (int h = 0; h < heads; ++h) {
+    float* s = scores + h * n_kv;
+    if (sinks == nullptr) {
+      Softmax(s, n_kv);
+      continue;
+    }
+    float max = sinks[h];
+    for (int64_t p = 0; p < n_kv; ++p) max = std::max(max, s[p]);
+    float sum = std::exp(sinks[h] - max);
+    for (int64_t p = 0; p < n_kv; ++p) sum += s[p] = std::exp(s[p] - max);
     const float inv = 1.0f / sum;
-    for (int64_t p = 0; p < n_kv; ++p) scores[p] *= inv;
+    for (int64_t p = 0; p < n_kv; ++p) s[p] *= inv;
   }
-  std::memset(out, 0, sizeof(float) * head_dim_v);
-  for (int64_t p = 0; p < n_kv; ++p) {
-    if (type == KvType::kF32) {
-      kern.axpy_f32(scores[p], static_cast<const float*>(v) + p * v_row, out, head_dim_v);
-    } else {
-      kern.axpy_f16(scores[p], static_cast<const uint16_t*>(v) + p * v_row, out, head_dim_v);
+  if (type == KvType::kF16) {
+    kern.weighted_sum_f16(scores, n_kv, heads, static_cast<const uint16_t*>(v), v_row, n_kv, out,
+                          head_dim_v, head_dim_v);
+    return;
+  }
+  for (int h = 0; h < heads; ++h) {
+    float* o = out + h * head_dim_v;
+    std::memset(o, 0, sizeof(float) * head_dim_v);
+    for (int64_t p = 0; p < n_kv; ++p) {
+      kern.axpy_f32(scores[h * n_kv + p], static_cast<const float*>(v) + p * v_row, o, head_dim_v);
     }
   }
 }
@@ -128,20 +160,26 @@ void Attention(const AttentionShape& shape, const float* q, const KvView& kv, in
 #else
   const attention_simd::Kernels& kern = attention_simd::ScalarKernels();
 #endif
+  // Work units: up to kGroupTile query heads of one kv group (MLA's single latent kv head is
+  // shared by every query head: it still splits into many units).
+  const int tiles_per_group = (group + kGroupTile - 1) / kGroupTile;
   auto run = [&](int64_t begin, int64_t end) {
-    for (int64_t h = begin; h < end; ++h) {
-      const int64_t g = h / group;
+    for (int64_t u = begin; u < end; ++u) {
+      const int64_t g = u / tiles_per_group;
+      const int64_t h0 = g * group + (u % tiles_per_group) * kGroupTile;
+      const int heads = static_cast<int>(std::min<int64_t>(kGroupTile, (g + 1) * group - h0));
       const uint8_t* k = static_cast<const uint8_t*>(kv.k) + g * shape.head_dim_k * elem;
       const uint8_t* v = static_cast<const uint8_t*>(kv.v) + g * shape.head_dim_v * elem;
-      AttendHead(kern, q + h * shape.head_dim_k, k, v, kv.type, k_row, v_row, shape.head_dim_k,
-                 shape.head_dim_v, n_kv, scale, scores + h * n_kv, out + h * shape.head_dim_v,
-                 sinks != nullptr ? sinks + h : nullptr);
+      AttendGroup(kern, q + h0 * shape.head_dim_k, heads, k, v, kv.type, k_row, v_row,
+                  shape.head_dim_k, shape.head_dim_v, n_kv, scale, scores + h0 * n_kv,
+                  out + h0 * shape.head_dim_v, sinks != nullptr ? sinks + h0 : nullptr);
     }
   };
-  if (pool != nullptr && pool->size() > 1 && shape.n_head > 1) {
-    pool->ParallelFor(shape.n_head, run);
+  const int64_t units = static_cast<int64_t>(shape.n_head_kv) * tiles_per_group;
+  if (pool != nullptr && pool->size() > 1 && units > 1) {
+    pool->ParallelFor(units, run);
   } else {
-    run(0, shape.n_head);
+    run(0, units);
   }
 }
 

@@ -15,6 +15,15 @@ struct Kernels {
   float (*dot_f16)(const float* q, const uint16_t* k, int n);
   void (*axpy_f32)(float w, const float* v, float* out, int n);  // out += w * v
   void (*axpy_f16)(float w, const uint16_t* v, float* out, int n);
+  // The query heads that share a kv head, one k row at a time: out[h] = dot_f16(q + h * q_stride,
+  // k, n) for h < heads, bit for bit (each k chunk is loaded and converted once for all heads).
+  void (*dot_f16_heads)(const float* q, int64_t q_stride, int heads, const uint16_t* k, int n,
+                        float* out);
+  // out[h][0..n) = sum over p < n_kv, in order, of w[h][p] * v[p][0..n), starting from zero:
+  // the sequence of axpy_f16(w[h * w_stride + p], v + p * v_row, out + h * out_stride, n) calls
+  // on a zeroed out, bit for bit, with the partial sums in registers instead of memory.
+  void (*weighted_sum_f16)(const float* w, int64_t w_stride, int heads, const uint16_t* v,
+                           int64_t v_row, int64_t n_kv, float* out, int64_t out_stride, int n);
 };
 
 const Kernels& ScalarKernels();

@@ -3,11 +3,13 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <vector>
 
 #include "core/kernels/dispatch.h"
 #include "core/ops/attention.h"
+#include "core/ops/attention_simd.h"
 #include "core/quant/fp16.h"
 
 namespace sluice {
@@ -123,6 +125,53 @@ TEST(OpsAttention, SinglePositionReturnsItsValue) {
             out.data(), nullptr);
   for (int h = 0; h < 4; ++h) {
     for (int i = 0; i < 8; ++i) EXPECT_EQ(out[h * 8 + i], v[(h / 2) * 8 + i]);
+  }
+}
+
+}  // namespace
+}  // namespace sluice
+
+namespace sluice {
+namespace {
+
+// The group kernels (several query heads over one kv head) must give, per head, the bits of the
+// one-row kernels they replace: dot_f16 per head, and axpy_f16 over the positions in order.
+TEST(OpsAttentionGroup, GroupKernelsGiveTheOneRowBits) {
+  std::vector<const attention_simd::Kernels*> all = {&attention_simd::ScalarKernels()};
+#if defined(__x86_64__)
+  if (IsaSupported(Isa::kAvx2)) all.push_back(&attention_simd::Avx2Kernels());
+#endif
+  std::mt19937 rng(3);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  for (const attention_simd::Kernels* kern : all) {
+    for (int n : {8, 64, 72, 100, 128}) {
+      for (int64_t n_kv : {1, 7, 300}) {
+        const int max_heads = 8;
+        const int64_t row = 3 * n + 5;  // rows of a wider cache: other kv heads in between
+        std::vector<float> q(max_heads * n), w(max_heads * n_kv);
+        std::vector<uint16_t> kv(n_kv * row);
+        for (float& x : q) x = dist(rng);
+        for (float& x : w) x = dist(rng);
+        for (uint16_t& x : kv) x = Fp32ToFp16(dist(rng));
+        for (int heads = 1; heads <= max_heads; ++heads) {
+          std::vector<float> dots(heads), ref_dots(heads);
+          kern->dot_f16_heads(q.data(), n, heads, kv.data() + 2, n, dots.data());
+          for (int h = 0; h < heads; ++h)
+            ref_dots[h] = kern->dot_f16(q.data() + h * n, kv.data() + 2, n);
+          ASSERT_EQ(0, std::memcmp(dots.data(), ref_dots.data(), heads * sizeof(float)))
+              << "dot, heads " << heads << " n " << n;
+          std::vector<float> out(heads * n, 7.0f), ref(heads * n, 0.0f);
+          kern->weighted_sum_f16(w.data(), n_kv, heads, kv.data() + 1, row, n_kv, out.data(), n, n);
+          for (int h = 0; h < heads; ++h) {
+            for (int64_t p = 0; p < n_kv; ++p) {
+              kern->axpy_f16(w[h * n_kv + p], kv.data() + 1 + p * row, ref.data() + h * n, n);
+            }
+          }
+          ASSERT_EQ(0, std::memcmp(out.data(), ref.data(), out.size() * sizeof(float)))
+              << "weighted sum, heads " << heads << " n " << n << " n_kv " << n_kv;
+        }
+      }
+    }
   }
 }
 
