@@ -99,6 +99,7 @@ Result<BenchRun> RunEngineBench(const std::string& model_path, const BenchRunOpt
   run.ttft_s = Seconds(Clock::now() - start);
   const EngineCounters prefill = engine->counters();
   run.prefill_tok_s = o.prompt_tokens / (prefill.prefill_ns / 1e9);
+  run.prefill_bytes_read = prefill.cache.bytes_read;
 
   engine->ResetCounters();
   const bool cached = engine->expert_cache() != nullptr;

@@ -71,10 +71,11 @@ struct BenchRun {
   std::string memory_plan;  // DescribeMemoryPlan
   int prompt_tokens = 0, decode_tokens = 0;
   double prefill_tok_s = 0, decode_tok_s = 0;
-  double ttft_s = 0;               // Prefill + sampling the first token
-  double warm_s = -1;              // --warm: seconds reading every expert first (-1: not warm)
-  uint64_t decode_bytes_read = 0;  // from storage while decoding (cache counter, or the
-                                   // process's read_bytes for the mmap source)
+  double ttft_s = 0;                // Prefill + sampling the first token
+  double warm_s = -1;               // --warm: seconds reading every expert first (-1: not warm)
+  uint64_t prefill_bytes_read = 0;  // expert bytes read from storage during the prompt
+  uint64_t decode_bytes_read = 0;   // from storage while decoding (cache counter, or the
+                                    // process's read_bytes for the mmap source)
   double bytes_read_per_token = 0;
   double hit_rate = -1;                // expert cache hits / lookups while decoding; -1 for mmap
   double read_GBps = 0;                // decode_bytes_read / decode seconds / 1e9

@@ -38,6 +38,13 @@ std::string Int(uint64_t v) { return std::to_string(v); }
 // The BenchRun convention: a negative value was not measured (mmap source, no prediction).
 std::string NumOrNull(double v) { return v < 0 ? "null" : Num(v); }
 
+// The prompt's I/O bound (its expert bytes / device GB/s) over its time: 1 when the prompt ran
+// as fast as reading what it needed allows; 0 when it read nothing.
+double PrefillBoundRatio(const BenchRun& run, double device_GBps) {
+  if (run.prefill_bytes_read == 0 || run.prefill_tok_s <= 0 || device_GBps <= 0) return 0;
+  return (run.prefill_bytes_read / 1e9 / device_GBps) / (run.prompt_tokens / run.prefill_tok_s);
+}
+
 class JsonObject {
  public:
   JsonObject& Add(const std::string& key, const std::string& raw) {
@@ -61,6 +68,8 @@ void AddRunKeys(const BenchReport& r, const BenchRun& run, JsonObject& o) {
       .Add("decode_tok_s", Num(run.decode_tok_s))
       .Add("ttft_s", Num(run.ttft_s))
       .Add("warm_s", NumOrNull(run.warm_s))
+      .Add("prefill_bytes_read", Int(run.prefill_bytes_read))
+      .Add("prefill_bound_ratio", Num(PrefillBoundRatio(run, r.device_GBps())))
       .Add("bytes_read_per_token", Num(run.bytes_read_per_token))
       .Add("hit_rate", NumOrNull(run.hit_rate))
       .Add("read_GBps", Num(run.read_GBps))
@@ -229,6 +238,14 @@ std::string BenchReportText(const BenchReport& r) {
        (run.warm_s < 0 ? std::string()
                        : " (experts read into the cache first, in " + Fixed(run.warm_s) + " s)") +
        "\n";
+  if (run.prefill_bytes_read > 0) {
+    const double prefill_s = run.prompt_tokens / run.prefill_tok_s;
+    t += "          " + Fixed(run.prefill_bytes_read / 1e9, 2) + " GB of experts read during it (" +
+         Fixed(run.prefill_bytes_read / 1e9 / prefill_s) + " GB/s); the I/O bound " +
+         Fixed(run.prefill_bytes_read / 1e9 / r.device_GBps()) +
+         " s = its bytes / device GB/s: " + "prefill at " +
+         Pct(PrefillBoundRatio(run, r.device_GBps())) + " of it\n";
+  }
   t += "decode:   " + std::to_string(run.decode_tokens) + " tokens at " +
        Fixed(run.decode_tok_s, 3) + " tok/s; " + Fixed(run.bytes_read_per_token / 1e6, 1) +
        " MB read per token, expert hit rate " + Pct(run.hit_rate) + ", reads at " +
