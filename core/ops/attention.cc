@@ -155,8 +155,10 @@ void Attention(const AttentionShape& shape, const float* q, const KvView& kv, in
   const int64_t v_row = static_cast<int64_t>(shape.n_head_kv) * shape.head_dim_v;
   const size_t elem = KvTypeBytes(kv.type);
 #if defined(__x86_64__)
-  const attention_simd::Kernels& kern =
-      ActiveIsa() == Isa::kScalar ? attention_simd::ScalarKernels() : attention_simd::Avx2Kernels();
+  const Isa isa = ActiveIsa();
+  const attention_simd::Kernels& kern = isa == Isa::kScalar   ? attention_simd::ScalarKernels()
+                                        : isa == Isa::kAvx512 ? attention_simd::Avx512Kernels()
+                                                              : attention_simd::Avx2Kernels();
 #else
   const attention_simd::Kernels& kern = attention_simd::ScalarKernels();
 #endif

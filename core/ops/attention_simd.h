@@ -28,7 +28,8 @@ struct Kernels {
 
 const Kernels& ScalarKernels();
 #if defined(__x86_64__)
-const Kernels& Avx2Kernels();  // defined in attention_avx2.cc (AVX2 + FMA + F16C)
+const Kernels& Avx2Kernels();    // defined in attention_avx2.cc (AVX2 + FMA + F16C)
+const Kernels& Avx512Kernels();  // attention_avx512.cc: the AVX2 twins' bits, 16 lanes
 #endif
 
 }  // namespace sluice::attention_simd

@@ -140,6 +140,22 @@ TEST(OpsAttentionGroup, GroupKernelsGiveTheOneRowBits) {
   std::vector<const attention_simd::Kernels*> all = {&attention_simd::ScalarKernels()};
 #if defined(__x86_64__)
   if (IsaSupported(Isa::kAvx2)) all.push_back(&attention_simd::Avx2Kernels());
+  // The AVX-512 twins keep the AVX2 ones' partial sums in the halves of a zmm: their single-row
+  // dot must give the AVX2 bits too (the group functions are held to it below).
+  if (IsaSupported(Isa::kAvx512)) {
+    all.push_back(&attention_simd::Avx512Kernels());
+    std::mt19937 r(5);
+    std::normal_distribution<float> d(0.0f, 1.0f);
+    for (int n : {8, 24, 64, 72, 100, 128}) {
+      std::vector<float> q(n);
+      std::vector<uint16_t> k(n);
+      for (float& x : q) x = d(r);
+      for (uint16_t& x : k) x = Fp32ToFp16(d(r));
+      const float a = attention_simd::Avx2Kernels().dot_f16(q.data(), k.data(), n);
+      const float b = attention_simd::Avx512Kernels().dot_f16(q.data(), k.data(), n);
+      EXPECT_EQ(0, std::memcmp(&a, &b, sizeof(float))) << "n " << n;
+    }
+  }
 #endif
   std::mt19937 rng(3);
   std::normal_distribution<float> dist(0.0f, 1.0f);
