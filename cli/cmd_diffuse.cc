@@ -71,24 +71,6 @@ std::string OutputName(const std::string& out, int i) {
       .string();
 }
 
-// AUTOMATIC1111's "parameters" text.
-std::string Parameters(const GenerateOptions& o, const std::string& model_name) {
-  std::string s = o.prompt + "\n";
-  if (!o.negative_prompt.empty()) s += "Negative prompt: " + o.negative_prompt + "\n";
-  char cfg[32];
-  std::snprintf(cfg, sizeof(cfg), "%g", o.cfg_scale);
-  const char* sampler = o.sampler == SamplerKind::kEuler            ? "Euler"
-                        : o.sampler == SamplerKind::kEulerAncestral ? "Euler a"
-                        : o.sampler == SamplerKind::kDpmpp2m        ? "DPM++ 2M"
-                                                                    : "LCM";
-  s += StrCat("Steps: ", o.steps, ", Sampler: ", sampler,
-              o.schedule == ScheduleKind::kKarras ? ", Schedule type: Karras" : "",
-              ", CFG scale: ", cfg, ", Seed: ", o.seed, ", Size: ", o.width, "x", o.height,
-              ", Model: ", model_name, ", RNG: ", o.rng == RngKind::kCuda ? "NV" : "CPU",
-              ", Version: sluice ", SLUICE_VERSION);
-  return s;
-}
-
 int RunDiffuse(const std::vector<std::string>& args) {
   if (!args.empty()) return Fail("diffuse takes no positional arguments (got '" + args[0] + "')");
   if (FLAGS_out.empty()) return Fail("diffuse needs -o OUT.png");
@@ -223,7 +205,7 @@ int RunDiffuse(const std::vector<std::string>& args) {
     }
     const std::string out = OutputName(FLAGS_out, i);
     std::vector<std::pair<std::string, std::string>> text = {
-        {"parameters", Parameters(o, model_name)}};
+        {"parameters", ParametersText(o, model_name, SLUICE_VERSION)}};
     if (Status s = WritePng(out, img->width, img->height, img->rgb, text); !s.ok())
       return Fail(s.ToString());
     const double s_total = t.text_seconds + t.sampling_seconds + t.decode_seconds;

@@ -7,16 +7,19 @@
 
 #include <atomic>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
 #include "cli/chat_setup.h"
 #include "cli/command.h"
+#include "cli/diffusion_setup.h"
 #include "cli/engine_flags.h"
 #include "cli/interrupt.h"
 #include "core/base/log.h"
 #include "server/batch_scheduler.h"
 #include "server/http_server.h"
+#include "server/images.h"
 
 DEFINE_string(host, "127.0.0.1",
               "Address to listen on. Anything but loopback warns unless --api-key is set.");
@@ -40,6 +43,12 @@ DEFINE_double(timeout, 600, "Seconds a request may take from arrival to its last
 DEFINE_int32(threads_http, 0,
              "HTTP connections served at once. 0: --parallel + --max-queue + 4, at least 8.");
 DEFINE_string(alias, "", "The model name /v1/models reports. Empty: the model file's name.");
+DEFINE_string(diffusion_model, "",
+              "Also serve POST /v1/images/generations with this Stable Diffusion checkpoint "
+              "(safetensors or GGUF, as `sluice diffuse -m`): its weights are mapped, resident, "
+              "beside --ram's budget for the language model; one image is made at a time, with "
+              "the model's default steps, guidance and size unless the request names them.");
+DEFINE_int32(max_images, 4, "Largest n of an image request.");
 
 DECLARE_int32(n_predict);
 DECLARE_int64(seed);
@@ -69,6 +78,7 @@ int RunServe(const std::vector<std::string>& args) {
   if (FLAGS_max_prompt_tokens < -1) return Fail("--max-prompt-tokens must be -1 or >= 0");
   if (!(FLAGS_timeout >= 0)) return Fail("--timeout must be >= 0 seconds");
   if (FLAGS_threads_http < 0) return Fail("--threads-http must be >= 0");
+  if (FLAGS_max_images < 1 || FLAGS_max_images > 64) return Fail("--max-images: expected 1..64");
   const std::string key = ApiKey();
   if (!FLAGS_api_key_file.empty() && key.empty()) {
     return Fail("--api-key-file " + FLAGS_api_key_file + ": cannot read a key from it");
@@ -108,6 +118,27 @@ int RunServe(const std::vector<std::string>& args) {
   }
   o.defaults.enable_thinking = setup->session_options.thinking;
   o.fixed_seed = FLAGS_seed >= 0;  // --seed: the seed of every request that names none
+  std::unique_ptr<server::ImageService> images;
+  if (!FLAGS_diffusion_model.empty()) {
+    auto model = diffusion::DiffusionModel::Load(FLAGS_diffusion_model, std::nullopt);
+    if (!model.ok()) return Fail(model.status().ToString());
+    server::ImageServiceOptions io;
+    io.max_images = FLAGS_max_images;
+    io.model_name = std::filesystem::path(FLAGS_diffusion_model).stem().string();
+    io.version = SLUICE_VERSION;
+    if (Status s =
+            ApplyModelDefaults(**model, FLAGS_diffusion_model, DiffuseDefaults{}, &io.defaults);
+        !s.ok()) {
+      return Fail(s.message());
+    }
+    auto service = server::ImageService::Create(std::move(*model), io);
+    if (!service.ok()) return Fail(service.status().message());
+    images = std::move(*service);
+    o.images = images.get();
+    LOG(INFO) << "serve: images from " << FLAGS_diffusion_model << " at /v1/images/generations ("
+              << io.defaults.width << "x" << io.defaults.height << ", " << io.defaults.steps
+              << " steps by default)";
+  }
   auto http = server::HttpServer::Create(scheduler->get(), setup->engine.get(),
                                          setup->tokenizer.get(), setup->chat_template.get(), o);
   if (!http.ok()) return Fail(http.status().message());
@@ -142,7 +173,8 @@ const CommandRegistration kServe({
     .name = "serve",
     .summary = "OpenAI-compatible HTTP server and chat page; concurrent chats share expert reads",
     .usage = "sluice serve [-m MODEL] [--ram 12G] [--host 127.0.0.1] [--port 8080] [--parallel 4]\n"
-             "             [--api-key KEY] [--cors ORIGIN] [--ctx N] [sampling flags]",
+             "             [--api-key KEY] [--cors ORIGIN] [--ctx N] [sampling flags]\n"
+             "             [--diffusion-model SD_CHECKPOINT [--max-images 4]]",
     .description =
         "Serves POST /v1/chat/completions and /v1/completions (streamed with server-sent events\n"
         "or not), GET /v1/models, /health, /metrics (Prometheus) and a chat page at /.\n"
@@ -152,11 +184,14 @@ const CommandRegistration kServe({
         "cancels its request. The sampling flags are the defaults a request's own fields\n"
         "override; -n is the default max_tokens. The memory plan counts --parallel KV caches\n"
         "of --ctx positions within --ram. With no -m the synthetic demo model is served\n"
-        "(random weights: gibberish by design). Ctrl-C stops the server.",
+        "(random weights: gibberish by design). With --diffusion-model, POST\n"
+        "/v1/images/generations makes images too (prompt, n, size \"WxH\", response_format\n"
+        "b64_json; negative_prompt, seed, steps, cfg_scale): PNGs with their parameters, one\n"
+        "generation at a time. Ctrl-C stops the server.",
     .flags = GenerationFlags({"chat_template", "chat_template_file", "no_think", "host", "port",
                               "api_key", "api_key_file", "cors", "parallel", "max_queue",
                               "max_body", "max_tokens", "max_prompt_tokens", "timeout",
-                              "threads_http", "alias"}),
+                              "threads_http", "alias", "diffusion_model", "max_images"}),
     .run = RunServe,
 });
 

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 
+#include "core/base/str_cat.h"
 #include "diffusion/denoiser.h"
 #include "diffusion/ops.h"
 #include "diffusion/prompt.h"
@@ -284,6 +286,24 @@ Result<Image> Generate(const DiffusionModel& model, const GenerateOptions& o, Th
   t.decode_seconds = Since(start);
   if (timings != nullptr) *timings = t;
   return img;
+}
+
+std::string ParametersText(const GenerateOptions& o, const std::string& model_name,
+                           const std::string& version) {
+  std::string s = o.prompt + "\n";
+  if (!o.negative_prompt.empty()) s += "Negative prompt: " + o.negative_prompt + "\n";
+  char cfg[32];
+  std::snprintf(cfg, sizeof(cfg), "%g", o.cfg_scale);
+  const char* sampler = o.sampler == SamplerKind::kEuler            ? "Euler"
+                        : o.sampler == SamplerKind::kEulerAncestral ? "Euler a"
+                        : o.sampler == SamplerKind::kDpmpp2m        ? "DPM++ 2M"
+                                                                    : "LCM";
+  s += StrCat("Steps: ", o.steps, ", Sampler: ", sampler,
+              o.schedule == ScheduleKind::kKarras ? ", Schedule type: Karras" : "",
+              ", CFG scale: ", cfg, ", Seed: ", o.seed, ", Size: ", o.width, "x", o.height,
+              ", Model: ", model_name, ", RNG: ", o.rng == RngKind::kCuda ? "NV" : "CPU",
+              ", Version: sluice ", version);
+  return s;
 }
 
 }  // namespace sluice::diffusion

@@ -109,6 +109,12 @@ struct GenerateHooks {
 Result<Image> Generate(const DiffusionModel& model, const GenerateOptions& options,
                        ThreadPool* pool, const GenerateHooks& hooks, GenerateTimings* timings);
 
+// AUTOMATIC1111's "parameters" text of a generation (the PNG text chunk, diffusion/png.h):
+//   <prompt>\nNegative prompt: <negative>\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: ...,
+//   Size: 512x512, Model: <model_name>, RNG: NV, Version: sluice <version>
+std::string ParametersText(const GenerateOptions& o, const std::string& model_name,
+                           const std::string& version);
+
 // The bytes of activations a generation of width x height needs at its peak (the UNet's working
 // set with the batch guidance makes, or the VAE decoder's at full size, whichever is larger),
 // for the memory plan. An estimate from the networks' buffer sizes, on the safe side.

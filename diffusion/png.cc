@@ -11,35 +11,32 @@
 
 namespace sluice::diffusion {
 
-Status WritePng(const std::string& path, int width, int height, const std::vector<uint8_t>& rgb,
-                const std::vector<std::pair<std::string, std::string>>& text) {
+namespace {
+
+void AppendToString(png_structp png, png_bytep data, png_size_t n) {
+  static_cast<std::string*>(png_get_io_ptr(png))->append(reinterpret_cast<const char*>(data), n);
+}
+void FlushNothing(png_structp) {}
+
+}  // namespace
+
+Result<std::string> EncodePng(int width, int height, const std::vector<uint8_t>& rgb,
+                              const std::vector<std::pair<std::string, std::string>>& text) {
   if (width <= 0 || height <= 0 || rgb.size() != static_cast<size_t>(width) * height * 3) {
-    return InvalidArgument("PNG ", path, ": ", rgb.size(), " bytes for ", width, "x", height);
+    return InvalidArgument("PNG: ", rgb.size(), " bytes for ", width, "x", height);
   }
-  std::string temp;
-  ASSIGN_OR_RETURN(int fd, CreateTempOutput(path, ".tmp-", &temp));
-  FILE* f = ::fdopen(fd, "wb");
-  if (f == nullptr) {
-    const int err = errno;
-    ::close(fd);
-    ::unlink(temp.c_str());
-    return IoError(temp, ": fdopen: ", ErrnoString(err));
-  }
+  std::string out;
   png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
   png_infop info = png != nullptr ? png_create_info_struct(png) : nullptr;
   if (png == nullptr || info == nullptr) {
     png_destroy_write_struct(&png, &info);
-    std::fclose(f);
-    ::unlink(temp.c_str());
     return Internal("libpng: cannot create a write structure");
   }
   if (setjmp(png_jmpbuf(png))) {  // libpng reports errors by longjmp
     png_destroy_write_struct(&png, &info);
-    std::fclose(f);
-    ::unlink(temp.c_str());
-    return IoError(temp, ": libpng failed while writing (disk full?)");
+    return Internal("libpng failed while encoding a ", width, "x", height, " image");
   }
-  png_init_io(png, f);
+  png_set_write_fn(png, &out, AppendToString, FlushNothing);
   png_set_IHDR(png, info, static_cast<png_uint_32>(width), static_cast<png_uint_32>(height), 8,
                PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
                PNG_FILTER_TYPE_DEFAULT);
@@ -57,13 +54,36 @@ Status WritePng(const std::string& path, int width, int height, const std::vecto
   }
   png_write_end(png, nullptr);
   png_destroy_write_struct(&png, &info);
-  if (std::fflush(f) != 0 || ::fsync(::fileno(f)) != 0) {
-    const int err = errno;
-    std::fclose(f);
-    ::unlink(temp.c_str());
-    return IoError(temp, ": ", ErrnoString(err));
+  return out;
+}
+
+Status WritePng(const std::string& path, int width, int height, const std::vector<uint8_t>& rgb,
+                const std::vector<std::pair<std::string, std::string>>& text) {
+  if (width <= 0 || height <= 0 || rgb.size() != static_cast<size_t>(width) * height * 3) {
+    return InvalidArgument("PNG ", path, ": ", rgb.size(), " bytes for ", width, "x", height);
   }
-  std::fclose(f);
+  ASSIGN_OR_RETURN(const std::string bytes, EncodePng(width, height, rgb, text));
+  std::string temp;
+  ASSIGN_OR_RETURN(int fd, CreateTempOutput(path, ".tmp-", &temp));
+  size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int err = n < 0 ? errno : ENOSPC;
+      ::close(fd);
+      ::unlink(temp.c_str());
+      return IoError(temp, ": write: ", ErrnoString(err));
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    const int err = errno;
+    ::close(fd);
+    ::unlink(temp.c_str());
+    return IoError(temp, ": fsync: ", ErrnoString(err));
+  }
+  ::close(fd);
   if (::rename(temp.c_str(), path.c_str()) != 0) {
     const int err = errno;
     ::unlink(temp.c_str());

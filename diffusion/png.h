@@ -18,7 +18,12 @@
 
 namespace sluice::diffusion {
 
-// rgb: (height, width, 3). text: (keyword, text) chunks, Latin-1 keywords.
+// The PNG's bytes, in memory (the server's b64_json images). rgb: (height, width, 3). text:
+// (keyword, text) chunks, Latin-1 keywords.
+Result<std::string> EncodePng(int width, int height, const std::vector<uint8_t>& rgb,
+                              const std::vector<std::pair<std::string, std::string>>& text);
+
+// EncodePng's bytes written to `path` (temporary file, fsync, rename).
 Status WritePng(const std::string& path, int width, int height, const std::vector<uint8_t>& rgb,
                 const std::vector<std::pair<std::string, std::string>>& text);
 

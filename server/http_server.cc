@@ -198,6 +198,30 @@ void HttpServer::Routes() {
   h.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
     Generate(req, res, /*chat=*/false);
   });
+  h.Post("/v1/images/generations",
+         [this](const httplib::Request& req, httplib::Response& res) { GenerateImages(req, res); });
+}
+
+void HttpServer::GenerateImages(const httplib::Request& req, httplib::Response& res) {
+  if (options_.images == nullptr) {
+    return Reply(res, ApiError{.http_status = 404,
+                               .message = "no diffusion model is loaded: start the server with "
+                                          "--diffusion-model CHECKPOINT to serve images",
+                               .code = "model_not_found"});
+  }
+  ImageRequest request;
+  if (auto e = ParseImageRequest(req.body, options_.images->max_images(), &request)) {
+    return Reply(res, *e);
+  }
+  // Not cancellable by the client: an image takes seconds to minutes and runs to its end.
+  Result<std::vector<std::string>> pngs = options_.images->Generate(request, nullptr);
+  if (!pngs.ok()) {
+    const bool bad = pngs.status().code() == StatusCode::kInvalidArgument;
+    return Reply(res, ApiError{.http_status = bad ? 400 : 500,
+                               .message = pngs.status().message(),
+                               .type = bad ? "invalid_request_error" : "server_error"});
+  }
+  res.set_content(ImagesBody(UnixSeconds(), *pngs, request.prompt), "application/json");
 }
 
 void HttpServer::Generate(const httplib::Request& req, httplib::Response& res, bool chat) {

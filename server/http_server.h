@@ -6,6 +6,8 @@
 //   GET  /health                {"status":"ok"} once the model is loaded
 //   GET  /metrics               Prometheus text: tokens, steps, expert I/O, queue, sequences
 //   GET  /                      the chat page (server/chat_page.html, built in)
+//   POST /v1/images/generations text to image (b64_json PNGs) when a diffusion model is loaded
+//                               (server/images.h); 404 naming --diffusion-model otherwise
 //
 // Requests are parsed and tokenized on the connection's thread and run by the batch scheduler
 // (server/batch_scheduler.h). Errors have OpenAI's shape and the matching status: 400 bad request,
@@ -29,6 +31,7 @@
 #include "core/base/status.h"
 #include "llm/engine.h"
 #include "server/batch_scheduler.h"
+#include "server/images.h"
 #include "server/openai_api.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
@@ -56,6 +59,7 @@ struct ServerOptions {
   RequestDefaults defaults;
   bool fixed_seed = false;  // true: a request without `seed` uses defaults.sampling.seed (--seed);
                             // false: a random one
+  ImageService* images = nullptr;  // the diffusion model, or null (must outlive the server)
 };
 
 class HttpServer {
@@ -78,6 +82,7 @@ class HttpServer {
   HttpServer() = default;
   void Routes();
   void Generate(const httplib::Request& req, httplib::Response& res, bool chat);
+  void GenerateImages(const httplib::Request& req, httplib::Response& res);
   std::string Metrics() const;
 
   BatchScheduler* scheduler_ = nullptr;

@@ -1,6 +1,8 @@
 #include "server/openai_api.h"
 
 #include <cmath>
+#include <cstdint>
+#include <cstdio>
 #include <limits>
 #include <nlohmann/json.hpp>
 
@@ -366,6 +368,89 @@ std::string ChunkJson(const ResponseInfo& info, const std::string& text, bool fi
   body["choices"] = json::array({choice});
   if (finish.has_value() && usage != nullptr) body["timings"] = Timings(*usage);
   return Dump(body);
+}
+
+std::optional<ApiError> ParseImageRequest(std::string_view body, int max_n, ImageRequest* out) {
+  json j;
+  if (auto e = ParseObject(body, &j)) return e;
+  auto prompt = j.find("prompt");
+  if (prompt == j.end()) return Bad("prompt", "prompt is required");
+  if (auto e = ReadText(*prompt, "prompt", &out->prompt)) return e;
+  if (auto it = j.find("model"); it != j.end() && !it->is_null()) {
+    if (auto e = ReadText(*it, "model", &out->model)) return e;
+  }
+  if (auto it = j.find("negative_prompt"); it != j.end() && !it->is_null()) {
+    if (auto e = ReadText(*it, "negative_prompt", &out->negative_prompt)) return e;
+  }
+  int64_t n = 1;
+  if (auto e = ReadInteger(j, "n", 1, max_n, &n)) return e;
+  out->n = static_cast<int>(n);
+  if (auto it = j.find("size"); it != j.end() && !it->is_null()) {
+    std::string size;
+    if (auto e = ReadText(*it, "size", &size)) return e;
+    int w = 0, h = 0;
+    char tail = 0;
+    if (std::sscanf(size.c_str(), "%dx%d%c", &w, &h, &tail) != 2 || w < 64 || h < 64 || w > 2048 ||
+        h > 2048) {
+      return Bad("size", "size '" + size + "' must be WIDTHxHEIGHT, each 64..2048 (e.g. 512x512)");
+    }
+    out->width = w;
+    out->height = h;
+  }
+  if (auto it = j.find("response_format"); it != j.end() && !it->is_null()) {
+    std::string format;
+    if (auto e = ReadText(*it, "response_format", &format)) return e;
+    if (format != "b64_json") {
+      return Bad("response_format", "response_format '" + format +
+                                        "' is not served: only b64_json (the server keeps no "
+                                        "files to link to)");
+    }
+  }
+  int64_t seed = -1;
+  if (auto e = ReadInteger(j, "seed", -1, INT64_MAX, &seed)) return e;
+  if (seed >= 0) out->seed = static_cast<uint64_t>(seed);
+  int64_t steps = 0;
+  if (auto e = ReadInteger(j, "steps", 1, 150, &steps)) return e;
+  out->steps = static_cast<int>(steps);
+  float cfg = -1;
+  if (auto e = ReadNumber(j, "cfg_scale", 0, 30, &cfg)) return e;
+  if (cfg >= 0) out->cfg_scale = cfg;
+  return std::nullopt;
+}
+
+std::string Base64(std::string_view bytes) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 3 <= bytes.size(); i += 3) {
+    const uint32_t v = (uint32_t{static_cast<uint8_t>(bytes[i])} << 16) |
+                       (uint32_t{static_cast<uint8_t>(bytes[i + 1])} << 8) |
+                       static_cast<uint8_t>(bytes[i + 2]);
+    out += kAlphabet[v >> 18];
+    out += kAlphabet[(v >> 12) & 63];
+    out += kAlphabet[(v >> 6) & 63];
+    out += kAlphabet[v & 63];
+  }
+  if (const size_t rest = bytes.size() - i; rest > 0) {
+    uint32_t v = uint32_t{static_cast<uint8_t>(bytes[i])} << 16;
+    if (rest == 2) v |= uint32_t{static_cast<uint8_t>(bytes[i + 1])} << 8;
+    out += kAlphabet[v >> 18];
+    out += kAlphabet[(v >> 12) & 63];
+    out += rest == 2 ? kAlphabet[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+std::string ImagesBody(int64_t created, const std::vector<std::string>& pngs,
+                       const std::string& prompt) {
+  json data = json::array();
+  for (const std::string& png : pngs) {
+    data.push_back(json{{"b64_json", Base64(png)}, {"revised_prompt", prompt}});
+  }
+  return Dump(json{{"created", created}, {"data", data}});
 }
 
 }  // namespace sluice::server

@@ -85,4 +85,26 @@ std::string CompletionBody(const ResponseInfo& info, const std::string& text, Fi
 std::string ChunkJson(const ResponseInfo& info, const std::string& text, bool first,
                       std::optional<FinishReason> finish, const GenerationStats* usage);
 
+// POST /v1/images/generations: OpenAI's fields prompt, n, size ("WxH"), response_format (only
+// "b64_json": the server keeps no files to link to), model (echoed); the fields other local
+// servers add for Stable Diffusion: negative_prompt, seed, steps, cfg_scale. quality, style and
+// user are accepted and ignored, as they do not apply.
+struct ImageRequest {
+  std::string model;
+  std::string prompt;
+  std::string negative_prompt;
+  int n = 1;
+  int width = 0, height = 0;  // 0: the model's default size
+  std::optional<uint64_t> seed;
+  int steps = 0;  // 0: the model's default
+  std::optional<float> cfg_scale;
+};
+// max_n: the most images one request may ask for (--max-images).
+std::optional<ApiError> ParseImageRequest(std::string_view body, int max_n, ImageRequest* out);
+// {"created", "data": [{"b64_json", "revised_prompt"}...]} for PNG files' bytes.
+std::string ImagesBody(int64_t created, const std::vector<std::string>& pngs,
+                       const std::string& prompt);
+// Standard base64 (RFC 4648, padded).
+std::string Base64(std::string_view bytes);
+
 }  // namespace sluice::server

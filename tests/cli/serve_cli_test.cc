@@ -182,6 +182,45 @@ TEST_F(ServeCliTest, TheOfficialOpenAiClientWorks) {
   EXPECT_EQ(j["unauthorized"], 401);
 }
 
+// --diffusion-model: POST /v1/images/generations with curl and with the openai package's
+// images.generate: b64_json PNGs (the base64 of a PNG starts "iVBORw0KGgo"), n of them with
+// different seeds, a URL request refused.
+TEST_F(ServeCliTest, ImagesFromCurlAndTheOpenAiClient) {
+  const std::string sd = dir_.File("tiny-turbo.safetensors");
+  ProcessResult synth =
+      RunSluice({"synth", "--preset", "sd-turbo", "--tiny", "--out", sd, "--quiet"});
+  ASSERT_EQ(synth.exit_code, 0) << synth.err;
+  const int port = Start({"--diffusion-model", sd, "--max-images", "2"});
+  ASSERT_NE(port, 0) << (server_ ? server_->output() : "");
+  const json r = json::parse(
+      Curl(port, "/v1/images/generations",
+           R"({"prompt":"a cat","size":"64x64","steps":1,"seed":3,"response_format":"b64_json"})"),
+      nullptr, false);
+  ASSERT_TRUE(r.is_object() && r.contains("data")) << r.dump();
+  ASSERT_EQ(r["data"].size(), 1u);
+  EXPECT_TRUE(r["data"][0]["b64_json"].get<std::string>().starts_with("iVBORw0KGgo"));
+  const json too_many = json::parse(
+      Curl(port, "/v1/images/generations", R"({"prompt":"a cat","n":3})"), nullptr, false);
+  ASSERT_TRUE(too_many.contains("error")) << too_many.dump();
+  EXPECT_EQ(too_many["error"]["param"], "n");
+
+  if (!HaveCommand("node") || !HaveNpmPackage("openai")) {
+    GTEST_SKIP() << "Node.js or the openai npm package (in " << NpmDir()
+                 << ") is missing: curl checked only (./test.sh installs them)";
+  }
+  const CommandResult c =
+      RunCommand("env SLUICE_NPM_DIR=" + NpmDir() + " node " + ClientScript("images_client.mjs") +
+                 " " + std::to_string(port) + " " + kApiKey);
+  ASSERT_EQ(c.exit_code, 0) << c.output;
+  const json j = LastJsonLine(c.output);
+  ASSERT_TRUE(j.is_object()) << c.output;
+  EXPECT_EQ(j["count"], 2);
+  EXPECT_EQ(j["prefix"], "iVBORw0KGgo");
+  EXPECT_GT(j["length"].get<int>(), 100);
+  EXPECT_EQ(j["differ"], true);
+  EXPECT_EQ(j["errorStatus"], 400);
+}
+
 TEST_F(ServeCliTest, TheChatPageStreamsAndStopsInChromium) {
   std::string chromium;
   for (const char* name : {"chromium", "chromium-browser", "google-chrome"}) {

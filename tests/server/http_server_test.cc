@@ -17,7 +17,10 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "diffusion/png.h"
+#include "synth/sd_synth.h"
 #include "tests/server/served_model.h"
+#include "tests/support/temp_dir.h"
 
 namespace sluice::server::testing {
 namespace {
@@ -297,6 +300,108 @@ TEST_F(HttpServerTest, AClientThatDisconnectsCancelsItsRequest) {
   EXPECT_EQ(r->status, 200);
   const SchedulerMetrics m = model_.scheduler->metrics();
   EXPECT_LT(m.generated_tokens, 900) << "the disconnected stream ran to its end";
+}
+
+// Base64 (RFC 4648) back to bytes, for the images' b64_json; empty on a bad character.
+std::string DecodeBase64(const std::string& text) {
+  std::string out;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : text) {
+    int v;
+    if (c >= 'A' && c <= 'Z') {
+      v = c - 'A';
+    } else if (c >= 'a' && c <= 'z') {
+      v = c - 'a' + 26;
+    } else if (c >= '0' && c <= '9') {
+      v = c - '0' + 52;
+    } else if (c == '+' || c == '/') {
+      v = c == '+' ? 62 : 63;
+    } else if (c == '=') {
+      break;
+    } else {
+      return "";
+    }
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += static_cast<char>((acc >> bits) & 0xff);
+    }
+  }
+  return out;
+}
+
+TEST_F(HttpServerTest, ImagesWithoutADiffusionModelAre404) {
+  Start(1, 1);
+  ExpectError(Post("/v1/images/generations", R"({"prompt":"a cat"})"), 404, "--diffusion-model");
+}
+
+// A tiny SD-Turbo-shaped checkpoint served: n images come back as PNGs of the seeds seed, seed+1
+// whose pixels are those diffusion::Generate makes alone with the same settings, with the
+// parameters text; bad requests get 400 and the server goes on.
+TEST_F(HttpServerTest, ImagesAreThePngsOfTheSameGenerations) {
+  ::sluice::testing::TempDir dir;
+  const std::string path = dir.File("tiny-turbo.safetensors");
+  auto preset = FindSdPreset("sd-turbo", /*tiny=*/true);
+  ASSERT_TRUE(preset.ok());
+  ASSERT_TRUE(WriteSdCheckpoint(path, *preset, {}).ok());
+  auto served = diffusion::DiffusionModel::Load(path, std::nullopt);
+  ASSERT_TRUE(served.ok()) << served.status().ToString();
+  ImageServiceOptions io;
+  io.max_images = 2;
+  io.threads = 2;
+  io.model_name = "tiny-turbo";
+  io.version = "test";
+  io.defaults.width = io.defaults.height = 64;
+  io.defaults.steps = 2;
+  auto service = ImageService::Create(std::move(*served), io);
+  ASSERT_TRUE(service.ok()) << service.status().ToString();
+  ServerOptions options;
+  options.images = service->get();
+  Start(1, 1, options);
+
+  auto r =
+      Post("/v1/images/generations",
+           R"({"prompt":"a red cube","n":2,"seed":5,"size":"64x64","response_format":"b64_json"})");
+  ASSERT_TRUE(r) << "no response";
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json body = json::parse(r->body);
+  ASSERT_EQ(body["data"].size(), 2u) << r->body;
+
+  auto alone = diffusion::DiffusionModel::Load(path, std::nullopt);
+  ASSERT_TRUE(alone.ok());
+  for (int i = 0; i < 2; ++i) {
+    const std::string png = DecodeBase64(body["data"][i]["b64_json"].get<std::string>());
+    ASSERT_GT(png.size(), 8u);
+    const std::string file = dir.File("got" + std::to_string(i) + ".png");
+    {
+      FILE* f = std::fopen(file.c_str(), "wb");
+      ASSERT_NE(f, nullptr);
+      ASSERT_EQ(std::fwrite(png.data(), 1, png.size(), f), png.size());
+      std::fclose(f);
+    }
+    auto got = diffusion::ReadPng(file);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    diffusion::GenerateOptions o = io.defaults;
+    o.prompt = "a red cube";
+    o.seed = 5 + static_cast<uint64_t>(i);
+    auto want = diffusion::Generate(**alone, o, nullptr, {}, nullptr);
+    ASSERT_TRUE(want.ok()) << want.status().ToString();
+    EXPECT_EQ(got->width, 64);
+    EXPECT_EQ(got->height, 64);
+    EXPECT_TRUE(got->rgb == want->rgb) << "image " << i;
+    ASSERT_EQ(got->text.size(), 1u);
+    EXPECT_NE(got->text[0].second.find("Seed: " + std::to_string(5 + i)), std::string::npos)
+        << got->text[0].second;
+  }
+  ExpectError(Post("/v1/images/generations", R"({"prompt":"x","n":3})"), 400, "n");
+  ExpectError(Post("/v1/images/generations", R"({"prompt":"x","size":"65x64"})"), 400, "");
+  ExpectError(Post("/v1/images/generations", R"({"prompt":"x","response_format":"url"})"), 400,
+              "b64_json");
+  auto health = client_->Get("/health");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
 }
 
 }  // namespace

@@ -184,5 +184,67 @@ TEST(OpenAiApi, ResponsesHaveOpenAisShape) {
   EXPECT_EQ(completion["choices"][0]["finish_reason"], "length");
 }
 
+TEST(OpenAiApi, Base64IsRfc4648) {
+  // RFC 4648 section 10's test vectors.
+  EXPECT_EQ(Base64(""), "");
+  EXPECT_EQ(Base64("f"), "Zg==");
+  EXPECT_EQ(Base64("fo"), "Zm8=");
+  EXPECT_EQ(Base64("foo"), "Zm9v");
+  EXPECT_EQ(Base64("foob"), "Zm9vYg==");
+  EXPECT_EQ(Base64("fooba"), "Zm9vYmE=");
+  EXPECT_EQ(Base64("foobar"), "Zm9vYmFy");
+  EXPECT_EQ(Base64(std::string("\xff\x00\xfe", 3)), "/wD+");
+}
+
+TEST(OpenAiApi, ImageRequestsAreCheckedFieldByField) {
+  ImageRequest r;
+  ASSERT_FALSE(ParseImageRequest(
+      R"({"prompt":"a cat","n":2,"size":"512x768","response_format":"b64_json","seed":7,)"
+      R"("steps":3,"cfg_scale":1.5,"negative_prompt":"dog","quality":"hd"})",
+      4, &r));
+  EXPECT_EQ(r.prompt, "a cat");
+  EXPECT_EQ(r.n, 2);
+  EXPECT_EQ(r.width, 512);
+  EXPECT_EQ(r.height, 768);
+  ASSERT_TRUE(r.seed.has_value());
+  EXPECT_EQ(*r.seed, 7u);
+  EXPECT_EQ(r.steps, 3);
+  ASSERT_TRUE(r.cfg_scale.has_value());
+  EXPECT_EQ(*r.cfg_scale, 1.5f);
+  EXPECT_EQ(r.negative_prompt, "dog");
+
+  ImageRequest d;
+  ASSERT_FALSE(ParseImageRequest(R"({"prompt":"x"})", 4, &d));
+  EXPECT_EQ(d.n, 1);
+  EXPECT_EQ(d.width, 0);
+  EXPECT_FALSE(d.seed.has_value());
+  EXPECT_FALSE(d.cfg_scale.has_value());
+
+  struct Bad {
+    const char* body;
+    const char* param;
+  };
+  const Bad bad[] = {
+      {R"({})", "prompt"},
+      {R"({"prompt":3})", "prompt"},
+      {R"({"prompt":"x","n":5})", "n"},
+      {R"({"prompt":"x","n":0})", "n"},
+      {R"({"prompt":"x","size":"big"})", "size"},
+      {R"({"prompt":"x","size":"512x512x3"})", "size"},
+      {R"({"prompt":"x","size":"99999x512"})", "size"},
+      {R"({"prompt":"x","response_format":"url"})", "response_format"},
+      {R"({"prompt":"x","seed":-2})", "seed"},
+      {R"({"prompt":"x","steps":1e300})", "steps"},
+      {R"({"prompt":"x","cfg_scale":"high"})", "cfg_scale"},
+  };
+  for (const Bad& b : bad) {
+    ImageRequest x;
+    const std::optional<ApiError> e = ParseImageRequest(b.body, 4, &x);
+    ASSERT_TRUE(e.has_value()) << b.body;
+    EXPECT_EQ(e->http_status, 400) << b.body;
+    EXPECT_EQ(e->param, b.param) << b.body << ": " << e->message;
+  }
+}
+
 }  // namespace
 }  // namespace sluice::server
