@@ -86,7 +86,8 @@ TEST(Dispatch, EnvironmentVariableSelectsThePath) {
 // the two paths differ in rounding there, and matmul_test.cc holds AVX-512 to the scalar bits.
 bool Avx512FollowsScalarOrder(GgmlType type) {
   return type == GgmlType::kQ8_0 || type == GgmlType::kQ5_0 || type == GgmlType::kIQ4_NL ||
-         type == GgmlType::kMXFP4;
+         type == GgmlType::kMXFP4 || type == GgmlType::kQ6_K || type == GgmlType::kQ3_K ||
+         type == GgmlType::kIQ4_XS;
 }
 
 TEST(Dispatch, Avx512GivesTheAvx2Bits) {

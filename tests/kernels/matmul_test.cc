@@ -341,7 +341,8 @@ TEST(Avx512ScalarOrder, Q8_0FullLevelRange) {
 
 INSTANTIATE_TEST_SUITE_P(Types, Avx512ScalarOrderTest,
                          ::testing::Values(GgmlType::kQ8_0, GgmlType::kQ5_0, GgmlType::kIQ4_NL,
-                                           GgmlType::kMXFP4),
+                                           GgmlType::kMXFP4, GgmlType::kQ6_K, GgmlType::kQ3_K,
+                                           GgmlType::kIQ4_XS),
                          [](const ::testing::TestParamInfo<GgmlType>& info) {
                            return std::string(TypeName(info.param));
                          });
