@@ -30,6 +30,19 @@ namespace {
 
 // --- formats: 256 unsigned levels (8 chunks of 32, element order), 16 group scales, d ---------
 
+// One row's exact isum = sum_g scale_g * dot_g of a super-block against one token, from the AVX2
+// decoders' levels and scales (maddubs of levels <= 63 and activations cannot saturate; the madd
+// by the group scales and the offset term are exact in int32): MatVec's path, where a 16-row
+// tile would be built for a single token.
+template <typename Decoder>
+inline int32_t DecoderSum(const typename Decoder::Block& b, const BlockQ8_K& a) {
+  __m256i q[8], scale16[8], mins16, offset16;
+  Decoder::Decode(b, q, scale16, &mins16, &offset16);
+  __m256i isum = ChunkSums(q, scale16, a.qs);
+  isum = _mm256_sub_epi32(isum, _mm256_madd_epi16(LoadU256(a.bsums), offset16));
+  return HsumEpi32(isum);
+}
+
 struct Q6K16 {
   using Block = BlockQ6_K;
   static constexpr int kShift = 5;  // offset 32
@@ -41,6 +54,9 @@ struct Q6K16 {
     for (int g = 0; g < 16; ++g) s[g] = b.scales[g];
   }
   static float D(const Block& b) { return LoadF16(b.d); }
+  static int32_t ExactSum(const Block& b, const BlockQ8_K& a) {
+    return DecoderSum<Q6KDecoder>(b, a);
+  }
 };
 
 struct Q3K16 {
@@ -54,6 +70,9 @@ struct Q3K16 {
     for (int g = 0; g < 16; ++g) s[g] = Q3KScale(b.scales, g);
   }
   static float D(const Block& b) { return LoadF16(b.d); }
+  static int32_t ExactSum(const Block& b, const BlockQ8_K& a) {
+    return DecoderSum<Q3KDecoder>(b, a);
+  }
 };
 
 struct Iq4Xs16 {
@@ -68,6 +87,18 @@ struct Iq4Xs16 {
     for (int g = 0; g < 8; ++g) s[2 * g] = s[2 * g + 1] = Iq4XsScale(b, g);
   }
   static float D(const Block& b) { return LoadF16(b.d); }
+  // The sign trick (levels within 127 in magnitude, so maddubs cannot saturate), as Iq4XsKernel.
+  static int32_t ExactSum(const Block& b, const BlockQ8_K& a) {
+    const __m256i table = _mm256_broadcastsi128_si256(LoadU128(kIq4nlValues));
+    __m256i isum = _mm256_setzero_si256();
+    for (int g = 0; g < 8; ++g) {
+      const __m256i q = _mm256_shuffle_epi8(table, UnpackNibbles16(b.qs + 16 * g));
+      const __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q),
+                                               _mm256_sign_epi8(LoadU256(a.qs + 32 * g), q));
+      isum = MaddAccumulate(isum, p16, _mm256_set1_epi16(static_cast<int16_t>(Iq4XsScale(b, g))));
+    }
+    return HsumEpi32(isum);
+  }
 };
 
 inline constexpr int kRows16 = 16;
@@ -152,6 +183,19 @@ template <typename F>
 void K16Rows(const RowsArgs& a, int64_t row_begin, int64_t row_end) {
   using Block = typename F::Block;
   const int64_t nb = a.cols / kQkK;
+  if (a.n_tokens == 1) {  // MatVec: row by row, the same integer sums and float step
+    const auto* act = reinterpret_cast<const BlockQ8_K*>(a.act);
+    for (int64_t r = row_begin; r < row_end; ++r) {
+      const auto* x =
+          reinterpret_cast<const Block*>(a.w + static_cast<uint64_t>(r) * a.w_row_bytes);
+      float acc = 0;
+      for (int64_t i = 0; i < nb; ++i) {
+        acc += (act[i].d * F::D(x[i])) * static_cast<float>(F::ExactSum(x[i], act[i]));
+      }
+      a.y[r] = acc;
+    }
+    return;
+  }
   const Block* rows[kRows16];
   alignas(64) Tile16 tile;
   alignas(64) float lanes[kRows16];
