@@ -10,8 +10,11 @@
 // the scores and the sink. Sliding windows are the caller's: a view starting at the window's first
 // position, with n_kv the window's length.
 // Non-goals: flash-style tiling, ALiBi.
-// Thread-safety: pure functions on caller-owned buffers; Attention() splits heads over the pool
-// (each head is computed by exactly one thread, so results never depend on the thread count).
+// The query heads that share a kv head run together (up to 8 at a time: each k and v row is
+// loaded once for all of them), each with the operations it gets alone.
+// Thread-safety: pure functions on caller-owned buffers; Attention() splits those head groups
+// over the pool (each head is computed by exactly one thread, so results never depend on the
+// thread count).
 #pragma once
 
 #include <cstddef>
