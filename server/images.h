@@ -41,7 +41,6 @@ class ImageService {
   Result<std::vector<std::string>> Generate(const ImageRequest& request,
                                             const std::atomic<bool>* cancel);
   int max_images() const { return options_.max_images; }
-  const std::string& model_name() const { return options_.model_name; }
 
  private:
   ImageService() = default;

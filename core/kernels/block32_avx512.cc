@@ -31,6 +31,7 @@
 
 #include "core/kernels/kernel_table.h"
 #include "core/kernels/simd_avx2.h"
+#include "core/kernels/simd_avx512.h"
 #include "core/quant/blocks.h"
 #include "core/quant/fp16.h"
 
@@ -103,7 +104,7 @@ struct Mxfp4U {
   static float Scale(const Block& b) { return E8m0ToFp32Half(b.e); }
 };
 
-inline constexpr int kRows = 16;
+inline constexpr int kRows = kTileRows16;
 // Tokens per pass over a 16-row tile (the tile is re-decoded per pass, in registers): 8 tokens x
 // 8 dots keep the decode (~45 instructions per block) under a fifth of the pass.
 inline constexpr int kTokens = 8;
@@ -111,35 +112,9 @@ inline constexpr int kTokens = 8;
 // Block i of 16 rows: v[k] (k < 8), dword l = row l's unsigned levels 4k..4k+3; d lane l = row l.
 template <typename F>
 inline void DecodeTile(const typename F::Block* const* rows, int64_t i, __m512i* v, __m512* d) {
-  __m512i r[8];  // rows l (low half) and l + 8 (high half)
-  for (int l = 0; l < 8; ++l) {
-    r[l] = _mm512_inserti64x4(_mm512_castsi256_si512(F::Levels(rows[l][i])),
-                              F::Levels(rows[l + 8][i]), 1);
-  }
-  // 8 x 8 dword transpose within each 256-bit half, then the 128-bit chunks put in row order.
-  __m512i t[8];
-  for (int p = 0; p < 4; ++p) {
-    t[2 * p] = _mm512_unpacklo_epi32(r[2 * p], r[2 * p + 1]);
-    t[2 * p + 1] = _mm512_unpackhi_epi32(r[2 * p], r[2 * p + 1]);
-  }
-  // u[j] (rows 0..3 of each half) and u[j + 4] (rows 4..7): chunk c of the 4 chunks holds dword
-  // j (c even) or j + 4 (c odd) of 4 rows.
-  __m512i u[8];
-  for (int h = 0; h < 2; ++h) {
-    const __m512i* s = t + 4 * h;
-    u[4 * h + 0] = _mm512_unpacklo_epi64(s[0], s[2]);
-    u[4 * h + 1] = _mm512_unpackhi_epi64(s[0], s[2]);
-    u[4 * h + 2] = _mm512_unpacklo_epi64(s[1], s[3]);
-    u[4 * h + 3] = _mm512_unpackhi_epi64(s[1], s[3]);
-  }
-  // Chunks (rows 0-3, 4-7, 8-11, 12-15) of dword j: qwords 0,1 of u[j], 0,1 of u[j+4], 4,5 of
-  // u[j], 4,5 of u[j+4]; dword j + 4 the odd chunks.
-  const __m512i even = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);
-  const __m512i odd = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
-  for (int j = 0; j < 4; ++j) {
-    v[j] = _mm512_permutex2var_epi64(u[j], even, u[j + 4]);
-    v[j + 4] = _mm512_permutex2var_epi64(u[j], odd, u[j + 4]);
-  }
+  __m256i rows16[kRows];
+  for (int l = 0; l < kRows; ++l) rows16[l] = F::Levels(rows[l][i]);
+  Transpose16x8(rows16, v);
   if constexpr (F::kF16Scale) {
     alignas(32) uint16_t h[kRows];
     for (int l = 0; l < kRows; ++l) h[l] = F::ScaleBits(rows[l][i]);
@@ -165,12 +140,7 @@ void TileTokens(const typename F::Block* const* rows, const ActRow* act, int64_t
   __m512 acc[NT];
   for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
   for (int64_t i = 0; i < nb; ++i) {
-    // This block's share of the next 16 rows (contiguous): 16 row streams are more than the
-    // hardware prefetcher follows well. Into L2: a whole tile ahead is 16 rows (37-70 KiB).
-    for (int b = 0; b < kRows * static_cast<int>(sizeof(Block)); b += 64) {
-      _mm_prefetch(reinterpret_cast<const char*>(prefetch) + i * kRows * sizeof(Block) + b,
-                   _MM_HINT_T1);
-    }
+    PrefetchNextTile(prefetch, i, sizeof(Block));
     __m512i v[8];
     __m512 d;
     DecodeTile<F>(rows, i, v, &d);

@@ -24,6 +24,7 @@
 #if defined(__x86_64__)
 
 #include "core/kernels/kquant_kernels_impl.h"
+#include "core/kernels/simd_avx512.h"
 
 namespace sluice {
 namespace {
@@ -34,6 +35,13 @@ namespace {
 // decoders' levels and scales (maddubs of levels <= 63 and activations cannot saturate; the madd
 // by the group scales and the offset term are exact in int32): MatVec's path, where a 16-row
 // tile would be built for a single token.
+// The unsigned levels of an AVX2 decoder (its scales are read apart, as int32 per group).
+template <typename Decoder>
+inline void DecoderLevels(const typename Decoder::Block& b, __m256i* q) {
+  __m256i scale16[8], mins16, offset16;
+  Decoder::Decode(b, q, scale16, &mins16, &offset16);
+}
+
 template <typename Decoder>
 inline int32_t DecoderSum(const typename Decoder::Block& b, const BlockQ8_K& a) {
   __m256i q[8], scale16[8], mins16, offset16;
@@ -46,10 +54,7 @@ inline int32_t DecoderSum(const typename Decoder::Block& b, const BlockQ8_K& a) 
 struct Q6K16 {
   using Block = BlockQ6_K;
   static constexpr int kShift = 5;  // offset 32
-  static void Levels(const Block& b, __m256i* q) {
-    __m256i scale16[8], unused, offset16;
-    Q6KDecoder::Decode(b, q, scale16, &unused, &offset16);
-  }
+  static void Levels(const Block& b, __m256i* q) { DecoderLevels<Q6KDecoder>(b, q); }
   static void Scales(const Block& b, int32_t* s) {
     for (int g = 0; g < 16; ++g) s[g] = b.scales[g];
   }
@@ -62,10 +67,7 @@ struct Q6K16 {
 struct Q3K16 {
   using Block = BlockQ3_K;
   static constexpr int kShift = 2;  // offset 4
-  static void Levels(const Block& b, __m256i* q) {
-    __m256i scale16[8], unused, offset16;
-    Q3KDecoder::Decode(b, q, scale16, &unused, &offset16);
-  }
+  static void Levels(const Block& b, __m256i* q) { DecoderLevels<Q3KDecoder>(b, q); }
   static void Scales(const Block& b, int32_t* s) {
     for (int g = 0; g < 16; ++g) s[g] = Q3KScale(b.scales, g);
   }
@@ -101,34 +103,7 @@ struct Iq4Xs16 {
   }
 };
 
-inline constexpr int kRows16 = 16;
-
-// rows[l] (l < 16: 32 bytes each) -> v[k] (k < 8), dword l = row l's dword k.
-inline void Transpose16x8(const __m256i* rows, __m512i* v) {
-  __m512i r[8];  // rows l (low half) and l + 8 (high half)
-  for (int l = 0; l < 8; ++l) {
-    r[l] = _mm512_inserti64x4(_mm512_castsi256_si512(rows[l]), rows[l + 8], 1);
-  }
-  __m512i t[8];
-  for (int p = 0; p < 4; ++p) {
-    t[2 * p] = _mm512_unpacklo_epi32(r[2 * p], r[2 * p + 1]);
-    t[2 * p + 1] = _mm512_unpackhi_epi32(r[2 * p], r[2 * p + 1]);
-  }
-  __m512i u[8];
-  for (int h = 0; h < 2; ++h) {
-    const __m512i* s = t + 4 * h;
-    u[4 * h + 0] = _mm512_unpacklo_epi64(s[0], s[2]);
-    u[4 * h + 1] = _mm512_unpackhi_epi64(s[0], s[2]);
-    u[4 * h + 2] = _mm512_unpacklo_epi64(s[1], s[3]);
-    u[4 * h + 3] = _mm512_unpackhi_epi64(s[1], s[3]);
-  }
-  const __m512i even = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);
-  const __m512i odd = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
-  for (int j = 0; j < 4; ++j) {
-    v[j] = _mm512_permutex2var_epi64(u[j], even, u[j + 4]);
-    v[j + 4] = _mm512_permutex2var_epi64(u[j], odd, u[j + 4]);
-  }
-}
+inline constexpr int kRows16 = kTileRows16;
 
 // One super-block of 16 rows, decoded and transposed.
 struct Tile16 {
@@ -211,11 +186,7 @@ void K16Rows(const RowsArgs& a, int64_t row_begin, int64_t row_end) {
       const int nt = static_cast<int>(a.n_tokens - t0 < kK16Tokens ? a.n_tokens - t0 : kK16Tokens);
       for (int t = 0; t < nt; ++t) acc[t] = _mm512_setzero_ps();
       for (int64_t i = 0; i < nb; ++i) {
-        // This super-block's share of the next 16 rows (contiguous), into L2.
-        for (int b = 0; b < kRows16 * static_cast<int>(sizeof(Block)); b += 64) {
-          _mm_prefetch(reinterpret_cast<const char*>(next) + i * kRows16 * sizeof(Block) + b,
-                       _MM_HINT_T1);
-        }
+        PrefetchNextTile(next, i, sizeof(Block));
         BuildTile<F>(rows, i, &tile);
         for (int t = 0; t < nt; ++t) {
           const uint8_t* act = a.act + static_cast<uint64_t>(t0 + t) * a.act_row_bytes;

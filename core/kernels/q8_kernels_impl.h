@@ -444,7 +444,7 @@ inline void DecodeNibbles8(const typename F::Block* const* rows, int64_t i, __m2
 // One token's block against a decoded block of 8 rows: the float step.
 template <typename F>
 inline __m256 NibbleStep(__m256 acc, const __m256i* q, __m256 d, __m256 m,
-                         const typename F::ActBlock& a, float d_a, float s_a) {
+                         const typename F::ActBlock& a, float d_a, float s_a, int32_t a_sum) {
   __m256i s16 = _mm256_setzero_si256();
   for (int k = 0; k < 8; ++k) {
     int32_t four;
@@ -454,16 +454,12 @@ inline __m256 NibbleStep(__m256 acc, const __m256i* q, __m256 d, __m256 m,
   const __m256i ones16 = _mm256_set1_epi16(1);
   __m256i isum = _mm256_madd_epi16(s16, ones16);
   if constexpr (!F::kHasMin) {  // Q4_0: levels are n - 8
-    // sum(a) of the block in every lane.
-    __m256i asum =
-        _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), LoadU256(a.qs)), ones16);
-    asum = _mm256_add_epi32(asum, _mm256_shuffle_epi32(asum, 0x4e));
-    asum = _mm256_add_epi32(asum, _mm256_shuffle_epi32(asum, 0xb1));
-    asum = _mm256_add_epi32(asum, _mm256_permute2x128_si256(asum, asum, 0x01));
-    isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(asum, 3));
+    // sum(a) of the block: the quantizer stored it after the scales (kernel_table.h).
+    isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(a_sum * 8));
   }
   const __m256 p = _mm256_mul_ps(_mm256_mul_ps(d, _mm256_set1_ps(d_a)), _mm256_cvtepi32_ps(isum));
   if constexpr (F::kHasMin) {
+    static_cast<void>(a_sum);
     return _mm256_add_ps(acc, _mm256_add_ps(p, _mm256_mul_ps(m, _mm256_set1_ps(s_a))));
   } else {
     static_cast<void>(m);
@@ -495,10 +491,13 @@ void NibbleTokens(const typename F::Block* const* rows, const uint8_t* const* ac
     __m256 d, m = _mm256_setzero_ps();
     DecodeNibbles8<F>(rows, i, q, &d, &m);
     for (int t = 0; t < NT; ++t) {
+      // Q8_1 rows carry s after the scales, Q8_0 rows the int32 block sums.
       const float s_a = F::kHasMin ? act_d[t][nb + i] : 0.0f;
+      int32_t a_sum = 0;
+      if constexpr (!F::kHasMin) std::memcpy(&a_sum, act_d[t] + nb + i, sizeof(a_sum));
       acc[t] =
           NibbleStep<F>(acc[t], q, d, m, reinterpret_cast<const typename F::ActBlock*>(act[t])[i],
-                        act_d[t][i], s_a);
+                        act_d[t][i], s_a, a_sum);
     }
   }
   for (int t = 0; t < NT; ++t) out[t] = acc[t];

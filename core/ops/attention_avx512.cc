@@ -14,24 +14,14 @@
 #include <immintrin.h>
 
 #include "core/ops/attention_simd.h"
+#include "core/ops/attention_x86.h"
 
 namespace sluice::attention_simd {
 namespace {
 
-inline float HorizontalSum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
 inline __m512 LoadHalf16(const uint16_t* p) {
   return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
-inline __m256 LoadHalf8(const uint16_t* p) {
-  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-}
-
 template <int H>
 void DotF16Block(const float* q, int64_t q_stride, const uint16_t* k, int n, float* out) {
   __m512 acc[H];
@@ -70,11 +60,12 @@ void DotF16Heads(const float* q, int64_t q_stride, int heads, const uint16_t* k,
   for (; h < heads; ++h) DotF16Block<1>(q + h * q_stride, q_stride, k, n, out + h);
 }
 
+// AxpyF16's sequence for H heads and the first n16 (a multiple of 16) output elements: a zmm
+// holds the AVX2 twin's two 8-lane partial sums.
 template <int H>
 void WeightedSumBlock(const float* w, int64_t w_stride, const uint16_t* v, int64_t v_row,
-                      int64_t n_kv, float* out, int64_t out_stride, int n) {
-  int i = 0;
-  for (; i + 16 <= n; i += 16) {
+                      int64_t n_kv, float* out, int64_t out_stride, int n16) {
+  for (int i = 0; i < n16; i += 16) {
     __m512 acc[H];
     for (int h = 0; h < H; ++h) acc[h] = _mm512_setzero_ps();
     for (int64_t p = 0; p < n_kv; ++p) {
@@ -85,40 +76,28 @@ void WeightedSumBlock(const float* w, int64_t w_stride, const uint16_t* v, int64
     }
     for (int h = 0; h < H; ++h) _mm512_storeu_ps(out + h * out_stride + i, acc[h]);
   }
-  for (; i + 8 <= n; i += 8) {
-    __m256 a0[H];
-    for (int h = 0; h < H; ++h) a0[h] = _mm256_setzero_ps();
-    for (int64_t p = 0; p < n_kv; ++p) {
-      const __m256 v0 = LoadHalf8(v + p * v_row + i);
-      for (int h = 0; h < H; ++h) {
-        a0[h] = _mm256_fmadd_ps(_mm256_set1_ps(w[h * w_stride + p]), v0, a0[h]);
-      }
-    }
-    for (int h = 0; h < H; ++h) _mm256_storeu_ps(out + h * out_stride + i, a0[h]);
-  }
-  for (; i < n; ++i) {
-    for (int h = 0; h < H; ++h) {
-      float o = 0;
-      for (int64_t p = 0; p < n_kv; ++p) o += w[h * w_stride + p] * _cvtsh_ss(v[p * v_row + i]);
-      out[h * out_stride + i] = o;
-    }
-  }
 }
 
 void WeightedSumF16(const float* w, int64_t w_stride, int heads, const uint16_t* v, int64_t v_row,
                     int64_t n_kv, float* out, int64_t out_stride, int n) {
+  const int n16 = n / 16 * 16;
   int h = 0;
   for (; h + 8 <= heads; h += 8) {
     WeightedSumBlock<8>(w + h * w_stride, w_stride, v, v_row, n_kv, out + h * out_stride,
-                        out_stride, n);
+                        out_stride, n16);
   }
   for (; h + 4 <= heads; h += 4) {
     WeightedSumBlock<4>(w + h * w_stride, w_stride, v, v_row, n_kv, out + h * out_stride,
-                        out_stride, n);
+                        out_stride, n16);
   }
   for (; h < heads; ++h) {
     WeightedSumBlock<1>(w + h * w_stride, w_stride, v, v_row, n_kv, out + h * out_stride,
-                        out_stride, n);
+                        out_stride, n16);
+  }
+  // The last n % 16 elements: the AVX2 twin runs them as its own tail (8-lane, then scalar).
+  if (n16 < n) {
+    Avx2Kernels().weighted_sum_f16(w, w_stride, heads, v + n16, v_row, n_kv, out + n16, out_stride,
+                                   n - n16);
   }
 }
 
