@@ -28,6 +28,7 @@ DECLARE_string(device_bytes);
 DECLARE_bool(json);
 DECLARE_bool(quiet);
 DECLARE_string(out);
+DECLARE_string(taesd);
 
 namespace sluice::cli {
 namespace {
@@ -76,16 +77,20 @@ Status RunBudget(const std::string& path, uint64_t budget, ThreadPool* pool, Bud
   run->budget = budget;
   ResetPeakRss();
   ASSIGN_OR_RETURN(std::unique_ptr<DiffusionModel> model,
-                   DiffusionModel::Load(path, budget > 0 ? std::optional<diffusion::Prediction>(
-                                                               diffusion::Prediction::kEps)
-                                                         : std::nullopt));
+                   DiffusionModel::Load(
+                       path, diffusion::DiffusionLoadOptions{
+                                 .prediction = budget > 0 ? std::optional<diffusion::Prediction>(
+                                                                diffusion::Prediction::kEps)
+                                                          : std::nullopt,
+                                 .taesd_path = FLAGS_taesd}));
   GenerateOptions o;
   o.prompt = FLAGS_prompt.empty() ? "a photograph of an astronaut riding a horse" : FLAGS_prompt;
   o.negative_prompt = FLAGS_negative_prompt;
   o.seed = FLAGS_seed >= 0 ? static_cast<uint64_t>(FLAGS_seed) : 42;
   RETURN_IF_ERROR(ApplyModelDefaults(*model, path, DiffuseDefaultsFromFlags(), &o));
   if (budget > 0) {
-    Result<RamPlan> plan = LoadWithinRam(path, std::nullopt, budget, &o, &model);
+    Result<RamPlan> plan = LoadWithinRam(
+        path, diffusion::DiffusionLoadOptions{.taesd_path = FLAGS_taesd}, budget, &o, &model);
     if (!plan.ok()) {
       if (plan.status().code() != StatusCode::kResourceExhausted) return plan.status();
       run->refused = plan.status().message();
@@ -94,8 +99,7 @@ Status RunBudget(const std::string& path, uint64_t budget, ThreadPool* pool, Bud
     run->kept_bytes = model->stream()->plan().resident_bytes;
     run->ring_bytes = model->stream()->plan().ring_bytes;
   }
-  if (o.vae_tile > 0)
-    run->vae_tiles = diffusion::VaeDecoder::TileCount(o.height / 8, o.width / 8, o.vae_tile);
+  if (o.vae_tile > 0) run->vae_tiles = diffusion::TileCount(o.height / 8, o.width / 8, o.vae_tile);
   diffusion::DiffusionStream* stream = model->stream();
   OrderedStreamCounters at_sampling, at_decoding;
   const OrderedStreamCounters start =
@@ -184,9 +188,9 @@ std::string Svg(const std::string& title, const std::vector<BudgetRun>& runs, do
 
 const std::vector<const char*>& DiffusionBenchFlags() {
   static const std::vector<const char*> flags = {
-      "budgets",  "prompt",    "negative_prompt", "steps",  "sampler",
-      "schedule", "cfg_scale", "width",           "height", "seed",
-      "threads",  "device_qd", "device_bytes",    "json",   "out"};
+      "budgets",      "prompt", "negative_prompt", "steps", "sampler", "schedule",
+      "cfg_scale",    "width",  "height",          "seed",  "threads", "device_qd",
+      "device_bytes", "json",   "taesd",           "out"};
   return flags;
 }
 
@@ -237,7 +241,8 @@ int RunDiffusionBenchCommand(const std::string& path) {
     std::string j =
         StrCat("{\"model\": ", JsonString(name), ", \"synthetic\": ", synthetic ? "true" : "false",
                ", \"device_GBps\": ", device, ", \"device_GBps_before\": ", *dev_before,
-               ", \"device_GBps_after\": ", *dev_after, ", \"runs\": [");
+               ", \"device_GBps_after\": ", *dev_after,
+               ", \"decoder\": ", FLAGS_taesd.empty() ? "\"vae\"" : "\"taesd\"", ", \"runs\": [");
     for (size_t i = 0; i < runs.size(); ++i) {
       const BudgetRun& r = runs[i];
       j += StrCat(i ? ", " : "", "{\"ram_bytes\": ", r.budget,

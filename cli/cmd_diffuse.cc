@@ -49,6 +49,12 @@ DEFINE_bool(vae_tiling, false,
             "seams, as stable-diffusion.cpp's --vae-tiling: a fraction of the memory, not the same "
             "bits as a whole decode. With --ram, tiling turns on by itself when a whole decode "
             "would not fit (the log says so).");
+DEFINE_string(
+    taesd, "",
+    "diffuse, bench, serve: decode with this TAESD file (madebyollin/taesd for SD 1.x/2.x, "
+    "taesdxl for SDXL; diffusers or stable-diffusion.cpp naming, or taesd_decoder) "
+    "instead of the model's VAE: ~10x less decoder compute and memory, slightly softer "
+    "images.");
 DECLARE_string(model);
 DECLARE_string(ram);
 DECLARE_string(prompt);
@@ -114,8 +120,10 @@ int RunDiffuse(const std::vector<std::string>& args) {
   // With --ram this first load only learns the configuration: it skips the SD 2.x prediction
   // test (a UNet pass over the mapped weights would page them all in); the streamed load runs it.
   Result<std::unique_ptr<DiffusionModel>> model = DiffusionModel::Load(
-      path,
-      ram > 0 ? std::optional<Prediction>(prediction.value_or(Prediction::kEps)) : prediction);
+      path, DiffusionLoadOptions{.prediction = ram > 0 ? std::optional<Prediction>(
+                                                             prediction.value_or(Prediction::kEps))
+                                                       : prediction,
+                                 .taesd_path = FLAGS_taesd});
   if (!model.ok()) return Fail(model.status().ToString());
   const DiffusionConfig cfg = (*model)->config();  // a copy: --ram loads the model again
   const bool synthetic = (*model)->checkpoint().MetadataValue("sluice.synthetic") == "true";
@@ -129,6 +137,10 @@ int RunDiffuse(const std::vector<std::string>& args) {
             << FormatBytes((*model)->checkpoint().file_bytes()) << " mapped, "
             << FormatBytes((*model)->owned_bytes()) << " converted; "
             << (cfg.prediction == Prediction::kV ? "v" : "eps") << "-prediction)";
+  if (const TinyDecoder* taesd = (*model)->tiny_decoder(); taesd != nullptr) {
+    LOG(INFO) << "decoding with TAESD " << taesd->path() << " ("
+              << FormatBytes(taesd->weight_bytes()) << ") instead of the model's VAE";
+  }
 
   o.prompt = FLAGS_prompt;
   o.negative_prompt = FLAGS_negative_prompt;
@@ -145,7 +157,9 @@ int RunDiffuse(const std::vector<std::string>& args) {
   if (FLAGS_vae_tiling) o.vae_tile = 32;
   double device_GBps = 0;
   if (ram > 0) {
-    Result<RamPlan> plan = LoadWithinRam(path, prediction, ram, &o, &*model);
+    Result<RamPlan> plan = LoadWithinRam(
+        path, DiffusionLoadOptions{.prediction = prediction, .taesd_path = FLAGS_taesd}, ram, &o,
+        &*model);
     if (!plan.ok()) return Fail(plan.status().ToString());
     if (!plan->tiling.empty()) {
       LOG(INFO) << plan->tiling;
@@ -257,7 +271,8 @@ const CommandRegistration kDiffuse({
     .summary = "text to image with Stable Diffusion 1.x, 2.x / SD-Turbo or SDXL(-Turbo)",
     .usage = "sluice diffuse [-m MODEL] -p PROMPT [-n NEGATIVE] [--steps N] [--sampler NAME]\n"
              "               [--cfg-scale S] [--seed N] [--rng cuda|cpu] [-W 512 -H 512]\n"
-             "               [--batch-count N] [--ram 512M] [--vae-tiling] -o out.png",
+             "               [--batch-count N] [--ram 512M] [--vae-tiling] [--taesd TAESD]\n"
+             "               -o out.png",
     .description =
         "Makes an image from a prompt with a single-file Stable Diffusion checkpoint\n"
         "(safetensors as published, or GGUF as stable-diffusion.cpp converts them; F32, F16,\n"
@@ -277,10 +292,12 @@ const CommandRegistration kDiffuse({
         "holds; a budget below the minimum is refused naming it. Images are the same bits\n"
         "either way. A whole VAE decode at 512x512 needs ~0.65 GB of activations: under --ram\n"
         "it decodes in tiles when that would not fit (as --vae-tiling does), which changes the\n"
-        "image slightly near the seams.",
+        "image slightly near the seams. --taesd FILE decodes with the tiny autoencoder instead\n"
+        "(a few MB of weights, ~10x less compute; the refusal of a too-small --ram says when it\n"
+        "would fit).",
     .flags = {"model", "prompt", "negative_prompt", "steps", "sampler", "schedule", "cfg_scale",
-              "seed", "rng", "width", "height", "batch_count", "prediction", "ram", "threads",
-              "out"},
+              "seed", "rng", "width", "height", "batch_count", "prediction", "ram", "vae_tiling",
+              "taesd", "threads", "out"},
     .short_flags = {{"-n", "--negative_prompt"}, {"-W", "--width"}, {"-H", "--height"}},
     .run = RunDiffuse,
 });

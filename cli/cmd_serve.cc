@@ -43,6 +43,7 @@ DEFINE_double(timeout, 600, "Seconds a request may take from arrival to its last
 DEFINE_int32(threads_http, 0,
              "HTTP connections served at once. 0: --parallel + --max-queue + 4, at least 8.");
 DEFINE_string(alias, "", "The model name /v1/models reports. Empty: the model file's name.");
+DECLARE_string(taesd);
 DEFINE_string(diffusion_model, "",
               "Also serve POST /v1/images/generations with this Stable Diffusion checkpoint "
               "(safetensors or GGUF, as `sluice diffuse -m`): its weights are mapped, resident, "
@@ -120,7 +121,8 @@ int RunServe(const std::vector<std::string>& args) {
   o.fixed_seed = FLAGS_seed >= 0;  // --seed: the seed of every request that names none
   std::unique_ptr<server::ImageService> images;
   if (!FLAGS_diffusion_model.empty()) {
-    auto model = diffusion::DiffusionModel::Load(FLAGS_diffusion_model, std::nullopt);
+    auto model = diffusion::DiffusionModel::Load(
+        FLAGS_diffusion_model, diffusion::DiffusionLoadOptions{.taesd_path = FLAGS_taesd});
     if (!model.ok()) return Fail(model.status().ToString());
     server::ImageServiceOptions io;
     io.max_images = FLAGS_max_images;
@@ -191,7 +193,7 @@ const CommandRegistration kServe({
     .flags = GenerationFlags({"chat_template", "chat_template_file", "no_think", "host", "port",
                               "api_key", "api_key_file", "cors", "parallel", "max_queue",
                               "max_body", "max_tokens", "max_prompt_tokens", "timeout",
-                              "threads_http", "alias", "diffusion_model", "max_images"}),
+                              "threads_http", "alias", "diffusion_model", "taesd", "max_images"}),
     .run = RunServe,
 });
 

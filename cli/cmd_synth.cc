@@ -59,7 +59,12 @@ int RunSdSynth(const std::string& out) {
     return Fail(
         "--layers, --experts and --quant* apply to MoE presets; diffusion presets take --tiny");
   }
-  Result<SdPreset> preset = FindSdPreset(FLAGS_preset, FLAGS_tiny);
+  const bool taesd = FLAGS_preset == "taesd";
+  if (taesd && FLAGS_tiny) return Fail("--tiny applies to sd15, sd-turbo and sdxl-turbo");
+  SdPreset taesd_preset;
+  taesd_preset.name = "taesd";
+  taesd_preset.description = "TAESD, the tiny decoder (diffusers naming, decoder only)";
+  Result<SdPreset> preset = taesd ? taesd_preset : FindSdPreset(FLAGS_preset, FLAGS_tiny);
   if (!preset.ok()) return Fail(preset.status().message());
   const std::string path = !out.empty() ? out : preset->name + ".safetensors";
   if (!FLAGS_quiet) {
@@ -79,7 +84,8 @@ int RunSdSynth(const std::string& out) {
     if (progress == nullptr) progress = std::make_unique<Progress>("synth", total);
     progress->Update(done);
   };
-  Result<uint64_t> bytes = WriteSdCheckpoint(path, *preset, o);
+  Result<uint64_t> bytes =
+      taesd ? WriteTaesdCheckpoint(path, o) : WriteSdCheckpoint(path, *preset, o);
   if (progress != nullptr) progress->Finish();
   if (!bytes.ok()) return Fail(bytes.status().ToString());
   if (!FLAGS_quiet)
@@ -93,6 +99,7 @@ int RunSynth(const std::vector<std::string>& args) {
   for (const std::string& name : SdPresetNames()) {
     if (FLAGS_preset == name) return RunSdSynth(!args.empty() ? args[0] : FLAGS_out);
   }
+  if (FLAGS_preset == "taesd") return RunSdSynth(!args.empty() ? args[0] : FLAGS_out);
   if (FLAGS_tiny)
     return Fail("--tiny applies to the diffusion presets (sd15, sd-turbo, sdxl-turbo)");
   Result<SynthShape> preset = FindSynthPreset(FLAGS_preset);
@@ -159,7 +166,8 @@ const CommandRegistration kSynth({
     .usage = "sluice synth --preset NAME [--layers N] [--experts N] [--quant TYPE]\n"
              "                    [--quant-down TYPE] [--dense-quant TYPE]\n"
              "                    [--format archive|gguf] [--seed N] [--out PATH | PATH]\n"
-             "       sluice synth --preset sd15|sd-turbo|sdxl-turbo [--tiny] [--out PATH | PATH]",
+             "       sluice synth --preset sd15|sd-turbo|sdxl-turbo [--tiny] [--out PATH | PATH]\n"
+             "       sluice synth --preset taesd [--out PATH | PATH]",
     .description =
         "Writes a model with the exact routed-expert shapes and quantized format of a real MoE\n"
         "model and random, numerically sane weights, so that streaming can be measured on the\n"
@@ -179,8 +187,9 @@ const CommandRegistration kSynth({
         "Diffusion presets write a single-file safetensors checkpoint (F16) with every tensor\n"
         "name and shape of the family, which `sluice diffuse` and other engines load: sd15\n"
         "(Stable Diffusion 1.5, ~2.1 GB), sd-turbo (SD 2.1's architecture, ~2.6 GB), sdxl-turbo\n"
-        "(SDXL's, ~6.9 GB); --tiny keeps every block and name at tiny widths (a few MB). Output:\n"
-        "PATH, --out, or PRESET.safetensors.",
+        "(SDXL's, ~6.9 GB); --tiny keeps every block and name at tiny widths (a few MB); taesd\n"
+        "(the tiny decoder `sluice diffuse --taesd` takes, as diffusers and stable-diffusion.cpp\n"
+        "name it, ~2.4 MB). Output: PATH, --out, or PRESET.safetensors.",
     .flags = {"preset", "layers", "experts", "quant", "quant_down", "dense_quant", "format", "tiny",
               "seed", "out", "threads"},
     .run = RunSynth,

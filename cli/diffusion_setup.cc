@@ -83,9 +83,8 @@ Status ApplyModelDefaults(const diffusion::DiffusionModel& model, const std::str
   return Status::Ok();
 }
 
-Result<RamPlan> LoadWithinRam(const std::string& path,
-                              std::optional<diffusion::Prediction> prediction, uint64_t ram,
-                              diffusion::GenerateOptions* o,
+Result<RamPlan> LoadWithinRam(const std::string& path, const diffusion::DiffusionLoadOptions& load,
+                              uint64_t ram, diffusion::GenerateOptions* o,
                               std::unique_ptr<diffusion::DiffusionModel>* model) {
   using namespace diffusion;
   ReturnFreedMemory();
@@ -93,7 +92,9 @@ Result<RamPlan> LoadWithinRam(const std::string& path,
   const bool guided = o->cfg_scale != 1.0f && o->cfg_scale != 0.0f;
   RamPlan p;
   p.ram = ram;
-  p.vectors = (*model)->owned_bytes();
+  const TinyDecoder* taesd = (*model)->tiny_decoder();
+  // TAESD's weights are mapped whole (a few MB): counted with the vectors.
+  p.vectors = (*model)->owned_bytes() + (taesd != nullptr ? taesd->weight_bytes() : 0);
   p.program = kProgramBytes;
   {
     ASSIGN_OR_RETURN(std::unique_ptr<DiffusionModel> all,
@@ -102,8 +103,10 @@ Result<RamPlan> LoadWithinRam(const std::string& path,
     p.whole = all->stream()->plan();
   }
   const int lh = o->height / 8, lw = o->width / 8;
+  const char* decoder = taesd != nullptr ? "TAESD" : "VAE";
   auto fixed_for = [&](int tile) {
-    return ActivationBytes(cfg, o->width, o->height, guided, tile) + p.vectors + p.program;
+    return ActivationBytes(cfg, o->width, o->height, guided, tile, taesd != nullptr) + p.vectors +
+           p.program;
   };
   if (o->vae_tile == 0) {
     // The cheapest decode that leaves the weights a quarter above their minimum: whole, or tiles
@@ -114,9 +117,9 @@ Result<RamPlan> LoadWithinRam(const std::string& path,
     for (int t : {0, 56, 48, 40, 32, 24, 16}) {
       if (t > 0 && t >= lh && t >= lw) continue;
       if (fixed_for(t) + p.whole.min_budget / 4 * 5 > ram) continue;
-      const uint64_t cost = t == 0 ? static_cast<uint64_t>(lh) * lw
-                                   : static_cast<uint64_t>(VaeDecoder::TileCount(lh, lw, t)) *
-                                         std::min(t, lh) * std::min(t, lw);
+      const uint64_t cost =
+          t == 0 ? static_cast<uint64_t>(lh) * lw
+                 : static_cast<uint64_t>(TileCount(lh, lw, t)) * std::min(t, lh) * std::min(t, lw);
       if (best < 0 || cost < best_cost) {
         best = t;
         best_cost = cost;
@@ -124,39 +127,50 @@ Result<RamPlan> LoadWithinRam(const std::string& path,
     }
     o->vae_tile = best >= 0 ? best : 16;
     if (o->vae_tile > 0) {
-      p.tiling = StrCat("the VAE decodes in ", VaeDecoder::TileCount(lh, lw, o->vae_tile),
-                        " overlapping tiles of ", o->vae_tile * 8,
-                        " px to fit --ram (the seams are blended; a whole decode would need ",
-                        FormatBytes(ActivationBytes(cfg, o->width, o->height, guided)),
-                        " of activations)");
+      p.tiling = StrCat(
+          "the ", decoder, " decodes in ", TileCount(lh, lw, o->vae_tile), " overlapping tiles of ",
+          o->vae_tile * 8, " px to fit --ram (the seams are blended; a whole decode would need ",
+          FormatBytes(ActivationBytes(cfg, o->width, o->height, guided, 0, taesd != nullptr)),
+          " of activations)");
     }
   }
-  p.activations = ActivationBytes(cfg, o->width, o->height, guided, o->vae_tile);
+  p.activations = ActivationBytes(cfg, o->width, o->height, guided, o->vae_tile, taesd != nullptr);
   const uint64_t fixed = fixed_for(o->vae_tile);
   if (ram < fixed + p.whole.min_budget) {
+    // What TAESD would need instead (its activations in 16-latent tiles and ~10 MB of weights).
+    const uint64_t taesd_min = ActivationBytes(cfg, o->width, o->height, guided, 16, true) +
+                               p.vectors + (10ull << 20) + p.program + p.whole.min_budget;
+    const std::string hint =
+        taesd == nullptr && taesd_min < ram
+            ? StrCat("; the tiny decoder fits: --taesd FILE (madebyollin/taesd",
+                     cfg.family == Family::kSdxl ? "xl" : "", ") needs about ",
+                     FormatBytes(taesd_min))
+            : std::string();
     return ResourceExhausted(
         "--ram ", FormatBytes(ram), " is below the minimum of ",
         FormatBytes(fixed + p.whole.min_budget), " for ", o->width, "x", o->height,
         guided ? " with guidance" : "", ": activations ", FormatBytes(p.activations),
-        o->vae_tile > 0 ? StrCat(" (VAE in tiles of ", o->vae_tile * 8, " px)") : std::string(),
+        o->vae_tile > 0 ? StrCat(" (", decoder, " in tiles of ", o->vae_tile * 8, " px)")
+                        : std::string(),
         ", converted vectors ", FormatBytes(p.vectors), ", program ", FormatBytes(p.program),
         ", weights at least ", FormatBytes(p.whole.min_budget),
-        " (three times the largest streamed block, beside the UNet blocks kept)");
+        " (three times the largest streamed block, beside the UNet blocks kept)", hint);
   }
   p.weights = ram - fixed;
   model->reset();  // before the streamed load: never both at once
-  ASSIGN_OR_RETURN(*model, DiffusionModel::Load(
-                               path, DiffusionLoadOptions{.prediction = prediction,
-                                                          .weight_budget = p.weights,
-                                                          .io = {.kind = IoBackendKind::kAuto}}));
+  DiffusionLoadOptions streamed = load;
+  streamed.weight_budget = p.weights;
+  streamed.io = {.kind = IoBackendKind::kAuto};
+  ASSIGN_OR_RETURN(*model, DiffusionModel::Load(path, streamed));
   const StreamPlan& plan = (*model)->stream()->plan();
   p.text = StrCat("memory plan for --ram ", FormatBytes(ram), ": weights ", FormatBytes(p.weights),
                   " (UNet blocks kept ", FormatBytes(plan.resident_bytes), " of ",
                   FormatBytes(p.whole.total_bytes), " in all; streaming ring ",
                   FormatBytes(plan.ring_bytes), "; ", FormatBytes(plan.streamed_bytes_per_pass),
                   " read per step), activations ", FormatBytes(p.activations),
-                  ", converted vectors ", FormatBytes(p.vectors), ", program ",
-                  FormatBytes(p.program), "; reads over ", (*model)->stream()->io_description());
+                  taesd != nullptr ? ", converted vectors and TAESD " : ", converted vectors ",
+                  FormatBytes(p.vectors), ", program ", FormatBytes(p.program), "; reads over ",
+                  (*model)->stream()->io_description());
   return p;
 }
 

@@ -2,10 +2,11 @@
 // (steps, sampler, schedule, size), and the memory plan of --ram (`sluice diffuse` and
 // `sluice bench` on a diffusion checkpoint share it).
 //
-// The plan: activations at the image size (diffusion::ActivationBytes, with the VAE tiled when a
-// whole decode would not fit beside the UNet's working set), the vectors converted at load, and
-// kProgramBytes for the rest of the process; what is left of the budget is for weights, which
-// stream (diffusion/weight_stream.h). Below the minimum, an error names it and its parts.
+// The plan: activations at the image size (diffusion::ActivationBytes, with the decoder (the VAE,
+// or TAESD with --taesd) tiled when a whole decode would not fit beside the UNet's working set),
+// the vectors converted at load, and kProgramBytes for the rest of the process; what is left of the
+// budget is for weights, which stream (diffusion/weight_stream.h). Below the minimum, an error
+// names it and its parts.
 #pragma once
 
 #include <cstdint>
@@ -55,14 +56,14 @@ struct RamPlan {
   uint64_t ram = 0, activations = 0, vectors = 0, program = 0, weights = 0;
   diffusion::StreamPlan whole;  // the plan were everything kept: total and minimum
   std::string text;             // "memory plan for --ram ...": for the log
-  std::string tiling;           // why the VAE tiles, or ""
+  std::string tiling;           // why the decoder tiles, or ""
 };
 
-// With ram > 0: picks the VAE tile (when o->vae_tile is 0), checks the minimum, and reloads
-// `*model` streaming within the plan. `prediction` is the user's override (else detected).
-Result<RamPlan> LoadWithinRam(const std::string& path,
-                              std::optional<diffusion::Prediction> prediction, uint64_t ram,
-                              diffusion::GenerateOptions* o,
+// With ram > 0: picks the decoder's tile (when o->vae_tile is 0), checks the minimum, and
+// reloads `*model` streaming within the plan. `load` carries the user's prediction override (else
+// detected) and TAESD file; its budget and I/O fields are the plan's.
+Result<RamPlan> LoadWithinRam(const std::string& path, const diffusion::DiffusionLoadOptions& load,
+                              uint64_t ram, diffusion::GenerateOptions* o,
                               std::unique_ptr<diffusion::DiffusionModel>* model);
 
 }  // namespace sluice::cli

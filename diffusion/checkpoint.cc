@@ -220,7 +220,8 @@ Result<Matrix> WeightReader::LinearRows(const std::string& name, int64_t total_r
   return Matrix{t->type, MatrixData(*t) + RowBytes(t->type, cols) * first, rows, cols};
 }
 
-Result<Conv2dWeights> WeightReader::Conv(const std::string& prefix, int c_in, int c_out, int k) {
+Result<Conv2dWeights> WeightReader::Conv(const std::string& prefix, int c_in, int c_out, int k,
+                                         bool bias) {
   ASSIGN_OR_RETURN(const CkptTensor* t, Get(prefix + ".weight", {c_out, c_in, k, k}));
   const int64_t cols = static_cast<int64_t>(c_in) * k * k;
   if (!recording() && cols % TypeTraits(t->type).block_elements != 0) {
@@ -232,7 +233,9 @@ Result<Conv2dWeights> WeightReader::Conv(const std::string& prefix, int c_in, in
   c.c_in = c_in;
   c.c_out = c_out;
   c.k = k;
-  ASSIGN_OR_RETURN(c.bias, Vector(prefix + ".bias", c_out));
+  if (bias) {
+    ASSIGN_OR_RETURN(c.bias, Vector(prefix + ".bias", c_out));
+  }
   return c;
 }
 

@@ -94,8 +94,9 @@ class WeightReader {
   // Rows [first, first + rows) of a [total_rows, cols] weight (OpenCLIP's fused in_proj).
   Result<Matrix> LinearRows(const std::string& name, int64_t total_rows, int64_t first,
                             int64_t rows, int64_t cols);
-  // `prefix`.weight [c_out, c_in, k, k] and `prefix`.bias [c_out].
-  Result<Conv2dWeights> Conv(const std::string& prefix, int c_in, int c_out, int k);
+  // `prefix`.weight [c_out, c_in, k, k] and `prefix`.bias [c_out] (none when !bias).
+  Result<Conv2dWeights> Conv(const std::string& prefix, int c_in, int c_out, int k,
+                             bool bias = true);
   // A vector of n values as f32 (owned by the reader).
   Result<const float*> Vector(const std::string& name, int64_t n);
   // A [rows, cols] tensor as f32 rows (embedding tables), or transposed to [cols, rows].

@@ -30,16 +30,21 @@ int64_t Conv2dScratchFloats(const Conv2dWeights& c, int h, int w, int stride, in
   return ConvChunkPixels(c, pixels, chunk_bytes) * c.k * c.k * c.c_in;
 }
 
-void Conv2d(const Conv2dWeights& c, const float* x, int h, int w, int stride, int pad, float* y,
-            float* scratch, ThreadPool* pool, int64_t chunk_bytes) {
+namespace {
+
+// The im2col + MatMul convolution. `up` is 1, or 2 for an input read as its nearest 2x
+// upsampling: (h, w) is then the upsampled size and pixel (iy, ix) comes from x's (iy/2, ix/2).
+void Conv2dImpl(const Conv2dWeights& c, const float* x, int h, int w, int stride, int pad, int up,
+                float* y, float* scratch, ThreadPool* pool, int64_t chunk_bytes) {
   CHECK(c.w.rows == c.c_out && c.w.cols == static_cast<int64_t>(c.k) * c.k * c.c_in)
       << c.w.rows << "x" << c.w.cols << " for " << c.c_out << " <- " << c.c_in << " k" << c.k;
   const int ho = ConvOut(h, c.k, stride, pad), wo = ConvOut(w, c.k, stride, pad);
   const int64_t pixels = static_cast<int64_t>(ho) * wo;
-  if (c.k == 1 && stride == 1 && pad == 0) {
+  if (c.k == 1 && stride == 1 && pad == 0 && up == 1) {
     LinearBias(c.w, c.bias, x, pixels, y, pool);
     return;
   }
+  const int src_w = w / up;
   const int64_t cols = c.w.cols;
   const int64_t chunk = ConvChunkPixels(c, pixels, chunk_bytes);
   const int kk = c.k * c.k;
@@ -60,7 +65,7 @@ void Conv2d(const Conv2dWeights& c, const float* x, int h, int w, int stride, in
             if (iy < 0 || iy >= h || ix < 0 || ix >= w) {
               for (int ci = 0; ci < c.c_in; ++ci) dst[ci * kk] = 0.0f;
             } else {
-              const float* src = x + (static_cast<int64_t>(iy) * w + ix) * c.c_in;
+              const float* src = x + (static_cast<int64_t>(iy / up) * src_w + ix / up) * c.c_in;
               for (int ci = 0; ci < c.c_in; ++ci) dst[ci * kk] = src[ci];
             }
           }
@@ -74,6 +79,23 @@ void Conv2d(const Conv2dWeights& c, const float* x, int h, int w, int stride, in
     }
     LinearBias(c.w, c.bias, scratch, n, y + p0 * c.c_out, pool);
   }
+}
+
+}  // namespace
+
+void Conv2d(const Conv2dWeights& c, const float* x, int h, int w, int stride, int pad, float* y,
+            float* scratch, ThreadPool* pool, int64_t chunk_bytes) {
+  Conv2dImpl(c, x, h, w, stride, pad, 1, y, scratch, pool, chunk_bytes);
+}
+
+int64_t Conv2dUp2ScratchFloats(const Conv2dWeights& c, int h, int w, int64_t chunk_bytes) {
+  const int64_t pixels = static_cast<int64_t>(2 * h) * (2 * w);
+  return ConvChunkPixels(c, pixels, chunk_bytes) * c.k * c.k * c.c_in;
+}
+
+void Conv2dUp2(const Conv2dWeights& c, const float* x, int h, int w, float* y, float* scratch,
+               ThreadPool* pool, int64_t chunk_bytes) {
+  Conv2dImpl(c, x, 2 * h, 2 * w, 1, c.k / 2, 2, y, scratch, pool, chunk_bytes);
 }
 
 void LinearBias(const Matrix& w, const float* bias, const float* x, int64_t n, float* y,

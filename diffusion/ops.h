@@ -47,6 +47,14 @@ int64_t Conv2dScratchFloats(const Conv2dWeights& c, int h, int w, int stride, in
 void Conv2d(const Conv2dWeights& c, const float* x, int h, int w, int stride, int pad, float* y,
             float* scratch, ThreadPool* pool, int64_t chunk_bytes = kConvChunkBytes);
 
+// The same convolution (stride 1, padding k / 2) on the nearest 2x upsampling of x (h * w, c_in)
+// without making it: y is (2h * 2w, c_out), the same bits as Upsample2x then Conv2d, and the
+// 4x-sized input never exists (the decoder's largest buffer at its last levels).
+int64_t Conv2dUp2ScratchFloats(const Conv2dWeights& c, int h, int w,
+                               int64_t chunk_bytes = kConvChunkBytes);
+void Conv2dUp2(const Conv2dWeights& c, const float* x, int h, int w, float* y, float* scratch,
+               ThreadPool* pool, int64_t chunk_bytes = kConvChunkBytes);
+
 // y (n, rows) = x (n, cols) W^T + bias.
 void LinearBias(const Matrix& w, const float* bias, const float* x, int64_t n, float* y,
                 ThreadPool* pool);

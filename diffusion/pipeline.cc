@@ -45,6 +45,14 @@ Result<std::unique_ptr<DiffusionModel>> DiffusionModel::Load(const std::string& 
   ASSIGN_OR_RETURN(m->unet_, UNet::Load(*m->reader_, m->config_.unet));
   ASSIGN_OR_RETURN(m->vae_, VaeDecoder::Load(*m->reader_, m->config_.vae));
   m->owned_bytes_ = m->reader_->owned_bytes();
+  if (!options.taesd_path.empty()) {
+    ASSIGN_OR_RETURN(m->taesd_, TinyDecoder::Open(options.taesd_path));
+    if (m->taesd_->z_channels() != m->config_.unet.in_channels) {
+      return InvalidArgument(options.taesd_path, ": a TAESD for ", m->taesd_->z_channels(),
+                             "-channel latents; ", path, " makes ", m->config_.unet.in_channels,
+                             "-channel latents");
+    }
+  }
   if (options.weight_budget > 0) {
     ASSIGN_OR_RETURN(std::unique_ptr<PrefixBlockTable> table,
                      PrefixBlockTable::Create(*m->ckpt_, m->reader_->blocks()));
@@ -72,9 +80,9 @@ uint64_t UNetActivationBytes(const DiffusionConfig& config, int width, int heigh
 }
 
 uint64_t VaeActivationBytes(const DiffusionConfig& config, int lh, int lw) {
-  // At full size: the resnet's input, two temporaries, the upsampled input and the image, ~5
-  // (pixels, ch) tensors, plus an im2col chunk.
-  return 5 * (static_cast<uint64_t>(lh) * 8) * (static_cast<uint64_t>(lw) * 8) *
+  // At full size, the first ResnetBlock of the last level (2 ch -> ch): its input (2 units of
+  // (pixels, ch)), the shortcut's output and conv1's (1 each), plus an im2col chunk.
+  return 4 * (static_cast<uint64_t>(lh) * 8) * (static_cast<uint64_t>(lw) * 8) *
              static_cast<uint64_t>(config.vae.ch) * 4 +
          (8ull << 20);
 }
@@ -82,7 +90,7 @@ uint64_t VaeActivationBytes(const DiffusionConfig& config, int lh, int lw) {
 }  // namespace
 
 uint64_t ActivationBytes(const DiffusionConfig& config, int width, int height, bool guided,
-                         int vae_tile) {
+                         int vae_tile, bool taesd) {
   int th = height / 8, tw = width / 8;
   if (vae_tile > 0) {
     th = std::min(th, vae_tile);
@@ -90,8 +98,9 @@ uint64_t ActivationBytes(const DiffusionConfig& config, int width, int height, b
   }
   // Tiling keeps the whole image's output and weights: 2 x (pixels, 4) floats.
   const uint64_t tiles = vae_tile > 0 ? 2ull * width * height * 4 * 4 : 0;
-  return std::max(UNetActivationBytes(config, width, height, guided),
-                  VaeActivationBytes(config, th, tw) + tiles);
+  const uint64_t decoder =
+      taesd ? TinyDecoder::ActivationBytes(th, tw) : VaeActivationBytes(config, th, tw);
+  return std::max(UNetActivationBytes(config, width, height, guided), decoder + tiles);
 }
 
 Result<Prediction> DetectSd2Prediction(const UNet& unet, DiffusionStream* stream) {
@@ -203,9 +212,11 @@ Result<Image> Generate(const DiffusionModel& model, const GenerateOptions& o, Th
       }
     }
     for (int step = 0; step < o.steps; ++step) stream->Announce(model.unet().pass());
-    const int tiles =
-        o.vae_tile > 0 ? VaeDecoder::TileCount(o.height / 8, o.width / 8, o.vae_tile) : 1;
-    for (int tile = 0; tile < tiles; ++tile) stream->Announce(model.vae().pass());
+    const int tiles = o.vae_tile > 0 ? TileCount(o.height / 8, o.width / 8, o.vae_tile) : 1;
+    // TAESD's weights are mapped, not streamed.
+    if (model.tiny_decoder() == nullptr) {
+      for (int tile = 0; tile < tiles; ++tile) stream->Announce(model.vae().pass());
+    }
   }
   auto start = std::chrono::steady_clock::now();
   if (hooks.on_stage) hooks.on_stage("text");
@@ -269,7 +280,11 @@ Result<Image> Generate(const DiffusionModel& model, const GenerateOptions& o, Th
   start = std::chrono::steady_clock::now();
   if (hooks.on_stage) hooks.on_stage("decoding");
   std::vector<float> pixels(static_cast<size_t>(o.width) * o.height * 3);
-  if (o.vae_tile > 0) {
+  if (const TinyDecoder* taesd = model.tiny_decoder(); taesd != nullptr) {
+    RETURN_IF_ERROR(o.vae_tile > 0
+                        ? taesd->DecodeTiled(x.data(), lh, lw, o.vae_tile, pixels.data(), pool)
+                        : taesd->Decode(x.data(), lh, lw, pixels.data(), pool));
+  } else if (o.vae_tile > 0) {
     RETURN_IF_ERROR(
         model.vae().DecodeTiled(x.data(), lh, lw, o.vae_tile, pixels.data(), pool, stream));
   } else {

@@ -27,6 +27,7 @@
 #include "diffusion/model_config.h"
 #include "diffusion/rng.h"
 #include "diffusion/sampler.h"
+#include "diffusion/taesd.h"
 #include "diffusion/unet.h"
 #include "diffusion/vae.h"
 #include "tokenizer/clip_tokenizer.h"
@@ -39,6 +40,9 @@ struct DiffusionLoadOptions {
   // (PlanStream says what it keeps; below the minimum Load fails naming it).
   uint64_t weight_budget = 0;
   IoOptions io = {};
+  // A TAESD file (diffusion/taesd.h): images decode through it instead of the KL-VAE. Its
+  // weights stay mapped (a few MB); the VAE's blocks are then never read.
+  std::string taesd_path = {};
 };
 
 class DiffusionModel {
@@ -53,6 +57,8 @@ class DiffusionModel {
   const ClipTokenizer& tokenizer() const { return *tokenizer_; }
   const UNet& unet() const { return *unet_; }
   const VaeDecoder& vae() const { return *vae_; }
+  // Null unless loaded with a taesd_path.
+  const TinyDecoder* tiny_decoder() const { return taesd_.get(); }
   const std::vector<std::unique_ptr<ClipTextModel>>& encoders() const { return encoders_; }
   uint64_t owned_bytes() const { return owned_bytes_; }
   // Null when the weights are resident.
@@ -67,6 +73,7 @@ class DiffusionModel {
   std::vector<std::unique_ptr<ClipTextModel>> encoders_;
   std::unique_ptr<UNet> unet_;
   std::unique_ptr<VaeDecoder> vae_;
+  std::unique_ptr<TinyDecoder> taesd_;
   std::unique_ptr<WeightReader> reader_;  // owns the f32 copies the networks point at
   uint64_t owned_bytes_ = 0;
   std::unique_ptr<PlacedRegion> region_;  // streaming: where blocks are read to
@@ -83,7 +90,7 @@ struct GenerateOptions {
   ScheduleKind schedule = ScheduleKind::kDiscrete;
   uint64_t seed = 42;
   RngKind rng = RngKind::kCuda;
-  int vae_tile = 0;  // > 0: the VAE decodes in tiles of this many latent pixels a side
+  int vae_tile = 0;  // > 0: the decoder (VAE or TAESD) works in tiles of this many latent pixels
 };
 
 struct GenerateTimings {
@@ -116,11 +123,11 @@ std::string ParametersText(const GenerateOptions& o, const std::string& model_na
                            const std::string& version);
 
 // The bytes of activations a generation of width x height needs at its peak (the UNet's working
-// set with the batch guidance makes, or the VAE decoder's at full size, whichever is larger),
-// for the memory plan. An estimate from the networks' buffer sizes, on the safe side.
-// vae_tile > 0: the decoder works tile by tile (VaeDecoder::DecodeTiled).
+// set with the batch guidance makes, or the decoder's at full size, whichever is larger), for the
+// memory plan. An estimate from the networks' buffer sizes, on the safe side.
+// vae_tile > 0: the decoder works tile by tile (diffusion/tiles.h); taesd: the decoder is TAESD.
 uint64_t ActivationBytes(const DiffusionConfig& config, int width, int height, bool guided,
-                         int vae_tile = 0);
+                         int vae_tile = 0, bool taesd = false);
 
 // SD 2.x checkpoints come as eps (512-base, SD-Turbo) and v (768-v) models with the same tensors:
 // one UNet evaluation on a flat input tells them apart (what AUTOMATIC1111 and

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/base/str_cat.h"
+#include "diffusion/tiles.h"
 
 namespace sluice::diffusion {
 
@@ -92,21 +93,30 @@ void VaeDecoder::RunConv(const Conv2dWeights& c, const float* x, int h, int w,
 
 void VaeDecoder::RunResnet(const ResnetBlock& b, std::vector<float>& x, int h, int w,
                            ThreadPool* pool) const {
+  // Buffers die as early as the math allows: at the full-size levels one (pixels, C) tensor is
+  // 64-256 MB and this block's peak is the decoder's. With a shortcut, its output is made first
+  // and the input is then normalised in place (it is not needed again): at most the input, the
+  // shortcut and conv1's output live at once, not also a normalised copy.
   const int64_t hw = static_cast<int64_t>(h) * w;
-  std::vector<float> t(x.size()), u;
-  GroupNorm(x.data(), hw, b.c_in, 32, 1e-6f, b.gn1_w, b.gn1_b, t.data(), pool);
+  std::vector<float> skip, t, u;
+  if (b.shortcut.has_value()) {
+    skip.resize(static_cast<size_t>(hw) * b.c_out);
+    LinearBias(b.shortcut->w, b.shortcut->bias, x.data(), hw, skip.data(), pool);
+    t.swap(x);
+  } else {
+    t.resize(x.size());
+  }
+  GroupNorm(b.shortcut.has_value() ? t.data() : x.data(), hw, b.c_in, 32, 1e-6f, b.gn1_w, b.gn1_b,
+            t.data(), pool);
   SiluInPlace(t.data(), static_cast<int64_t>(t.size()));
   RunConv(b.conv1, t.data(), h, w, u, pool);
+  std::vector<float>().swap(t);
+  if (b.shortcut.has_value()) x.swap(skip);
   GroupNorm(u.data(), hw, b.c_out, 32, 1e-6f, b.gn2_w, b.gn2_b, u.data(), pool);
   SiluInPlace(u.data(), static_cast<int64_t>(u.size()));
   RunConv(b.conv2, u.data(), h, w, t, pool);
-  if (b.shortcut.has_value()) {
-    std::vector<float> s(static_cast<size_t>(hw) * b.c_out);
-    LinearBias(b.shortcut->w, b.shortcut->bias, x.data(), hw, s.data(), pool);
-    for (size_t i = 0; i < t.size(); ++i) t[i] += s[i];
-  } else {
-    for (size_t i = 0; i < t.size(); ++i) t[i] += x[i];
-  }
+  std::vector<float>().swap(u);
+  for (size_t i = 0; i < t.size(); ++i) t[i] += x[i];
   x.swap(t);
 }
 
@@ -162,13 +172,16 @@ Status VaeDecoder::Decode(const float* latent, int h, int w, float* image, Threa
       ch = b.c_out;
     }
     if (L.upsample.has_value()) {
-      std::vector<float> up(x.size() * 4);
-      Upsample2x(x.data(), ch_h, ch_w, ch, up.data());
-      ch_h *= 2;
-      ch_w *= 2;
+      // Nearest 2x fused into the convolution: the 4x input is never made.
       BlockScope use(blocks, L.upsample_block);
       RETURN_IF_ERROR(use.status());
-      RunConv(*L.upsample, up.data(), ch_h, ch_w, x, pool);
+      const Conv2dWeights& c = *L.upsample;
+      std::vector<float> y(x.size() * 4 / ch * c.c_out);
+      std::vector<float> scratch(static_cast<size_t>(Conv2dUp2ScratchFloats(c, ch_h, ch_w)));
+      Conv2dUp2(c, x.data(), ch_h, ch_w, y.data(), scratch.data(), pool);
+      x.swap(y);
+      ch_h *= 2;
+      ch_w *= 2;
     }
   }
   const int64_t out_hw = static_cast<int64_t>(ch_h) * ch_w;
@@ -184,81 +197,14 @@ Status VaeDecoder::Decode(const float* latent, int h, int w, float* image, Threa
   return Status::Ok();
 }
 
-namespace {}  // namespace
-
-std::vector<int> VaeDecoder::TileStarts(int n, int tile) {
-  if (tile >= n) return {0};
-  const int overlap = std::max(1, tile / 4);
-  std::vector<int> starts;
-  for (int s = 0;; s += tile - overlap) {
-    if (s + tile >= n) {
-      starts.push_back(n - tile);
-      break;
-    }
-    starts.push_back(s);
-  }
-  return starts;
-}
-
-namespace {
-
-// The blend weight of output pixel `y` (of `size` pixels) of tile `i` along an axis: a ramp from
-// 0 to 1 across the overlap with each neighbour, 1 elsewhere. Neighbours' ramps sum to 1.
-float Ramp(const std::vector<int>& starts, int i, int tile_px, int y) {
-  float w = 1.0f;
-  if (i > 0) {
-    const int ov = (starts[i - 1] * 8 + tile_px) - starts[i] * 8;
-    if (y < ov) w = std::min(w, (y + 0.5f) / ov);
-  }
-  if (i + 1 < static_cast<int>(starts.size())) {
-    const int ov = (starts[i] * 8 + tile_px) - starts[i + 1] * 8;
-    if (y >= tile_px - ov) w = std::min(w, (tile_px - y - 0.5f) / ov);
-  }
-  return w;
-}
-
-}  // namespace
-
-int VaeDecoder::TileCount(int h, int w, int tile) {
-  return static_cast<int>(TileStarts(h, tile).size() * TileStarts(w, tile).size());
-}
-
 Status VaeDecoder::DecodeTiled(const float* latent, int h, int w, int tile, float* image,
                                ThreadPool* pool, BlockUser* blocks) const {
-  CHECK(tile >= 8) << tile;
-  if (tile >= h && tile >= w) return Decode(latent, h, w, image, pool, blocks);
-  const int zc = config_.z_channels, oc = config_.out_channels;
-  const int th = std::min(tile, h), tw = std::min(tile, w);
-  const std::vector<int> ys = TileStarts(h, th), xs = TileStarts(w, tw);
-  const int64_t W = static_cast<int64_t>(w) * 8;
-  std::vector<float> acc(static_cast<size_t>(h) * 8 * W * oc, 0.0f), wsum(acc.size() / oc, 0.0f);
-  std::vector<float> sub(static_cast<size_t>(th) * tw * zc),
-      out(static_cast<size_t>(th) * 8 * tw * 8 * oc);
-  for (size_t ty = 0; ty < ys.size(); ++ty) {
-    for (size_t tx = 0; tx < xs.size(); ++tx) {
-      for (int y = 0; y < th; ++y) {
-        const float* src = latent + (static_cast<int64_t>(ys[ty] + y) * w + xs[tx]) * zc;
-        std::copy(src, src + static_cast<int64_t>(tw) * zc,
-                  sub.data() + static_cast<size_t>(y) * tw * zc);
-      }
-      RETURN_IF_ERROR(Decode(sub.data(), th, tw, out.data(), pool, blocks));
-      for (int y = 0; y < th * 8; ++y) {
-        const float wy = Ramp(ys, static_cast<int>(ty), th * 8, y);
-        for (int x = 0; x < tw * 8; ++x) {
-          const float wgt = wy * Ramp(xs, static_cast<int>(tx), tw * 8, x);
-          const int64_t p = (static_cast<int64_t>(ys[ty]) * 8 + y) * W + xs[tx] * 8 + x;
-          wsum[p] += wgt;
-          for (int c = 0; c < oc; ++c) {
-            acc[p * oc + c] += wgt * out[(static_cast<size_t>(y) * tw * 8 + x) * oc + c];
-          }
-        }
-      }
-    }
-  }
-  for (size_t p = 0; p < wsum.size(); ++p) {
-    for (int c = 0; c < oc; ++c) image[p * oc + c] = acc[p * oc + c] / wsum[p];
-  }
-  return Status::Ok();
+  return DecodeInTiles(
+      latent, h, w, config_.z_channels, config_.out_channels, tile,
+      [&](const float* sub, int th, int tw, float* out) {
+        return Decode(sub, th, tw, out, pool, blocks);
+      },
+      image);
 }
 
 Status RequestVaeEncoderTensors(WeightReader& r, const VaeConfig& cfg) {

@@ -8,13 +8,10 @@
 // AttnBlock:   one head over all pixels: q, k, v, proj_out are 1x1 convolutions; out = x + proj
 // GroupNorm: 32 groups, eps 1e-6 throughout. Scale factor 0.18215 (SD 1.x/2.x), 0.13025 (SDXL).
 //
-// Tiling (DecodeTiled): the latent in overlapping square tiles, each decoded alone and blended
-// linearly across the overlaps, as stable-diffusion.cpp's --vae-tiling and diffusers'
-// enable_vae_tiling do: activations of one tile instead of the whole image (at 512x512 the
-// decoder's working set is ~0.65 GB whole, ~0.17 GB in 32-latent tiles). Not the same numbers as
-// a whole decode: the mid-block attention and the convolutions see only their tile, so tiles
-// differ from the whole image near their edges; the blend hides the seams
-// (tests/diffusion/vae_tiling_test.cc bounds the difference).
+// Tiling (DecodeTiled, diffusion/tiles.h): overlapping tiles blended across the overlaps: the
+// activations of one tile instead of the whole image (at 512x512 the decoder's working set is
+// ~0.4 GB whole, ~0.1 GB in 32-latent tiles); not the same numbers as a whole decode near the
+// seams (tests/diffusion/vae_tiling_test.cc bounds the difference).
 // Non-goals: the encoder (img2img).
 // Thread-safety: Decode is const; one call at a time per pool.
 #pragma once
@@ -27,6 +24,7 @@
 
 #include "core/threads/thread_pool.h"
 #include "diffusion/checkpoint.h"
+#include "diffusion/tiles.h"
 #include "diffusion/weight_stream.h"
 
 namespace sluice::diffusion {
@@ -55,10 +53,8 @@ class VaeDecoder {
   // decodes it whole, as Decode. `blocks` sees one pass() per tile (TileCount of them).
   Status DecodeTiled(const float* latent, int h, int w, int tile, float* image, ThreadPool* pool,
                      BlockUser* blocks = nullptr) const;
-  static int TileCount(int h, int w, int tile);
-  // Where tiles of `tile` start along an axis of n latent pixels: every tile - tile / 4, the
-  // last flush with the end ({0} when one tile covers it).
-  static std::vector<int> TileStarts(int n, int tile);
+  static int TileCount(int h, int w, int tile) { return diffusion::TileCount(h, w, tile); }
+  static std::vector<int> TileStarts(int n, int tile) { return diffusion::TileStarts(n, tile); }
 
  private:
   struct ResnetBlock {

@@ -5,6 +5,7 @@ layer_norm, softmax attention, interpolate), python3-regex and python3-numpy. Th
 committed; the tests read them and never run Python.
 
     /usr/bin/python3 scripts/diffusion_golden.py            # rewrites every golden file
+    /usr/bin/python3 scripts/diffusion_golden.py taesd      # only taesd.safetensors/taesd.json
 
 Facts this script relies on, and where each comes from:
 - CLIP tokenizer: openai/CLIP clip/simple_tokenizer.py (the pattern, bytes_to_unicode, "</w>",
@@ -25,6 +26,13 @@ Facts this script relies on, and where each comes from:
 - VAE decoder (ldm/modules/diffusionmodules/model.py): GroupNorm eps 1e-6, swish, one-head
   AttnBlock with 1x1 conv projections, scale 1/sqrt(C); latents divided by the scale factor before
   post_quant_conv.
+- TAESD decoder (madebyollin/taesd taesd.py; diffusers' DecoderTiny): tanh(x / 3) * 3 first,
+  conv_in + ReLU, three times (3 Blocks, nearest 2x Upsample, conv without bias), a Block, conv
+  out; Block = ReLU(conv(ReLU(conv(ReLU(conv(x))))) + x); the latent goes in as the sampler
+  leaves it (no scale factor); diffusers maps the output [0, 1] to [-1, 1] (x * 2 - 1). Names
+  as diffusers' AutoencoderTiny and stable-diffusion.cpp's tae.hpp: decoder.layers.<i>, the clamp
+  not counted (taesd_decoder files count it: layer i + 1). The golden model is 8 channels wide,
+  not 64, to stay small.
 - Sampling (k-diffusion): betas = linspace(sqrt(0.00085), sqrt(0.012), 1000)^2, sigmas =
   sqrt((1 - alphas_cumprod) / alphas_cumprod); sigma <-> t by interpolation of log sigma; the
   model input is x / sqrt(sigma^2 + 1); eps-prediction denoised = x - sigma * eps; Euler.
@@ -537,6 +545,60 @@ def vae_reference(W, cfg, latent):
     return F.conv2d(x, *w[d + "conv_out"], padding=1)
 
 
+# --- TAESD decoder -----------------------------------------------------------------------------
+
+def write_taesd(channels=8):
+    import torch.nn as nn
+    g = torch.Generator().manual_seed(40)
+    stored = {}
+
+    def conv(n_in, n_out, bias=True):
+        c = nn.Conv2d(n_in, n_out, 3, padding=1, bias=bias)
+        return c
+
+    class Clamp(nn.Module):
+        def forward(self, x):
+            return torch.tanh(x / 3) * 3
+
+    class Block(nn.Module):
+        def __init__(self, n_in, n_out):
+            super().__init__()
+            self.conv = nn.Sequential(conv(n_in, n_out), nn.ReLU(), conv(n_out, n_out), nn.ReLU(),
+                                      conv(n_out, n_out))
+            self.skip = nn.Identity()
+            self.fuse = nn.ReLU()
+
+        def forward(self, x):
+            return self.fuse(self.conv(x) + self.skip(x))
+
+    C = channels
+    layers = [conv(4, C), nn.ReLU()]
+    for _ in range(3):
+        layers += [Block(C, C), Block(C, C), Block(C, C), nn.Upsample(scale_factor=2),
+                   conv(C, C, bias=False)]
+    layers += [Block(C, C), conv(C, 3)]
+    decoder = nn.Sequential(Clamp(), *layers)
+    # Random weights of a scale that keeps activations alive through ReLUs (He), stored as F16
+    # and used as the float32 values of those F16 numbers.
+    with torch.no_grad():
+        for name, p in decoder.named_parameters():
+            if name.endswith("weight"):
+                fan_in = p.shape[1] * p.shape[2] * p.shape[3]
+                v = torch.randn(p.shape, generator=g) * math.sqrt(2.0 / fan_in)
+            else:
+                v = 0.1 * torch.randn(p.shape, generator=g)
+            v16 = v.to(torch.float16)
+            p.copy_(v16.to(torch.float32))
+            index, rest = name.split(".", 1)
+            stored[f"decoder.layers.{int(index) - 1}.{rest}"] = v16
+        lat = 2.0 * torch.randn(1, 4, 5, 6, generator=g)
+        img = decoder(lat) * 2 - 1
+    save_safetensors(os.path.join(GOLDEN, "taesd.safetensors"), stored)
+    with open(os.path.join(GOLDEN, "taesd.json"), "w") as f:
+        json.dump({"channels": C, "latent": to_nhwc(lat).flatten().tolist(), "h": 5, "w": 6,
+                   "image": to_nhwc(img).flatten().tolist()}, f)
+
+
 # --- k-diffusion sampling (Euler, eps prediction, classifier-free guidance) ----------------------
 
 def schedule_sigmas():
@@ -657,8 +719,12 @@ def write_models():
 
 def main():
     os.makedirs(GOLDEN, exist_ok=True)
+    if sys.argv[1:] == ["taesd"]:
+        write_taesd()
+        return
     write_clip_tokens()
     write_models()
+    write_taesd()
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@
 #include "core/base/str_cat.h"
 #include "core/quant/fp16.h"
 #include "diffusion/clip_text.h"
+#include "diffusion/taesd.h"
 #include "diffusion/unet.h"
 #include "diffusion/vae.h"
 #include "io/safetensors_writer.h"
@@ -144,12 +145,14 @@ Result<std::vector<SdTensorSpec>> SdTensorSpecs(const DiffusionConfig& c) {
   return out;
 }
 
-Result<uint64_t> WriteSdCheckpoint(const std::string& path, const SdPreset& preset,
-                                   const SdSynthOptions& o) {
-  ASSIGN_OR_RETURN(std::vector<SdTensorSpec> specs, SdTensorSpecs(preset.config));
+namespace {
+
+// Writes `specs` as F16 safetensors with random weights (InitScale) and `metadata`.
+Result<uint64_t> WriteRandomF16(const std::string& path, const std::vector<SdTensorSpec>& specs,
+                                const std::vector<std::pair<std::string, std::string>>& metadata,
+                                const SdSynthOptions& o) {
   ASSIGN_OR_RETURN(SafetensorsWriter w, SafetensorsWriter::Create(path));
-  w.SetMetadata("sluice.synthetic", "true");
-  w.SetMetadata("sluice.synth.preset", preset.name);
+  for (const auto& [k, v] : metadata) w.SetMetadata(k, v);
   w.SetMetadata("sluice.synth.seed", std::to_string(o.seed));
   uint64_t total = 0;
   for (const SdTensorSpec& t : specs) {
@@ -184,6 +187,24 @@ Result<uint64_t> WriteSdCheckpoint(const std::string& path, const SdPreset& pres
   }
   RETURN_IF_ERROR(w.Finish());
   return w.file_bytes();
+}
+
+}  // namespace
+
+Result<uint64_t> WriteSdCheckpoint(const std::string& path, const SdPreset& preset,
+                                   const SdSynthOptions& o) {
+  ASSIGN_OR_RETURN(std::vector<SdTensorSpec> specs, SdTensorSpecs(preset.config));
+  return WriteRandomF16(path, specs,
+                        {{"sluice.synthetic", "true"}, {"sluice.synth.preset", preset.name}}, o);
+}
+
+Result<uint64_t> WriteTaesdCheckpoint(const std::string& path, const SdSynthOptions& o) {
+  diffusion::WeightReader r = diffusion::WeightReader::Recorder();
+  ASSIGN_OR_RETURN(auto d, diffusion::TinyDecoder::Load(r, "decoder.layers.", 0, 4));
+  std::vector<SdTensorSpec> specs;
+  for (const auto& t : r.requested()) specs.push_back({t.name, t.shape});
+  return WriteRandomF16(path, specs,
+                        {{"sluice.synthetic", "true"}, {"sluice.synth.preset", "taesd"}}, o);
 }
 
 }  // namespace sluice

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <random>
 
@@ -92,6 +93,47 @@ TEST(DiffusionOps, Conv2dMatchesTheDefinition) {
     Conv2d(cw, x.data(), c.h, c.w, c.stride, c.pad, y_one.data(), scratch.data(), nullptr);
     EXPECT_EQ(y, y_small);
     EXPECT_EQ(y, y_one);
+  }
+}
+
+// The fused nearest-2x convolution gathers the same values as Upsample2x then Conv2d, in the
+// same order: the same bits, at any chunking and thread count (1x1 and 3x3, F32 and F16).
+TEST(DiffusionOps, Conv2dUp2EqualsUpsampleThenConv) {
+  auto pool = ThreadPool::Create(2);
+  ASSERT_TRUE(pool.ok());
+  for (const auto& [h, w, c_in, c_out, k] : std::vector<std::array<int, 5>>{
+           {3, 5, 4, 6, 3}, {4, 4, 8, 3, 1}, {1, 2, 3, 5, 3}, {5, 3, 16, 16, 3}}) {
+    const int64_t cols = static_cast<int64_t>(k) * k * c_in;
+    std::vector<float> wf = Random(static_cast<size_t>(c_out * cols), 11, 0.3f);
+    std::vector<uint16_t> wh(wf.size());
+    for (size_t i = 0; i < wf.size(); ++i) wh[i] = Fp32ToFp16(wf[i]);
+    const std::vector<float> bias = Random(c_out, 12);
+    const std::vector<float> x = Random(static_cast<size_t>(h) * w * c_in, 13);
+    for (bool f16 : {false, true}) {
+      Conv2dWeights cw;
+      cw.w = Matrix{f16 ? GgmlType::kF16 : GgmlType::kF32,
+                    f16 ? reinterpret_cast<const uint8_t*>(wh.data())
+                        : reinterpret_cast<const uint8_t*>(wf.data()),
+                    c_out, cols};
+      cw.bias = bias.data();
+      cw.c_in = c_in;
+      cw.c_out = c_out;
+      cw.k = k;
+      std::vector<float> up(x.size() * 4);
+      Upsample2x(x.data(), h, w, c_in, up.data());
+      const size_t out = static_cast<size_t>(4) * h * w * c_out;
+      std::vector<float> want(out), got(out), got_small(out);
+      std::vector<float> scratch(
+          std::max<int64_t>(1, Conv2dScratchFloats(cw, 2 * h, 2 * w, 1, k / 2)));
+      Conv2d(cw, up.data(), 2 * h, 2 * w, 1, k / 2, want.data(), scratch.data(), pool->get());
+      std::vector<float> fused(Conv2dUp2ScratchFloats(cw, h, w));
+      Conv2dUp2(cw, x.data(), h, w, got.data(), fused.data(), pool->get());
+      EXPECT_EQ(got, want) << h << "x" << w << " k" << k << (f16 ? " f16" : " f32");
+      const int64_t small = cols * static_cast<int64_t>(sizeof(float)) * 3;
+      std::vector<float> fused_small(Conv2dUp2ScratchFloats(cw, h, w, small));
+      Conv2dUp2(cw, x.data(), h, w, got_small.data(), fused_small.data(), nullptr, small);
+      EXPECT_EQ(got_small, want) << h << "x" << w << " k" << k << " small chunks, one thread";
+    }
   }
 }
 
