@@ -32,6 +32,8 @@ int64_t Conv2dScratchFloats(const Conv2dWeights& c, int h, int w, int stride, in
 
 namespace {
 
+constexpr int kMaxTaps = 49;  // kernels up to 7x7
+
 // The im2col + MatMul convolution. `up` is 1, or 2 for an input read as its nearest 2x
 // upsampling: (h, w) is then the upsampled size and pixel (iy, ix) comes from x's (iy/2, ix/2).
 void Conv2dImpl(const Conv2dWeights& c, const float* x, int h, int w, int stride, int pad, int up,
@@ -45,29 +47,42 @@ void Conv2dImpl(const Conv2dWeights& c, const float* x, int h, int w, int stride
     return;
   }
   const int src_w = w / up;
+  CHECK(c.k * c.k <= kMaxTaps) << "kernel " << c.k;
+  const std::vector<float> zeros(static_cast<size_t>(c.c_in), 0.0f);  // taps in the padding
   const int64_t cols = c.w.cols;
   const int64_t chunk = ConvChunkPixels(c, pixels, chunk_bytes);
   const int kk = c.k * c.k;
   for (int64_t p0 = 0; p0 < pixels; p0 += chunk) {
     const int64_t n = std::min(chunk, pixels - p0);
     // im2col: element (ci, ky, kx) of row p is channel ci of input pixel
-    // (oy * stride - pad + ky, ox * stride - pad + kx), zero outside the image.
+    // (oy * stride - pad + ky, ox * stride - pad + kx), zero outside the image. The row is
+    // written in order: per channel, the k * k taps from k * k source pixels (each a contiguous
+    // run of c_in floats, cached after the first channel), not k * k strided passes.
     auto fill = [&](int64_t b, int64_t e) {
+      const float* src[kMaxTaps];
       for (int64_t i = b; i < e; ++i) {
         const int64_t p = p0 + i;
         const int oy = static_cast<int>(p / wo), ox = static_cast<int>(p % wo);
-        float* row = scratch + i * cols;
         for (int ky = 0; ky < c.k; ++ky) {
           const int iy = oy * stride - pad + ky;
           for (int kx = 0; kx < c.k; ++kx) {
             const int ix = ox * stride - pad + kx;
-            float* dst = row + ky * c.k + kx;
-            if (iy < 0 || iy >= h || ix < 0 || ix >= w) {
-              for (int ci = 0; ci < c.c_in; ++ci) dst[ci * kk] = 0.0f;
-            } else {
-              const float* src = x + (static_cast<int64_t>(iy / up) * src_w + ix / up) * c.c_in;
-              for (int ci = 0; ci < c.c_in; ++ci) dst[ci * kk] = src[ci];
-            }
+            src[ky * c.k + kx] =
+                iy < 0 || iy >= h || ix < 0 || ix >= w
+                    ? zeros.data()
+                    : x + (static_cast<int64_t>(iy / up) * src_w + ix / up) * c.c_in;
+          }
+        }
+        float* dst = scratch + i * cols;
+        if (kk == 9) {
+          for (int ci = 0; ci < c.c_in; ++ci, dst += 9) {
+            dst[0] = src[0][ci], dst[1] = src[1][ci], dst[2] = src[2][ci];
+            dst[3] = src[3][ci], dst[4] = src[4][ci], dst[5] = src[5][ci];
+            dst[6] = src[6][ci], dst[7] = src[7][ci], dst[8] = src[8][ci];
+          }
+        } else {
+          for (int ci = 0; ci < c.c_in; ++ci) {
+            for (int t = 0; t < kk; ++t) *dst++ = src[t][ci];
           }
         }
       }
