@@ -205,7 +205,9 @@ int RunDiffusionBenchCommand(const std::string& path) {
   }
   auto ckpt = diffusion::Checkpoint::Open(path);
   if (!ckpt.ok()) return Fail(ckpt.status().ToString());
-  const uint64_t file_bytes = (*ckpt)->file_bytes();
+  // A diffusers folder: its largest file (the UNet's).
+  const std::string device_file = (*ckpt)->largest_file();
+  const uint64_t file_bytes = (*ckpt)->largest_file_bytes();
   const bool synthetic = (*ckpt)->MetadataValue("sluice.synthetic") == "true";
   ckpt->reset();
   const unsigned cores = std::thread::hardware_concurrency();
@@ -213,8 +215,8 @@ int RunDiffusionBenchCommand(const std::string& path) {
       ThreadPool::Create(FLAGS_threads > 0 ? FLAGS_threads : static_cast<int>(cores ? cores : 1));
   if (!pool.ok()) return Fail(pool.status().message());
   if (!FLAGS_quiet)
-    std::fprintf(stderr, "device: random 4 MiB O_DIRECT reads of %s\n", path.c_str());
-  Result<double> dev_before = MeasureDevice(path, file_bytes, 1);
+    std::fprintf(stderr, "device: random 4 MiB O_DIRECT reads of %s\n", device_file.c_str());
+  Result<double> dev_before = MeasureDevice(device_file, file_bytes, 1);
   if (!dev_before.ok()) return Fail(dev_before.status().ToString());
   std::vector<BudgetRun> runs;
   for (uint64_t b : budgets) {
@@ -222,7 +224,7 @@ int RunDiffusionBenchCommand(const std::string& path) {
     if (Status st = RunBudget(path, b, pool->get(), &run); !st.ok()) return Fail(st.ToString());
     runs.push_back(run);
   }
-  Result<double> dev_after = MeasureDevice(path, file_bytes, 2);
+  Result<double> dev_after = MeasureDevice(device_file, file_bytes, 2);
   if (!dev_after.ok()) return Fail(dev_after.status().ToString());
   const double device = (*dev_before + *dev_after) / 2;
   double resident_s = 0, resident_step = 0;
@@ -236,7 +238,7 @@ int RunDiffusionBenchCommand(const std::string& path) {
   auto bound = [&](const BudgetRun& r) {
     return std::max(resident_step, device > 0 ? r.bytes_per_step() / (device * 1e9) : 0.0);
   };
-  const std::string name = std::filesystem::path(path).filename().string();
+  const std::string name = ModelName(path);
   if (FLAGS_json) {
     std::string j =
         StrCat("{\"model\": ", JsonString(name), ", \"synthetic\": ", synthetic ? "true" : "false",

@@ -167,7 +167,8 @@ int RunDiffuse(const std::vector<std::string>& args) {
     LOG(INFO) << plan->text;
     // The device, now, for the summary's comparison (256 MiB of random 4 MiB reads).
     Result<double> dev =
-        MeasureDeviceGBps(path, (*model)->checkpoint().file_bytes(), 256ull << 20, 16, seed);
+        MeasureDeviceGBps((*model)->checkpoint().largest_file(),
+                          (*model)->checkpoint().largest_file_bytes(), 256ull << 20, 16, seed);
     if (!dev.ok()) return Fail(dev.status().ToString());
     device_GBps = *dev;
     LOG(INFO) << "device: " << StrCat(static_cast<int>(device_GBps * 100) / 100.0)
@@ -181,7 +182,7 @@ int RunDiffuse(const std::vector<std::string>& args) {
   InstallInterruptHandler(/*also_terminate=*/true);
   std::atomic<bool> cancel{false};
   ScopedCancelTarget target(&cancel);
-  const std::string model_name = std::filesystem::path(path).stem().string();
+  const std::string model_name = std::filesystem::path(ModelName(path)).stem().string();
   double total_s = 0;
   for (int i = 0; i < FLAGS_batch_count; ++i) {
     o.seed = seed + static_cast<uint64_t>(i);
@@ -274,10 +275,12 @@ const CommandRegistration kDiffuse({
              "               [--batch-count N] [--ram 512M] [--vae-tiling] [--taesd TAESD]\n"
              "               -o out.png",
     .description =
-        "Makes an image from a prompt with a single-file Stable Diffusion checkpoint\n"
+        "Makes an image from a prompt with a Stable Diffusion checkpoint: a single file\n"
         "(safetensors as published, or GGUF as stable-diffusion.cpp converts them; F32, F16,\n"
-        "BF16 or quantized). The family (SD 1.x, SD 2.x / SD-Turbo, SDXL / SDXL-Turbo) is\n"
-        "detected from the tensors. Prompt emphasis as the popular UIs parse it: (word:1.3),\n"
+        "BF16 or quantized) or a diffusers folder (unet/, vae/, text_encoder/[, text_encoder_2/]\n"
+        "safetensors; tokenizer/merges.txt). The family (SD 1.x, SD 2.x / SD-Turbo, SDXL /\n"
+        "SDXL-Turbo) is detected from the tensors. Prompt emphasis as the popular UIs parse it: "
+        "(word:1.3),\n"
         "(word), [word]. A prompt longer than 75 tokens is truncated with a warning.\n"
         "Defaults follow the model: 20 steps of euler_a at CFG 7 on the discrete schedule; for\n"
         "models whose file name says turbo, 1 step of euler, no guidance, trailing schedule.\n"

@@ -126,7 +126,7 @@ int RunServe(const std::vector<std::string>& args) {
     if (!model.ok()) return Fail(model.status().ToString());
     server::ImageServiceOptions io;
     io.max_images = FLAGS_max_images;
-    io.model_name = std::filesystem::path(FLAGS_diffusion_model).stem().string();
+    io.model_name = std::filesystem::path(ModelName(FLAGS_diffusion_model)).stem().string();
     io.version = SLUICE_VERSION;
     if (Status s =
             ApplyModelDefaults(**model, FLAGS_diffusion_model, DiffuseDefaults{}, &io.defaults);

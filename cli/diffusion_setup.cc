@@ -24,13 +24,18 @@ namespace {
 
 // By the file name, or a synthetic model's preset.
 bool IsTurbo(const diffusion::DiffusionModel& m, const std::string& path) {
-  std::string name = std::filesystem::path(path).filename().string() +
-                     m.checkpoint().MetadataValue("sluice.synth.preset");
+  std::string name = ModelName(path) + m.checkpoint().MetadataValue("sluice.synth.preset");
   for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return name.find("turbo") != std::string::npos;
 }
 
 }  // namespace
+
+std::string ModelName(const std::string& path) {
+  std::string p = path;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  return std::filesystem::path(p).filename().string();
+}
 
 bool IsDiffusionCheckpoint(const std::string& path) {
   auto ckpt = diffusion::Checkpoint::Open(path);

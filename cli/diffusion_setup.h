@@ -37,6 +37,9 @@ DiffuseDefaults DiffuseDefaultsFromFlags();
 Status ApplyModelDefaults(const diffusion::DiffusionModel& model, const std::string& path,
                           const DiffuseDefaults& flags, diffusion::GenerateOptions* o);
 
+// The file or folder's name (a diffusers folder given with a trailing '/' too).
+std::string ModelName(const std::string& path);
+
 // A checkpoint diffusion::DetectDiffusionConfig accepts (bench and convert choose by it).
 bool IsDiffusionCheckpoint(const std::string& path);
 

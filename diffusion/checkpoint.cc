@@ -2,13 +2,18 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "core/base/str_cat.h"
 #include "core/kernels/matmul.h"
 #include "core/quant/fp16.h"
+#include "diffusion/diffusers_names.h"
 
 namespace sluice::diffusion {
 
@@ -18,7 +23,9 @@ std::string ShapeString(const std::vector<int64_t>& shape) {
   return s + "]";
 }
 
-Result<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& path) {
+Status Checkpoint::AddFile(
+    const std::string& path,
+    const std::function<std::vector<std::string>(const std::vector<std::string>&)>& rename) {
   char magic[4] = {};
   {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -31,32 +38,35 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& path) {
     ::close(fd);
     if (n < 0) return IoError(path, ": read: ", ErrnoString(errno));
   }
-  std::unique_ptr<Checkpoint> c(new Checkpoint());
-  c->path_ = path;
+  File f;
+  const int index = static_cast<int>(files_.size());
+  // Each file starts on a page of the placed region (io/ordered_stream.h).
+  const uint64_t base = (file_bytes_ + 4095) / 4096 * 4096;
+  std::vector<CkptTensor> added;
   if (std::memcmp(magic, kGgufMagic, 4) == 0) {
-    ASSIGN_OR_RETURN(c->gguf_, GgufFile::Open(path));
-    c->file_bytes_ = c->gguf_->file_size();
-    c->mapped_ = c->gguf_->mapped_data();
-    for (const GgufTensorInfo& g : c->gguf_->tensors()) {
+    ASSIGN_OR_RETURN(f.gguf, GgufFile::Open(path));
+    f.bytes = f.gguf->file_size();
+    f.mapped = f.gguf->mapped_data();
+    for (const GgufTensorInfo& g : f.gguf->tensors()) {
       CkptTensor t;
       t.name = g.name;
       t.type = g.type;
       t.dtype = TypeName(g.type);
       t.supported = IsSupportedWeightType(g.type);
       for (int d = g.n_dims - 1; d >= 0; --d) t.shape.push_back(g.ne[d]);
-      t.data = c->gguf_->TensorData(g);
+      t.data = f.gguf->TensorData(g);
       t.offset = g.file_offset;
       t.nbytes = g.nbytes;
-      c->tensors_.push_back(std::move(t));
+      added.push_back(std::move(t));
     }
   } else {
-    ASSIGN_OR_RETURN(c->safetensors_, SafetensorsFile::Open(path));
-    c->file_bytes_ = c->safetensors_->file_size();
-    for (const SafetensorsTensor& s : c->safetensors_->tensors()) {
+    ASSIGN_OR_RETURN(f.safetensors, SafetensorsFile::Open(path));
+    f.bytes = f.safetensors->file_size();
+    for (const SafetensorsTensor& st : f.safetensors->tensors()) {
       CkptTensor t;
-      t.name = s.name;
-      t.dtype = SafetensorsDtypeName(s.dtype);
-      switch (s.dtype) {
+      t.name = st.name;
+      t.dtype = SafetensorsDtypeName(st.dtype);
+      switch (st.dtype) {
         case SafetensorsDtype::kF32:
           t.type = GgmlType::kF32;
           t.supported = true;
@@ -72,35 +82,146 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& path) {
         default:
           break;
       }
-      t.shape = s.shape;
-      t.data = c->safetensors_->Data(s);
-      t.offset = s.offset;
-      t.nbytes = s.nbytes;
-      c->mapped_ = t.data - s.offset;
-      c->tensors_.push_back(std::move(t));
+      t.shape = st.shape;
+      t.data = f.safetensors->Data(st);
+      t.offset = st.offset;
+      t.nbytes = st.nbytes;
+      f.mapped = t.data - st.offset;
+      added.push_back(std::move(t));
     }
   }
-  for (size_t i = 0; i < c->tensors_.size(); ++i) c->index_.emplace(c->tensors_[i].name, i);
+  if (rename) {
+    std::vector<std::string> names;
+    for (const CkptTensor& t : added) names.push_back(t.name);
+    const std::vector<std::string> renamed = rename(names);
+    for (size_t i = 0; i < added.size(); ++i) added[i].name = renamed[i];
+  }
+  for (CkptTensor& t : added) {
+    t.file = index;
+    t.placed_offset = base + t.offset;
+    if (!index_.emplace(t.name, tensors_.size()).second) {
+      return Corrupt(path, ": tensor '", t.name, "' appears twice");
+    }
+    tensors_.push_back(std::move(t));
+  }
+  if (f.bytes > largest_file_bytes_) {
+    largest_file_bytes_ = f.bytes;
+    largest_file_ = path;
+  }
+  file_paths_.push_back(path);
+  file_bases_.push_back(base);
+  file_bytes_ = base + f.bytes;
+  files_.push_back(std::move(f));
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return OpenDiffusers(path);
+  std::unique_ptr<Checkpoint> c(new Checkpoint());
+  c->path_ = path;
+  RETURN_IF_ERROR(c->AddFile(path, nullptr));
+  return c;
+}
+
+namespace {
+
+// The component's weights: <dir>/<component>/<stem>.safetensors, or the .fp16 variant; "" when
+// neither exists.
+std::string ComponentFile(const std::string& dir, const std::string& component,
+                          const std::string& stem) {
+  for (const char* variant : {"", ".fp16"}) {
+    const std::string p = StrCat(dir, "/", component, "/", stem, variant, ".safetensors");
+    struct stat st;
+    if (::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode)) return p;
+  }
+  return "";
+}
+
+// The string values of a component's config.json ("" keys skipped; a missing or malformed file
+// gives none: the detection then falls back on the tensors).
+std::vector<std::pair<std::string, std::string>> ConfigStrings(const std::string& path) {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::ifstream in(path);
+  if (!in) return out;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const nlohmann::json j = nlohmann::json::parse(ss.str(), nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return out;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    if (it.value().is_string()) out.emplace_back(it.key(), it.value().get<std::string>());
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Checkpoint>> Checkpoint::OpenDiffusers(const std::string& dir) {
+  std::unique_ptr<Checkpoint> c(new Checkpoint());
+  c->path_ = dir;
+  const std::string unet = ComponentFile(dir, "unet", "diffusion_pytorch_model");
+  const std::string vae = ComponentFile(dir, "vae", "diffusion_pytorch_model");
+  const std::string te = ComponentFile(dir, "text_encoder", "model");
+  const std::string te2 = ComponentFile(dir, "text_encoder_2", "model");
+  for (const auto& [file, what] :
+       {std::pair{unet, "unet/diffusion_pytorch_model"},
+        std::pair{vae, "vae/diffusion_pytorch_model"}, std::pair{te, "text_encoder/model"}}) {
+    if (file.empty()) {
+      return NotFound(dir, ": a directory, read as a diffusers folder: ", what,
+                      "[.fp16].safetensors is missing (.bin files are not read: convert them to "
+                      "safetensors)");
+    }
+  }
+  RETURN_IF_ERROR(c->AddFile(unet, LdmNamesOfDiffusersUNet));
+  RETURN_IF_ERROR(c->AddFile(vae, LdmNamesOfDiffusersVae));
+  // Hugging Face CLIP names in both layouts: only the prefix differs. SDXL (two encoders) names
+  // them as its conditioner's embedders.
+  auto prefixed = [](const std::string& prefix) {
+    return [prefix](const std::vector<std::string>& names) {
+      std::vector<std::string> out;
+      for (const std::string& n : names) out.push_back(prefix + n);
+      return out;
+    };
+  };
+  RETURN_IF_ERROR(c->AddFile(te, prefixed(te2.empty() ? "cond_stage_model.transformer."
+                                                      : "conditioner.embedders.0.transformer.")));
+  if (!te2.empty())
+    RETURN_IF_ERROR(c->AddFile(te2, prefixed("conditioner.embedders.1.transformer.")));
+  for (const char* component : {"unet", "vae", "text_encoder", "text_encoder_2"}) {
+    for (auto& [k, v] : ConfigStrings(StrCat(dir, "/", component, "/config.json"))) {
+      c->folder_metadata_.emplace_back(StrCat("diffusers.", component, ".", k), v);
+    }
+  }
+  const std::string merges = dir + "/tokenizer/merges.txt";
+  struct stat st;
+  if (::stat(merges.c_str(), &st) == 0 && S_ISREG(st.st_mode)) c->tokenizer_merges_ = merges;
   return c;
 }
 
 std::string Checkpoint::MetadataValue(const std::string& key) const {
-  if (safetensors_ != nullptr) {
-    auto it = safetensors_->metadata().find(key);
-    return it == safetensors_->metadata().end() ? "" : it->second;
+  for (const auto& [k, v] : folder_metadata_) {
+    if (k == key) return v;
   }
-  if (gguf_ != nullptr) return gguf_->metadata().GetStringOr(key, "").value();
+  if (files_.empty()) return "";
+  const File& f = files_[0];
+  if (f.safetensors != nullptr) {
+    auto it = f.safetensors->metadata().find(key);
+    return it == f.safetensors->metadata().end() ? "" : it->second;
+  }
+  if (f.gguf != nullptr) return f.gguf->metadata().GetStringOr(key, "").value();
   return "";
 }
 
 std::vector<std::pair<std::string, std::string>> Checkpoint::StringMetadata() const {
-  std::vector<std::pair<std::string, std::string>> out;
-  if (safetensors_ != nullptr) {
-    for (const auto& [k, v] : safetensors_->metadata()) out.emplace_back(k, v);
+  std::vector<std::pair<std::string, std::string>> out = folder_metadata_;
+  if (files_.empty()) return out;
+  const File& f = files_[0];
+  if (f.safetensors != nullptr) {
+    for (const auto& [k, v] : f.safetensors->metadata()) out.emplace_back(k, v);
   }
-  if (gguf_ != nullptr) {
-    for (const std::string& k : gguf_->metadata().keys()) {
-      Result<std::string> v = gguf_->metadata().GetString(k);
+  if (f.gguf != nullptr) {
+    for (const std::string& k : f.gguf->metadata().keys()) {
+      Result<std::string> v = f.gguf->metadata().GetString(k);
       if (v.ok()) out.emplace_back(k, *v);
     }
   }
@@ -108,9 +229,12 @@ std::vector<std::pair<std::string, std::string>> Checkpoint::StringMetadata() co
 }
 
 void Checkpoint::DropPages() const {
-  if (mapped_ == nullptr || file_bytes_ == 0) return;
-  // The mapping starts on a page (mmap); DONTNEED on a read-only file mapping only unmaps pages.
-  madvise(const_cast<uint8_t*>(mapped_), file_bytes_, MADV_DONTNEED);
+  // Each mapping starts on a page (mmap); DONTNEED on a read-only file mapping only unmaps pages.
+  for (const File& f : files_) {
+    if (f.mapped != nullptr && f.bytes > 0) {
+      madvise(const_cast<uint8_t*>(f.mapped), f.bytes, MADV_DONTNEED);
+    }
+  }
 }
 
 const CkptTensor* Checkpoint::Find(std::string_view name) const {
@@ -151,11 +275,11 @@ Result<const CkptTensor*> WeightReader::Get(const std::string& name,
     return NotFound(ckpt_->path(), ": tensor '", name, "' (", ShapeString(shape), ") is missing");
   }
   if (t->shape != shape) {
-    return Corrupt(ckpt_->path(), ": tensor '", name, "' has shape ", ShapeString(t->shape),
-                   "; expected ", ShapeString(shape));
+    return Corrupt(ckpt_->file_paths()[t->file], ": tensor '", name, "' has shape ",
+                   ShapeString(t->shape), "; expected ", ShapeString(shape));
   }
   if (!t->supported) {
-    return Unsupported(ckpt_->path(), ": tensor '", name, "' is ", t->dtype,
+    return Unsupported(ckpt_->file_paths()[t->file], ": tensor '", name, "' is ", t->dtype,
                        "; weights must be F32, F16, BF16 or a supported GGML type");
   }
   return t;

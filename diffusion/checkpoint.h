@@ -1,7 +1,10 @@
-// Checkpoint: the tensors of a Stable Diffusion model file, by name, whatever the container:
+// Checkpoint: the tensors of a Stable Diffusion model, by name, whatever the container:
 // single-file safetensors (the original key names: model.diffusion_model.*, first_stage_model.*,
-// cond_stage_model.* / conditioner.embedders.*) or GGUF as stable-diffusion.cpp writes it (the
-// same names, any GGML type). Shapes are PyTorch's order (outermost first) for both.
+// cond_stage_model.* / conditioner.embedders.*), GGUF as stable-diffusion.cpp writes it (the
+// same names, any GGML type), or a diffusers folder (unet/, vae/, text_encoder/,
+// text_encoder_2/, each a safetensors file, fp16 variants too; its names are mapped to the
+// original ones by diffusion/diffusers_names.h, so the networks see one naming). Shapes are
+// PyTorch's order (outermost first).
 //
 // WeightReader turns names into what the networks compute on, checking each tensor's shape and
 // type against what the network expects and failing with the file, the tensor, the expected and
@@ -9,12 +12,13 @@
 // F16, BF16 and the quantized types the kernels support), vectors (biases, norms, embeddings
 // looked up row by row) are converted to f32 copies it owns.
 //
-// Non-goals: the diffusers folder layout (its own key names; not supported yet), LoRA.
+// Non-goals: LoRA; diffusers folders in .bin (pickle) files.
 // Thread-safety: immutable after Open; a WeightReader is used by one thread while loading.
 #pragma once
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -37,21 +41,36 @@ struct CkptTensor {
   std::string dtype;              // as the file names it ("F16", "q8_0", "I64")
   std::vector<int64_t> shape;     // PyTorch order
   const uint8_t* data = nullptr;  // in the file's mapping
-  uint64_t offset = 0;            // in the file
+  uint64_t offset = 0;            // in its file
   uint64_t nbytes = 0;
+  int file = 0;                // index into Checkpoint::file_paths()
+  uint64_t placed_offset = 0;  // in the files laid end to end (file_bytes() in all)
 };
 
 class Checkpoint {
  public:
-  // By the file's first bytes: GGUF magic, else safetensors.
+  // A directory is a diffusers folder; a file is GGUF by its magic, else safetensors.
   static Result<std::unique_ptr<Checkpoint>> Open(const std::string& path);
 
-  const std::string& path() const { return path_; }
+  const std::string& path() const { return path_; }  // the file or the folder
+  // The files the tensors are in (one, or a folder's components: unet first).
+  const std::vector<std::string>& file_paths() const { return file_paths_; }
+  // Where each file starts when they are laid end to end, page aligned (CkptTensor::
+  // placed_offset = base + offset): the streaming layer's placed region.
+  const std::vector<uint64_t>& file_bases() const { return file_bases_; }
+  // The largest file (the UNet's): where to measure the device.
+  const std::string& largest_file() const { return largest_file_; }
+  uint64_t largest_file_bytes() const { return largest_file_bytes_; }
+  // A diffusers folder's tokenizer/merges.txt, or "".
+  const std::string& tokenizer_merges() const { return tokenizer_merges_; }
   const CkptTensor* Find(std::string_view name) const;
   bool Has(std::string_view name) const { return Find(name) != nullptr; }
   const std::vector<CkptTensor>& tensors() const { return tensors_; }
+  // The file's bytes; a folder's files laid end to end (file_bases()).
   uint64_t file_bytes() const { return file_bytes_; }
-  // A safetensors __metadata__ value, or "" (GGUF: a string metadata value).
+  // A safetensors __metadata__ value, or "" (GGUF: a string metadata value). A diffusers folder
+  // adds "diffusers.<component>.<key>" for the string values of each component's config.json
+  // (text_encoder.hidden_act, ...).
   std::string MetadataValue(const std::string& key) const;
   // Every string-valued metadata entry (safetensors __metadata__, GGUF string keys).
   std::vector<std::pair<std::string, std::string>> StringMetadata() const;
@@ -61,13 +80,28 @@ class Checkpoint {
 
  private:
   Checkpoint() = default;
+  // Appends the tensors of one file, renamed by `rename` (null: as they are).
+  Status AddFile(
+      const std::string& path,
+      const std::function<std::vector<std::string>(const std::vector<std::string>&)>& rename);
+  static Result<std::unique_ptr<Checkpoint>> OpenDiffusers(const std::string& dir);
+
+  struct File {
+    std::unique_ptr<SafetensorsFile> safetensors;
+    std::unique_ptr<GgufFile> gguf;
+    const uint8_t* mapped = nullptr;  // the whole file
+    uint64_t bytes = 0;
+  };
   std::string path_;
-  std::unique_ptr<SafetensorsFile> safetensors_;
-  std::unique_ptr<GgufFile> gguf_;
+  std::vector<File> files_;
+  std::vector<std::string> file_paths_;
+  std::vector<uint64_t> file_bases_;
+  std::string largest_file_, tokenizer_merges_;
+  uint64_t largest_file_bytes_ = 0;
   std::vector<CkptTensor> tensors_;
   std::unordered_map<std::string, size_t> index_;
+  std::vector<std::pair<std::string, std::string>> folder_metadata_;
   uint64_t file_bytes_ = 0;
-  const uint8_t* mapped_ = nullptr;  // the whole file
 };
 
 // "[320, 4, 3, 3]".
@@ -127,7 +161,7 @@ class WeightReader {
   bool recording() const { return ckpt_ == nullptr; }
 
   const uint8_t* MatrixData(const CkptTensor& t) const {
-    return placed_ != nullptr && !recording() ? placed_ + t.offset : t.data;
+    return placed_ != nullptr && !recording() ? placed_ + t.placed_offset : t.data;
   }
 
   const Checkpoint* ckpt_ = nullptr;  // null: recording

@@ -76,7 +76,15 @@ Result<std::unique_ptr<ClipTextModel>> ClipTextModel::Load(WeightReader& r,
   const std::string final_name = p + (openai ? "final_layer_norm" : "ln_final");
   ASSIGN_OR_RETURN(m->final_w_, r.Vector(final_name + ".weight", w));
   ASSIGN_OR_RETURN(m->final_b_, r.Vector(final_name + ".bias", w));
-  if (c.projection_dim > 0) {
+  if (c.projection_dim > 0 && openai) {
+    // Hugging Face's CLIPTextModelWithProjection (a diffusers SDXL text_encoder_2): a Linear
+    // beside text_model, already (projection_dim, width). An f32 copy: no streamed block has it.
+    const std::string beside = p.ends_with("text_model.") ? p.substr(0, p.size() - 11) : p;
+    ASSIGN_OR_RETURN(const float* proj,
+                     r.Table(beside + "text_projection.weight", c.projection_dim, w));
+    m->projection_ =
+        Matrix{GgmlType::kF32, reinterpret_cast<const uint8_t*>(proj), c.projection_dim, w};
+  } else if (c.projection_dim > 0) {
     ASSIGN_OR_RETURN(m->projection_, r.TransposedF32(p + "text_projection", w, c.projection_dim));
   }
   return m;

@@ -33,8 +33,10 @@ struct ClipTextConfig {
   int layers = 12;
   int heads = 12;
   bool quick_gelu = true;
-  int projection_dim = 0;  // OpenCLIP text_projection's output (0: not loaded)
-  int vocab = 49408;       // rows of the token embedding (CLIP's; tiny test models use fewer)
+  // text_projection's output (0: not loaded): OpenCLIP's `text_projection` (width, dim), or
+  // Hugging Face's `text_projection.weight` (dim, width) beside text_model in the OpenAI layout.
+  int projection_dim = 0;
+  int vocab = 49408;  // rows of the token embedding (CLIP's; tiny test models use fewer)
 };
 
 class ClipTextModel {

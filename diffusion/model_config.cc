@@ -43,6 +43,17 @@ Result<TextEncoderSetup> DetectClip(const Checkpoint& c, const std::string& pref
   return s;
 }
 
+// SDXL's first encoder (CLIP ViT-L in Hugging Face's names in both layouts): the penultimate
+// layer without the final norm.
+Result<TextEncoderSetup> DetectSdxlClipL(const Checkpoint& c) {
+  ASSIGN_OR_RETURN(
+      TextEncoderSetup l,
+      DetectClip(c, "conditioner.embedders.0.transformer.text_model.", ClipLayout::kOpenAi));
+  l.skip = 1;
+  l.final_norm = false;
+  return l;
+}
+
 Result<UNetConfig> DetectUNet(const Checkpoint& c, Family family) {
   UNetConfig u;
   const std::string& p = u.prefix;
@@ -177,13 +188,30 @@ const char* FamilyName(Family f) {
 
 Result<DiffusionConfig> DetectDiffusionConfig(const Checkpoint& c) {
   DiffusionConfig d;
-  if (c.Has("conditioner.embedders.1.model.ln_final.weight")) {
+  if (c.Has("conditioner.embedders.1.transformer.text_model.final_layer_norm.weight")) {
+    // SDXL from a diffusers folder: bigG in Hugging Face's names (GELU, a Linear projection).
     d.family = Family::kSdxl;
+    ASSIGN_OR_RETURN(TextEncoderSetup l, DetectSdxlClipL(c));
     ASSIGN_OR_RETURN(
-        TextEncoderSetup l,
-        DetectClip(c, "conditioner.embedders.0.transformer.text_model.", ClipLayout::kOpenAi));
-    l.skip = 1;
-    l.final_norm = false;
+        TextEncoderSetup g,
+        DetectClip(c, "conditioner.embedders.1.transformer.text_model.", ClipLayout::kOpenAi));
+    g.config.quick_gelu = c.MetadataValue("diffusers.text_encoder_2.hidden_act") == "quick_gelu";
+    g.skip = 1;
+    g.final_norm = false;
+    g.pad_id = 0;
+    const std::vector<int64_t>* proj =
+        ShapeOf(c, "conditioner.embedders.1.transformer.text_projection.weight");
+    if (proj == nullptr || proj->size() != 2 || (*proj)[0] < 1 || (*proj)[0] > 65536 ||
+        (*proj)[1] != g.config.width) {
+      return NotFound(c.path(),
+                      ": SDXL's text_encoder_2 text_projection.weight is missing or not [", "dim, ",
+                      g.config.width, "]");
+    }
+    g.config.projection_dim = static_cast<int>((*proj)[0]);
+    d.encoders = {l, g};
+  } else if (c.Has("conditioner.embedders.1.model.ln_final.weight")) {
+    d.family = Family::kSdxl;
+    ASSIGN_OR_RETURN(TextEncoderSetup l, DetectSdxlClipL(c));
     ASSIGN_OR_RETURN(TextEncoderSetup g,
                      DetectClip(c, "conditioner.embedders.1.model.", ClipLayout::kOpenClip));
     g.skip = 1;
@@ -207,13 +235,21 @@ Result<DiffusionConfig> DetectDiffusionConfig(const Checkpoint& c) {
     d.family = Family::kSd1;
     ASSIGN_OR_RETURN(TextEncoderSetup l, DetectClip(c, "cond_stage_model.transformer.text_model.",
                                                     ClipLayout::kOpenAi));
+    // A diffusers SD 2.x folder has OpenCLIP ViT-H in Hugging Face's names: GELU, 1024 wide,
+    // usually 23 layers (the penultimate is its last), padded with id 0.
+    const std::string act = c.MetadataValue("diffusers.text_encoder.hidden_act");
+    if (act == "gelu" || (act.empty() && l.config.width == 1024)) {
+      d.family = Family::kSd2;
+      l.config.quick_gelu = false;
+      l.skip = l.config.layers >= 24 ? 1 : 0;
+      l.pad_id = 0;
+    }
     d.encoders = {l};
   } else {
     return Unsupported(
         c.path(), ": not a Stable Diffusion checkpoint sluice knows: no text encoder ",
         "(cond_stage_model.transformer.text_model.* for SD 1.x, cond_stage_model.model.* ",
-        "for SD 2.x, conditioner.embedders.* for SDXL); diffusers folders are not ",
-        "supported yet");
+        "for SD 2.x, conditioner.embedders.* for SDXL; or a diffusers folder)");
   }
   ASSIGN_OR_RETURN(d.unet, DetectUNet(c, d.family));
   ASSIGN_OR_RETURN(d.vae, DetectVae(c, d.family));

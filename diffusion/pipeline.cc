@@ -4,6 +4,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 
 #include "core/base/str_cat.h"
 #include "diffusion/denoiser.h"
@@ -31,7 +33,15 @@ Result<std::unique_ptr<DiffusionModel>> DiffusionModel::Load(const std::string& 
   ASSIGN_OR_RETURN(m->ckpt_, Checkpoint::Open(path));
   ASSIGN_OR_RETURN(m->config_, DetectDiffusionConfig(*m->ckpt_));
   if (prediction.has_value()) m->config_.prediction = *prediction;
-  ASSIGN_OR_RETURN(m->tokenizer_, ClipTokenizer::Builtin());
+  if (const std::string& merges = m->ckpt_->tokenizer_merges(); !merges.empty()) {
+    std::ifstream in(merges);
+    std::stringstream text;
+    text << in.rdbuf();
+    if (!in) return IoError(merges, ": cannot be read");
+    ASSIGN_OR_RETURN(m->tokenizer_, ClipTokenizer::FromMerges(text.str(), merges));
+  } else {
+    ASSIGN_OR_RETURN(m->tokenizer_, ClipTokenizer::Builtin());
+  }
   m->reader_ = std::make_unique<WeightReader>(*m->ckpt_);
   if (options.weight_budget > 0) {
     ASSIGN_OR_RETURN(m->region_, PlacedRegion::Create(m->ckpt_->file_bytes()));

@@ -52,18 +52,25 @@ std::vector<int> AssignBlocks(const Checkpoint& ckpt, const std::vector<std::str
 Result<std::unique_ptr<PrefixBlockTable>> PrefixBlockTable::Create(
     const Checkpoint& ckpt, const std::vector<std::string>& prefixes) {
   std::unique_ptr<PrefixBlockTable> t(new PrefixBlockTable());
-  t->paths_ = {ckpt.path()};
+  t->paths_ = ckpt.file_paths();
+  t->bases_ = ckpt.file_bases();
   const uint64_t none = std::numeric_limits<uint64_t>::max();
   std::vector<uint64_t> first(prefixes.size(), none), end(prefixes.size(), 0);
+  std::vector<int> file(prefixes.size(), -1);
   t->own_.resize(prefixes.size());
   const std::vector<int> block_of = AssignBlocks(ckpt, prefixes);
   for (size_t i = 0; i < block_of.size(); ++i) {
     if (block_of[i] < 0) continue;
     const CkptTensor& tensor = ckpt.tensors()[i];
     const size_t b = static_cast<size_t>(block_of[i]);
+    if (file[b] >= 0 && file[b] != tensor.file) {
+      return Internal(ckpt.path(), ": block '", prefixes[b], "' has tensors in two files (",
+                      ckpt.file_paths()[file[b]], ", ", ckpt.file_paths()[tensor.file], ")");
+    }
+    file[b] = tensor.file;
     first[b] = std::min(first[b], tensor.offset);
     end[b] = std::max(end[b], tensor.offset + tensor.nbytes);
-    t->own_[b].push_back({0, tensor.offset, tensor.nbytes});
+    t->own_[b].push_back({tensor.file, tensor.offset, tensor.nbytes});
   }
   // Checksums of a diffusion archive: "<hex> <prefix>" lines.
   std::unordered_map<std::string, uint64_t> sums;
@@ -95,7 +102,7 @@ Result<std::unique_ptr<PrefixBlockTable>> PrefixBlockTable::Create(
       return NotFound(ckpt.path(), ": no tensor starts with '", prefixes[b],
                       "', a block the networks stream");
     }
-    t->ranges_.push_back({0, first[b], end[b] - first[b]});
+    t->ranges_.push_back({file[b], first[b], end[b] - first[b]});
     auto it = sums.find(prefixes[b]);
     t->checksum_.push_back(it == sums.end() ? std::make_pair(false, uint64_t{0})
                                             : std::make_pair(true, it->second));
@@ -185,10 +192,14 @@ Result<std::unique_ptr<DiffusionStream>> DiffusionStream::Create(
   s->table_ = std::move(table);
   s->plan_ = plan;
   ASSIGN_OR_RETURN(s->io_, CreateIoBackend(io, s->table_->file_paths()));
-  ASSIGN_OR_RETURN(s->stream_, OrderedStream::Create(*s->table_, s->io_.get(),
-                                                     {.ring_bytes = plan.ring_bytes,
-                                                      .resident = plan.resident,
-                                                      .placed_base = placed}));
+  ASSIGN_OR_RETURN(s->stream_,
+                   OrderedStream::Create(*s->table_, s->io_.get(),
+                                         {.ring_bytes = plan.ring_bytes,
+                                          .resident = plan.resident,
+                                          .placed_base = placed,
+                                          .placed_file_bases = s->table_->file_paths().size() > 1
+                                                                   ? s->table_->file_bases()
+                                                                   : std::vector<uint64_t>{}}));
   s->held_.resize(s->table_->n_blocks());
   return s;
 }

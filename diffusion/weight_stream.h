@@ -98,12 +98,15 @@ class PrefixBlockTable : public WeightBlockTable {
   WeightBlock Locate(uint32_t id) const override;
   std::string Describe(uint32_t id) const override;
   const std::vector<std::string>& file_paths() const override { return paths_; }
+  // Where each file starts in the placed region (Checkpoint::file_bases()).
+  const std::vector<uint64_t>& file_bases() const { return bases_; }
   // Each of the block's tensors (a file written in another order than the blocks may put other
   // blocks' tensors inside a block's range).
   std::vector<ByteRange> OwnRanges(uint32_t id) const override { return own_[id]; }
 
  private:
   std::vector<std::string> paths_, names_;
+  std::vector<uint64_t> bases_;
   std::vector<ByteRange> ranges_;
   std::vector<std::vector<ByteRange>> own_;
   std::vector<std::pair<bool, uint64_t>> checksum_;  // by block: has one, its xxh3

@@ -82,9 +82,16 @@ Status OrderedStream::Init() {
                              " bytes: three times the largest streamed block)");
   }
   if (placed()) {
-    if (table_.file_paths().size() != 1) {
-      return InvalidArgument("ordered stream: placed mode reads one file, the table has ",
-                             table_.file_paths().size());
+    const std::vector<uint64_t>& bases = options_.placed_file_bases;
+    if (bases.empty() ? table_.file_paths().size() != 1
+                      : bases.size() != table_.file_paths().size()) {
+      return InvalidArgument("ordered stream: placed mode has ", std::max<size_t>(1, bases.size()),
+                             " file base(s), the table has ", table_.file_paths().size(), " files");
+    }
+    for (uint64_t b : bases) {
+      if (b % kIoAlignment != 0) {
+        return InvalidArgument("ordered stream: placed file base ", b, " is not page aligned");
+      }
     }
     if (reinterpret_cast<uintptr_t>(options_.placed_base) % kIoAlignment != 0) {
       return InvalidArgument("ordered stream: placed base is not page aligned");
@@ -181,7 +188,7 @@ void OrderedStream::AddReads(const BlockReadPlan& plan, uint8_t* dest, uint64_t 
                              std::vector<IoRequest>* out) {
   for (int r = 0; r < plan.n_reads; ++r) {
     const BlockRead& read = plan.reads[r];
-    uint8_t* d = placed() ? options_.placed_base + read.offset : dest + read.slot_offset;
+    uint8_t* d = placed() ? PlacedAt(read.file_index, read.offset) : dest + read.slot_offset;
     const uint64_t off = placed() ? 0 : static_cast<uint64_t>(d - memory_.data());
     const bool one_chunk =
         !placed() && off / kRegisterChunk == (off + read.length - 1) / kRegisterChunk;
@@ -278,7 +285,7 @@ void OrderedStream::DropPagesLocked(uint32_t id) {
   for (const ByteRange& r : table_.OwnRanges(id)) {
     const uint64_t begin = (r.offset + kIoAlignment - 1) / kIoAlignment * kIoAlignment;
     const uint64_t end = (r.offset + r.bytes) / kIoAlignment * kIoAlignment;
-    if (end > begin) madvise(options_.placed_base + begin, end - begin, MADV_DONTNEED);
+    if (end > begin) madvise(PlacedAt(r.file_index, begin), end - begin, MADV_DONTNEED);
   }
 }
 
@@ -298,7 +305,10 @@ void OrderedStream::Abandon() {
 }
 
 uint8_t* OrderedStream::SlotOf(uint32_t id, const Use& u) const {
-  if (placed()) return options_.placed_base + table_.Locate(id).parts[0].offset;
+  if (placed()) {
+    const ByteRange first = table_.Locate(id).parts[0];
+    return PlacedAt(first.file_index, first.offset);
+  }
   if (u.resident) return memory_.data() + residents_[resident_index_[id]].offset;
   return ring() + u.ring_offset;
 }
@@ -306,8 +316,9 @@ uint8_t* OrderedStream::SlotOf(uint32_t id, const Use& u) const {
 Status OrderedStream::Verify(uint32_t id, const uint8_t* dest) const {
   const BlockReadPlan& plan = plans_[id];
   if (!plan.has_checksum || !options_.verify_checksums) return Status::Ok();
-  const uint8_t* first = placed() ? options_.placed_base + table_.Locate(id).parts[0].offset
-                                  : dest + plan.hash_slot_offset;
+  const ByteRange part0 = table_.Locate(id).parts[0];
+  const uint8_t* first =
+      placed() ? PlacedAt(part0.file_index, part0.offset) : dest + plan.hash_slot_offset;
   const uint64_t found = Xxh3_64(first, plan.hash_bytes);
   if (found == plan.xxh3) return Status::Ok();
   return Corrupt(Where(id), " at offset ", plan.reads[0].offset + plan.hash_slot_offset, " (",
@@ -422,7 +433,7 @@ Result<StreamRef> OrderedStream::Next(uint32_t id) {
   StreamRef ref;
   const WeightBlock block = table_.Locate(id);
   for (int p = 0; p < block.n_parts; ++p) {
-    ref.part[p] = placed() ? options_.placed_base + block.parts[p].offset
+    ref.part[p] = placed() ? PlacedAt(block.parts[p].file_index, block.parts[p].offset)
                            : dest + plans_[id].part_slot_offset[p];
   }
   ref.id = id;

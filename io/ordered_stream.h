@@ -49,14 +49,18 @@ struct OrderedStreamOptions {
   std::vector<uint32_t> resident = {};  // block ids kept once read
   bool verify_checksums = true;
   bool lock_memory = false;
-  // Placed mode (non-null): every block is read to placed_base + its file offset (the table must
-  // have one file; the caller reserves the file's size, page aligned, e.g. an anonymous
+  // Placed mode (non-null): every block is read to placed_base + its file offset (one file,
+  // or see placed_file_bases; the caller reserves the file's size, page aligned, e.g. an anonymous
   // MAP_NORESERVE mapping), so pointers into it stay valid from one use to the next and a
   // network can keep them. No ring memory is allocated: ring_bytes only bounds the bytes live at
   // once (allocated as in the ring), and on release the pages wholly inside a streamed block are
   // returned to the system (MADV_DONTNEED; a page a block shares with its neighbour stays, at most
   // two per block). Two uses of one block are never live at once.
   uint8_t* placed_base = nullptr;
+  // Placed mode over several files (a diffusers folder: one file per component): file i's bytes
+  // go to placed_base + placed_file_bases[i] + offset (bases page aligned, ranges not
+  // overlapping). Empty: one file at placed_base.
+  std::vector<uint64_t> placed_file_bases = {};
 };
 
 struct OrderedStreamCounters {
@@ -154,6 +158,12 @@ class OrderedStream {
   std::string Where(uint32_t id) const;
   uint8_t* ring() const { return memory_.data() + arena_bytes_; }
   bool placed() const { return options_.placed_base != nullptr; }
+  // Placed mode: where byte `offset` of file `file_index` lives.
+  uint8_t* PlacedAt(int file_index, uint64_t offset) const {
+    return options_.placed_base +
+           (options_.placed_file_bases.empty() ? 0 : options_.placed_file_bases[file_index]) +
+           offset;
+  }
   // Where block `id`'s first part byte is, for a use at ring offset `ring_offset` (streamed) or
   // its arena place (resident).
   uint8_t* SlotOf(uint32_t id, const Use& u) const;

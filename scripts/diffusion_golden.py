@@ -6,6 +6,9 @@ committed; the tests read them and never run Python.
 
     /usr/bin/python3 scripts/diffusion_golden.py            # rewrites every golden file
     /usr/bin/python3 scripts/diffusion_golden.py taesd      # only taesd.safetensors/taesd.json
+    /usr/bin/python3 scripts/diffusion_golden.py diffusers TINY_SD15.safetensors
+        # only diffusers_names.json: the diffusers name of every tensor of the golden UNets, VAE
+        # and CLIP, and of a tiny SD 1.5 checkpoint (`sluice synth --preset sd15 --tiny`)
 
 Facts this script relies on, and where each comes from:
 - CLIP tokenizer: openai/CLIP clip/simple_tokenizer.py (the pattern, bytes_to_unicode, "</w>",
@@ -33,6 +36,20 @@ Facts this script relies on, and where each comes from:
   as diffusers' AutoencoderTiny and stable-diffusion.cpp's tae.hpp: decoder.layers.<i>, the clamp
   not counted (taesd_decoder files count it: layer i + 1). The golden model is 8 channels wide,
   not 64, to stay small.
+- diffusers names (diffusers' scripts/convert_original_stable_diffusion_to_diffusers.py and
+  convert_diffusers_to_original_stable_diffusion.py, whose tables this follows for any number of
+  levels and residual blocks): input_blocks.(n+1)i+j+1.0 = down_blocks.i.resnets.j,
+  .1 = attentions.j, input_blocks.(n+1)(i+1).0.op = down_blocks.i.downsamplers.0.conv;
+  output_blocks.(n+1)i+j.0/.1 = up_blocks.i.resnets/attentions.j, the Upsample after them =
+  up_blocks.i.upsamplers.0; middle_block.0/1/2 = mid_block.resnets.0/attentions.0/resnets.1;
+  time_embed.0/2 = time_embedding.linear_1/2, label_emb.0.0/0.2 = add_embedding.linear_1/2,
+  input_blocks.0.0 = conv_in, out.0/out.2 = conv_norm_out/conv_out; in resnets in_layers.0/2,
+  emb_layers.1, out_layers.0/3, skip_connection = norm1, conv1, time_emb_proj, norm2, conv2,
+  conv_shortcut. VAE: up.l = up_blocks.(L-1-l), down.l = down_blocks.l, block.j = resnets.j,
+  upsample/downsample = upsamplers.0/downsamplers.0, mid.block_1/2 = mid_block.resnets.0/1,
+  mid.attn_1 = mid_block.attentions.0 (norm, q, k, v, proj_out = group_norm, to_q, to_k, to_v,
+  to_out.0, stored 2-D), nin_shortcut = conv_shortcut, norm_out = conv_norm_out. CLIP text
+  encoders (OpenAI layout): the same Hugging Face names without the LDM prefix.
 - Sampling (k-diffusion): betas = linspace(sqrt(0.00085), sqrt(0.012), 1000)^2, sigmas =
   sqrt((1 - alphas_cumprod) / alphas_cumprod); sigma <-> t by interpolation of log sigma; the
   model input is x / sqrt(sigma^2 + 1); eps-prediction denoised = x - sigma * eps; Euler.
@@ -599,6 +616,158 @@ def write_taesd(channels=8):
                    "image": to_nhwc(img).flatten().tolist()}, f)
 
 
+# --- diffusers names ----------------------------------------------------------------------------
+
+UNET_RESNET = {"in_layers.0.": "norm1.", "in_layers.2.": "conv1.", "emb_layers.1.": "time_emb_proj.",
+               "out_layers.0.": "norm2.", "out_layers.3.": "conv2.", "skip_connection.": "conv_shortcut."}
+
+
+def _sub_prefix(rest, table):
+    for a, b in table.items():
+        if rest.startswith(a):
+            return b + rest[len(a):]
+    return rest
+
+
+def diffusers_unet_name(name, nrb):
+    """LDM UNet name (without model.diffusion_model.) -> diffusers name."""
+    import re
+    fixed = {"time_embed.0.": "time_embedding.linear_1.", "time_embed.2.": "time_embedding.linear_2.",
+             "label_emb.0.0.": "add_embedding.linear_1.", "label_emb.0.2.": "add_embedding.linear_2.",
+             "input_blocks.0.0.": "conv_in.", "out.0.": "conv_norm_out.", "out.2.": "conv_out."}
+    for a, b in fixed.items():
+        if name.startswith(a):
+            return b + name[len(a):]
+    m = re.match(r"input_blocks\.(\d+)\.(\d+)\.(.*)", name)
+    if m:
+        b, k, rest = int(m.group(1)), int(m.group(2)), m.group(3)
+        level, j = (b - 1) // (nrb + 1), (b - 1) % (nrb + 1)
+        if j == nrb:
+            assert rest.startswith("op.")
+            return f"down_blocks.{level}.downsamplers.0.conv." + rest[3:]
+        if k == 0:
+            return f"down_blocks.{level}.resnets.{j}." + _sub_prefix(rest, UNET_RESNET)
+        return f"down_blocks.{level}.attentions.{j}." + rest
+    m = re.match(r"output_blocks\.(\d+)\.(\d+)\.(.*)", name)
+    if m:
+        b, k, rest = int(m.group(1)), int(m.group(2)), m.group(3)
+        level, j = b // (nrb + 1), b % (nrb + 1)
+        if k == 0:
+            return f"up_blocks.{level}.resnets.{j}." + _sub_prefix(rest, UNET_RESNET)
+        if rest.startswith("conv."):  # the Upsample (after the resnet, or after the attention)
+            return f"up_blocks.{level}.upsamplers.0." + rest
+        return f"up_blocks.{level}.attentions.{j}." + rest
+    m = re.match(r"middle_block\.(\d)\.(.*)", name)
+    if m:
+        k, rest = int(m.group(1)), m.group(2)
+        if k == 1:
+            return "mid_block.attentions.0." + rest
+        return f"mid_block.resnets.{k // 2}." + _sub_prefix(rest, UNET_RESNET)
+    raise ValueError("no diffusers name for UNet tensor " + name)
+
+
+def diffusers_vae_name(name, levels):
+    """LDM VAE name (without first_stage_model.) -> (diffusers name, stored 2-D)."""
+    import re
+    for a, b in {"post_quant_conv.": "post_quant_conv.", "quant_conv.": "quant_conv."}.items():
+        if name.startswith(a):
+            return b + name[len(a):], False
+    part, rest = name.split(".", 1)  # decoder / encoder
+    resnet = {"nin_shortcut.": "conv_shortcut."}
+    for a, b in {"conv_in.": "conv_in.", "conv_out.": "conv_out.", "norm_out.": "conv_norm_out."}.items():
+        if rest.startswith(a):
+            return f"{part}.{b}" + rest[len(a):], False
+    m = re.match(r"mid\.block_(\d)\.(.*)", rest)
+    if m:
+        return f"{part}.mid_block.resnets.{int(m.group(1)) - 1}." + _sub_prefix(m.group(2), resnet), False
+    if rest.startswith("mid.attn_1."):
+        inner = rest[len("mid.attn_1."):]
+        attn = {"norm.": "group_norm.", "q.": "to_q.", "k.": "to_k.", "v.": "to_v.", "proj_out.": "to_out.0."}
+        mapped = _sub_prefix(inner, attn)
+        return f"{part}.mid_block.attentions.0." + mapped, mapped.endswith("weight") and not mapped.startswith("group_norm")
+    m = re.match(r"(up|down)\.(\d+)\.(block\.(\d+)|upsample|downsample)\.(.*)", rest)
+    if m:
+        l = int(m.group(2))
+        i = levels - 1 - l if m.group(1) == "up" else l
+        blocks = "up_blocks" if m.group(1) == "up" else "down_blocks"
+        if m.group(4) is not None:
+            return f"{part}.{blocks}.{i}.resnets.{m.group(4)}." + _sub_prefix(m.group(5), resnet), False
+        sampler = "upsamplers" if m.group(3) == "upsample" else "downsamplers"
+        return f"{part}.{blocks}.{i}.{sampler}.0." + m.group(5), False
+    raise ValueError("no diffusers name for VAE tensor " + name)
+
+
+def safetensors_names(path):
+    import struct
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        h = json.loads(f.read(n))
+    return [k for k in h if k != "__metadata__"]
+
+
+def diffusers_map(names, nrb, vae_levels):
+    """{LDM name: [component, diffusers name, stored 2-D]} of a checkpoint's names."""
+    out = {}
+    for n in names:
+        if n.startswith("model.diffusion_model."):
+            out[n] = ["unet", diffusers_unet_name(n[len("model.diffusion_model."):], nrb), False]
+        elif n.startswith("first_stage_model."):
+            d, flat = diffusers_vae_name(n[len("first_stage_model."):], vae_levels)
+            out[n] = ["vae", d, flat]
+        elif n.startswith("cond_stage_model.transformer."):
+            out[n] = ["text_encoder", n[len("cond_stage_model.transformer."):], False]
+        elif n.startswith("te."):
+            out[n] = ["text_encoder", "text_model." + n[len("te."):], False]
+        else:
+            raise ValueError("no component for " + n)
+    return out
+
+
+def write_diffusers_names(tiny_sd15):
+    out = {}
+    for name, cfg in TINY_UNETS.items():
+        out[f"unet_{name}"] = diffusers_map(
+            safetensors_names(os.path.join(GOLDEN, f"unet_{name}.safetensors")), cfg["num_res_blocks"], 0)
+    out["vae"] = diffusers_map(safetensors_names(os.path.join(GOLDEN, "vae.safetensors")), 0,
+                               len(TINY_VAE["ch_mult"]))
+    out["clip_openai"] = diffusers_map(safetensors_names(os.path.join(GOLDEN, "clip_openai.safetensors")), 0, 0)
+    # The OpenCLIP golden encoder in Hugging Face's names, as a diffusers SDXL text_encoder_2
+    # (CLIPTextModelWithProjection) stores bigG: q|k|v split out of in_proj, resblocks ->
+    # encoder.layers, ln_1/ln_2 -> layer_norm1/2, mlp.c_fc/c_proj -> mlp.fc1/fc2, ln_final ->
+    # final_layer_norm, text_projection -> the Linear text_projection.weight (transposed).
+    W = Weights(2)
+    ids = [49406 % 1000] + [17, 450, 3, 999, 512] + [49407 % 1000] + [0] * 70
+    clip_reference(W, "te.", "openclip", 1000, 32, 3, 4, False, 24, ids, 1, True)
+    hf = {}
+    for name, t in W.stored.items():
+        n = name[len("te."):]
+        if n == "text_projection":
+            hf["text_projection.weight"] = t.T.contiguous()
+            continue
+        if n.startswith("transformer.resblocks."):
+            i, rest = n[len("transformer.resblocks."):].split(".", 1)
+            q = f"text_model.encoder.layers.{i}."
+            if rest.startswith("attn.in_proj_"):
+                kind = rest[len("attn.in_proj_"):]
+                w = t.shape[0] // 3
+                for j, part in enumerate(("q", "k", "v")):
+                    hf[q + f"self_attn.{part}_proj.{kind}"] = t[j * w:(j + 1) * w].contiguous()
+                continue
+            rest = {"ln_1.": "layer_norm1.", "ln_2.": "layer_norm2.", "attn.out_proj.": "self_attn.out_proj.",
+                    "mlp.c_fc.": "mlp.fc1.", "mlp.c_proj.": "mlp.fc2."}.get(rest.rsplit(".", 1)[0] + ".", None) + rest.rsplit(".", 1)[1]
+            hf[q + rest] = t
+            continue
+        hf["text_model." + {"token_embedding.weight": "embeddings.token_embedding.weight",
+                            "positional_embedding": "embeddings.position_embedding.weight",
+                            "ln_final.weight": "final_layer_norm.weight",
+                            "ln_final.bias": "final_layer_norm.bias"}[n]] = t
+    save_safetensors(os.path.join(GOLDEN, "clip_openclip_hf.safetensors"), hf)
+    # `sluice synth --preset sd15 --tiny`: 2 residual blocks per level, the VAE's 4 levels.
+    out["tiny_sd15"] = diffusers_map(safetensors_names(tiny_sd15), 2, 4)
+    with open(os.path.join(GOLDEN, "diffusers_names.json"), "w") as f:
+        json.dump(out, f, indent=0, sort_keys=True)
+
+
 # --- k-diffusion sampling (Euler, eps prediction, classifier-free guidance) ----------------------
 
 def schedule_sigmas():
@@ -721,6 +890,9 @@ def main():
     os.makedirs(GOLDEN, exist_ok=True)
     if sys.argv[1:] == ["taesd"]:
         write_taesd()
+        return
+    if sys.argv[1:2] == ["diffusers"]:
+        write_diffusers_names(sys.argv[2])
         return
     write_clip_tokens()
     write_models()

@@ -16,6 +16,8 @@
 #include "diffusion/clip_text.h"
 #include "diffusion/unet.h"
 #include "diffusion/vae.h"
+#include "tests/diffusion/diffusers_folder.h"
+#include "tests/support/temp_dir.h"
 
 namespace sluice::diffusion {
 namespace {
@@ -71,12 +73,13 @@ TEST(DiffusionModels, ClipOpenAiLastLayer) {
   EXPECT_LT(RelError(out->hidden, Floats(g["hidden"])), 1e-5);
 }
 
-TEST(DiffusionModels, ClipOpenClipPenultimateAndPooled) {
-  auto ckpt = OpenGolden("clip_openclip.safetensors");
+// The OpenCLIP golden encoder, penultimate layer + final norm and the pooled projection.
+void ExpectOpenClipGolden(const std::string& file, ClipLayout layout, const std::string& prefix) {
+  auto ckpt = OpenGolden(file);
   ASSERT_NE(ckpt, nullptr);
   WeightReader r(*ckpt);
-  auto m = ClipTextModel::Load(r, {.layout = ClipLayout::kOpenClip,
-                                   .prefix = "te.",
+  auto m = ClipTextModel::Load(r, {.layout = layout,
+                                   .prefix = prefix,
                                    .width = 32,
                                    .layers = 3,
                                    .heads = 4,
@@ -88,8 +91,18 @@ TEST(DiffusionModels, ClipOpenClipPenultimateAndPooled) {
   auto pool = ThreadPool::Create(2);
   auto out = (*m)->Encode(g["ids"].get<std::vector<int32_t>>(), 1, true, true, pool->get());
   ASSERT_TRUE(out.ok()) << out.status().ToString();
-  EXPECT_LT(RelError(out->hidden, Floats(g["hidden"])), 1e-5);
-  EXPECT_LT(RelError(out->pooled, Floats(g["pooled"])), 1e-5);
+  EXPECT_LT(RelError(out->hidden, Floats(g["hidden"])), 1e-5) << file;
+  EXPECT_LT(RelError(out->pooled, Floats(g["pooled"])), 1e-5) << file;
+}
+
+TEST(DiffusionModels, ClipOpenClipPenultimateAndPooled) {
+  ExpectOpenClipGolden("clip_openclip.safetensors", ClipLayout::kOpenClip, "te.");
+}
+
+// The same encoder in Hugging Face's names (a diffusers SDXL text_encoder_2: q/k/v split, the
+// projection a Linear beside text_model), read in the OpenAI layout with GELU: the same outputs.
+TEST(DiffusionModels, ClipOpenClipInHuggingFaceNames) {
+  ExpectOpenClipGolden("clip_openclip_hf.safetensors", ClipLayout::kOpenAi, "text_model.");
 }
 
 UNetConfig TinyUNet(const std::string& name) {
@@ -151,6 +164,47 @@ TEST_P(UNetGolden, MatchesTheReference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, UNetGolden, ::testing::Values("sd1", "sd2", "sdxl"));
+
+// The same UNets and VAE from a diffusers folder (their tensors under the names the golden script
+// gives them, tests/diffusion/diffusers_folder.h): the names sluice maps back must be the ones the
+// networks load, to the same outputs.
+class DiffusersGolden : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(DiffusersGolden, TheFolderGivesTheReferenceOutputs) {
+  const std::string name = GetParam();
+  testing::TempDir dir;
+  testing_sd::WriteDiffusersFolder(dir.path(),
+                                   {{Golden("unet_" + name + ".safetensors"), "unet_" + name},
+                                    {Golden("vae.safetensors"), "vae"},
+                                    {Golden("clip_openai.safetensors"), "clip_openai"}});
+  auto ckpt = Checkpoint::Open(dir.path());
+  ASSERT_TRUE(ckpt.ok()) << ckpt.status().ToString();
+  EXPECT_EQ((*ckpt)->file_paths().size(), 3u);
+  WeightReader r(**ckpt);
+  auto u = UNet::Load(r, TinyUNet(name));
+  ASSERT_TRUE(u.ok()) << u.status().ToString();
+  const auto& g = Models()["unet_" + name];
+  const std::vector<float> x = Floats(g["x"]), ctx = Floats(g["context"]), y = Floats(g["y"]);
+  const std::vector<double> t = g["t"].get<std::vector<double>>();
+  std::vector<float> out(x.size());
+  ASSERT_TRUE((*u)->Forward(x.data(), 2, 8, 8, t.data(), ctx.data(), 7,
+                            y.empty() ? nullptr : y.data(), out.data(), nullptr)
+                  .ok());
+  EXPECT_LT(RelError(out, Floats(g["out"])), 2e-5) << name;
+  VaeConfig c;
+  c.ch = 32;
+  c.ch_mult = {1, 2};
+  c.num_res_blocks = 1;
+  auto v = VaeDecoder::Load(r, c);
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  const auto& gv = Models()["vae"];
+  const std::vector<float> lat = Floats(gv["latent"]);
+  std::vector<float> img(8 * 8 * 3);
+  ASSERT_TRUE((*v)->Decode(lat.data(), 4, 4, img.data(), nullptr).ok());
+  EXPECT_LT(RelError(img, Floats(gv["image"])), 2e-5);
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, DiffusersGolden, ::testing::Values("sd1", "sd2", "sdxl"));
 
 TEST(DiffusionModels, VaeDecoder) {
   auto ckpt = OpenGolden("vae.safetensors");
