@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
+#include <future>
 #include <random>
 
 #include "chat/chat_tokens.h"
@@ -213,15 +214,61 @@ void HttpServer::GenerateImages(const httplib::Request& req, httplib::Response& 
   if (auto e = ParseImageRequest(req.body, options_.images->max_images(), &request)) {
     return Reply(res, *e);
   }
-  // Not cancellable by the client: an image takes seconds to minutes and runs to its end.
-  Result<std::vector<std::string>> pngs = options_.images->Generate(request, nullptr);
-  if (!pngs.ok()) {
+  // The images are made on their own thread while this one watches the client as a
+  // non-streamed chat reply does: errors that show at once keep their status; after that the
+  // answer is 200 with a space a second until the body, and a failed write (the client gone)
+  // cancels the generation at its next step.
+  struct ImageJob {
+    ~ImageJob() { cancel = true; }  // then `result`'s destructor waits for the thread
+    std::atomic<bool> cancel{false};
+    ImageRequest request;
+    int idle_waits = 0;
+    std::future<Result<std::vector<std::string>>> result;  // last: destroyed first
+  };
+  auto job = std::make_shared<ImageJob>();
+  job->request = std::move(request);
+  ImageService* images = options_.images;
+  ImageJob* j = job.get();
+  job->result = std::async(std::launch::async,
+                           [images, j] { return images->Generate(j->request, &j->cancel); });
+  auto answer = [job](Result<std::vector<std::string>> pngs) -> std::pair<int, std::string> {
+    if (pngs.ok()) return {200, ImagesBody(UnixSeconds(), *pngs, job->request.prompt)};
     const bool bad = pngs.status().code() == StatusCode::kInvalidArgument;
-    return Reply(res, ApiError{.http_status = bad ? 400 : 500,
-                               .message = pngs.status().message(),
-                               .type = bad ? "invalid_request_error" : "server_error"});
+    const ApiError e{.http_status = bad ? 400 : 500,
+                     .message = pngs.status().message(),
+                     .type = bad ? "invalid_request_error" : "server_error"};
+    return {e.http_status, ErrorBody(e)};
+  };
+  const auto wait = std::chrono::milliseconds(kWaitMs);
+  for (int i = 0; i < kFirstAnswerWaits; ++i) {
+    if (job->result.wait_for(wait) == std::future_status::ready) {
+      auto [status, body] = answer(job->result.get());
+      res.status = status;
+      res.set_content(body, "application/json");
+      return;
+    }
   }
-  res.set_content(ImagesBody(UnixSeconds(), *pngs, request.prompt), "application/json");
+  res.set_chunked_content_provider(
+      "application/json",
+      [job, answer, wait](size_t, httplib::DataSink& sink) {
+        if (job->result.wait_for(wait) != std::future_status::ready) {
+          if (++job->idle_waits >= 5) {
+            job->idle_waits = 0;
+            if (!sink.write(" ", 1)) {
+              job->cancel = true;
+              return false;
+            }
+          }
+          return true;
+        }
+        const std::string body = answer(job->result.get()).second;
+        const bool ok = sink.write(body.data(), body.size());
+        sink.done();
+        return ok;
+      },
+      [job](bool success) {
+        if (!success) job->cancel = true;
+      });
 }
 
 void HttpServer::Generate(const httplib::Request& req, httplib::Response& res, bool chat) {

@@ -45,8 +45,13 @@ Result<std::vector<std::string>> ImageService::Generate(const ImageRequest& requ
     diffusion::GenerateHooks hooks;
     hooks.cancel = cancel;
     diffusion::GenerateTimings timings;
-    ASSIGN_OR_RETURN(diffusion::Image image,
-                     diffusion::Generate(*model_, o, pool_.get(), hooks, &timings));
+    Result<diffusion::Image> made = diffusion::Generate(*model_, o, pool_.get(), hooks, &timings);
+    if (!made.ok()) {
+      if (made.status().code() == StatusCode::kCancelled) ++requests_cancelled_;
+      return made.status();
+    }
+    const diffusion::Image& image = *made;
+    ++images_made_;
     ASSIGN_OR_RETURN(
         std::string png,
         diffusion::EncodePng(

@@ -41,6 +41,9 @@ class ImageService {
   Result<std::vector<std::string>> Generate(const ImageRequest& request,
                                             const std::atomic<bool>* cancel);
   int max_images() const { return options_.max_images; }
+  // Images made, and requests that stopped because *cancel was set (a client that left).
+  uint64_t images_made() const { return images_made_.load(); }
+  uint64_t requests_cancelled() const { return requests_cancelled_.load(); }
 
  private:
   ImageService() = default;
@@ -49,6 +52,7 @@ class ImageService {
   ImageServiceOptions options_;
   std::unique_ptr<ThreadPool> pool_;
   std::mutex mu_;  // one generation at a time
+  std::atomic<uint64_t> images_made_{0}, requests_cancelled_{0};
 };
 
 }  // namespace sluice::server

@@ -332,6 +332,61 @@ std::string DecodeBase64(const std::string& text) {
   return out;
 }
 
+// A client that sends an image request and hangs up once it is answered 200: the server notices
+// at its next keep-alive write and the generation stops at its next step instead of running its 4 x 150 steps; the next
+// request (which waits for the one generation at a time) is answered.
+TEST_F(HttpServerTest, AnImageClientThatLeavesCancelsItsImages) {
+  ::sluice::testing::TempDir dir;
+  const std::string path = dir.File("tiny-turbo.safetensors");
+  auto preset = FindSdPreset("sd-turbo", /*tiny=*/true);
+  ASSERT_TRUE(preset.ok());
+  ASSERT_TRUE(WriteSdCheckpoint(path, *preset, {}).ok());
+  auto served = diffusion::DiffusionModel::Load(path, std::nullopt);
+  ASSERT_TRUE(served.ok()) << served.status().ToString();
+  ImageServiceOptions io;
+  io.max_images = 4;
+  io.threads = 1;
+  io.defaults.width = io.defaults.height = 64;
+  io.defaults.steps = 1;
+  auto service = ImageService::Create(std::move(*served), io);
+  ASSERT_TRUE(service.ok()) << service.status().ToString();
+  ServerOptions options;
+  options.images = service->get();
+  Start(1, 1, options);
+  {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(server_->port()));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    const std::string body = R"({"prompt":"a long one","n":4,"steps":150,"size":"256x256"})";
+    const std::string request =
+        "POST /v1/images/generations HTTP/1.1\r\nHost: x\r\n"
+        "Content-Type: application/json\r\nContent-Length: " +
+        std::to_string(body.size()) + "\r\n\r\n" + body;
+    ASSERT_EQ(send(fd, request.data(), request.size(), 0), static_cast<ssize_t>(request.size()));
+    // The 200 headers come once the generation is under way (after a second without an error);
+    // then hang up.
+    timeval guard{.tv_sec = 60, .tv_usec = 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &guard, sizeof(guard));
+    char buf[64] = {};
+    ssize_t got;
+    do {
+      got = recv(fd, buf, sizeof(buf) - 1, 0);
+    } while (got < 0 && errno == EINTR);
+    ASSERT_GT(got, 12) << std::strerror(errno);
+    EXPECT_EQ(std::string(buf, 12), "HTTP/1.1 200");
+    close(fd);
+  }
+  auto r = Post("/v1/images/generations", R"({"prompt":"next","size":"64x64"})");
+  ASSERT_TRUE(r) << "no response";
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ((*service)->requests_cancelled(), 1u) << "the abandoned request ran to its end";
+  EXPECT_LT((*service)->images_made(), 4u + 1u) << "all four abandoned images were made";
+}
+
 TEST_F(HttpServerTest, ImagesWithoutADiffusionModelAre404) {
   Start(1, 1);
   ExpectError(Post("/v1/images/generations", R"({"prompt":"a cat"})"), 404, "--diffusion-model");
