@@ -128,8 +128,8 @@ int RunServe(const std::vector<std::string>& args) {
     io.max_images = FLAGS_max_images;
     io.model_name = std::filesystem::path(ModelName(FLAGS_diffusion_model)).stem().string();
     io.version = SLUICE_VERSION;
-    if (Status s =
-            ApplyModelDefaults(**model, FLAGS_diffusion_model, DiffuseDefaults{}, &io.defaults);
+    if (Status s = ApplyModelDefaults(**model, FLAGS_diffusion_model, DiffuseDefaultsFromFlags(),
+                                      &io.defaults);
         !s.ok()) {
       return Fail(s.message());
     }
@@ -176,7 +176,8 @@ const CommandRegistration kServe({
     .summary = "OpenAI-compatible HTTP server and chat page; concurrent chats share expert reads",
     .usage = "sluice serve [-m MODEL] [--ram 12G] [--host 127.0.0.1] [--port 8080] [--parallel 4]\n"
              "             [--api-key KEY] [--cors ORIGIN] [--ctx N] [sampling flags]\n"
-             "             [--diffusion-model SD_CHECKPOINT [--max-images 4]]",
+             "             [--diffusion-model SD_CHECKPOINT [--max-images 4] [--taesd FILE]\n"
+             "              [--steps N] [--cfg-scale S] [--sampler NAME] [-W 512 -H 512]]",
     .description =
         "Serves POST /v1/chat/completions and /v1/completions (streamed with server-sent events\n"
         "or not), GET /v1/models, /health, /metrics (Prometheus) and a chat page at /.\n"
@@ -189,11 +190,36 @@ const CommandRegistration kServe({
         "(random weights: gibberish by design). With --diffusion-model, POST\n"
         "/v1/images/generations makes images too (prompt, n, size \"WxH\", response_format\n"
         "b64_json; negative_prompt, seed, steps, cfg_scale): PNGs with their parameters, one\n"
-        "generation at a time. Ctrl-C stops the server.",
-    .flags = GenerationFlags({"chat_template", "chat_template_file", "no_think", "host", "port",
-                              "api_key", "api_key_file", "cors", "parallel", "max_queue",
-                              "max_body", "max_tokens", "max_prompt_tokens", "timeout",
-                              "threads_http", "alias", "diffusion_model", "taesd", "max_images"}),
+        "generation at a time; --steps, --cfg-scale, --sampler, --schedule, -W and -H set the\n"
+        "defaults a request does not name (else the model's, as `sluice diffuse`); the chat\n"
+        "page then has an Image button. A client that hangs up cancels its images. Ctrl-C\n"
+        "stops the server.",
+    .flags = GenerationFlags({"chat_template",
+                              "chat_template_file",
+                              "no_think",
+                              "host",
+                              "port",
+                              "api_key",
+                              "api_key_file",
+                              "cors",
+                              "parallel",
+                              "max_queue",
+                              "max_body",
+                              "max_tokens",
+                              "max_prompt_tokens",
+                              "timeout",
+                              "threads_http",
+                              "alias",
+                              "diffusion_model",
+                              "taesd",
+                              "max_images",
+                              "steps",
+                              "cfg_scale",
+                              "sampler",
+                              "schedule",
+                              "width",
+                              "height"}),
+    .short_flags = {{"-W", "--width"}, {"-H", "--height"}},
     .run = RunServe,
 });
 

@@ -185,9 +185,9 @@ void HttpServer::Routes() {
     res.set_content(R"({"status":"ok"})", "application/json");
   });
   h.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
-    const std::string body = R"({"object":"list","data":[{"id":")" + options_.model_name +
-                             R"(","object":"model","created":)" + std::to_string(UnixSeconds()) +
-                             R"(,"owned_by":"sluice"}]})";
+    const std::string body =
+        ModelsBody(UnixSeconds(), options_.model_name,
+                   options_.images != nullptr ? options_.images->model_name() : std::string());
     res.set_content(body, "application/json");
   });
   h.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {

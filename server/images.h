@@ -41,6 +41,7 @@ class ImageService {
   Result<std::vector<std::string>> Generate(const ImageRequest& request,
                                             const std::atomic<bool>* cancel);
   int max_images() const { return options_.max_images; }
+  const std::string& model_name() const { return options_.model_name; }
   // Images made, and requests that stopped because *cancel was set (a client that left).
   uint64_t images_made() const { return images_made_.load(); }
   uint64_t requests_cancelled() const { return requests_cancelled_.load(); }

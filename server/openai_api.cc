@@ -453,4 +453,17 @@ std::string ImagesBody(int64_t created, const std::vector<std::string>& pngs,
   return Dump(json{{"created", created}, {"data", data}});
 }
 
+std::string ModelsBody(int64_t created, const std::string& model, const std::string& image_model) {
+  json data = json::array(
+      {json{{"id", model}, {"object", "model"}, {"created", created}, {"owned_by", "sluice"}}});
+  if (!image_model.empty()) {
+    data.push_back(json{{"id", image_model},
+                        {"object", "model"},
+                        {"created", created},
+                        {"owned_by", "sluice"},
+                        {"capabilities", json::array({"images"})}});
+  }
+  return Dump(json{{"object", "list"}, {"data", data}});
+}
+
 }  // namespace sluice::server

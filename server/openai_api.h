@@ -104,6 +104,9 @@ std::optional<ApiError> ParseImageRequest(std::string_view body, int max_n, Imag
 // {"created", "data": [{"b64_json", "revised_prompt"}...]} for PNG files' bytes.
 std::string ImagesBody(int64_t created, const std::vector<std::string>& pngs,
                        const std::string& prompt);
+// GET /v1/models: the language model, and the diffusion model when one is loaded (marked
+// "capabilities": ["images"], what the chat page looks for; image_model "" when none).
+std::string ModelsBody(int64_t created, const std::string& model, const std::string& image_model);
 // Standard base64 (RFC 4648, padded).
 std::string Base64(std::string_view bytes);
 

@@ -221,6 +221,43 @@ TEST_F(ServeCliTest, ImagesFromCurlAndTheOpenAiClient) {
   EXPECT_EQ(j["errorStatus"], 400);
 }
 
+// The chat page's Image button: served images (64 px, 1 step) appear as a turn with its stats
+// line and survive a reload; chat goes on after them.
+TEST_F(ServeCliTest, TheChatPageMakesImagesInChromium) {
+  std::string chromium;
+  for (const char* name : {"chromium", "chromium-browser", "google-chrome"}) {
+    chromium = FindCommand(name);
+    if (!chromium.empty()) break;
+  }
+  if (chromium.empty()) GTEST_SKIP() << "Chromium is not installed (./test.sh installs it)";
+  if (!HaveCommand("node") || !HaveNpmPackage("puppeteer-core")) {
+    GTEST_SKIP() << "Node.js or the puppeteer-core npm package (in " << NpmDir()
+                 << ") is missing; ./test.sh installs it";
+  }
+  const std::string sd = dir_.File("tiny-turbo.safetensors");
+  ProcessResult synth =
+      RunSluice({"synth", "--preset", "sd-turbo", "--tiny", "--out", sd, "--quiet"});
+  ASSERT_EQ(synth.exit_code, 0) << synth.err;
+  const int port = Start({"--diffusion-model", sd, "-W", "64", "-H", "64", "--steps", "1"});
+  ASSERT_NE(port, 0) << (server_ ? server_->output() : "");
+  const CommandResult r = RunCommand("env SLUICE_NPM_DIR=" + NpmDir() + " node " +
+                                     ClientScript("chat_page_images.mjs") + " " +
+                                     std::to_string(port) + " " + chromium + " " + kApiKey);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const json j = LastJsonLine(r.output);
+  ASSERT_TRUE(j.is_object()) << r.output;
+  std::printf("page: %s\n", j.dump().c_str());
+  EXPECT_EQ(j["buttonWithoutKey"], false) << "/v1/models needs the key";
+  EXPECT_EQ(j["buttonWithKey"], true);
+  EXPECT_EQ(j["imageWidth"], 64);
+  EXPECT_NE(j["imageStats"].get<std::string>().find("image 64x64 from tiny-turbo"),
+            std::string::npos)
+      << j["imageStats"];
+  EXPECT_NE(j["chatStats"].get<std::string>().find("reply"), std::string::npos) << j["chatStats"];
+  EXPECT_EQ(j["imagesAfterReload"], 1);
+  EXPECT_TRUE(j["pageErrors"].empty()) << j["pageErrors"];
+}
+
 TEST_F(ServeCliTest, TheChatPageStreamsAndStopsInChromium) {
   std::string chromium;
   for (const char* name : {"chromium", "chromium-browser", "google-chrome"}) {
