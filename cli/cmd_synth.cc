@@ -1,9 +1,11 @@
 // `sluice synth`: write a synthetic model (real expert shapes, random weights) as an archive or a
 // GGUF. The work is in synth/synth.h; this file turns flags into SynthOptions and shows progress.
 #include <gflags/gflags.h>
+#include <sys/statvfs.h>
 
 #include <atomic>
 #include <cstdio>
+#include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
@@ -12,6 +14,7 @@
 #include "cli/interrupt.h"
 #include "core/base/byte_size.h"
 #include "core/base/progress.h"
+#include "diffusion/archive_convert.h"
 #include "synth/sd_synth.h"
 #include "synth/synth.h"
 #include "synth/synth_presets.h"
@@ -37,7 +40,8 @@ DEFINE_string(dense_quant, "",
               "synth: the type of the dense tensors (attention, shared expert, embeddings, "
               "output; tensors whose rows do not fit it stay q8_0). Empty: q8_0.");
 DEFINE_string(format, "archive",
-              "synth: output format, archive (.sluice) or gguf; diffusion presets: safetensors.");
+              "synth: output format, archive (.sluice) or gguf; diffusion presets: safetensors "
+              "(default) or gguf (stable-diffusion.cpp's names, as `sluice convert` writes).");
 DEFINE_bool(tiny, false,
             "synth, diffusion presets: every block and tensor name of the family at tiny widths "
             "and depths (tests; a few MB).");
@@ -51,8 +55,10 @@ namespace {
 
 // A diffusion preset (sd_synth.h): a single-file safetensors checkpoint.
 int RunSdSynth(const std::string& out) {
-  if (FLAGS_format != "archive" && FLAGS_format != "safetensors") {
-    return Fail("--format " + FLAGS_format + ": diffusion presets are written as safetensors");
+  const bool gguf = FLAGS_format == "gguf";
+  if (FLAGS_format != "archive" && FLAGS_format != "safetensors" && !gguf) {
+    return Fail("--format " + FLAGS_format +
+                ": diffusion presets are written as safetensors (the default) or gguf");
   }
   if (FLAGS_layers != 0 || FLAGS_experts != 0 || !FLAGS_quant.empty() ||
       !FLAGS_quant_down.empty() || !FLAGS_dense_quant.empty()) {
@@ -61,17 +67,47 @@ int RunSdSynth(const std::string& out) {
   }
   const bool taesd = FLAGS_preset == "taesd";
   if (taesd && FLAGS_tiny) return Fail("--tiny applies to sd15, sd-turbo and sdxl-turbo");
+  if (taesd && gguf) return Fail("--preset taesd is written as safetensors (drop --format gguf)");
   SdPreset taesd_preset;
   taesd_preset.name = "taesd";
   taesd_preset.description = "TAESD, the tiny decoder (diffusers naming, decoder only)";
   Result<SdPreset> preset = taesd ? taesd_preset : FindSdPreset(FLAGS_preset, FLAGS_tiny);
   if (!preset.ok()) return Fail(preset.status().message());
-  const std::string path = !out.empty() ? out : preset->name + ".safetensors";
+  const std::string final_path =
+      !out.empty() ? out : preset->name + (gguf ? ".gguf" : ".safetensors");
+  // GGUF: the safetensors file first, beside the output, then `sluice convert`'s diffusion
+  // archive of it (stable-diffusion.cpp's names, F16, 4 KiB-aligned checksummed blocks).
+  const std::string path = gguf ? final_path + ".synth.safetensors" : final_path;
+  struct RemoveOnExit {
+    std::string path;
+    ~RemoveOnExit() {
+      if (!path.empty()) std::remove(path.c_str());
+    }
+  } temporary{gguf ? path : std::string()};
+  if (gguf) {
+    Result<std::vector<SdTensorSpec>> specs = SdTensorSpecs(preset->config);
+    if (!specs.ok()) return Fail(specs.status().ToString());
+    uint64_t bytes = 0;
+    for (const SdTensorSpec& t : *specs) {
+      uint64_t n = 2;
+      for (int64_t d : t.shape) n *= static_cast<uint64_t>(d);
+      bytes += n;
+    }
+    struct statvfs fs;
+    const std::string dir = std::filesystem::absolute(final_path).parent_path().string();
+    if (statvfs(dir.c_str(), &fs) == 0 &&
+        static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize < bytes * 2 + (64ull << 20)) {
+      return Fail("not enough free space in " + dir + " for " + final_path + ": about " +
+                  FormatBytes(bytes * 2) + " needed (the safetensors file, then the GGUF), " +
+                  FormatBytes(static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize) + " free");
+    }
+  }
   if (!FLAGS_quiet) {
     std::fprintf(stderr,
-                 "sluice synth: %s\n  %s\n  writing %s (safetensors, F16; weights are random: "
+                 "sluice synth: %s\n  %s\n  writing %s (%s, F16; weights are random: "
                  "images are noise)\n",
-                 preset->name.c_str(), preset->description.c_str(), path.c_str());
+                 preset->name.c_str(), preset->description.c_str(), final_path.c_str(),
+                 gguf ? "GGUF as stable-diffusion.cpp reads it" : "safetensors");
   }
   std::atomic<bool> cancel{false};
   InstallInterruptHandler(/*also_terminate=*/true);
@@ -88,8 +124,22 @@ int RunSdSynth(const std::string& out) {
       taesd ? WriteTaesdCheckpoint(path, o) : WriteSdCheckpoint(path, *preset, o);
   if (progress != nullptr) progress->Finish();
   if (!bytes.ok()) return Fail(bytes.status().ToString());
+  if (gguf) {
+    progress.reset();
+    diffusion::ArchiveConvertOptions c;
+    c.cancel = &cancel;
+    c.on_progress = [&](uint64_t done, uint64_t total) {
+      if (progress == nullptr) progress = std::make_unique<Progress>("gguf", total);
+      progress->Update(done);
+    };
+    Result<diffusion::ArchiveConvertStats> st =
+        diffusion::ConvertDiffusionCheckpoint(path, final_path, c);
+    if (progress != nullptr) progress->Finish();
+    if (!st.ok()) return Fail(st.status().ToString());
+    bytes = st->file_bytes;
+  }
   if (!FLAGS_quiet)
-    std::fprintf(stderr, "wrote %s: %s\n", path.c_str(), FormatBytes(*bytes).c_str());
+    std::fprintf(stderr, "wrote %s: %s\n", final_path.c_str(), FormatBytes(*bytes).c_str());
   return 0;
 }
 
@@ -166,7 +216,8 @@ const CommandRegistration kSynth({
     .usage = "sluice synth --preset NAME [--layers N] [--experts N] [--quant TYPE]\n"
              "                    [--quant-down TYPE] [--dense-quant TYPE]\n"
              "                    [--format archive|gguf] [--seed N] [--out PATH | PATH]\n"
-             "       sluice synth --preset sd15|sd-turbo|sdxl-turbo [--tiny] [--out PATH | PATH]\n"
+             "       sluice synth --preset sd15|sd-turbo|sdxl-turbo [--tiny] [--format gguf]\n"
+             "                    [--out PATH | PATH]\n"
              "       sluice synth --preset taesd [--out PATH | PATH]",
     .description =
         "Writes a model with the exact routed-expert shapes and quantized format of a real MoE\n"
@@ -189,7 +240,9 @@ const CommandRegistration kSynth({
         "(Stable Diffusion 1.5, ~2.1 GB), sd-turbo (SD 2.1's architecture, ~2.6 GB), sdxl-turbo\n"
         "(SDXL's, ~6.9 GB); --tiny keeps every block and name at tiny widths (a few MB); taesd\n"
         "(the tiny decoder `sluice diffuse --taesd` takes, as diffusers and stable-diffusion.cpp\n"
-        "name it, ~2.4 MB). Output: PATH, --out, or PRESET.safetensors.",
+        "name it, ~2.4 MB). --format gguf writes the diffusion archive `sluice convert` makes\n"
+        "(stable-diffusion.cpp's names, F16; the safetensors file is written first beside it and\n"
+        "removed). Output: PATH, --out, or PRESET.safetensors / PRESET.gguf.",
     .flags = {"preset", "layers", "experts", "quant", "quant_down", "dense_quant", "format", "tiny",
               "seed", "out", "threads"},
     .run = RunSynth,

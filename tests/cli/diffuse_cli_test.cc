@@ -11,6 +11,7 @@
 
 #include "diffusion/png.h"
 #include "tests/cli/subprocess.h"
+#include "tests/diffusion/diffusers_folder.h"
 #include "tests/support/temp_dir.h"
 
 namespace sluice::testing {
@@ -67,6 +68,33 @@ TEST_F(DiffuseCliTest, WritesAPngWithItsParametersAndRepeatsItsBytes) {
   auto c1 = diffusion::ReadPng(dir_.File("c_1.png"));
   ASSERT_TRUE(c1.ok());
   EXPECT_NE(c1->text[0].second.find("Seed: 6,"), std::string::npos);
+}
+
+// The same model as `synth --format gguf` wrote it (stable-diffusion.cpp's names, nothing left
+// beside it) and as a diffusers folder: the same pixels as the safetensors file.
+TEST_F(DiffuseCliTest, GgufAndDiffusersFolderMakeTheSameImage) {
+  const std::string gguf = dir_.File("sd15-tiny.gguf");
+  ProcessResult r = RunSluice(
+      {"synth", "--preset", "sd15", "--tiny", "--format", "gguf", "--out", gguf, "--quiet"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const auto& e : std::filesystem::directory_iterator(dir_.path())) {
+    EXPECT_FALSE(e.path().string().ends_with(".synth.safetensors")) << e.path();
+  }
+  const std::string folder = dir_.File("sd15-diffusers");
+  diffusion::testing_sd::WriteDiffusersFolder(folder, {{model_, "tiny_sd15"}});
+  ASSERT_EQ(Diffuse({"-o", dir_.File("st.png")}).exit_code, 0);
+  const auto want = diffusion::ReadPng(dir_.File("st.png"));
+  ASSERT_TRUE(want.ok());
+  for (const std::string& m : {gguf, folder + "/"}) {
+    const std::string out = dir_.File("other.png");
+    r = RunSluice({"diffuse", "-m", m, "-p", "a (red:1.3) apple", "-n", "blurry", "-W", "64", "-H",
+                   "64", "--steps", "2", "--seed", "5", "-o", out},
+                  "", std::chrono::seconds(120));
+    ASSERT_EQ(r.exit_code, 0) << m << ": " << r.err;
+    const auto got = diffusion::ReadPng(out);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    EXPECT_TRUE(got->rgb == want->rgb) << m;
+  }
 }
 
 TEST_F(DiffuseCliTest, WithinRamTheSameBytesAndAPlanOrTheMinimum) {
