@@ -70,7 +70,7 @@ int RunSdSynth(const std::string& out) {
   if (taesd && gguf) return Fail("--preset taesd is written as safetensors (drop --format gguf)");
   SdPreset taesd_preset;
   taesd_preset.name = "taesd";
-  taesd_preset.description = "TAESD, the tiny decoder (diffusers naming, decoder only)";
+  taesd_preset.description = "TAESD, the tiny autoencoder (diffusers naming)";
   Result<SdPreset> preset = taesd ? taesd_preset : FindSdPreset(FLAGS_preset, FLAGS_tiny);
   if (!preset.ok()) return Fail(preset.status().message());
   const std::string final_path =
@@ -240,7 +240,7 @@ const CommandRegistration kSynth({
         "(Stable Diffusion 1.5, ~2.1 GB), sd-turbo (SD 2.1's architecture, ~2.6 GB), sdxl-turbo\n"
         "(SDXL's, ~6.9 GB); --tiny keeps every block and name at tiny widths (a few MB); taesd\n"
         "(the tiny decoder `sluice diffuse --taesd` takes, as diffusers and stable-diffusion.cpp\n"
-        "name it, ~2.4 MB). --format gguf writes the diffusion archive `sluice convert` makes\n"
+        "name it, ~4.7 MB). --format gguf writes the diffusion archive `sluice convert` makes\n"
         "(stable-diffusion.cpp's names, F16; the safetensors file is written first beside it and\n"
         "removed). Output: PATH, --out, or PRESET.safetensors / PRESET.gguf.",
     .flags = {"preset", "layers", "experts", "quant", "quant_down", "dense_quant", "format", "tiny",

@@ -139,4 +139,23 @@ uint64_t TinyDecoder::ActivationBytes(int h, int w, int channels) {
   return 3 * full * static_cast<uint64_t>(channels) * 4 + (8ull << 20) + full * 3 * 4;
 }
 
+Status RequestTinyEncoderTensors(WeightReader& r, int z_channels) {
+  constexpr int C = TinyDecoder::kChannels;
+  int i = 0;
+  auto block = [&](int index) -> Status {
+    for (int j = 0; j < 3; ++j) {
+      RETURN_IF_ERROR(r.Conv(StrCat("encoder.layers.", index, ".conv.", 2 * j), C, C, 3).status());
+    }
+    return Status::Ok();
+  };
+  RETURN_IF_ERROR(r.Conv(StrCat("encoder.layers.", i++), 3, C, 3).status());
+  RETURN_IF_ERROR(block(i++));
+  for (int s = 0; s < 3; ++s) {
+    RETURN_IF_ERROR(r.Conv(StrCat("encoder.layers.", i++), C, C, 3, /*bias=*/false).status());
+    for (int b = 0; b < 3; ++b) RETURN_IF_ERROR(block(i++));
+  }
+  RETURN_IF_ERROR(r.Conv(StrCat("encoder.layers.", i), C, z_channels, 3).status());
+  return Status::Ok();
+}
+
 }  // namespace sluice::diffusion

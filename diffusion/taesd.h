@@ -72,4 +72,10 @@ class TinyDecoder {
   Block last_;
 };
 
+// Requests every tensor of TAESD's encoder (`encoder.layers.<i>.`: conv 3 -> 64, a Block, then
+// three times a stride-2 conv without bias and 3 Blocks, conv 64 -> z_channels) from `reader`,
+// loading nothing (text to image never encodes): `sluice synth` records them so its files are
+// complete, as published ones are (stable-diffusion.cpp requires them).
+Status RequestTinyEncoderTensors(WeightReader& reader, int z_channels);
+
 }  // namespace sluice::diffusion

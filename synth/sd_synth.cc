@@ -200,6 +200,7 @@ Result<uint64_t> WriteSdCheckpoint(const std::string& path, const SdPreset& pres
 
 Result<uint64_t> WriteTaesdCheckpoint(const std::string& path, const SdSynthOptions& o) {
   diffusion::WeightReader r = diffusion::WeightReader::Recorder();
+  RETURN_IF_ERROR(diffusion::RequestTinyEncoderTensors(r, 4));
   ASSIGN_OR_RETURN(auto d, diffusion::TinyDecoder::Load(r, "decoder.layers.", 0, 4));
   std::vector<SdTensorSpec> specs;
   for (const auto& t : r.requested()) specs.push_back({t.name, t.shape});

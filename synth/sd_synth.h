@@ -56,8 +56,8 @@ struct SdSynthOptions {
 // Writes the checkpoint (safetensors, F16). Returns its size in bytes.
 Result<uint64_t> WriteSdCheckpoint(const std::string& path, const SdPreset& preset,
                                    const SdSynthOptions& options);
-// A TAESD decoder (diffusion/taesd.h) with random weights, named as diffusers and
-// stable-diffusion.cpp name it (decoder.layers.*; the decoder only), F16, ~2.4 MB.
+// A TAESD (diffusion/taesd.h) with random weights, named as diffusers and stable-diffusion.cpp
+// name it (encoder.layers.*, decoder.layers.*), F16, ~4.7 MB.
 Result<uint64_t> WriteTaesdCheckpoint(const std::string& path, const SdSynthOptions& options);
 
 }  // namespace sluice

@@ -140,10 +140,13 @@ TEST(Taesd, SynthWritesWhatTheDecoderLoads) {
   auto d = TinyDecoder::Open(path);
   ASSERT_TRUE(d.ok()) << d.status().ToString();
   EXPECT_EQ((*d)->z_channels(), 4);
-  // 64 channels: conv_in 4->64, 10 Blocks of three 64->64 3x3, three 64->64 upsample convs
-  // without bias, conv_out 64->3; every weight F16.
+  // 64 channels. Decoder: conv_in 4->64, 10 Blocks of three 64->64 3x3, three 64->64 upsample
+  // convs without bias, conv_out 64->3. Encoder: conv 3->64, 10 Blocks, three stride-2 convs
+  // without bias, conv 64->4. Every weight F16.
   const uint64_t conv64 = 64 * 64 * 9;
-  const uint64_t params = (64 * 4 * 9 + 64) + 30 * (conv64 + 64) + 3 * conv64 + (3 * 64 * 9 + 3);
+  const uint64_t decoder = (64 * 4 * 9 + 64) + 30 * (conv64 + 64) + 3 * conv64 + (3 * 64 * 9 + 3);
+  const uint64_t encoder = (64 * 3 * 9 + 64) + 30 * (conv64 + 64) + 3 * conv64 + (4 * 64 * 9 + 4);
+  const uint64_t params = decoder + encoder;
   const auto ckpt = Checkpoint::Open(path);
   ASSERT_TRUE(ckpt.ok());
   uint64_t stored = 0;
