@@ -221,19 +221,30 @@ TEST_F(ServeCliTest, ImagesFromCurlAndTheOpenAiClient) {
   EXPECT_EQ(j["errorStatus"], 400);
 }
 
-// The chat page's Image button: served images (64 px, 1 step) appear as a turn with its stats
-// line and survive a reload; chat goes on after them.
-TEST_F(ServeCliTest, TheChatPageMakesImagesInChromium) {
+// Chromium and the puppeteer-core npm package the page tests drive it with: Chromium's path, or
+// "" and why not in *why.
+std::string BrowserOrWhyNot(std::string* why) {
   std::string chromium;
   for (const char* name : {"chromium", "chromium-browser", "google-chrome"}) {
     chromium = FindCommand(name);
     if (!chromium.empty()) break;
   }
-  if (chromium.empty()) GTEST_SKIP() << "Chromium is not installed (./test.sh installs it)";
-  if (!HaveCommand("node") || !HaveNpmPackage("puppeteer-core")) {
-    GTEST_SKIP() << "Node.js or the puppeteer-core npm package (in " << NpmDir()
-                 << ") is missing; ./test.sh installs it";
+  if (chromium.empty()) {
+    *why = "Chromium is not installed (./test.sh installs it)";
+  } else if (!HaveCommand("node") || !HaveNpmPackage("puppeteer-core")) {
+    *why = "Node.js or the puppeteer-core npm package (in " + NpmDir() +
+           ") is missing; ./test.sh installs it";
+    chromium.clear();
   }
+  return chromium;
+}
+
+// The chat page's Image button: served images (64 px, 1 step) appear as a turn with its stats
+// line and survive a reload; chat goes on after them.
+TEST_F(ServeCliTest, TheChatPageMakesImagesInChromium) {
+  std::string skip;
+  const std::string chromium = BrowserOrWhyNot(&skip);
+  if (chromium.empty()) GTEST_SKIP() << skip;
   const std::string sd = dir_.File("tiny-turbo.safetensors");
   ProcessResult synth =
       RunSluice({"synth", "--preset", "sd-turbo", "--tiny", "--out", sd, "--quiet"});
@@ -259,16 +270,9 @@ TEST_F(ServeCliTest, TheChatPageMakesImagesInChromium) {
 }
 
 TEST_F(ServeCliTest, TheChatPageStreamsAndStopsInChromium) {
-  std::string chromium;
-  for (const char* name : {"chromium", "chromium-browser", "google-chrome"}) {
-    chromium = FindCommand(name);
-    if (!chromium.empty()) break;
-  }
-  if (chromium.empty()) GTEST_SKIP() << "Chromium is not installed (./test.sh installs it)";
-  if (!HaveCommand("node") || !HaveNpmPackage("puppeteer-core")) {
-    GTEST_SKIP() << "Node.js or the puppeteer-core npm package (in " << NpmDir()
-                 << ") is missing; ./test.sh installs it";
-  }
+  std::string skip;
+  const std::string chromium = BrowserOrWhyNot(&skip);
+  if (chromium.empty()) GTEST_SKIP() << skip;
   // A model slow enough (a few ms a token) that the browser sees a reply stream for seconds
   // before it presses Stop; the page asks without a key (it has a field for one).
   const std::string slow_model = dir_.File("slow.gguf");

@@ -332,23 +332,30 @@ std::string DecodeBase64(const std::string& text) {
   return out;
 }
 
+// A tiny SD-Turbo-shaped checkpoint written to `path` and loaded resident; null on failure.
+std::unique_ptr<diffusion::DiffusionModel> TinyTurbo(const std::string& path) {
+  auto preset = FindSdPreset("sd-turbo", /*tiny=*/true);
+  EXPECT_TRUE(preset.ok());
+  if (!preset.ok() || !WriteSdCheckpoint(path, *preset, {}).ok()) return nullptr;
+  auto model = diffusion::DiffusionModel::Load(path, std::nullopt);
+  EXPECT_TRUE(model.ok()) << model.status().ToString();
+  return model.ok() ? std::move(*model) : nullptr;
+}
+
 // A client that sends an image request and hangs up once it is answered 200: the server notices
-// at its next keep-alive write and the generation stops at its next step instead of running its 4 x 150 steps; the next
-// request (which waits for the one generation at a time) is answered.
+// at its next keep-alive write and the generation stops at its next step instead of running its 4 x
+// 150 steps; the next request (which waits for the one generation at a time) is answered.
 TEST_F(HttpServerTest, AnImageClientThatLeavesCancelsItsImages) {
   ::sluice::testing::TempDir dir;
   const std::string path = dir.File("tiny-turbo.safetensors");
-  auto preset = FindSdPreset("sd-turbo", /*tiny=*/true);
-  ASSERT_TRUE(preset.ok());
-  ASSERT_TRUE(WriteSdCheckpoint(path, *preset, {}).ok());
-  auto served = diffusion::DiffusionModel::Load(path, std::nullopt);
-  ASSERT_TRUE(served.ok()) << served.status().ToString();
+  auto served = TinyTurbo(path);
+  ASSERT_NE(served, nullptr);
   ImageServiceOptions io;
   io.max_images = 4;
   io.threads = 1;
   io.defaults.width = io.defaults.height = 64;
   io.defaults.steps = 1;
-  auto service = ImageService::Create(std::move(*served), io);
+  auto service = ImageService::Create(std::move(served), io);
   ASSERT_TRUE(service.ok()) << service.status().ToString();
   ServerOptions options;
   options.images = service->get();
@@ -398,11 +405,8 @@ TEST_F(HttpServerTest, ImagesWithoutADiffusionModelAre404) {
 TEST_F(HttpServerTest, ImagesAreThePngsOfTheSameGenerations) {
   ::sluice::testing::TempDir dir;
   const std::string path = dir.File("tiny-turbo.safetensors");
-  auto preset = FindSdPreset("sd-turbo", /*tiny=*/true);
-  ASSERT_TRUE(preset.ok());
-  ASSERT_TRUE(WriteSdCheckpoint(path, *preset, {}).ok());
-  auto served = diffusion::DiffusionModel::Load(path, std::nullopt);
-  ASSERT_TRUE(served.ok()) << served.status().ToString();
+  auto served = TinyTurbo(path);
+  ASSERT_NE(served, nullptr);
   ImageServiceOptions io;
   io.max_images = 2;
   io.threads = 2;
@@ -410,7 +414,7 @@ TEST_F(HttpServerTest, ImagesAreThePngsOfTheSameGenerations) {
   io.version = "test";
   io.defaults.width = io.defaults.height = 64;
   io.defaults.steps = 2;
-  auto service = ImageService::Create(std::move(*served), io);
+  auto service = ImageService::Create(std::move(served), io);
   ASSERT_TRUE(service.ok()) << service.status().ToString();
   ServerOptions options;
   options.images = service->get();
