@@ -113,6 +113,21 @@ void Conv2dUp2(const Conv2dWeights& c, const float* x, int h, int w, float* y, f
   Conv2dImpl(c, x, 2 * h, 2 * w, 1, c.k / 2, 2, y, scratch, pool, chunk_bytes);
 }
 
+void ConvSame(const Conv2dWeights& c, const float* x, int h, int w, std::vector<float>& out,
+              ThreadPool* pool) {
+  out.resize(static_cast<size_t>(h) * w * c.c_out);
+  std::vector<float> scratch(
+      static_cast<size_t>(std::max<int64_t>(1, Conv2dScratchFloats(c, h, w, 1, c.k / 2))));
+  Conv2d(c, x, h, w, 1, c.k / 2, out.data(), scratch.data(), pool);
+}
+
+void ConvUp2(const Conv2dWeights& c, const float* x, int h, int w, std::vector<float>& out,
+             ThreadPool* pool) {
+  out.resize(static_cast<size_t>(4) * h * w * c.c_out);
+  std::vector<float> scratch(static_cast<size_t>(Conv2dUp2ScratchFloats(c, h, w)));
+  Conv2dUp2(c, x, h, w, out.data(), scratch.data(), pool);
+}
+
 void LinearBias(const Matrix& w, const float* bias, const float* x, int64_t n, float* y,
                 ThreadPool* pool) {
   // The kernels stream every token's activations once per weight row: with thousands of pixels

@@ -55,6 +55,14 @@ int64_t Conv2dUp2ScratchFloats(const Conv2dWeights& c, int h, int w,
 void Conv2dUp2(const Conv2dWeights& c, const float* x, int h, int w, float* y, float* scratch,
                ThreadPool* pool, int64_t chunk_bytes = kConvChunkBytes);
 
+// The decoders' two convolutions on whole buffers: `same` padding (k / 2), stride 1, into `out`
+// resized to (h * w, c_out); and the nearest-2x one into out (2h * 2w, c_out) (Conv2dUp2). Each
+// allocates its own im2col chunk.
+void ConvSame(const Conv2dWeights& c, const float* x, int h, int w, std::vector<float>& out,
+              ThreadPool* pool);
+void ConvUp2(const Conv2dWeights& c, const float* x, int h, int w, std::vector<float>& out,
+             ThreadPool* pool);
+
 // y (n, rows) = x (n, cols) W^T + bias.
 void LinearBias(const Matrix& w, const float* bias, const float* x, int64_t n, float* y,
                 ThreadPool* pool);

@@ -14,14 +14,6 @@ void ReluInPlace(float* x, size_t n) {
   for (size_t i = 0; i < n; ++i) x[i] = std::max(x[i], 0.0f);
 }
 
-void RunConv(const Conv2dWeights& c, const float* x, int h, int w, std::vector<float>& out,
-             ThreadPool* pool) {
-  out.resize(static_cast<size_t>(h) * w * c.c_out);
-  std::vector<float> scratch(
-      static_cast<size_t>(std::max<int64_t>(1, Conv2dScratchFloats(c, h, w, 1, c.k / 2))));
-  Conv2d(c, x, h, w, 1, c.k / 2, out.data(), scratch.data(), pool);
-}
-
 }  // namespace
 
 Result<std::unique_ptr<TinyDecoder>> TinyDecoder::Load(WeightReader& r, const std::string& prefix,
@@ -91,11 +83,11 @@ uint64_t TinyDecoder::weight_bytes() const {
 void TinyDecoder::RunBlock(const Block& b, std::vector<float>& x, int h, int w,
                            ThreadPool* pool) const {
   std::vector<float> t, u;
-  RunConv(b.conv[0], x.data(), h, w, t, pool);
+  ConvSame(b.conv[0], x.data(), h, w, t, pool);
   ReluInPlace(t.data(), t.size());
-  RunConv(b.conv[1], t.data(), h, w, u, pool);
+  ConvSame(b.conv[1], t.data(), h, w, u, pool);
   ReluInPlace(u.data(), u.size());
-  RunConv(b.conv[2], u.data(), h, w, t, pool);
+  ConvSame(b.conv[2], u.data(), h, w, t, pool);
   for (size_t i = 0; i < t.size(); ++i) t[i] = std::max(t[i] + x[i], 0.0f);
   x.swap(t);
 }
@@ -105,21 +97,20 @@ Status TinyDecoder::Decode(const float* latent, int h, int w, float* image,
   const size_t n = static_cast<size_t>(h) * w * z_channels_;
   std::vector<float> z(n), x;
   for (size_t i = 0; i < n; ++i) z[i] = std::tanh(latent[i] / 3.0f) * 3.0f;
-  RunConv(conv_in_, z.data(), h, w, x, pool);
+  ConvSame(conv_in_, z.data(), h, w, x, pool);
   ReluInPlace(x.data(), x.size());
   int ch = h, cw = w;
   for (int s = 0; s < kStages; ++s) {
     for (const Block& b : stage_blocks_[s]) RunBlock(b, x, ch, cw, pool);
-    std::vector<float> y(x.size() * 4);
-    std::vector<float> scratch(static_cast<size_t>(Conv2dUp2ScratchFloats(upsample_[s], ch, cw)));
-    Conv2dUp2(upsample_[s], x.data(), ch, cw, y.data(), scratch.data(), pool);
+    std::vector<float> y;
+    ConvUp2(upsample_[s], x.data(), ch, cw, y, pool);
     x.swap(y);
     ch *= 2;
     cw *= 2;
   }
   RunBlock(last_, x, ch, cw, pool);
   std::vector<float> out;
-  RunConv(conv_out_, x.data(), ch, cw, out, pool);
+  ConvSame(conv_out_, x.data(), ch, cw, out, pool);
   for (size_t i = 0; i < out.size(); ++i) image[i] = out[i] * 2.0f - 1.0f;
   return Status::Ok();
 }

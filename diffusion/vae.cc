@@ -82,15 +82,6 @@ Result<std::unique_ptr<VaeDecoder>> VaeDecoder::Load(WeightReader& r, const VaeC
   return v;
 }
 
-void VaeDecoder::RunConv(const Conv2dWeights& c, const float* x, int h, int w,
-                         std::vector<float>& out, ThreadPool* pool) const {
-  const int pad = c.k / 2;
-  out.assign(static_cast<size_t>(h) * w * c.c_out, 0.0f);
-  std::vector<float> scratch(
-      static_cast<size_t>(std::max<int64_t>(1, Conv2dScratchFloats(c, h, w, 1, pad))));
-  Conv2d(c, x, h, w, 1, pad, out.data(), scratch.data(), pool);
-}
-
 void VaeDecoder::RunResnet(const ResnetBlock& b, std::vector<float>& x, int h, int w,
                            ThreadPool* pool) const {
   // Buffers die as early as the math allows: at the full-size levels one (pixels, C) tensor is
@@ -109,12 +100,12 @@ void VaeDecoder::RunResnet(const ResnetBlock& b, std::vector<float>& x, int h, i
   GroupNorm(b.shortcut.has_value() ? t.data() : x.data(), hw, b.c_in, 32, 1e-6f, b.gn1_w, b.gn1_b,
             t.data(), pool);
   SiluInPlace(t.data(), static_cast<int64_t>(t.size()));
-  RunConv(b.conv1, t.data(), h, w, u, pool);
+  ConvSame(b.conv1, t.data(), h, w, u, pool);
   std::vector<float>().swap(t);
   if (b.shortcut.has_value()) x.swap(skip);
   GroupNorm(u.data(), hw, b.c_out, 32, 1e-6f, b.gn2_w, b.gn2_b, u.data(), pool);
   SiluInPlace(u.data(), static_cast<int64_t>(u.size()));
-  RunConv(b.conv2, u.data(), h, w, t, pool);
+  ConvSame(b.conv2, u.data(), h, w, t, pool);
   std::vector<float>().swap(u);
   for (size_t i = 0; i < t.size(); ++i) t[i] += x[i];
   x.swap(t);
@@ -156,7 +147,7 @@ Status VaeDecoder::Decode(const float* latent, int h, int w, float* image, Threa
   {
     BlockScope use(blocks, conv_in_block_);
     RETURN_IF_ERROR(use.status());
-    RunConv(conv_in_, zq.data(), h, w, x, pool);
+    ConvSame(conv_in_, zq.data(), h, w, x, pool);
   }
   RETURN_IF_ERROR(Resnet(mid1_, x, h, w, pool, blocks));
   {
@@ -175,10 +166,8 @@ Status VaeDecoder::Decode(const float* latent, int h, int w, float* image, Threa
       // Nearest 2x fused into the convolution: the 4x input is never made.
       BlockScope use(blocks, L.upsample_block);
       RETURN_IF_ERROR(use.status());
-      const Conv2dWeights& c = *L.upsample;
-      std::vector<float> y(x.size() * 4 / ch * c.c_out);
-      std::vector<float> scratch(static_cast<size_t>(Conv2dUp2ScratchFloats(c, ch_h, ch_w)));
-      Conv2dUp2(c, x.data(), ch_h, ch_w, y.data(), scratch.data(), pool);
+      std::vector<float> y;
+      ConvUp2(*L.upsample, x.data(), ch_h, ch_w, y, pool);
       x.swap(y);
       ch_h *= 2;
       ch_w *= 2;
@@ -191,7 +180,7 @@ Status VaeDecoder::Decode(const float* latent, int h, int w, float* image, Threa
   {
     BlockScope use(blocks, conv_out_block_);
     RETURN_IF_ERROR(use.status());
-    RunConv(conv_out_, x.data(), ch_h, ch_w, img, pool);
+    ConvSame(conv_out_, x.data(), ch_h, ch_w, img, pool);
   }
   std::copy(img.begin(), img.end(), image);
   return Status::Ok();

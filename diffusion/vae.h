@@ -81,8 +81,6 @@ class VaeDecoder {
   Status Resnet(const ResnetBlock& b, std::vector<float>& x, int h, int w, ThreadPool* pool,
                 BlockUser* blocks) const;
   void RunAttn(const AttnBlock& a, std::vector<float>& x, int h, int w, ThreadPool* pool) const;
-  void RunConv(const Conv2dWeights& c, const float* x, int h, int w, std::vector<float>& out,
-               ThreadPool* pool) const;
 
   VaeConfig config_;
   std::vector<int> pass_;
